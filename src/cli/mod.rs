@@ -1,0 +1,21 @@
+//! The `fraudwall` command line: operator commands (blocklist) and the carrier's `run`.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// fraudwall: scam-call interception for telephone carriers.
+#[derive(Debug, Parser)]
+#[command(name = "fraudwall", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+/// Parses the command line, runs the command, and maps errors to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

@@ -1,0 +1,23 @@
+//! # fraudwall
+//!
+//! Scam-call interception for telephone carriers: a SIP proxy hop in front of a carrier's
+//! switches that reads every incoming call's caller ID, normalizes it to E.164, looks it up in
+//! a compiled blocklist and allows, tags, warns or blocks the call inline.
+//!
+//! ## Architecture
+//!
+//! Data flows one way: packet in, parse, caller, lookup, verdict, action, packet out.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`numbers`] | caller values (SIP/tel URIs, national forms) to validated E.164 |
+//! | [`blocklist`] | sources, compiled FST snapshots (mmap, signed), lookup |
+//! | [`sip`] | zero-copy SIP message view for the hot path |
+//! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
+//! | [`cli`] | the `fraudwall` command line |
+
+pub mod blocklist;
+pub mod cli;
+pub mod numbers;
+pub mod proxy;
+pub mod sip;

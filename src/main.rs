@@ -1,0 +1,5 @@
+//! The `fraudwall` binary: see [`fraudwall::cli`].
+
+fn main() -> std::process::ExitCode {
+    fraudwall::cli::main()
+}

@@ -1,0 +1,1 @@
+//! Sans-I/O proxy core and transports (the proxy work fills this in).

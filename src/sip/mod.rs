@@ -1,0 +1,1 @@
+//! Zero-copy SIP message view (the sip work fills this in).
