@@ -67,8 +67,9 @@
 //! - **+86 (China)**: the national significant number (NSN) is a mobile `1[3-9]` + 9 digits;
 //!   a geographic number, area code (`10` Beijing and `2x` two digits, all others three:
 //!   `755` Shenzhen, `851` Guiyang) then a 7 or 8 digit subscriber not starting with 0; a
-//!   service or short code (`1[0-2]` + 1 to 4 digits: 110, 119, 120, 122, 12315, 10086; `95`
-//!   + 3 to 6 digits: 95555; `96` + 3 or 4 digits); or a nationwide `400`/`800` + 7 digits.
+//!   service or short code (`1[0-2]` then 1 to 4 digits: 110, 119, 120, 122, 12315, 10086;
+//!   `95` then 3 to 6 digits: 95555; `96` then 3 or 4 digits); or a nationwide `400`/`800`
+//!   number (10 digits).
 //!   A trunk 0 kept after the country code (`+86 0755...`, a common misconfiguration) is
 //!   dropped, since no Chinese NSN starts with 0.
 //! - **+1 (NANP)**: exactly 10 digits `NXX NXX XXXX`, N = 2..9.

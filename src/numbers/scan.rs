@@ -3,7 +3,7 @@
 //!
 //! Nothing here knows national rules; the output is the digits as presented plus whether they
 //! were global (`+`) and under which context. [`super::profile`] resolves them. Nothing here
-//! allocates: percent-escapes are decoded byte by byte while scanning.
+//! allocates: percent-escapes are decoded in place while scanning.
 
 use super::InvalidReason;
 
@@ -182,7 +182,7 @@ fn telephone_subscriber(s: &[u8]) -> Result<Subscriber, NotNumber> {
     if num.is_empty() {
         return Err(InvalidReason::Empty.into());
     }
-    if ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
+    if num[0].is_ascii_alphabetic() && ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
         return Err(NotNumber::Anonymous);
     }
     let (global, digits) = number(num)?;
@@ -220,14 +220,21 @@ fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
     let mut plus = false;
     let mut digits = Digits::new();
     let mut seen_any = false;
-    for b in Decoded::new(s) {
-        let b = b?;
+    let mut i = 0;
+    while let Some(&raw) = s.get(i) {
+        let b = if raw == b'%' {
+            i += 3;
+            percent_escape(s, i - 3)?
+        } else {
+            i += 1;
+            raw
+        };
         match b {
             b'0'..=b'9' => {
                 digits.push(b);
                 seen_any = true;
             }
-            b'+' if !plus && !seen_any => {
+            b'+' if !seen_any => {
                 plus = true;
                 seen_any = true;
             }
@@ -245,38 +252,12 @@ fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
     Ok((plus, digits))
 }
 
-/// Percent-decoding iterator (RFC 3986 §2.1); a malformed escape yields an error and ends.
-struct Decoded<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Decoded<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Decoded { s, i: 0 }
-    }
-}
-
-impl Iterator for Decoded<'_> {
-    type Item = Result<u8, InvalidReason>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let b = *self.s.get(self.i)?;
-        if b != b'%' {
-            self.i += 1;
-            return Some(Ok(b));
-        }
-        let hex = |j: usize| self.s.get(j).and_then(|&h| (h as char).to_digit(16));
-        match (hex(self.i + 1), hex(self.i + 2)) {
-            (Some(hi), Some(lo)) => {
-                self.i += 3;
-                Some(Ok((hi * 16 + lo) as u8))
-            }
-            _ => {
-                self.i = self.s.len();
-                Some(Err(InvalidReason::MalformedUri))
-            }
-        }
+/// Decodes the `%XX` escape at `s[at]` (RFC 3986 §2.1).
+fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
+    let hex = |j: usize| s.get(j).and_then(|&h| (h as char).to_digit(16));
+    match (hex(at + 1), hex(at + 2)) {
+        (Some(hi), Some(lo)) => Ok((hi * 16 + lo) as u8),
+        _ => Err(InvalidReason::MalformedUri),
     }
 }
 
@@ -321,17 +302,27 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn decoded(s: &[u8]) -> Result<Vec<u8>, InvalidReason> {
-        Decoded::new(s).collect()
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_escape(b"%2B86", 0), Ok(b'+'));
+        assert_eq!(percent_escape(b"a%2b", 1), Ok(b'+'));
+        assert_eq!(percent_escape(b"%FF", 0), Ok(0xff));
+        assert_eq!(percent_escape(b"%2", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%zz1", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%", 0), Err(InvalidReason::MalformedUri));
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(decoded(b"%2B86"), Ok(b"+86".to_vec()));
-        assert_eq!(decoded(b"a%2b"), Ok(b"a+".to_vec()));
-        assert_eq!(decoded(b"%2"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%zz1"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%FF"), Ok(vec![0xff]));
+    fn numbers_with_escapes_and_separators() {
+        let read = |s: &[u8]| number(s).map(|(plus, d)| (plus, d.as_slice().to_vec()));
+        assert_eq!(
+            read(b"%2B1%20(212)%20555-0100"),
+            Ok((true, b"12125550100".to_vec()))
+        );
+        assert_eq!(read(b"(+1) 212"), Ok((true, b"1212".to_vec())));
+        assert_eq!(read(b"1+1"), Err(InvalidReason::NotANumber));
+        assert_eq!(read(b"12%3"), Err(InvalidReason::MalformedUri));
+        assert_eq!(read(b"12%41"), Err(InvalidReason::NotANumber));
     }
 
     #[test]
