@@ -40,7 +40,8 @@
 //!
 //! # Reading the value
 //!
-//! 1. Surrounding whitespace and one `<...>` wrapper are dropped. Empty means anonymous.
+//! 1. Surrounding whitespace is dropped; given a `<...>` (a bracketed URI, or a whole
+//!    name-addr `"Name" <sip:...>;tag=x`), only the URI inside is read. Empty means anonymous.
 //! 2. Scheme, case-insensitive: `sip:`/`sips:` take the user part (before `@`, without a
 //!    `:password`; URI parameters such as `;user=phone` or `;verstat=TN-Validation-Passed`
 //!    and `?headers` follow the host and are ignored). `tel:` takes the body. Any other

@@ -143,8 +143,9 @@ pub(crate) fn prefix_digits(raw: &[u8]) -> Result<(bool, Digits), InvalidReason>
 /// The user part of a `sip:`/`sips:` URI (what follows the scheme).
 fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
     // `@` cannot appear unescaped in the user part, and headers (`?`) come after the host.
-    let before_headers = split_at_byte(rest, b'?').0;
-    let Some(at) = before_headers.iter().position(|&b| b == b'@') else {
+    let stop = rest.iter().position(|&b| b == b'@' || b == b'?');
+    let Some(at) = stop.filter(|&i| rest[i] == b'@') else {
+        let before_headers = &rest[..stop.unwrap_or(rest.len())];
         // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
         if before_headers.first() == Some(&b'+') {
             return telephone_subscriber(before_headers);
@@ -154,7 +155,7 @@ fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
         }
         return Err(InvalidReason::Empty.into());
     };
-    let (userinfo, host) = (&before_headers[..at], &before_headers[at + 1..]);
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
     // `user:password@host`: the password is no part of the number.
     let user = split_at_byte(userinfo, b':').0;
     if eq_ci(host_of(host), ANONYMOUS_HOST) {
@@ -261,10 +262,11 @@ fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
     }
 }
 
-/// Strips one `<...>` wrapper (a name-addr's URI handed over with its brackets).
+/// The URI inside `<...>`, when a name-addr (`"Name" <sip:...>;tag=x`) or a bracketed URI is
+/// handed over whole. A URI never holds a raw `<`, so the last one opens it.
 fn unwrap_angle(s: &[u8]) -> &[u8] {
-    match s.strip_prefix(b"<") {
-        Some(inner) => split_at_byte(inner, b'>').0.trim_ascii(),
+    match s.iter().rposition(|&b| b == b'<') {
+        Some(open) => split_at_byte(&s[open + 1..], b'>').0.trim_ascii(),
         None => s,
     }
 }
