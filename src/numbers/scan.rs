@@ -109,17 +109,17 @@ impl From<InvalidReason> for NotNumber {
 /// Reads a raw caller value: a `sip:`/`sips:`/`tel:` URI, optionally in `<...>`, or a bare
 /// number (with or without `@host`).
 pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
-    let raw = unwrap_angle(raw.trim_ascii());
+    let raw = raw.trim_ascii();
+    // The common case: a bare URI, as the SIP layer hands it over (a URI never holds `<`).
+    if let Some(read) = uri(raw) {
+        return read;
+    }
+    let raw = unwrap_angle(raw);
     if raw.is_empty() {
         return Err(NotNumber::Anonymous);
     }
-    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
-        return sip_user(rest);
-    }
-    if let Some(rest) = strip_prefix_ci(raw, b"tel:") {
-        // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
-        let body = split_at_byte(rest, b'?').0;
-        return telephone_subscriber(body);
+    if let Some(read) = uri(raw) {
+        return read;
     }
     if has_scheme(raw) {
         return Err(InvalidReason::MalformedUri.into());
@@ -129,6 +129,16 @@ pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
         return sip_user(raw);
     }
     telephone_subscriber(raw)
+}
+
+/// A `sip:`, `sips:` or `tel:` URI (scheme case-insensitive), or `None` for anything else.
+fn uri(raw: &[u8]) -> Option<Result<Subscriber, NotNumber>> {
+    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
+        return Some(sip_user(rest));
+    }
+    let rest = strip_prefix_ci(raw, b"tel:")?;
+    // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
+    Some(telephone_subscriber(split_at_byte(rest, b'?').0))
 }
 
 /// Scans a blocklist prefix: `+`, digits and visual separators only (no URI, no parameters).
