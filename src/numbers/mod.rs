@@ -11,5 +11,5 @@
 mod e164;
 mod profile;
 
-pub use e164::{E164, E164Error};
+pub use e164::{E164Error, E164};
 pub use profile::{Caller, InvalidReason, NumberingProfile, ProfileError};
