@@ -51,7 +51,7 @@ impl FieldHasher {
 
     pub(crate) fn finish(&self) -> [u8; 8] {
         let mut out = [0u8; 8];
-        self.0.finalize_xof().fill(&mut out);
+        out.copy_from_slice(&self.0.finalize().as_bytes()[..8]);
         out
     }
 }

@@ -455,3 +455,75 @@ fn drop_reason(status: u16) -> &'static str {
         _ => "ack_not_answered",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Limits;
+    use bytes::Bytes;
+
+    fn parse(s: &str) -> SipMessage {
+        SipMessage::parse(Bytes::copy_from_slice(s.as_bytes()), &Limits::default()).unwrap()
+    }
+
+    fn branch_of(s: &str) -> Branch {
+        let m = parse(s);
+        let top = m.top_via().unwrap().unwrap();
+        Checked::read(&m).unwrap().branch(&top)
+    }
+
+    const INVITE: &str = "INVITE sip:b@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc\r\n\
+                          From: <sip:a@192.0.2.1>;tag=f\r\nTo: <sip:b@10.0.0.1>\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\n\r\n";
+
+    #[test]
+    fn the_method_is_not_part_of_the_branch() {
+        let cancel = INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("5 INVITE", "5 CANCEL");
+        assert_eq!(branch_of(INVITE), branch_of(&cancel));
+        // The ACK for a non-2xx response carries the response's To-tag: same branch still.
+        let ack = INVITE
+            .replace("INVITE sip", "ACK sip")
+            .replace("5 INVITE", "5 ACK")
+            .replace("To: <sip:b@10.0.0.1>", "To: <sip:b@10.0.0.1>;tag=t");
+        assert_eq!(branch_of(INVITE), branch_of(&ack));
+    }
+
+    #[test]
+    fn the_loop_key_ignores_the_top_via_and_follows_the_request_uri() {
+        let via = INVITE.replace("branch=z9hG4bKabc", "branch=z9hG4bKother");
+        let (a, b) = (branch_of(INVITE), branch_of(&via));
+        assert_ne!(a, b);
+        assert_eq!(a.loop_part(), b.loop_part());
+        let spiral = INVITE.replace("INVITE sip:b@10.0.0.1", "INVITE sip:c@10.0.0.1");
+        assert_ne!(a.loop_part(), branch_of(&spiral).loop_part());
+        // Another sender using the same client branch gets another branch.
+        let other = INVITE.replace("192.0.2.1:5060;branch", "192.0.2.2:5060;branch");
+        assert_ne!(a, branch_of(&other));
+    }
+
+    #[test]
+    fn via_with_source_replaces_old_received_and_rport() {
+        let v = Via::parse(b"SIP/2.0/UDP 10.0.0.1;received=1.1.1.1;branch=z9hG4bKx;rport=9;ttl=3")
+            .unwrap();
+        let w = ViaWithSource {
+            via: &v,
+            source: "192.0.2.1:4000".parse().unwrap(),
+            rport: true,
+        };
+        assert_eq!(
+            w.to_string(),
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx;ttl=3;received=192.0.2.1;rport=4000"
+        );
+    }
+
+    #[test]
+    fn mandatory_header_problems_have_reasons() {
+        let no_uri = INVITE.replace("INVITE sip:b@10.0.0.1", "INVITE b@10.0.0.1");
+        if let Ok(m) = SipMessage::parse(Bytes::from(no_uri), &Limits::default()) {
+            assert_eq!(Checked::read(&m).err(), Some("bad_request_uri"));
+        }
+        let m = parse(&INVITE.replace("Call-ID: c\r\n", "Call-ID:  \r\n"));
+        assert_eq!(Checked::read(&m).err(), Some("no_call_id"));
+    }
+}
