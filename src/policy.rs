@@ -99,7 +99,7 @@ impl fmt::Display for Reason {
 }
 
 /// What to do with a call, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Verdict {
     /// The action to take.
     pub action: Action,

@@ -175,6 +175,18 @@ pub enum Disposition {
     Dropped(&'static str),
 }
 
+impl Disposition {
+    /// A low-cardinality label: `forwarded`, `answered`, `absorbed` or `dropped`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disposition::Forwarded => "forwarded",
+            Disposition::Answered(_) => "answered",
+            Disposition::Absorbed => "absorbed",
+            Disposition::Dropped(_) => "dropped",
+        }
+    }
+}
+
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -331,5 +343,26 @@ fn transport_slot(t: Transport) -> usize {
     match t {
         Transport::Udp => 0,
         Transport::Tcp => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_is_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ProxyCore>();
+        send_sync::<Outcome>();
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(MessageClass::Request(Method::Other).label(), "other");
+        assert_eq!(MessageClass::Response(183).label(), "1xx");
+        assert_eq!(MessageClass::Unparsed.label(), "unparsed");
+        assert_eq!(Disposition::Answered(608).label(), "answered");
+        assert_eq!(Disposition::Dropped("x").label(), "dropped");
     }
 }

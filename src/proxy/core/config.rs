@@ -25,7 +25,7 @@ use crate::numbers::{NumberingProfile, ProfileError};
 use crate::policy::CallerActions;
 use crate::proxy::Transport;
 use crate::sip::Limits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
@@ -33,7 +33,7 @@ use std::str::FromStr;
 pub const MAX_DISPLAY_LABEL: usize = 15;
 
 /// The proxy core's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CoreConfig {
     /// Where requests go, in order of preference: the first hop not marked down is used, so
@@ -88,7 +88,7 @@ impl Default for CoreConfig {
 }
 
 /// One next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NextHop {
     /// Its address (an IP literal and port: the core does no DNS).
@@ -103,7 +103,7 @@ fn udp() -> Transport {
 }
 
 /// Where a caller identity is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentitySource {
     /// P-Asserted-Identity (RFC 3325), only from trusted peers.
@@ -126,7 +126,7 @@ impl IdentitySource {
 }
 
 /// Next-hop health: OPTIONS probes and passive marking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Send an OPTIONS probe to each hop this often (0: no probes; hops marked down by a send
@@ -150,7 +150,7 @@ impl Default for HealthConfig {
 }
 
 /// How the actions are carried out, and the actions for callers that are not numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActionsConfig {
     /// The tag action.
@@ -165,7 +165,7 @@ pub struct ActionsConfig {
 }
 
 /// The tag action: a header, and optionally a display-name label.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TagConfig {
     /// The header name (default `X-Fraud-Label`).
@@ -197,7 +197,7 @@ impl Default for TagConfig {
 /// `original_to_header` header (as `<uri>`) and the reason in `reason_header`
 /// (`category=..;score=..`), so the service can play its announcement and then complete the
 /// call to the original callee. With no `service_uri`, warn falls back to tag (logged as such).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WarnConfig {
     /// The announcement service's SIP URI, e.g. `sip:announce@10.0.0.5:5090`.
@@ -226,7 +226,7 @@ impl Default for WarnConfig {
 }
 
 /// The block action: which rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlockConfig {
     /// `608` (Rejected, RFC 8688, the default) or `603` (Decline with
@@ -247,7 +247,7 @@ impl Default for BlockConfig {
 }
 
 /// Message limits (see [`crate::sip::Limits`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest message accepted, in bytes (larger: dropped, counted).
@@ -643,6 +643,14 @@ mod tests {
             .iter()
             .any(|n| n.contains("192.0.2.2".parse().unwrap())));
         assert_eq!(k.aliases[1].host.as_ref(), "2001:db8::9");
+    }
+
+    #[test]
+    fn the_default_serializes_to_toml_and_back() {
+        let text = toml::to_string(&CoreConfig::default()).unwrap();
+        assert!(text.contains("X-Fraud-Label"), "{text}");
+        let back: CoreConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, CoreConfig::default());
     }
 
     #[test]
