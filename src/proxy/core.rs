@@ -10,9 +10,11 @@
 //!
 //! Requests:
 //!
-//! 1. parsed with the zero-copy [`SipMessage`] view; unparsable: dropped, reason counted;
-//!    a request with a readable top Via but a bad Call-ID, CSeq, From, To, Max-Forwards or
-//!    lower Via: answered `400` (an ACK is never answered, only dropped);
+//! 1. parsed with the zero-copy [`SipMessage`] view; a request with a readable top Via but a
+//!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, or one the parser refused
+//!    (a broken header line, a short body: the `salvage` module), is answered `400`
+//!    (`505` for another SIP version); anything else unparsable is dropped; the reason is
+//!    counted either way, and an ACK is never answered, only dropped;
 //! 2. an ACK whose To-tag is the one this proxy derived for its own final response (608,
 //!    603, 4xx) is absorbed: the tag is recomputed from the ACK (Call-ID, From-tag and top
 //!    Via, identical in the ACK for a non-2xx response), so no state is needed;
@@ -20,7 +22,7 @@
 //!    Max-Forwards 0) is answered `200 OK` so switches can health-check it;
 //! 4. Max-Forwards 0: `483 Too Many Hops`; otherwise decremented (70 inserted if absent);
 //! 5. loop: one of our Vias already carries the loop key this request would get (see
-//!    [`branch`](self::branch)): `482 Loop Detected`; a changed Request-URI is a spiral and
+//!    the `branch` module): `482 Loop Detected`; a changed Request-URI is a spiral and
 //!    is forwarded;
 //! 6. the top Route is popped if it names us; the destination is the next Route (an IP
 //!    literal), else for initial requests, CANCEL and an ACK without our Route the first
@@ -114,6 +116,7 @@ mod identity;
 mod net;
 mod request;
 mod response;
+mod salvage;
 
 pub use config::{
     ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, HealthConfig, IdentitySource,
@@ -289,17 +292,36 @@ impl ProxyCore {
         }
         let parsed = match SipMessage::parse(msg.data.clone(), &self.limits) {
             Ok(p) => p,
-            Err(e) => {
-                let mut o = Outcome::new(MessageClass::Unparsed, Disposition::Dropped("parse"));
-                o.error = Some(e.reason());
-                return o;
-            }
+            Err(e) => return self.unparsed(&msg, &e, out),
         };
         if parsed.is_request() {
             self.request(&msg, &parsed, now, out)
         } else {
             self.response(&msg, &parsed, out)
         }
+    }
+
+    /// A message the parser refused: answered 400 (505 for another SIP version) when it is
+    /// a request whose top Via can still be read, else dropped; counted by reason either way.
+    fn unparsed(
+        &self,
+        msg: &Inbound,
+        e: &crate::sip::ParseError,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let mut o = Outcome::new(MessageClass::Unparsed, Disposition::Dropped("parse"));
+        o.error = Some(e.reason());
+        if let Some(s) = salvage::salvage(msg, e, &self.limits) {
+            if let Ok(Some(top)) = s.message.top_via() {
+                out.push(Outbound {
+                    data: salvage::answer(&s),
+                    destination: net::reply_destination(msg, &top),
+                    transport: msg.transport,
+                });
+                o.disposition = Disposition::Answered(s.status);
+            }
+        }
+        o
     }
 
     /// Sends the next-hop health probes that are due: an `OPTIONS` to each hop every
