@@ -158,9 +158,9 @@ impl SipMessage {
                     max: limits.max_headers,
                 });
             }
-            let colon = (pos..end)
-                .find(|&i| b[i] == b':')
-                .ok_or(ParseError::BadHeader { line: line_no })?;
+            let colon = pos
+                + memchr::memchr(b':', &b[pos..end])
+                    .ok_or(ParseError::BadHeader { line: line_no })?;
             let name_end = trim_end(b, pos, colon);
             let name = &b[pos..name_end];
             if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
@@ -503,7 +503,7 @@ impl SipMessage {
 /// Returns `None` if there is no line break (incomplete message).
 #[inline]
 fn next_line(b: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let lf = pos + b.get(pos..)?.iter().position(|&c| c == b'\n')?;
+    let lf = pos + memchr::memchr(b'\n', b.get(pos..)?)?;
     let end = if lf > pos && b[lf - 1] == b'\r' {
         lf - 1
     } else {
