@@ -54,6 +54,25 @@ impl E164 {
         })
     }
 
+    /// Country code and national significant number, both already checked to be ASCII
+    /// digits with a non-zero first digit (by the numbering plans); only the length is
+    /// checked here, so the hot path does not validate twice.
+    pub(crate) fn from_cc_nsn(cc: &[u8], nsn: &[u8]) -> Result<Self, E164Error> {
+        let len = cc.len() + nsn.len();
+        if len > MAX_DIGITS {
+            return Err(E164Error::TooLong(len));
+        }
+        debug_assert!(cc.first().is_some_and(|&b| (b'1'..=b'9').contains(&b)));
+        debug_assert!(cc.iter().chain(nsn).all(u8::is_ascii_digit));
+        let mut out = [0u8; MAX_DIGITS];
+        out[..cc.len()].copy_from_slice(cc);
+        out[cc.len()..len].copy_from_slice(nsn);
+        Ok(E164 {
+            len: len as u8,
+            digits: out,
+        })
+    }
+
     /// The digits, country code first, without `+`.
     pub fn digits(&self) -> &str {
         // Only ASCII digits are ever stored.

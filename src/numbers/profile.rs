@@ -248,7 +248,10 @@ impl NumberingProfile {
     /// give `8617012`; `0755` gives `86755`. Only `+`, digits and visual separators are
     /// accepted (no URI). A national prefix without trunk prefix is accepted where its kind is
     /// clear: under `cn` one starting with `1` (mobiles, service codes), `95`, `96`, `400` or
-    /// `800`; under `nanp` one starting with 2..9 (an area code).
+    /// `800`, or with the country code `86` (international without `+`); under `nanp` one
+    /// starting with 2..9 (an area code). Whenever [`normalize`](Self::normalize) reads a bare
+    /// number as `Number(n)`, `normalize_prefix` of the same text gives `n`'s digits, so exact
+    /// entries and prefixes land in the same key space.
     pub fn normalize_prefix(&self, raw: &[u8]) -> Result<Vec<u8>, InvalidReason> {
         let (global, digits) = scan::prefix_digits(raw)?;
         let d = digits.as_slice();
@@ -262,6 +265,8 @@ impl NumberingProfile {
                 (National::Cn, Some(nsn)) => (CN_CC, nsn),
                 (National::Nanp, Some(nsn)) => (NANP_CC, nsn),
                 (National::Cn, None) if cn_bare_prefix(d) => (CN_CC, d),
+                // `8617012`: international without `+`, as for numbers.
+                (National::Cn, None) if d.starts_with(CN_CC) => (&[][..], d),
                 (National::Nanp, None) if d.first().is_some_and(|&b| b >= b'2') => (NANP_CC, d),
                 (_, None) => return Err(InvalidReason::NotANumber),
             };

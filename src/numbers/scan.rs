@@ -3,7 +3,7 @@
 //!
 //! Nothing here knows national rules; the output is the digits as presented plus whether they
 //! were global (`+`) and under which context. [`super::profile`] resolves them. Nothing here
-//! allocates: percent-escapes are decoded byte by byte while scanning.
+//! allocates: percent-escapes are decoded in place while scanning.
 
 use super::InvalidReason;
 
@@ -109,17 +109,17 @@ impl From<InvalidReason> for NotNumber {
 /// Reads a raw caller value: a `sip:`/`sips:`/`tel:` URI, optionally in `<...>`, or a bare
 /// number (with or without `@host`).
 pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
-    let raw = unwrap_angle(raw.trim_ascii());
+    let raw = raw.trim_ascii();
+    // The common case: a bare URI, as the SIP layer hands it over (a URI never holds `<`).
+    if let Some(read) = uri(raw) {
+        return read;
+    }
+    let raw = unwrap_angle(raw);
     if raw.is_empty() {
         return Err(NotNumber::Anonymous);
     }
-    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
-        return sip_user(rest);
-    }
-    if let Some(rest) = strip_prefix_ci(raw, b"tel:") {
-        // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
-        let body = split_at_byte(rest, b'?').0;
-        return telephone_subscriber(body);
+    if let Some(read) = uri(raw) {
+        return read;
     }
     if has_scheme(raw) {
         return Err(InvalidReason::MalformedUri.into());
@@ -129,6 +129,16 @@ pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
         return sip_user(raw);
     }
     telephone_subscriber(raw)
+}
+
+/// A `sip:`, `sips:` or `tel:` URI (scheme case-insensitive), or `None` for anything else.
+fn uri(raw: &[u8]) -> Option<Result<Subscriber, NotNumber>> {
+    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
+        return Some(sip_user(rest));
+    }
+    let rest = strip_prefix_ci(raw, b"tel:")?;
+    // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
+    Some(telephone_subscriber(split_at_byte(rest, b'?').0))
 }
 
 /// Scans a blocklist prefix: `+`, digits and visual separators only (no URI, no parameters).
@@ -143,8 +153,9 @@ pub(crate) fn prefix_digits(raw: &[u8]) -> Result<(bool, Digits), InvalidReason>
 /// The user part of a `sip:`/`sips:` URI (what follows the scheme).
 fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
     // `@` cannot appear unescaped in the user part, and headers (`?`) come after the host.
-    let before_headers = split_at_byte(rest, b'?').0;
-    let Some(at) = before_headers.iter().position(|&b| b == b'@') else {
+    let stop = rest.iter().position(|&b| b == b'@' || b == b'?');
+    let Some(at) = stop.filter(|&i| rest[i] == b'@') else {
+        let before_headers = &rest[..stop.unwrap_or(rest.len())];
         // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
         if before_headers.first() == Some(&b'+') {
             return telephone_subscriber(before_headers);
@@ -154,7 +165,7 @@ fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
         }
         return Err(InvalidReason::Empty.into());
     };
-    let (userinfo, host) = (&before_headers[..at], &before_headers[at + 1..]);
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
     // `user:password@host`: the password is no part of the number.
     let user = split_at_byte(userinfo, b':').0;
     if eq_ci(host_of(host), ANONYMOUS_HOST) {
@@ -182,7 +193,7 @@ fn telephone_subscriber(s: &[u8]) -> Result<Subscriber, NotNumber> {
     if num.is_empty() {
         return Err(InvalidReason::Empty.into());
     }
-    if ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
+    if num[0].is_ascii_alphabetic() && ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
         return Err(NotNumber::Anonymous);
     }
     let (global, digits) = number(num)?;
@@ -220,14 +231,21 @@ fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
     let mut plus = false;
     let mut digits = Digits::new();
     let mut seen_any = false;
-    for b in Decoded::new(s) {
-        let b = b?;
+    let mut i = 0;
+    while let Some(&raw) = s.get(i) {
+        let b = if raw == b'%' {
+            i += 3;
+            percent_escape(s, i - 3)?
+        } else {
+            i += 1;
+            raw
+        };
         match b {
             b'0'..=b'9' => {
                 digits.push(b);
                 seen_any = true;
             }
-            b'+' if !plus && !seen_any => {
+            b'+' if !seen_any => {
                 plus = true;
                 seen_any = true;
             }
@@ -245,45 +263,20 @@ fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
     Ok((plus, digits))
 }
 
-/// Percent-decoding iterator (RFC 3986 §2.1); a malformed escape yields an error and ends.
-struct Decoded<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Decoded<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Decoded { s, i: 0 }
+/// Decodes the `%XX` escape at `s[at]` (RFC 3986 §2.1).
+fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
+    let hex = |j: usize| s.get(j).and_then(|&h| (h as char).to_digit(16));
+    match (hex(at + 1), hex(at + 2)) {
+        (Some(hi), Some(lo)) => Ok((hi * 16 + lo) as u8),
+        _ => Err(InvalidReason::MalformedUri),
     }
 }
 
-impl Iterator for Decoded<'_> {
-    type Item = Result<u8, InvalidReason>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let b = *self.s.get(self.i)?;
-        if b != b'%' {
-            self.i += 1;
-            return Some(Ok(b));
-        }
-        let hex = |j: usize| self.s.get(j).and_then(|&h| (h as char).to_digit(16));
-        match (hex(self.i + 1), hex(self.i + 2)) {
-            (Some(hi), Some(lo)) => {
-                self.i += 3;
-                Some(Ok((hi * 16 + lo) as u8))
-            }
-            _ => {
-                self.i = self.s.len();
-                Some(Err(InvalidReason::MalformedUri))
-            }
-        }
-    }
-}
-
-/// Strips one `<...>` wrapper (a name-addr's URI handed over with its brackets).
+/// The URI inside `<...>`, when a name-addr (`"Name" <sip:...>;tag=x`) or a bracketed URI is
+/// handed over whole. A URI never holds a raw `<`, so the last one opens it.
 fn unwrap_angle(s: &[u8]) -> &[u8] {
-    match s.strip_prefix(b"<") {
-        Some(inner) => split_at_byte(inner, b'>').0.trim_ascii(),
+    match s.iter().rposition(|&b| b == b'<') {
+        Some(open) => split_at_byte(&s[open + 1..], b'>').0.trim_ascii(),
         None => s,
     }
 }
@@ -321,17 +314,27 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn decoded(s: &[u8]) -> Result<Vec<u8>, InvalidReason> {
-        Decoded::new(s).collect()
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_escape(b"%2B86", 0), Ok(b'+'));
+        assert_eq!(percent_escape(b"a%2b", 1), Ok(b'+'));
+        assert_eq!(percent_escape(b"%FF", 0), Ok(0xff));
+        assert_eq!(percent_escape(b"%2", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%zz1", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%", 0), Err(InvalidReason::MalformedUri));
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(decoded(b"%2B86"), Ok(b"+86".to_vec()));
-        assert_eq!(decoded(b"a%2b"), Ok(b"a+".to_vec()));
-        assert_eq!(decoded(b"%2"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%zz1"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%FF"), Ok(vec![0xff]));
+    fn numbers_with_escapes_and_separators() {
+        let read = |s: &[u8]| number(s).map(|(plus, d)| (plus, d.as_slice().to_vec()));
+        assert_eq!(
+            read(b"%2B1%20(212)%20555-0100"),
+            Ok((true, b"12125550100".to_vec()))
+        );
+        assert_eq!(read(b"(+1) 212"), Ok((true, b"1212".to_vec())));
+        assert_eq!(read(b"1+1"), Err(InvalidReason::NotANumber));
+        assert_eq!(read(b"12%3"), Err(InvalidReason::MalformedUri));
+        assert_eq!(read(b"12%41"), Err(InvalidReason::NotANumber));
     }
 
     #[test]
