@@ -105,8 +105,8 @@
 //! - Identity: the first configured source that is *present* (and, for P-Asserted-Identity,
 //!   trusted) decides; a present but unusable value is screened as invalid rather than
 //!   skipped, so a junk PAI cannot hide a listed From.
-//! - Vias are re-emitted at the top of the message when `received`/`rport` must be written
-//!   (their order is kept; compact `v:` lines become `Via:`).
+//! - `received`/`rport` are written into the sender's Via in place; every other header line
+//!   is copied byte for byte (compact names, case and folding kept).
 
 mod actions;
 pub(crate) mod branch;
