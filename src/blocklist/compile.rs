@@ -42,7 +42,7 @@ use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
 use super::write::{HashingWriter, Pending};
 use super::Action;
-use crate::numbers::{Caller, NumberingProfile, E164};
+use crate::numbers::{Caller, NumberingProfile};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
@@ -359,12 +359,6 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
                 String::from_utf8_lossy(field)
             )
         });
-    }
-    // Fast path for the common `+<digits>` form; anything else goes through the profile.
-    if let [b'+', rest @ ..] = field {
-        if let Ok(n) = E164::from_digits(rest) {
-            return Ok(EntryKey::from_e164(&n));
-        }
     }
     match profile.normalize(field) {
         Caller::Number(n) => Ok(EntryKey::from_e164(&n)),
