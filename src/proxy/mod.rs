@@ -7,6 +7,9 @@
 //!
 //! The types below are the contract between the core and the transports.
 
+pub mod runtime;
+pub mod udp;
+
 use bytes::Bytes;
 use std::net::SocketAddr;
 
