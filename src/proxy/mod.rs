@@ -8,6 +8,7 @@
 //! The types below are the contract between the core and the transports.
 
 pub mod runtime;
+pub mod tcp;
 pub mod udp;
 
 use bytes::Bytes;

@@ -26,6 +26,14 @@ pub trait Handler: Send + Sync + 'static {
     /// connection limit), with a short snake_case reason for the metrics.
     fn dropped(&self, source: SocketAddr, transport: Transport, reason: &'static str);
 
+    /// A TCP connection opened (`inbound`: accepted, else opened to a next hop).
+    fn connection_opened(&self, inbound: bool) {
+        let _ = inbound;
+    }
+
+    /// A TCP connection closed.
+    fn connection_closed(&self) {}
+
     /// Called once per message the transport has sent (for the metrics).
     fn sent(&self, msg: &Outbound) {
         let _ = msg;

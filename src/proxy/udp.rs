@@ -469,6 +469,7 @@ mod mmsg {
     /// Send side: headers, iovecs and addresses, reused across batches.
     pub(super) struct SendBatch {
         addrs: Vec<libc::sockaddr_storage>,
+        lens: Vec<libc::socklen_t>,
         iovs: Vec<libc::iovec>,
         hdrs: Vec<libc::mmsghdr>,
     }
@@ -480,6 +481,7 @@ mod mmsg {
         pub(super) fn new(n: usize) -> SendBatch {
             SendBatch {
                 addrs: Vec::with_capacity(n),
+                lens: Vec::with_capacity(n),
                 iovs: Vec::with_capacity(n),
                 hdrs: Vec::with_capacity(n),
             }
@@ -495,22 +497,27 @@ mod mmsg {
             self.addrs.clear();
             self.iovs.clear();
             self.hdrs.clear();
-            let mut lens = Vec::new();
+            self.lens.clear();
             for m in msgs {
                 let (st, len) = to_storage(m.destination);
                 self.addrs.push(st);
-                lens.push(len);
+                self.lens.push(len);
                 self.iovs.push(libc::iovec {
                     iov_base: m.data.as_ptr() as *mut libc::c_void,
                     iov_len: m.data.len(),
                 });
             }
-            for i in 0..msgs.len() {
+            for ((addr, iov), &len) in self
+                .addrs
+                .iter_mut()
+                .zip(self.iovs.iter_mut())
+                .zip(&self.lens)
+            {
                 // SAFETY: all-zero is a valid mmsghdr.
                 let mut h: libc::mmsghdr = unsafe { zeroed() };
-                h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-                h.msg_hdr.msg_namelen = lens[i];
-                h.msg_hdr.msg_iov = &mut self.iovs[i];
+                h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = len;
+                h.msg_hdr.msg_iov = iov;
                 h.msg_hdr.msg_iovlen = 1;
                 self.hdrs.push(h);
             }
