@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod operator;
+
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
 #[command(name = "fraudwall", version, about, long_about = None)]
@@ -12,10 +14,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
+}
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Operator(c) => operator::run(c),
+    }
 }
