@@ -57,7 +57,8 @@ next_hops = ["127.0.0.1:5080"]
 next_hop_transport = "udp"
 # Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall.
 record_route = false
-# Peers (IP addresses) whose P-Asserted-Identity is believed. Others' PAI is ignored.
+# Peers (IP addresses or networks such as "10.0.0.0/8") whose P-Asserted-Identity is believed;
+# anyone else's is ignored (RFC 3325).
 trusted_peers = []
 # Where the caller identity is read from, in order: "pai", "rpid" (Remote-Party-ID), "from".
 identity_order = ["pai", "rpid", "from"]
@@ -383,8 +384,8 @@ pub struct Validated {
     pub next_hop_tcp: bool,
     /// Record-Route.
     pub record_route: bool,
-    /// Peers whose PAI is trusted.
-    pub trusted_peers: Vec<IpAddr>,
+    /// Peers (addresses or CIDR networks) whose PAI is trusted.
+    pub trusted_peers: Vec<String>,
     /// Identity sources in order (`pai`, `rpid`, `from`).
     pub identity_order: Vec<IdentitySource>,
     /// Numbering profile name (checked against [`crate::numbers::NumberingProfile::by_name`]).
@@ -582,19 +583,25 @@ impl Config {
                 "\"udp\" needs \"udp\" in sip.transports",
             ));
         }
-        let trusted_peers = p
-            .trusted_peers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.trim().parse::<IpAddr>().map_err(|e| {
-                    invalid(
-                        format!("proxy.trusted_peers[{i}]"),
-                        format!("invalid IP address {s:?}: {e}"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut trusted_peers = Vec::new();
+        for (i, s) in p.trusted_peers.iter().enumerate() {
+            let s = s.trim();
+            let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+            let ok = match ip.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                return Err(invalid(
+                    format!("proxy.trusted_peers[{i}]"),
+                    format!("{s:?} is not an IP address or network (e.g. \"10.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\")"),
+                ));
+            }
+            trusted_peers.push(s.to_string());
+        }
         let mut identity_order = Vec::new();
         for (i, s) in p.identity_order.iter().enumerate() {
             let src = match s.trim().to_ascii_lowercase().as_str() {
