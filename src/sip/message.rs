@@ -458,6 +458,31 @@ impl SipMessage {
             .map(|v| v.parse_name_addr())
     }
 
+    /// The first header a request (or response) must carry but lacks (RFC 3261 §8.1.1:
+    /// Via, From, To, Call-ID, CSeq; Max-Forwards is not required here because a proxy
+    /// adds it), or `None` if all are present. A proxy answers such a request 400.
+    pub fn missing_mandatory(&self) -> Option<HeaderName> {
+        const REQUIRED: [HeaderName; 5] = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ];
+        REQUIRED
+            .into_iter()
+            .find(|&k| !self.headers.iter().any(|h| h.kind == k))
+    }
+
+    /// Whether the CSeq method equals the request method (RFC 4475 §3.1.2.15); `false`
+    /// for a request with no or an unparsable CSeq, `true` for a response.
+    pub fn cseq_matches_method(&self) -> bool {
+        match self.method_bytes() {
+            None => true,
+            Some(m) => matches!(self.cseq(), Ok(Some(c)) if c.method_bytes == m),
+        }
+    }
+
     /// The Content-Length header's value (validated at parse time), if present.
     pub fn content_length(&self) -> Option<usize> {
         self.content_length
@@ -560,7 +585,19 @@ fn parse_start_line(b: &[u8], start: usize, end: usize) -> Result<StartLine, Par
             Err(ParseError::BadStartLine)
         };
     }
-    if uri.is_empty() || !uri.contains(&b':') || uri.iter().any(|&c| c < 0x21 || c == 0x7f) {
+    // Request-URI: scheme ":" ..., no whitespace, no control characters, no `<...>`
+    // (RFC 4475 §3.1.2.5).
+    let scheme_len = uri.iter().position(|&c| c == b':').unwrap_or(0);
+    let scheme_ok = scheme_len > 0
+        && uri[0].is_ascii_alphabetic()
+        && uri[..scheme_len]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    if !scheme_ok
+        || uri
+            .iter()
+            .any(|&c| c < 0x21 || c == 0x7f || c == b'<' || c == b'>')
+    {
         return Err(ParseError::BadRequestUri);
     }
     let uri_start = start + sp1 + 1;
