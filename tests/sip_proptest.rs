@@ -76,7 +76,11 @@ fn exercise(m: &SipMessage) {
         let out = SipMessage::parse(
             out.freeze(),
             &Limits {
+                // Room for what the edits add: a Via, a few lines, longer display names.
                 max_message_size: 1 << 20,
+                max_vias: Limits::default().max_vias + 1,
+                max_headers: Limits::default().max_headers + 8,
+                max_header_line: 1 << 20,
                 ..Limits::default()
             },
         );
