@@ -81,7 +81,6 @@ fn exercise(m: &SipMessage) {
                 max_vias: Limits::default().max_vias + 1,
                 max_headers: Limits::default().max_headers + 8,
                 max_header_line: 1 << 20,
-                ..Limits::default()
             },
         );
         assert!(

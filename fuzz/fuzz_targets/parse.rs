@@ -44,7 +44,6 @@ fuzz_target!(|data: &[u8]| {
         max_vias: Limits::default().max_vias + 1,
         max_headers: Limits::default().max_headers + 8,
         max_header_line: 1 << 20,
-        ..limits
     };
     let reparse = |out: bytes::BytesMut| {
         if let Err(e) = SipMessage::parse(out.freeze(), &relaxed) {
