@@ -3,6 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod operator;
+pub mod run;
+
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
 #[command(name = "fraudwall", version, about, long_about = None)]
@@ -12,10 +15,22 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
+    /// Run the SIP proxy: screen every incoming call, then allow, tag, warn or block it.
+    Run(run::RunArgs),
+    /// Print or check the `run` configuration file.
+    #[command(subcommand)]
+    Config(run::ConfigCommand),
+}
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Operator(c) => operator::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Config(c) => run::config(c),
+    }
 }
