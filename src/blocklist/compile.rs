@@ -1034,6 +1034,7 @@ pub fn compile(
         created,
         kind: opts.kind,
         counts: Counts::default(),
+        prefix_lengths: 0,
         body_len: 0,
         body_hash: [0; 32],
         categories: std::mem::take(&mut c.categories.names),
@@ -1096,8 +1097,9 @@ fn write_snapshot(
     let w = HashingWriter::new(BufWriter::with_capacity(4 << 20, file));
     let mut builder = fst::MapBuilder::new(w).map_err(|e| CompileError::Fst(e.to_string()))?;
     let mut counts = Counts::default();
+    let mut prefix_lengths = 0u16;
     let mut group: Option<(u128, u128, u64, u64)> = None; // (first, best, rows, overridden)
-    let emit = |builder: &mut fst::MapBuilder<_>,
+    let mut emit = |builder: &mut fst::MapBuilder<_>,
                 counts: &mut Counts,
                 report: &mut CompileReport,
                 (first, best, rows, overridden): (u128, u128, u64, u64)|
@@ -1114,6 +1116,10 @@ fn write_snapshot(
         let v = record_value(best);
         let exact = k[len - 1] == super::key::TERMINATOR;
         counts.add(exact, v.action, v.tombstone);
+        if !exact {
+            let odd = u16::from(k[len - 1] >= super::key::ODD_BASE);
+            prefix_lengths |= 1 << (2 * len as u16 - odd);
+        }
         // Every value was counted before the build, so it has an index.
         let id = value_index
             .get(&v.pack())
@@ -1145,6 +1151,7 @@ fn write_snapshot(
     let (buf, hash, body_len) = w.finish();
     let mut file = buf.into_inner().map_err(|e| io_out(e.into_error()))?;
     header.counts = counts;
+    header.prefix_lengths = prefix_lengths;
     header.body_len = body_len;
     header.body_hash = hash;
     let bytes = header.encode();

@@ -382,6 +382,7 @@ impl Snapshot {
     #[inline]
     fn walk(&self, number: &E164, mut found: impl FnMut(bool, usize, u64)) {
         let fst = &self.fst;
+        let prefix_lengths = self.header.prefix_lengths;
         let d = number.as_bytes();
         let n = d.len();
         let mut node: Node<'_> = fst.root();
@@ -407,7 +408,11 @@ impl Snapshot {
                 return;
             }
             let a = d[i].wrapping_sub(b'0');
-            if let Some(t) = node.find_input(ODD_BASE.wrapping_add(a)) {
+            // The odd-digit transition leads to a prefix of i+1 digits, or (at the last
+            // digit) to an exact entry's terminator; skip the peek when neither can exist.
+            let odd_prefix = prefix_lengths & (1u16 << ((i + 1) & 15)) != 0;
+            let peek = odd_prefix || i + 1 == n;
+            if let Some(t) = peek.then(|| node.find_input(ODD_BASE.wrapping_add(a))).flatten() {
                 let t = node.transition(t);
                 let odd = fst.node(t.addr);
                 let o = out.wrapping_add(t.out.value());
