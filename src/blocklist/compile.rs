@@ -332,7 +332,11 @@ fn value_table(counts: &U64Map<u64>) -> (Vec<u64>, U64Map<u64>) {
     let mut by_freq: Vec<(u64, u64)> = counts.iter().map(|(&v, &n)| (v, n)).collect();
     by_freq.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let table: Vec<u64> = by_freq.iter().map(|&(v, _)| v).collect();
-    let index = table.iter().enumerate().map(|(i, &v)| (v, i as u64)).collect();
+    let index = table
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u64))
+        .collect();
     (table, index)
 }
 
@@ -1100,9 +1104,9 @@ fn write_snapshot(
     let mut prefix_lengths = 0u16;
     let mut group: Option<(u128, u128, u64, u64)> = None; // (first, best, rows, overridden)
     let mut emit = |builder: &mut fst::MapBuilder<_>,
-                counts: &mut Counts,
-                report: &mut CompileReport,
-                (first, best, rows, overridden): (u128, u128, u64, u64)|
+                    counts: &mut Counts,
+                    report: &mut CompileReport,
+                    (first, best, rows, overridden): (u128, u128, u64, u64)|
      -> Result<(), CompileError> {
         report.duplicates += rows - 1;
         let protected = best & PROTECTED_BIT != 0;

@@ -301,7 +301,16 @@ impl Snapshot {
         path: impl AsRef<Path>,
         keys: &VerifyingKeys,
     ) -> Result<Snapshot, SnapshotError> {
-        let snap = Snapshot::open(path)?;
+        Snapshot::open_signed_with(path, keys, Load::default())
+    }
+
+    /// Like [`Snapshot::open_signed`], choosing how the file is loaded.
+    pub fn open_signed_with(
+        path: impl AsRef<Path>,
+        keys: &VerifyingKeys,
+        load: Load,
+    ) -> Result<Snapshot, SnapshotError> {
+        let snap = Snapshot::open_with(path, load)?;
         let sig_path = sign::sig_path(&snap.path);
         sign::verify_file(&sig_path, snap.header_bytes(), keys).map_err(|source| {
             SnapshotError::Signature {
@@ -452,7 +461,10 @@ impl Snapshot {
             // digit) to an exact entry's terminator; skip the peek when neither can exist.
             let odd_prefix = prefix_lengths & (1u16 << ((i + 1) & 15)) != 0;
             let peek = odd_prefix || i + 1 == n;
-            if let Some(t) = peek.then(|| node.find_input(ODD_BASE.wrapping_add(a))).flatten() {
+            if let Some(t) = peek
+                .then(|| node.find_input(ODD_BASE.wrapping_add(a)))
+                .flatten()
+            {
                 let t = node.transition(t);
                 let odd = fst.node(t.addr);
                 let o = out.wrapping_add(t.out.value());
@@ -522,13 +534,15 @@ impl<'a> Iterator for Entries<'a> {
         use fst::Streamer;
         let (k, v) = self.stream.next()?;
         self.index += 1;
-        Some(match EntryKey::decode(k).and_then(|key| self.snap.make_match(v.value(), key)) {
-            Some(m) => Ok(m),
-            None => Err(SnapshotError::BadEntry {
-                path: self.snap.path.clone(),
-                index: self.index - 1,
-            }),
-        })
+        Some(
+            match EntryKey::decode(k).and_then(|key| self.snap.make_match(v.value(), key)) {
+                Some(m) => Ok(m),
+                None => Err(SnapshotError::BadEntry {
+                    path: self.snap.path.clone(),
+                    index: self.index - 1,
+                }),
+            },
+        )
     }
 }
 
