@@ -78,7 +78,8 @@ pub struct CompileOptions {
     pub version: Option<u64>,
     /// Creation time, Unix seconds (default: now).
     pub created: Option<u64>,
-    /// Base or delta.
+    /// Base or delta. A delta may hold `remove` rows (tombstones: the base's entry with the
+    /// same key no longer applies); see [`super::Snapshot::lookup_all`].
     pub kind: Kind,
     /// Where sorted runs are spilled (default: the output's directory).
     pub tmp_dir: Option<PathBuf>,
@@ -500,6 +501,7 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
         }
     };
     let key = parse_key(&ctx.opts.profile, number)?;
+    let mut tombstone = false;
     let action = match action {
         None => ctx.default_action,
         Some(a) => {
@@ -508,6 +510,12 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
                 ctx.opts
                     .default_action
                     .ok_or("empty action and no --default-action")?
+            } else if s.eq_ignore_ascii_case("remove") {
+                if !matches!(ctx.opts.kind, Kind::Delta { .. }) {
+                    return Err("action `remove` is only valid in a delta (--delta-of BASE)".into());
+                }
+                tombstone = true;
+                Action::Allow
             } else {
                 s.parse::<Action>().map_err(|e| e.to_string())?
             }
@@ -534,7 +542,7 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
     };
     let v = PackedValue {
         action,
-        tombstone: false,
+        tombstone,
         score,
         category,
         source,

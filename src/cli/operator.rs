@@ -75,6 +75,10 @@ pub struct CompileArgs {
     /// Memory for sorting, in MiB, before spilling sorted runs to disk.
     #[arg(long, default_value_t = 1024)]
     memory_mb: usize,
+    /// Compile a delta on top of this base snapshot: rows add or change entries, rows with
+    /// action `remove` are tombstones for the base's entries.
+    #[arg(long, value_name = "BASE")]
+    delta_of: Option<PathBuf>,
     /// Directory for spilled runs (default: the output's directory).
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
@@ -211,7 +215,18 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn run_compile(a: CompileArgs) -> Result<(), CliError> {
+    let kind = match &a.delta_of {
+        None => crate::blocklist::Kind::Base,
+        Some(base) => {
+            let base = Snapshot::open_with(base, Load::Map)?;
+            crate::blocklist::Kind::Delta {
+                base_version: base.version(),
+                base_hash: base.hash(),
+            }
+        }
+    };
     let opts = CompileOptions {
+        kind,
         profile: NumberingProfile::by_name(&a.profile)?,
         default_action: a.default_action,
         default_category: a.default_category,
