@@ -215,10 +215,16 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn run_compile(a: CompileArgs) -> Result<(), CliError> {
+    let mut version = a.snapshot_version;
     let kind = match &a.delta_of {
         None => crate::blocklist::Kind::Base,
         Some(base) => {
             let base = Snapshot::open_with(base, Load::Map)?;
+            // A delta is always newer than its base, even when compiled in the same second.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            version = version.or(Some(now.max(base.version() + 1)));
             crate::blocklist::Kind::Delta {
                 base_version: base.version(),
                 base_hash: base.hash(),
@@ -236,7 +242,7 @@ fn run_compile(a: CompileArgs) -> Result<(), CliError> {
         builtin_protect: !a.no_builtin_protect,
         max_errors: a.max_errors,
         memory_budget: a.memory_mb.max(1) << 20,
-        version: a.snapshot_version,
+        version,
         tmp_dir: a.tmp_dir,
         progress: !a.quiet,
         ..CompileOptions::default()
@@ -327,6 +333,9 @@ struct LookupLine<'a> {
     score: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
+    /// Only for a delta's tombstone: the base's entry is removed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tombstone: bool,
 }
 
 fn lookup_line<'a>(
@@ -344,6 +353,7 @@ fn lookup_line<'a>(
         category: None,
         score: None,
         source: None,
+        tombstone: false,
     };
     match profile.normalize(input.trim().as_bytes()) {
         Caller::Anonymous => line.outcome = "anonymous",
@@ -357,7 +367,7 @@ fn lookup_line<'a>(
                 score,
                 source,
                 entry,
-                ..
+                tombstone,
             }) = snap.lookup(&n)
             {
                 line.outcome = "listed";
@@ -366,6 +376,7 @@ fn lookup_line<'a>(
                 line.category = Some(category);
                 line.score = Some(score);
                 line.source = Some(source);
+                line.tombstone = tombstone;
             }
         }
     }
