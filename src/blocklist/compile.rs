@@ -42,7 +42,7 @@ use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
 use super::write::{HashingWriter, Pending};
 use super::Action;
-use crate::numbers::{Caller, NumberingProfile};
+use crate::numbers::{Caller, NumberingProfile, E164};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
@@ -449,6 +449,14 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
                 String::from_utf8_lossy(field)
             )
         });
+    }
+    // Fast path for the common `+<digits>` row: the same plan checks as `normalize`, without
+    // URI scanning. Anything else (or a rejected number, for the full reason) goes through
+    // the profile.
+    if let [b'+', rest @ ..] = field {
+        if let Ok(n) = E164::from_international(rest) {
+            return Ok(EntryKey::from_e164(&n));
+        }
     }
     match profile.normalize(field) {
         Caller::Number(n) => Ok(EntryKey::from_e164(&n)),
