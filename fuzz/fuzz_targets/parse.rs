@@ -17,7 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(m) = SipMessage::parse(Bytes::copy_from_slice(data), &limits) else {
         return;
     };
-    let _ = (m.method(), m.status(), m.call_id(), m.cseq(), m.max_forwards());
+    let _ = (
+        m.method(),
+        m.status(),
+        m.call_id(),
+        m.cseq(),
+        m.max_forwards(),
+    );
     if let Some(uri) = m.request_uri() {
         let _ = uri.parse_uri();
     }

@@ -96,8 +96,16 @@ impl HeaderName {
             };
         }
         let candidates = BY_LENGTH.get(name.len()).copied().unwrap_or_default();
+        // Fast path: the canonical spelling, compared byte for byte.
         for (full, kind) in candidates {
-            if full.as_bytes().eq_ignore_ascii_case(name) {
+            if full.as_bytes() == name {
+                return *kind;
+            }
+        }
+        let first = name.first().map_or(0, u8::to_ascii_lowercase);
+        for (full, kind) in candidates {
+            let full = full.as_bytes();
+            if full[0].to_ascii_lowercase() == first && full.eq_ignore_ascii_case(name) {
                 return *kind;
             }
         }

@@ -139,7 +139,7 @@ impl SipMessage {
                 if value_end > last.value.end as usize {
                     if last.value.start == last.value.end {
                         // The value started on this continuation line.
-                        let first = (pos..end).find(|&i| !is_space(b[i])).unwrap_or(end);
+                        let first = skip_space(b, pos, end);
                         last.value.start = Span::new(first, first).start;
                     }
                     last.value.end = Span::new(value_end, value_end).end;
@@ -158,15 +158,18 @@ impl SipMessage {
                     max: limits.max_headers,
                 });
             }
-            let colon = pos
-                + memchr::memchr(b':', &b[pos..end])
-                    .ok_or(ParseError::BadHeader { line: line_no })?;
-            let name_end = trim_end(b, pos, colon);
-            let name = &b[pos..name_end];
-            if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+            // field-name = token, then optional whitespace, then ':' (RFC 3261 HCOLON).
+            let name_end = pos
+                + b[pos..end]
+                    .iter()
+                    .position(|&c| !is_token(c))
+                    .unwrap_or(end - pos);
+            let colon = skip_space(b, name_end, end);
+            if name_end == pos || b.get(colon) != Some(&b':') || colon >= end {
                 return Err(ParseError::BadHeader { line: line_no });
             }
-            let value_start = (colon + 1..end).find(|&i| !is_space(b[i])).unwrap_or(end);
+            let name = &b[pos..name_end];
+            let value_start = skip_space(b, colon + 1, end);
             let value_end = trim_end(b, value_start, end);
             headers.push(HeaderEntry {
                 kind: HeaderName::from_bytes(name),
@@ -515,6 +518,16 @@ fn next_line(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 #[inline]
 fn is_space(c: u8) -> bool {
     c == b' ' || c == b'\t'
+}
+
+/// Index of the first byte in `b[start..end]` that is not a space or tab (or `end`).
+#[inline]
+fn skip_space(b: &[u8], start: usize, end: usize) -> usize {
+    start
+        + b[start..end]
+            .iter()
+            .position(|&c| !is_space(c))
+            .unwrap_or(end - start)
 }
 
 /// Index after the last non-space byte in `b[start..end]` (or `start`).
