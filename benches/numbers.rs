@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use fraudwall::numbers::NumberingProfile;
+use fraudwall::numbers::{NumberingProfile, E164};
 
 fn normalize(c: &mut Criterion) {
     let cases: &[(&str, &str, &[u8])] = &[
@@ -60,6 +60,10 @@ fn normalize(c: &mut Criterion) {
     let cn = NumberingProfile::by_name("cn").expect("shipped profile");
     c.bench_function("normalize_prefix/cn_trunk", |b| {
         b.iter(|| cn.normalize_prefix(black_box(b"017012")))
+    });
+    // The compiler's fast path for `+<digits>` rows.
+    c.bench_function("from_international/cn_mobile", |b| {
+        b.iter(|| E164::from_international(black_box(b"8613800138000")))
     });
 }
 

@@ -105,6 +105,16 @@ proptest! {
     }
 
     #[test]
+    fn from_international_agrees_with_normalize(digits in "[0-9]{0,20}") {
+        let want = match NumberingProfile::by_name("generic").expect("shipped profile").normalize(format!("+{digits}").as_bytes()) {
+            Caller::Number(n) => Ok(n),
+            Caller::Invalid(r) => Err(r),
+            Caller::Anonymous => panic!("+{digits} read as anonymous"),
+        };
+        prop_assert_eq!(E164::from_international(digits.as_bytes()), want);
+    }
+
+    #[test]
     fn visual_separators_never_change_a_tel_number(
         digits in "\\+?[0-9]{1,18}",
         seps in proptest::collection::vec((0usize..20, prop_oneof![Just('-'), Just('.'), Just('('), Just(')')]), 0..6),

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::{plan, InvalidReason};
+
 /// Maximum digits in an E.164 number (ITU-T E.164 §6.1).
 pub const MAX_DIGITS: usize = 15;
 
@@ -52,6 +54,28 @@ impl E164 {
             len: digits.len() as u8,
             digits: out,
         })
+    }
+
+    /// Builds from the digits of an international number (what follows `+`), checked against
+    /// the numbering plans exactly as [`NumberingProfile::normalize`] checks a `+` number,
+    /// whatever the profile: `+86`/`+1` numbers by their national rules (with the `+86 0`
+    /// quirk dropped), other countries by length (7 to 15). The fast path for a blocklist
+    /// compiler reading `+<digits>` rows: same key as a caller presenting that number, no
+    /// URI scanning. [`E164::from_digits`] checks only the E.164 form.
+    ///
+    /// ```
+    /// use fraudwall::numbers::{E164, InvalidReason};
+    /// assert_eq!(E164::from_international(b"86075512345678").map(|n| n.to_string()),
+    ///            Ok("+8675512345678".to_string()));
+    /// assert_eq!(E164::from_international(b"86138001"), Err(InvalidReason::TooShort));
+    /// ```
+    ///
+    /// [`NumberingProfile::normalize`]: super::NumberingProfile::normalize
+    pub fn from_international(digits: &[u8]) -> Result<Self, InvalidReason> {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(InvalidReason::NotANumber);
+        }
+        plan::international(digits)
     }
 
     /// Country code and national significant number, both already checked to be ASCII

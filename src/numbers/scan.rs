@@ -124,11 +124,11 @@ pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
     if has_scheme(raw) {
         return Err(InvalidReason::MalformedUri.into());
     }
-    if raw.contains(&b'@') {
+    match telephone_subscriber(raw) {
         // A scheme-less `user@host`, as some PBXes write it.
-        return sip_user(raw);
+        Err(NotNumber::Invalid(InvalidReason::NotANumber)) if raw.contains(&b'@') => sip_user(raw),
+        read => read,
     }
-    telephone_subscriber(raw)
 }
 
 /// A `sip:`, `sips:` or `tel:` URI (scheme case-insensitive), or `None` for anything else.
@@ -147,61 +147,80 @@ pub(crate) fn prefix_digits(raw: &[u8]) -> Result<(bool, Digits), InvalidReason>
     if raw.is_empty() {
         return Err(InvalidReason::Empty);
     }
-    number(raw)
+    match number(raw)? {
+        (plus, digits, end) if end == raw.len() => Ok((plus, digits)),
+        _ => Err(InvalidReason::NotANumber),
+    }
 }
 
 /// The user part of a `sip:`/`sips:` URI (what follows the scheme).
 fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
-    // `@` cannot appear unescaped in the user part, and headers (`?`) come after the host.
-    let stop = rest.iter().position(|&b| b == b'@' || b == b'?');
-    let Some(at) = stop.filter(|&i| rest[i] == b'@') else {
-        let before_headers = &rest[..stop.unwrap_or(rest.len())];
-        // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
-        if before_headers.first() == Some(&b'+') {
-            return telephone_subscriber(before_headers);
+    // One pass: `@` cannot appear unescaped in the user part, headers (`?`) come after the
+    // host, and the first `:` before `@` starts a password.
+    let (mut at, mut colon, mut end) = (None, None, rest.len());
+    for (i, &b) in rest.iter().enumerate() {
+        match b {
+            b'@' => {
+                at = Some(i);
+                break;
+            }
+            b'?' => {
+                end = i;
+                break;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            _ => {}
         }
-        if eq_ci(host_of(before_headers), ANONYMOUS_HOST) {
+    }
+    let Some(at) = at else {
+        let host = &rest[..end];
+        // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
+        if host.first() == Some(&b'+') {
+            return telephone_subscriber(host);
+        }
+        if is_anonymous_host(host) {
             return Err(NotNumber::Anonymous);
         }
         return Err(InvalidReason::Empty.into());
     };
-    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
-    // `user:password@host`: the password is no part of the number.
-    let user = split_at_byte(userinfo, b':').0;
-    if eq_ci(host_of(host), ANONYMOUS_HOST) {
+    if is_anonymous_host(&rest[at + 1..]) {
         return Err(NotNumber::Anonymous);
     }
+    // `user:password@host`: the password is no part of the number.
+    let user = &rest[..colon.unwrap_or(at)];
     if user.is_empty() {
         return Err(InvalidReason::Empty.into());
     }
     telephone_subscriber(user)
 }
 
-/// The host name of `host[:port][;params]`.
-fn host_of(host: &[u8]) -> &[u8] {
-    let end = host
-        .iter()
-        .position(|&b| matches!(b, b':' | b';' | b'>'))
-        .unwrap_or(host.len());
-    &host[..end]
+/// `anonymous.invalid` followed by nothing, a port, parameters or headers.
+fn is_anonymous_host(host: &[u8]) -> bool {
+    strip_prefix_ci(host, ANONYMOUS_HOST)
+        .is_some_and(|after| matches!(after.first(), None | Some(b':' | b';' | b'?' | b'>')))
 }
 
 /// RFC 3966 `telephone-subscriber`: `number *(;param)`, also the user part of a SIP URI.
 fn telephone_subscriber(s: &[u8]) -> Result<Subscriber, NotNumber> {
-    let mut segments = s.split(|&b| b == b';');
-    let num = segments.next().unwrap_or_default().trim_ascii();
-    if num.is_empty() {
-        return Err(InvalidReason::Empty.into());
+    match s.first() {
+        None | Some(b';') => return Err(InvalidReason::Empty.into()),
+        Some(b) if b.is_ascii_alphabetic() => {
+            let word = split_at_byte(s, b';').0.trim_ascii();
+            if ANONYMOUS_WORDS.iter().any(|w| eq_ci(word, w)) {
+                return Err(NotNumber::Anonymous);
+            }
+            return Err(InvalidReason::NotANumber.into());
+        }
+        Some(_) => {}
     }
-    if num[0].is_ascii_alphabetic() && ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
-        return Err(NotNumber::Anonymous);
-    }
-    let (global, digits) = number(num)?;
+    let (global, digits, end) = number(s)?;
     let mut context = Context::None;
-    for param in segments {
-        if let Some(value) = strip_prefix_ci(param.trim_ascii(), b"phone-context=") {
-            context = phone_context(value)?;
-            break;
+    if let Some(params) = s.get(end + 1..) {
+        for param in params.split(|&b| b == b';') {
+            if let Some(value) = strip_prefix_ci(param.trim_ascii(), b"phone-context=") {
+                context = phone_context(value)?;
+                break;
+            }
         }
     }
     Ok(Subscriber {
@@ -221,17 +240,16 @@ fn phone_context(value: &[u8]) -> Result<Context, InvalidReason> {
         return Ok(Context::Domain);
     }
     match number(value) {
-        Ok((true, d)) if !d.as_slice().is_empty() && !d.overflowed() => Ok(Context::Global(d)),
+        Ok((true, d, end)) if end == value.len() && !d.overflowed() => Ok(Context::Global(d)),
         _ => Err(InvalidReason::MalformedUri),
     }
 }
 
-/// Scans `[+]digits` with visual separators and percent-escapes.
-fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
-    let mut plus = false;
+/// Scans `[+]digits` with visual separators and percent-escapes, up to the first `;` or the
+/// end, whose index it returns with the digits.
+fn number(s: &[u8]) -> Result<(bool, Digits, usize), InvalidReason> {
     let mut digits = Digits::new();
-    let mut seen_any = false;
-    let mut i = 0;
+    let (mut len, mut plus, mut i) = (0usize, false, 0usize);
     while let Some(&raw) = s.get(i) {
         let b = if raw == b'%' {
             i += 3;
@@ -242,25 +260,32 @@ fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
         };
         match b {
             b'0'..=b'9' => {
-                digits.push(b);
-                seen_any = true;
+                if let Some(slot) = digits.buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                } else {
+                    digits.overflow = true;
+                }
             }
-            b'+' if !seen_any => {
-                plus = true;
-                seen_any = true;
-            }
+            b'+' if len == 0 && !plus => plus = true,
             // RFC 3966 visual separators, plus the space written in displayed numbers.
             b'-' | b'.' | b'(' | b')' | b' ' => {}
+            // A raw `;` ends the number (an escaped one is no delimiter).
+            b';' if raw == b';' => {
+                i -= 1;
+                break;
+            }
             _ => return Err(InvalidReason::NotANumber),
         }
     }
-    if digits.overflowed() {
+    if digits.overflow {
         return Err(InvalidReason::TooLong);
     }
-    if digits.as_slice().is_empty() {
+    if len == 0 {
         return Err(InvalidReason::NotANumber);
     }
-    Ok((plus, digits))
+    digits.len = len as u8;
+    Ok((plus, digits, i))
 }
 
 /// Decodes the `%XX` escape at `s[at]` (RFC 3986 §2.1).
@@ -283,14 +308,15 @@ fn unwrap_angle(s: &[u8]) -> &[u8] {
 
 /// `scheme ":"` at the start (RFC 3986 §3.1): a URI of a scheme we do not read.
 fn has_scheme(s: &[u8]) -> bool {
+    if !s.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
     let Some(colon) = s.iter().position(|&b| b == b':') else {
         return false;
     };
-    let scheme = &s[..colon];
-    scheme.first().is_some_and(u8::is_ascii_alphabetic)
-        && scheme
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    s[..colon]
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 fn split_at_byte(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
@@ -326,7 +352,7 @@ mod tests {
 
     #[test]
     fn numbers_with_escapes_and_separators() {
-        let read = |s: &[u8]| number(s).map(|(plus, d)| (plus, d.as_slice().to_vec()));
+        let read = |s: &[u8]| number(s).map(|(plus, d, _)| (plus, d.as_slice().to_vec()));
         assert_eq!(
             read(b"%2B1%20(212)%20555-0100"),
             Ok((true, b"12125550100".to_vec()))
@@ -335,6 +361,9 @@ mod tests {
         assert_eq!(read(b"1+1"), Err(InvalidReason::NotANumber));
         assert_eq!(read(b"12%3"), Err(InvalidReason::MalformedUri));
         assert_eq!(read(b"12%41"), Err(InvalidReason::NotANumber));
+        assert_eq!(read(b"12%3B"), Err(InvalidReason::NotANumber));
+        assert_eq!(number(b"12-3;ext=4").map(|(_, _, end)| end), Ok(4));
+        assert_eq!(number(b"+;").err(), Some(InvalidReason::NotANumber));
     }
 
     #[test]

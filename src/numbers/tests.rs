@@ -462,6 +462,11 @@ fn blocklist_prefixes() {
     ok("cn", "+44", "44");
     ok("cn", "+1212", "1212");
     bad("cn", "755", NotANumber);
+    bad("cn", "0", TooShort);
+    bad("cn", "+860", TooShort);
+    bad("nanp", "1", TooShort);
+    ok("cn", "+86", "86");
+    ok("nanp", "+1", "1");
     bad("cn", "", Empty);
     bad("cn", "  ", Empty);
     bad("cn", "+", NotANumber);
