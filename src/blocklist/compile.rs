@@ -42,7 +42,7 @@ use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
 use super::write::{HashingWriter, Pending};
 use super::Action;
-use crate::numbers::{Caller, NumberingProfile, E164};
+use crate::numbers::{Caller, NumberingProfile};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
@@ -161,10 +161,26 @@ pub struct CompileReport {
     pub spilled_runs: usize,
     /// Wall time.
     pub seconds: f64,
+    /// Time per phase: reading and parsing, sorting (and spilling), building the FST,
+    /// syncing to disk.
+    pub phase_seconds: PhaseSeconds,
     /// Rows per second, end to end.
     pub rows_per_second: f64,
     /// The rejected rows (at most `max_errors + 1`).
     pub errors: Vec<RowError>,
+}
+
+/// Wall time per compile phase, in seconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Reading and parsing the inputs (spills during parsing included).
+    pub parse: f64,
+    /// The final sort, or preparing the merge of spilled runs.
+    pub sort: f64,
+    /// Merging, resolving and building the FST.
+    pub build: f64,
+    /// fsync and rename.
+    pub sync: f64,
 }
 
 /// Why a compile failed (the output is left untouched).
@@ -293,16 +309,31 @@ impl Interner {
 #[derive(Default)]
 struct LocalStrings {
     names: Vec<String>,
+    ids: HashMap<String, u16>,
+    last: Option<u16>,
 }
 
 impl LocalStrings {
     fn id(&mut self, s: &str) -> u16 {
-        // Few distinct values per chunk: a linear scan from the back beats hashing.
-        if let Some(i) = self.names.iter().rposition(|n| n == s) {
-            return i as u16;
+        // Most rows repeat the previous row's value: check it before hashing.
+        if let Some(last) = self.last {
+            if self.names[last as usize] == s {
+                return last;
+            }
         }
-        self.names.push(s.to_string());
-        (self.names.len() - 1).min(u16::MAX as usize) as u16
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                // Past u16::MAX distinct values in one chunk the global interner refuses
+                // the compile anyway (TooManyStrings); saturate here.
+                let id = self.names.len().min(u16::MAX as usize) as u16;
+                self.names.push(s.to_string());
+                self.ids.insert(s.to_string(), id);
+                id
+            }
+        };
+        self.last = Some(id);
+        id
     }
 }
 
@@ -359,12 +390,6 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
                 String::from_utf8_lossy(field)
             )
         });
-    }
-    // Fast path for the common `+<digits>` form; anything else goes through the profile.
-    if let [b'+', rest @ ..] = field {
-        if let Ok(n) = E164::from_digits(rest) {
-            return Ok(EntryKey::from_e164(&n));
-        }
     }
     match profile.normalize(field) {
         Caller::Number(n) => Ok(EntryKey::from_e164(&n)),
@@ -438,22 +463,16 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
             .filter(|&v| v <= MAX_SCORE)
             .ok_or_else(|| format!("score {:?} is not 0..=100", String::from_utf8_lossy(s)))?,
     };
-    let text = |f: Option<&[u8]>, default: &str, what| -> Result<String, String> {
-        match f {
-            None => Ok(default.to_string()),
-            Some(b) => std::str::from_utf8(b)
-                .map(str::to_string)
-                .map_err(|_| format!("{what} is not UTF-8")),
-        }
-    };
-    // Strings are interned per chunk; most rows repeat the previous value.
+    fn text<'b>(b: &'b [u8], what: &str) -> Result<&'b str, String> {
+        std::str::from_utf8(b).map_err(|_| format!("{what} is not UTF-8"))
+    }
     let category = match category {
         None => out.categories.id(&ctx.opts.default_category),
-        Some(c) => out.categories.id(&text(Some(c), "", "category")?),
+        Some(c) => out.categories.id(text(c, "category")?),
     };
     let source = match source {
         None => out.sources.id(ctx.default_source),
-        Some(s) => out.sources.id(&text(Some(s), "", "source")?),
+        Some(s) => out.sources.id(text(s, "source")?),
     };
     let v = PackedValue {
         action,
@@ -927,6 +946,7 @@ pub fn compile(
     for input in inputs {
         c.add_input(input)?;
     }
+    let parsed = Instant::now();
     c.progress.set_message("sorting");
     let sorted = if c.runs.is_empty() {
         let mut buf = std::mem::take(&mut c.buffer);
@@ -947,6 +967,7 @@ pub fn compile(
         Sorted::Merge { readers, heap }
     };
     c.report.spilled_runs = c.runs.len();
+    let sorted_at = Instant::now();
     c.progress.set_message("building");
     let version = opts.version.unwrap_or_else(now_secs);
     let created = opts.created.unwrap_or_else(now_secs);
@@ -972,6 +993,12 @@ pub fn compile(
     report.entries = header.counts.entries;
     report.bytes = written;
     report.seconds = started.elapsed().as_secs_f64();
+    report.phase_seconds.parse = (parsed - started).as_secs_f64();
+    report.phase_seconds.sort = (sorted_at - parsed).as_secs_f64();
+    report.phase_seconds.build = report.seconds
+        - report.phase_seconds.parse
+        - report.phase_seconds.sort
+        - report.phase_seconds.sync;
     report.rows_per_second = report.rows as f64 / report.seconds.max(1e-9);
     Ok(report)
 }
@@ -1051,7 +1078,9 @@ fn write_snapshot(
     file.seek(SeekFrom::Start(0)).map_err(Compiler::io(out))?;
     file.write_all(&bytes).map_err(Compiler::io(out))?;
     drop(file);
+    let sync = Instant::now();
     pending.commit().map_err(Compiler::io(out))?;
+    report.phase_seconds.sync = sync.elapsed().as_secs_f64();
     Ok(header_len as u64 + body_len)
 }
 
