@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod operator;
+pub mod run;
 
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
@@ -17,6 +18,11 @@ pub struct Cli {
 enum Command {
     #[command(flatten)]
     Operator(operator::OperatorCommand),
+    /// Run the SIP proxy: screen every incoming call, then allow, tag, warn or block it.
+    Run(run::RunArgs),
+    /// Print or check the `run` configuration file.
+    #[command(subcommand)]
+    Config(run::ConfigCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -24,5 +30,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Operator(c) => operator::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Config(c) => run::config(c),
     }
 }
