@@ -156,23 +156,28 @@ impl ProxyCore {
         };
 
         let branch = req.branch(&top);
-        for via in msg.vias() {
-            let via = match via {
-                Ok(v) => v,
-                Err(_) => {
-                    let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
-                    o.error = Some("bad_via");
-                    return o;
-                }
-            };
-            let looped = via
-                .branch()
+        let ours = |via: &Via<'_>| {
+            via.branch()
                 .and_then(branch::loop_part_of)
                 .is_some_and(|lp| lp == branch.loop_part())
-                && self.compiled.is_us(via.host(), via.port(), inbound.local);
-            if looped {
-                return self.answer(msg, method, 482, "Loop Detected", reply, out);
+                && self.compiled.is_us(via.host(), via.port(), inbound.local)
+        };
+        // The top Via is already parsed; the others only when there are others.
+        let mut looped = ours(&top);
+        if msg.via_count() > 1 {
+            for via in msg.vias().skip(1) {
+                match via {
+                    Ok(v) => looped |= ours(&v),
+                    Err(_) => {
+                        let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                        o.error = Some("bad_via");
+                        return o;
+                    }
+                }
             }
+        }
+        if looped {
+            return self.answer(msg, method, 482, "Loop Detected", reply, out);
         }
 
         // Route (RFC 3261 §16.4, §16.6 steps 6-7).
@@ -258,9 +263,12 @@ impl ProxyCore {
     /// Reads the caller, screens it (a panic in the screen fails open) and decides the
     /// action to apply.
     fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
-        let id = self
-            .compiled
-            .identity(&self.config.identity_order, msg, inbound.source.ip());
+        let id = self.compiled.identity(
+            &self.config.identity_order,
+            msg,
+            &req.from,
+            inbound.source.ip(),
+        );
         let screen = &self.screen;
         let caller: Caller = id.caller;
         let verdict = catch_unwind(AssertUnwindSafe(|| screen.screen(&caller)))
