@@ -97,12 +97,16 @@ impl HeaderName {
         }
         let candidates = BY_LENGTH.get(name.len()).copied().unwrap_or_default();
         // Fast path: the canonical spelling, compared byte for byte.
+        let Some(&first) = name.first() else {
+            return HeaderName::Other;
+        };
         for (full, kind) in candidates {
-            if full.as_bytes() == name {
+            let full = full.as_bytes();
+            if full[0] == first && full == name {
                 return *kind;
             }
         }
-        let first = name.first().map_or(0, u8::to_ascii_lowercase);
+        let first = first.to_ascii_lowercase();
         for (full, kind) in candidates {
             let full = full.as_bytes();
             if full[0].to_ascii_lowercase() == first && full.eq_ignore_ascii_case(name) {

@@ -530,10 +530,12 @@ fn skip_space(b: &[u8], start: usize, end: usize) -> usize {
             .unwrap_or(end - start)
 }
 
-/// Index after the last non-space byte in `b[start..end]` (or `start`).
+/// Index after the last byte in `b[start..end]` that is not linear whitespace (or `start`).
 #[inline]
 fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
-    while end > start && (is_space(b[end - 1]) || b[end - 1] == b'\r') {
+    // CR and LF count too: a whitespace-only continuation line must not leave the line
+    // break before it inside the value (found by fuzzing).
+    while end > start && matches!(b[end - 1], b' ' | b'\t' | b'\r' | b'\n') {
         end -= 1;
     }
     end
@@ -771,6 +773,16 @@ v=0\r\nEXTRA";
         assert_eq!(m.top_via(), Ok(None));
         assert_eq!(m.privacy(), None);
         assert_eq!(m.as_bytes()[0], b'O');
+    }
+
+    #[test]
+    fn whitespace_only_continuation_is_not_part_of_the_value() {
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nSubject: x\r\n\t\nTo: <sip:b@c>\r\n \r\n\r\n");
+        assert_eq!(m.header("Subject").map(|v| v.as_bytes()), Some(&b"x"[..]));
+        assert_eq!(
+            m.header("To").map(|v| v.as_bytes()),
+            Some(&b"<sip:b@c>"[..])
+        );
     }
 
     #[test]
