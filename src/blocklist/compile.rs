@@ -282,6 +282,64 @@ fn with_ids(r: u128, category: u16, source: u16) -> u128 {
         | (u128::from(source) << 9)
 }
 
+// ---- value table -------------------------------------------------------------------------
+
+/// A cheap hasher for `u64` keys (packed values): a multiply, no DoS concern for our own data.
+#[derive(Default)]
+struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+
+/// Counts packed values in records, on all cores.
+fn count_values(records: &[u128], into: &mut U64Map<u64>) {
+    let counts = records
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let mut m = U64Map::default();
+            for &r in chunk {
+                *m.entry(record_value(r).pack()).or_insert(0) += 1;
+            }
+            m
+        })
+        .reduce(U64Map::default, |mut a, b| {
+            for (k, v) in b {
+                *a.entry(k).or_insert(0) += v;
+            }
+            a
+        });
+    for (k, v) in counts {
+        *into.entry(k).or_insert(0) += v;
+    }
+}
+
+/// The value table, most frequent first (ties by value, so it is deterministic), and the
+/// index of each value. The most common value gets output 0, which costs no bytes in the FST.
+fn value_table(counts: &U64Map<u64>) -> (Vec<u64>, U64Map<u64>) {
+    let mut by_freq: Vec<(u64, u64)> = counts.iter().map(|(&v, &n)| (v, n)).collect();
+    by_freq.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let table: Vec<u64> = by_freq.iter().map(|&(v, _)| v).collect();
+    let index = table
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u64))
+        .collect();
+    (table, index)
+}
+
 // ---- string tables ------------------------------------------------------------------------
 
 #[derive(Default)]
@@ -564,6 +622,7 @@ struct Compiler<'a> {
     runs: Vec<PathBuf>,
     spill_dir: Option<tempfile::TempDir>,
     spill_parent: PathBuf,
+    value_counts: U64Map<u64>,
     report: CompileReport,
     progress: indicatif::ProgressBar,
 }
@@ -598,6 +657,7 @@ impl<'a> Compiler<'a> {
                 .clone()
                 .unwrap_or_else(|| super::write::parent_dir(out)),
             report: CompileReport::default(),
+            value_counts: U64Map::default(),
             progress,
         }
     }
@@ -794,6 +854,7 @@ impl<'a> Compiler<'a> {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default();
         let path = dir.join(format!("run-{}", self.runs.len()));
+        count_values(&self.buffer, &mut self.value_counts);
         self.buffer.par_sort_unstable();
         let f = File::create(&path).map_err(Self::io(&path))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -950,6 +1011,7 @@ pub fn compile(
     c.progress.set_message("sorting");
     let sorted = if c.runs.is_empty() {
         let mut buf = std::mem::take(&mut c.buffer);
+        count_values(&buf, &mut c.value_counts);
         buf.par_sort_unstable();
         Sorted::Memory(buf.into_iter())
     } else {
@@ -976,15 +1038,26 @@ pub fn compile(
         created,
         kind: opts.kind,
         counts: Counts::default(),
+        prefix_lengths: 0,
         body_len: 0,
         body_hash: [0; 32],
         categories: std::mem::take(&mut c.categories.names),
         sources: std::mem::take(&mut c.sources.names),
+        values: Vec::new(),
     };
+    let (values, value_index) = value_table(&c.value_counts);
+    header.values = values;
     let header_len = header.encode().len();
     let spill_dir = c.spill_dir.take();
     let mut report = std::mem::take(&mut c.report);
-    let written = write_snapshot(out, &mut header, header_len, sorted, &mut report)?;
+    let written = write_snapshot(
+        out,
+        &mut header,
+        header_len,
+        sorted,
+        &value_index,
+        &mut report,
+    )?;
     drop(spill_dir);
     c.progress.finish_and_clear();
     report.output = out.to_path_buf();
@@ -1015,6 +1088,7 @@ fn write_snapshot(
     header: &mut Header,
     header_len: usize,
     mut sorted: Sorted,
+    value_index: &U64Map<u64>,
     report: &mut CompileReport,
 ) -> Result<u64, CompileError> {
     let io_out = Compiler::io(out);
@@ -1027,11 +1101,12 @@ fn write_snapshot(
     let w = HashingWriter::new(BufWriter::with_capacity(4 << 20, file));
     let mut builder = fst::MapBuilder::new(w).map_err(|e| CompileError::Fst(e.to_string()))?;
     let mut counts = Counts::default();
+    let mut prefix_lengths = 0u16;
     let mut group: Option<(u128, u128, u64, u64)> = None; // (first, best, rows, overridden)
-    let emit = |builder: &mut fst::MapBuilder<_>,
-                counts: &mut Counts,
-                report: &mut CompileReport,
-                (first, best, rows, overridden): (u128, u128, u64, u64)|
+    let mut emit = |builder: &mut fst::MapBuilder<_>,
+                    counts: &mut Counts,
+                    report: &mut CompileReport,
+                    (first, best, rows, overridden): (u128, u128, u64, u64)|
      -> Result<(), CompileError> {
         report.duplicates += rows - 1;
         let protected = best & PROTECTED_BIT != 0;
@@ -1045,8 +1120,17 @@ fn write_snapshot(
         let v = record_value(best);
         let exact = k[len - 1] == super::key::TERMINATOR;
         counts.add(exact, v.action, v.tombstone);
+        if !exact {
+            let odd = u16::from(k[len - 1] >= super::key::ODD_BASE);
+            prefix_lengths |= 1 << (2 * len as u16 - odd);
+        }
+        // Every value was counted before the build, so it has an index.
+        let id = value_index
+            .get(&v.pack())
+            .copied()
+            .ok_or_else(|| CompileError::Fst("value missing from the value table".into()))?;
         builder
-            .insert(&k[..len], v.pack())
+            .insert(&k[..len], id)
             .map_err(|e| CompileError::Fst(e.to_string()))
     };
     while let Some(r) = sorted.next().map_err(Compiler::io(out))? {
@@ -1071,6 +1155,7 @@ fn write_snapshot(
     let (buf, hash, body_len) = w.finish();
     let mut file = buf.into_inner().map_err(|e| io_out(e.into_error()))?;
     header.counts = counts;
+    header.prefix_lengths = prefix_lengths;
     header.body_len = body_len;
     header.body_hash = hash;
     let bytes = header.encode();

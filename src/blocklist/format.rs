@@ -7,7 +7,8 @@
 //! 12     4     header length H (the body starts at H)
 //! 16     8     snapshot version (the operator's, monotonically increasing)
 //! 24     8     creation time, seconds since the Unix epoch
-//! 32     1     kind: 0 base, 1 delta;  33..40 reserved (zero)
+//! 32     1     kind: 0 base, 1 delta;  33 reserved (zero)
+//! 34     2     prefix lengths: bit n set if a prefix entry of n digits exists;  36..40 zero
 //! 40     8     base version (delta only, else 0)
 //! 48     32    base blake3 hash (delta only, else zero)
 //! 80     8     entries          88  8  exact entries     96  8  prefix entries
@@ -16,8 +17,9 @@
 //! 144    8     body length B
 //! 152    32    blake3 of the body
 //! 184    ...   category table, then source table: u32 count, then per string u16 length + UTF-8
+//!              value table: u32 count, then per value a u64 packed value (most frequent first)
 //! H-32   32    blake3 of header bytes 0..H-32
-//! H      B     the body: an `fst` map (see [`super::key`] and [`super::value`])
+//! H      B     the body: an `fst` map from key (see [`super::key`]) to value-table index
 //! ```
 //!
 //! The header hash catches a flipped byte in the header or string tables at open; the body
@@ -33,6 +35,8 @@ pub const MAGIC: [u8; 8] = *b"FWBLKSNP";
 pub const FORMAT_VERSION: u32 = 1;
 const FIXED_LEN: usize = 184;
 const HASH_LEN: usize = 32;
+/// Upper bound on the value table's length.
+pub const MAX_VALUES: usize = 1 << 22;
 /// Upper bound on a header (string tables included), to refuse absurd lengths early.
 pub const MAX_HEADER_LEN: usize = 64 << 20;
 
@@ -110,6 +114,9 @@ pub struct Header {
     pub kind: Kind,
     /// Entry counts.
     pub counts: Counts,
+    /// Bit `n` set when the snapshot holds a prefix entry of `n` digits (1..=15): lets a
+    /// lookup skip the odd-digit peek at lengths where no prefix exists.
+    pub prefix_lengths: u16,
     /// Body length in bytes.
     pub body_len: u64,
     /// blake3 of the body.
@@ -118,6 +125,9 @@ pub struct Header {
     pub categories: Vec<String>,
     /// Source names, by id.
     pub sources: Vec<String>,
+    /// The value table: packed values ([`super::value::PackedValue::pack`]), most frequent
+    /// first. An FST output is an index into it.
+    pub values: Vec<u64>,
 }
 
 /// Why header bytes are not a valid header.
@@ -171,7 +181,9 @@ impl Header {
             } => (1, base_version, base_hash),
         };
         h.push(kind);
-        h.extend_from_slice(&[0u8; 7]);
+        h.push(0);
+        h.extend_from_slice(&self.prefix_lengths.to_le_bytes());
+        h.extend_from_slice(&[0u8; 4]);
         h.extend_from_slice(&base_version.to_le_bytes());
         h.extend_from_slice(&base_hash);
         let c = &self.counts;
@@ -192,6 +204,10 @@ impl Header {
         debug_assert_eq!(h.len(), FIXED_LEN);
         put_strings(&mut h, &self.categories);
         put_strings(&mut h, &self.sources);
+        h.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for v in &self.values {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
         let len = (h.len() + HASH_LEN) as u32;
         h[12..16].copy_from_slice(&len.to_le_bytes());
         let hash = blake3::hash(&h);
@@ -240,7 +256,9 @@ impl Header {
         let mut r = Reader { b: body, pos: 16 };
         let version = r.u64()?;
         let created = r.u64()?;
-        let kind_byte = r.take(8)?[0];
+        let kind_bytes = r.take(8)?;
+        let kind_byte = kind_bytes[0];
+        let prefix_lengths = u16::from_le_bytes([kind_bytes[2], kind_bytes[3]]);
         let base_version = r.u64()?;
         let base_hash = r.hash()?;
         let kind = match kind_byte {
@@ -265,6 +283,15 @@ impl Header {
         let body_hash = r.hash()?;
         let categories = r.strings()?;
         let sources = r.strings()?;
+        let n = r.take(4)?;
+        let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+        if n > MAX_VALUES {
+            return Err(HeaderError::Corrupt("value table too large"));
+        }
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
+            values.push(r.u64()?);
+        }
         if r.pos != body.len() {
             return Err(HeaderError::Corrupt(
                 "trailing bytes after the string tables",
@@ -276,10 +303,12 @@ impl Header {
                 created,
                 kind,
                 counts,
+                prefix_lengths,
                 body_len,
                 body_hash,
                 categories,
                 sources,
+                values,
             },
             len,
         ))
@@ -350,10 +379,12 @@ mod tests {
                 tombstones: 1,
                 ..Counts::default()
             },
+            prefix_lengths: 1 << 7,
             body_len: 1234,
             body_hash: [5; 32],
             categories: vec!["loan".into(), "".into()],
             sources: vec!["police".into()],
+            values: vec![3, 1 << 20],
         }
     }
 

@@ -8,8 +8,8 @@
 use crate::blocklist::diff::diff;
 use crate::blocklist::sign;
 use crate::blocklist::{
-    compile_files, Action, CompileError, CompileOptions, CompileReport, Match, SignError, Snapshot,
-    SnapshotError,
+    compile_files, Action, CompileError, CompileOptions, CompileReport, Load, Match, SignError,
+    Snapshot, SnapshotError,
 };
 use crate::numbers::{Caller, NumberingProfile, ProfileError};
 use clap::{Args, Subcommand};
@@ -360,14 +360,14 @@ fn lookup_line<'a>(
 fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
     let profile = NumberingProfile::by_name(&a.profile)?;
     let snap = if a.key.is_empty() {
-        Snapshot::open(&a.snapshot)?
+        Snapshot::open_with(&a.snapshot, Load::Map)?
     } else {
         let keys = a
             .key
             .iter()
             .map(|k| sign::read_verifying_key(k))
             .collect::<Result<Vec<_>, _>>()?;
-        Snapshot::open_signed(&a.snapshot, &keys)?
+        Snapshot::open_signed_with(&a.snapshot, &keys, Load::Map)?
     };
     let inputs: Vec<String> = if a.inputs.is_empty() {
         std::io::stdin().lock().lines().collect::<Result<_, _>>()?
@@ -403,7 +403,7 @@ fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
 }
 
 fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let info = snap.info();
     if a.json {
         return print_json(&info);
@@ -443,8 +443,8 @@ fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
 }
 
 fn run_diff(a: DiffArgs) -> Result<(), CliError> {
-    let old = Snapshot::open(&a.old)?;
-    let new = Snapshot::open(&a.new)?;
+    let old = Snapshot::open_with(&a.old, Load::Map)?;
+    let new = Snapshot::open_with(&a.new, Load::Map)?;
     let d = diff(&old, &new, a.limit)?;
     if a.json {
         return print_json(&d);
@@ -504,7 +504,7 @@ fn run_keygen(a: KeygenArgs) -> Result<(), CliError> {
 
 fn run_sign(a: SignArgs) -> Result<(), CliError> {
     let key = sign::read_signing_key(&a.key)?;
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let sig = sign::sig_path(&a.snapshot);
     sign::sign_to_file(&key, snap.header_bytes(), &sig)?;
     println!(
@@ -523,7 +523,7 @@ fn run_verify(a: VerifyArgs) -> Result<(), CliError> {
         .iter()
         .map(|k| sign::read_verifying_key(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let snap = Snapshot::open_signed(&a.snapshot, &keys)?;
+    let snap = Snapshot::open_signed_with(&a.snapshot, &keys, Load::Map)?;
     if a.json {
         return print_json(&snap.info());
     }
