@@ -332,6 +332,21 @@ fn a_request_that_comes_back_unchanged_is_a_loop_482() {
 }
 
 #[test]
+fn a_next_hop_pointing_at_the_proxy_itself_is_a_loop_482() {
+    let (core, _) = core_with(|c| {
+        c.next_hops = vec![NextHop {
+            address: addr(LOCAL),
+            transport: Transport::Udp,
+        }]
+    });
+    let first = send(&core, &invite("12025550123", ""), CALLER);
+    assert_eq!(first.one().destination, addr(LOCAL));
+    let again = String::from_utf8(first.one().data.to_vec()).unwrap();
+    let s = send(&core, &again, LOCAL);
+    assert_eq!(s.outcome.disposition, Disposition::Answered(482));
+}
+
+#[test]
 fn a_spiral_with_a_new_request_uri_is_forwarded() {
     let core = core();
     let back = bounced_back(&core).replace(

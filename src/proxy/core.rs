@@ -255,6 +255,9 @@ pub struct ProxyCore {
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
     /// `advertise` is configured.
     seen_local: [OnceLock<SocketAddr>; 2],
+    /// Sent-by text per local address (a few listen addresses), so the hot path does not
+    /// format socket addresses.
+    sent_by_cache: [OnceLock<(SocketAddr, net::SentByText)>; 4],
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -276,7 +279,29 @@ impl ProxyCore {
             config,
             screen,
             seen_local: [OnceLock::new(), OnceLock::new()],
+            sent_by_cache: Default::default(),
         })
+    }
+
+    /// Our sent-by (`advertise`, else the local address) as text, from the cache when the
+    /// local address has been seen before.
+    fn sent_by_text(&self, local: SocketAddr) -> net::SentByText {
+        let format = || {
+            let mut t = net::SentByText::new();
+            let _ = std::fmt::Write::write_fmt(
+                &mut t,
+                format_args!("{}", self.compiled.sent_by(local)),
+            );
+            t
+        };
+        for slot in &self.sent_by_cache {
+            match slot.get() {
+                Some((addr, text)) if *addr == local => return *text,
+                Some(_) => continue,
+                None => return slot.get_or_init(|| (local, format())).1,
+            }
+        }
+        format()
     }
 
     /// The configuration in use.

@@ -156,23 +156,28 @@ impl ProxyCore {
         };
 
         let branch = req.branch(&top);
-        for via in msg.vias() {
-            let via = match via {
-                Ok(v) => v,
-                Err(_) => {
-                    let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
-                    o.error = Some("bad_via");
-                    return o;
-                }
-            };
-            let looped = via
-                .branch()
+        let ours = |via: &Via<'_>| {
+            via.branch()
                 .and_then(branch::loop_part_of)
                 .is_some_and(|lp| lp == branch.loop_part())
-                && self.compiled.is_us(via.host(), via.port(), inbound.local);
-            if looped {
-                return self.answer(msg, method, 482, "Loop Detected", reply, out);
+                && self.compiled.is_us(via.host(), via.port(), inbound.local)
+        };
+        // The top Via is already parsed; the others only when there are others.
+        let mut looped = ours(&top);
+        if msg.via_count() > 1 {
+            for via in msg.vias().skip(1) {
+                match via {
+                    Ok(v) => looped |= ours(&v),
+                    Err(_) => {
+                        let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                        o.error = Some("bad_via");
+                        return o;
+                    }
+                }
             }
+        }
+        if looped {
+            return self.answer(msg, method, 482, "Loop Detected", reply, out);
         }
 
         // Route (RFC 3261 §16.4, §16.6 steps 6-7).
@@ -258,9 +263,12 @@ impl ProxyCore {
     /// Reads the caller, screens it (a panic in the screen fails open) and decides the
     /// action to apply.
     fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
-        let id = self
-            .compiled
-            .identity(&self.config.identity_order, msg, inbound.source.ip());
+        let id = self.compiled.identity(
+            &self.config.identity_order,
+            msg,
+            &req.from,
+            inbound.source.ip(),
+        );
         let screen = &self.screen;
         let caller: Caller = id.caller;
         let verdict = catch_unwind(AssertUnwindSafe(|| screen.screen(&caller)))
@@ -338,15 +346,15 @@ impl ProxyCore {
         Outcome::new(class, Disposition::Answered(status))
     }
 
-    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (formatted on the stack).
+    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (built on the stack).
     fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr) {
-        use std::io::Write as _;
-        let mut buf = [0u8; 320];
-        let room = buf.len();
-        let mut cur = &mut buf[..];
-        if write!(cur, "<sip:{};lr>", self.compiled.sent_by(local)).is_ok() {
-            let len = room - cur.len();
-            ed.insert_record_route(&buf[..len]);
+        let sent_by = self.sent_by_text(local);
+        let mut rr = net::StackText::<320>::new();
+        if let Some(sb) = sent_by.bytes() {
+            rr.push(b"<sip:").push(sb).push(b";lr>");
+        }
+        if let Some(value) = rr.bytes().filter(|v| !v.is_empty()) {
+            ed.insert_record_route(value);
         }
     }
 
@@ -362,27 +370,27 @@ impl ProxyCore {
         out_transport: Transport,
         branch: &Branch,
     ) {
-        let sent_by = self.compiled.sent_by(inbound.local);
-        let branch = std::str::from_utf8(branch.as_bytes()).unwrap_or("z9hG4bKfw");
-        ed.push_via_fmt(format_args!(
-            "SIP/2.0/{} {sent_by};branch={branch}",
-            out_transport.via_token()
-        ));
+        let sent_by = self.sent_by_text(inbound.local);
+        let mut via = net::StackText::<400>::new();
+        via.push(b"SIP/2.0/")
+            .push(out_transport.via_token().as_bytes())
+            .push(b" ")
+            .push(sent_by.bytes().unwrap_or(b"invalid"))
+            .push(b";branch=")
+            .push(branch.as_bytes());
+        if let Some(v) = via.bytes() {
+            ed.push_via(v);
+        }
         let source = inbound.source;
         let rport = inbound.transport == Transport::Tcp || top.rport().is_some();
         if !rport && net::parse_ip(top.host()) == Some(source.ip()) {
             return;
         }
-        // The address as text, on the stack (at most 45 bytes).
-        use std::io::Write as _;
-        let mut buf = [0u8; 64];
-        let room = buf.len();
-        let mut cur = &mut buf[..];
-        if write!(cur, "{}", source.ip()).is_err() {
+        let mut ip = net::StackText::<64>::new();
+        if std::fmt::Write::write_fmt(&mut ip, format_args!("{}", source.ip())).is_err() {
             return;
         }
-        let len = room - cur.len();
-        if let Ok(ip) = std::str::from_utf8(&buf[..len]) {
+        if let Some(ip) = ip.text() {
             // The top Via parsed above and the address is plain text: this cannot fail.
             let _ = ed.set_top_via_source(ip, rport.then_some(source.port()));
         }
