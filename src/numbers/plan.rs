@@ -4,6 +4,14 @@
 //! The plans apply to international numbers whatever the profile (so `+8613800138000` is the
 //! same key under `cn`, `nanp` and `generic`); the profile only decides how a *national* form
 //! (no `+`) is read.
+//!
+//! A number in international form is checked by **length only** (+1: ten digits after the
+//! country code; +86: what the plan knows, or 7 to 12 digits not starting with 1): the network presented it as
+//! E.164, a fraud list records it as E.164, and spoofed caller IDs that break the national
+//! digit patterns (a NANP exchange starting with 0 or 1, a Chinese area code with a
+//! nine-digit subscriber) are exactly what fraud lists hold. Were they `invalid` here, a
+//! listed spoofed number would be refused at compile time and let through at call time.
+//! The digit patterns are kept where they decide meaning: reading national forms.
 
 use super::e164::{E164, MAX_DIGITS};
 use super::InvalidReason;
@@ -43,11 +51,19 @@ pub(crate) fn international(d: &[u8]) -> Result<E164, InvalidReason> {
         // `+86 0755...`: a trunk 0 kept after the country code is a common misconfiguration,
         // and no Chinese NSN starts with 0, so it is dropped.
         let nsn = nsn.strip_prefix(b"0").unwrap_or(nsn);
-        cn_nsn(nsn, Form::International)?;
+        if nsn.first() == Some(&b'0') {
+            return Err(InvalidReason::NotANumber);
+        }
+        // Mobiles and service codes (leading 1) keep their exact lengths: a ten-digit
+        // `+86138...` is a truncated mobile, not a number.
+        cn_nsn(nsn, Form::International).or_else(|e| match (nsn.first(), nsn.len()) {
+            (Some(b'2'..=b'9'), 7..=12) => Ok(()),
+            _ => Err(e),
+        })?;
         return join(CN_CC, nsn);
     }
     if let Some(nsn) = d.strip_prefix(NANP_CC) {
-        nanp_nsn(nsn)?;
+        exact_len(nsn, 10)?;
         return join(NANP_CC, nsn);
     }
     if d.len() < MIN_OTHER_DIGITS {

@@ -53,7 +53,10 @@ impl<'a> Uri<'a> {
             return Err(ValueError::BadUri);
         }
         // No whitespace or control characters (a branch-free fold the compiler vectorises).
-        if raw.iter().fold(false, |bad, &b| bad | (b <= b' ') | (b == 0x7f)) {
+        if raw
+            .iter()
+            .fold(false, |bad, &b| bad | (b <= b' ') | (b == 0x7f))
+        {
             return Err(ValueError::BadUri);
         }
         let scheme = if scheme_text.eq_ignore_ascii_case(b"sip") {
