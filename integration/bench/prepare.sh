@@ -7,11 +7,10 @@
 #
 #   integration/bench/prepare.sh SNAPSHOT [HARNESS] [SIZE] [WORK]
 #
-# Callers file: the harness's callers.csv without the listed callers whose number fraudwall's
-# numbering profile refuses as invalid (random NANP numbers such as +1 701 020 1857 whose
-# exchange code starts with 0 or 1: `fraudwall lookup` says "invalid"; they are allowed, so
-# the harness would count them as wrong verdicts). The same file drives Kamailio, so both
-# proxies see the same calls. The script prints how many lines were dropped.
+# Callers file: the harness's callers.csv, less any listed caller that fraudwall's numbering
+# profile reads as invalid (so the harness would count it as a wrong verdict). Since numbers in
+# international form are checked by length only (src/numbers/plan.rs), none is dropped; the
+# script prints the count so a regression shows. The same file drives Kamailio.
 set -euo pipefail
 SNAP=$1
 HARNESS=${2:-/work/shared/bench/sipp-harness}
