@@ -14,10 +14,12 @@
 //! | [`blocklist`] | sources, compiled FST snapshots (mmap, signed), lookup |
 //! | [`sip`] | zero-copy SIP message view for the hot path |
 //! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
+//! | [`feed`] | the central feed: signed manifests, deltas, publishing, node updates |
 //! | [`cli`] | the `fraudwall` command line |
 
 pub mod blocklist;
 pub mod cli;
+pub mod feed;
 pub mod numbers;
 pub mod proxy;
 pub mod sip;

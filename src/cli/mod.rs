@@ -1,5 +1,7 @@
 //! The `fraudwall` command line: operator commands (blocklist) and the carrier's `run`.
 
+mod feed;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -12,10 +14,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Central feed tools (`fraudwall feed serve`).
+    #[command(subcommand)]
+    Feed(feed::FeedCommand),
+}
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Feed(cmd) => feed::run(cmd),
+    }
 }
