@@ -26,6 +26,7 @@
 //! | [`policy`] | the publisher's choice: delta, new base (folding), or refresh | none |
 //! | [`cache`] | the node's cache directory: atomic writes, last good state at start | files |
 //! | [`fetch`] | HTTP: conditional manifest fetch, bounded downloads, size and hash checks | HTTP |
+//! | [`node`] | the node's updater inside `fraudwall run`: restore, poll, fetch, load, swap | HTTP, files |
 //! | [`serve`] | `fraudwall feed serve`: a static server for labs and tests | HTTP |
 //!
 //! The protocol core ([`manifest`], [`poll`], [`policy`]) reads no clock and does no I/O:
@@ -43,6 +44,7 @@
 pub mod cache;
 pub mod fetch;
 pub mod manifest;
+pub mod node;
 pub mod policy;
 pub mod poll;
 pub mod serve;
