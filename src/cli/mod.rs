@@ -5,6 +5,8 @@ mod feed;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod operator;
+
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
 #[command(name = "fraudwall", version, about, long_about = None)]
@@ -15,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Operator(operator::OperatorCommand),
     /// Central feed tools (`fraudwall feed serve`).
     #[command(subcommand)]
     Feed(feed::FeedCommand),
@@ -24,6 +28,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Operator(c) => operator::run(c),
         Command::Feed(cmd) => feed::run(cmd),
     }
 }

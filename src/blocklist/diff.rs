@@ -1,0 +1,163 @@
+//! Differences between two snapshots: entries added, removed and changed.
+//!
+//! Both snapshots stream their entries in key order, so a diff is one merge pass in constant
+//! memory (only the listed changes, up to a limit, are kept).
+
+use super::snapshot::{Match, Snapshot, SnapshotError};
+use super::{Action, EntryKey};
+use std::cmp::Ordering;
+
+/// An entry as shown in a diff.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DiffEntry {
+    /// `+8613800000001` or `+8617012*`.
+    pub entry: EntryKey,
+    /// Action.
+    pub action: Action,
+    /// Category.
+    pub category: String,
+    /// Score.
+    pub score: u8,
+    /// Source.
+    pub source: String,
+    /// Delta removal.
+    pub tombstone: bool,
+}
+
+impl From<Match<'_>> for DiffEntry {
+    fn from(m: Match<'_>) -> Self {
+        DiffEntry {
+            entry: m.entry,
+            action: m.action,
+            category: m.category.to_string(),
+            score: m.score,
+            source: m.source.to_string(),
+            tombstone: m.tombstone,
+        }
+    }
+}
+
+/// One changed entry: before and after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// In the old snapshot.
+    pub old: DiffEntry,
+    /// In the new snapshot.
+    pub new: DiffEntry,
+}
+
+/// The result of [`diff`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Diff {
+    /// Entries only in the new snapshot.
+    pub added_count: u64,
+    /// Entries only in the old snapshot.
+    pub removed_count: u64,
+    /// Entries in both with a different value.
+    pub changed_count: u64,
+    /// Entries in both, equal.
+    pub unchanged_count: u64,
+    /// The first `limit` added entries.
+    pub added: Vec<DiffEntry>,
+    /// The first `limit` removed entries.
+    pub removed: Vec<DiffEntry>,
+    /// The first `limit` changed entries.
+    pub changed: Vec<Change>,
+}
+
+/// Compares two snapshots, keeping at most `limit` entries of each list.
+pub fn diff(old: &Snapshot, new: &Snapshot, limit: usize) -> Result<Diff, SnapshotError> {
+    let mut d = Diff::default();
+    let mut a = old.entries();
+    let mut b = new.entries();
+    let mut x = a.next().transpose()?;
+    let mut y = b.next().transpose()?;
+    loop {
+        let ord = match (&x, &y) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(p), Some(q)) => p.entry.encode().as_slice().cmp(q.entry.encode().as_slice()),
+        };
+        match ord {
+            Ordering::Less => {
+                if let Some(p) = x {
+                    d.removed_count += 1;
+                    if d.removed.len() < limit {
+                        d.removed.push(p.into());
+                    }
+                }
+                x = a.next().transpose()?;
+            }
+            Ordering::Greater => {
+                if let Some(q) = y {
+                    d.added_count += 1;
+                    if d.added.len() < limit {
+                        d.added.push(q.into());
+                    }
+                }
+                y = b.next().transpose()?;
+            }
+            Ordering::Equal => {
+                if let (Some(p), Some(q)) = (x, y) {
+                    let (p, q): (DiffEntry, DiffEntry) = (p.into(), q.into());
+                    if p == q {
+                        d.unchanged_count += 1;
+                    } else {
+                        d.changed_count += 1;
+                        if d.changed.len() < limit {
+                            d.changed.push(Change { old: p, new: q });
+                        }
+                    }
+                }
+                x = a.next().transpose()?;
+                y = b.next().transpose()?;
+            }
+        }
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocklist::{compile_csv_text, CompileOptions};
+
+    #[test]
+    fn added_removed_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.fwb"), dir.path().join("b.fwb"));
+        let h = "number,action,category,score,source\n";
+        let opts = CompileOptions::default();
+        compile_csv_text(
+            &format!("{h}+111,block,x,1,s\n+222,tag,x,1,s\n+333*,warn,x,1,s\n"),
+            &opts,
+            &a,
+        )
+        .unwrap();
+        compile_csv_text(
+            &format!("{h}+111,block,x,1,s\n+222,block,x,1,s\n+444,block,x,1,s\n"),
+            &opts,
+            &b,
+        )
+        .unwrap();
+        let d = diff(
+            &Snapshot::open(&a).unwrap(),
+            &Snapshot::open(&b).unwrap(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.added_count,
+                d.removed_count,
+                d.changed_count,
+                d.unchanged_count
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(d.added[0].entry.to_string(), "+444");
+        assert_eq!(d.removed[0].entry.to_string(), "+333*");
+        assert_eq!(d.changed[0].new.action, Action::Block);
+    }
+}

@@ -1,0 +1,537 @@
+//! Operator commands: `compile`, `lookup`, `inspect`, `diff`, `keygen`, `sign`, `verify`.
+//!
+//! Every command prints a human summary by default and, where a script would want it,
+//! `--json`. Errors go to stderr as one line that says how to fix them; the exit code is 0
+//! on success, 1 on failure (for `verify`: a tampered file, a missing signature or a wrong
+//! key), 2 for a usage error (clap).
+
+use crate::blocklist::diff::diff;
+use crate::blocklist::sign;
+use crate::blocklist::{
+    compile_files, Action, CompileError, CompileOptions, CompileReport, Match, SignError, Snapshot,
+    SnapshotError,
+};
+use crate::numbers::{Caller, NumberingProfile, ProfileError};
+use clap::{Args, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The operator's blocklist commands.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Compile CSV or plain lists into one snapshot.
+    Compile(CompileArgs),
+    /// Look numbers up in a snapshot.
+    Lookup(LookupArgs),
+    /// Show a snapshot's version, counts, size and hash.
+    Inspect(InspectArgs),
+    /// Show entries added, removed and changed between two snapshots.
+    Diff(DiffArgs),
+    /// Generate an ed25519 key pair: PREFIX.key (secret, 0600) and PREFIX.pub.
+    Keygen(KeygenArgs),
+    /// Sign a snapshot: writes FILE.sig.
+    Sign(SignArgs),
+    /// Verify a snapshot and its signature; non-zero exit on any failure.
+    Verify(VerifyArgs),
+}
+
+/// `fraudwall compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Input files: CSV with a `number,action,category,score,source` header, or plain lists.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The snapshot to write (replaced atomically).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Numbering profile for national forms: cn, nanp, generic.
+    #[arg(long, default_value = "generic")]
+    profile: String,
+    /// Action for plain lists (and CSV rows with an empty action).
+    #[arg(long)]
+    default_action: Option<Action>,
+    /// Category for rows without one.
+    #[arg(long, default_value = "reported")]
+    default_category: String,
+    /// Score for rows without one (0..=100).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    default_score: u8,
+    /// Source for rows without one (default: the input's file name).
+    #[arg(long)]
+    default_source: Option<String>,
+    /// File of protected numbers (emergency, service): always allowed, never blocked.
+    #[arg(long)]
+    protect: Vec<PathBuf>,
+    /// Do not add the profile's built-in protected numbers.
+    #[arg(long)]
+    no_builtin_protect: bool,
+    /// Abort when more rows than this are rejected.
+    #[arg(long, default_value_t = 10_000)]
+    max_errors: u64,
+    /// Snapshot version (default: the current Unix time).
+    #[arg(long)]
+    snapshot_version: Option<u64>,
+    /// Memory for sorting, in MiB, before spilling sorted runs to disk.
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: usize,
+    /// Directory for spilled runs (default: the output's directory).
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// How many rejected rows to print.
+    #[arg(long, default_value_t = 10)]
+    show_errors: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `fraudwall lookup`.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// The snapshot.
+    snapshot: PathBuf,
+    /// Numbers or SIP/tel URIs; none: read one per line from stdin.
+    inputs: Vec<String>,
+    /// Numbering profile for national forms: cn, nanp, generic.
+    #[arg(long, default_value = "generic")]
+    profile: String,
+    /// Require a valid signature by this public key (repeatable).
+    #[arg(long)]
+    key: Vec<PathBuf>,
+    /// One JSON object per input.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fraudwall inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The snapshot.
+    snapshot: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fraudwall diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    old: PathBuf,
+    /// The newer snapshot.
+    new: PathBuf,
+    /// Entries listed per kind of change.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fraudwall keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Path prefix: writes PREFIX.key and PREFIX.pub.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `fraudwall sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The secret key (from keygen).
+    #[arg(short, long)]
+    key: PathBuf,
+    /// The snapshot.
+    snapshot: PathBuf,
+}
+
+/// `fraudwall verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A trusted public key (repeatable).
+    #[arg(short, long, required = true)]
+    key: Vec<PathBuf>,
+    /// The snapshot.
+    snapshot: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Any failure of an operator command.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs an operator command.
+pub fn run(cmd: OperatorCommand) -> ExitCode {
+    let r = match cmd {
+        OperatorCommand::Compile(a) => run_compile(a),
+        OperatorCommand::Lookup(a) => run_lookup(a),
+        OperatorCommand::Inspect(a) => run_inspect(a),
+        OperatorCommand::Diff(a) => run_diff(a),
+        OperatorCommand::Keygen(a) => run_keygen(a),
+        OperatorCommand::Sign(a) => run_sign(a),
+        OperatorCommand::Verify(a) => run_verify(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run_compile(a: CompileArgs) -> Result<(), CliError> {
+    let opts = CompileOptions {
+        profile: NumberingProfile::by_name(&a.profile)?,
+        default_action: a.default_action,
+        default_category: a.default_category,
+        default_score: a.default_score,
+        default_source: a.default_source,
+        protect: a.protect,
+        builtin_protect: !a.no_builtin_protect,
+        max_errors: a.max_errors,
+        memory_budget: a.memory_mb.max(1) << 20,
+        version: a.snapshot_version,
+        tmp_dir: a.tmp_dir,
+        progress: !a.quiet,
+        ..CompileOptions::default()
+    };
+    let report = match compile_files(&a.inputs, &opts, &a.output) {
+        Ok(r) => r,
+        Err(CompileError::TooManyErrors {
+            count,
+            max,
+            first,
+            errors,
+        }) => {
+            for e in errors.iter().take(a.show_errors) {
+                eprintln!("rejected {e}");
+            }
+            return Err(CompileError::TooManyErrors {
+                count,
+                max,
+                first,
+                errors: Vec::new(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for e in report.errors.iter().take(a.show_errors) {
+        eprintln!("rejected {e}");
+    }
+    if report.rejected as usize > a.show_errors.min(report.errors.len()) {
+        eprintln!(
+            "... {} more rejected rows (--show-errors N to list more, --json for all)",
+            report.rejected as usize - a.show_errors.min(report.errors.len())
+        );
+    }
+    if a.json {
+        print_json(&report)
+    } else {
+        print_compile_summary(&report)
+    }
+}
+
+fn print_compile_summary(r: &CompileReport) -> Result<(), CliError> {
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "compiled {} (version {}): {} entries, {} bytes ({:.2} bytes/entry)",
+        r.output.display(),
+        r.version,
+        r.entries,
+        r.bytes,
+        r.bytes as f64 / r.entries.max(1) as f64
+    )?;
+    writeln!(
+        o,
+        "  rows read {}  rejected {}  duplicates {}  conflicts {}  protected {} (overrode {} rows)",
+        r.rows, r.rejected, r.duplicates, r.conflicts, r.protected, r.protected_overrides
+    )?;
+    let c = &r.counts;
+    writeln!(
+        o,
+        "  block {}  warn {}  tag {}  allow {}  (exact {}, prefixes {})",
+        c.block, c.warn, c.tag, c.allow, c.exact, c.prefixes
+    )?;
+    writeln!(
+        o,
+        "  {} files in {:.2} s ({:.0} rows/s, {} sorted runs spilled)",
+        r.files, r.seconds, r.rows_per_second, r.spilled_runs
+    )?;
+    Ok(())
+}
+
+/// One `lookup --json` line.
+#[derive(Debug, serde::Serialize)]
+struct LookupLine<'a> {
+    input: &'a str,
+    number: Option<String>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+}
+
+fn lookup_line<'a>(
+    snap: &'a Snapshot,
+    profile: &NumberingProfile,
+    input: &'a str,
+) -> LookupLine<'a> {
+    let mut line = LookupLine {
+        input,
+        number: None,
+        outcome: "invalid",
+        reason: None,
+        action: None,
+        matched: None,
+        category: None,
+        score: None,
+        source: None,
+    };
+    match profile.normalize(input.trim().as_bytes()) {
+        Caller::Anonymous => line.outcome = "anonymous",
+        Caller::Invalid(r) => line.reason = Some(r.to_string()),
+        Caller::Number(n) => {
+            line.number = Some(n.to_string());
+            line.outcome = "unlisted";
+            if let Some(Match {
+                action,
+                category,
+                score,
+                source,
+                entry,
+                ..
+            }) = snap.lookup(&n)
+            {
+                line.outcome = "listed";
+                line.action = Some(action);
+                line.matched = Some(entry.to_string());
+                line.category = Some(category);
+                line.score = Some(score);
+                line.source = Some(source);
+            }
+        }
+    }
+    line
+}
+
+fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
+    let profile = NumberingProfile::by_name(&a.profile)?;
+    let snap = if a.key.is_empty() {
+        Snapshot::open(&a.snapshot)?
+    } else {
+        let keys = a
+            .key
+            .iter()
+            .map(|k| sign::read_verifying_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Snapshot::open_signed(&a.snapshot, &keys)?
+    };
+    let inputs: Vec<String> = if a.inputs.is_empty() {
+        std::io::stdin().lock().lines().collect::<Result<_, _>>()?
+    } else {
+        a.inputs
+    };
+    let mut out = std::io::stdout().lock();
+    for input in &inputs {
+        let l = lookup_line(&snap, &profile, input);
+        if a.json {
+            serde_json::to_writer(&mut out, &l)?;
+            writeln!(out)?;
+        } else {
+            let number = l.number.as_deref().unwrap_or("-");
+            match (l.outcome, l.action) {
+                ("listed", Some(action)) => writeln!(
+                    out,
+                    "{input}\t{number}\t{action}\tmatched {} (category {}, score {}, source {})",
+                    l.matched.as_deref().unwrap_or(""),
+                    l.category.unwrap_or(""),
+                    l.score.unwrap_or(0),
+                    l.source.unwrap_or("")
+                )?,
+                (outcome, _) => writeln!(
+                    out,
+                    "{input}\t{number}\t{outcome}{}",
+                    l.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                )?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
+    let snap = Snapshot::open(&a.snapshot)?;
+    let info = snap.info();
+    if a.json {
+        return print_json(&info);
+    }
+    let mut o = std::io::stdout().lock();
+    let kind = match info.kind {
+        crate::blocklist::Kind::Base => "base".to_string(),
+        crate::blocklist::Kind::Delta { base_version, .. } => {
+            format!("delta on base version {base_version}")
+        }
+    };
+    writeln!(o, "{}", a.snapshot.display())?;
+    writeln!(o, "  version   {} ({kind})", info.version)?;
+    writeln!(o, "  created   {}", info.created_rfc3339)?;
+    writeln!(
+        o,
+        "  entries   {} (exact {}, prefixes {}, tombstones {})",
+        info.entries, info.counts.exact, info.counts.prefixes, info.counts.tombstones
+    )?;
+    writeln!(
+        o,
+        "  actions   block {}  warn {}  tag {}  allow {}",
+        info.counts.block, info.counts.warn, info.counts.tag, info.counts.allow
+    )?;
+    writeln!(
+        o,
+        "  size      {} bytes ({} bytes/entry)",
+        info.bytes, info.bytes_per_entry
+    )?;
+    writeln!(
+        o,
+        "  strings   {} categories, {} sources",
+        info.categories, info.sources
+    )?;
+    writeln!(o, "  hash      {}", info.hash)?;
+    Ok(())
+}
+
+fn run_diff(a: DiffArgs) -> Result<(), CliError> {
+    let old = Snapshot::open(&a.old)?;
+    let new = Snapshot::open(&a.new)?;
+    let d = diff(&old, &new, a.limit)?;
+    if a.json {
+        return print_json(&d);
+    }
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "{} -> {}: {} added, {} removed, {} changed, {} unchanged",
+        old.version(),
+        new.version(),
+        d.added_count,
+        d.removed_count,
+        d.changed_count,
+        d.unchanged_count
+    )?;
+    for e in &d.added {
+        writeln!(
+            o,
+            "+ {} {} {} {} {}",
+            e.entry, e.action, e.category, e.score, e.source
+        )?;
+    }
+    for e in &d.removed {
+        writeln!(
+            o,
+            "- {} {} {} {} {}",
+            e.entry, e.action, e.category, e.score, e.source
+        )?;
+    }
+    for c in &d.changed {
+        writeln!(
+            o,
+            "~ {} {} {} {} -> {} {} {}",
+            c.new.entry,
+            c.old.action,
+            c.old.category,
+            c.old.score,
+            c.new.action,
+            c.new.category,
+            c.new.score
+        )?;
+    }
+    Ok(())
+}
+
+fn run_keygen(a: KeygenArgs) -> Result<(), CliError> {
+    let public = sign::keygen(&a.output, a.force)?;
+    let (k, p) = sign::key_paths(&a.output);
+    println!(
+        "wrote {} (secret, keep it safe) and {} (public key {})",
+        k.display(),
+        p.display(),
+        crate::blocklist::hex::encode(public.as_bytes())
+    );
+    Ok(())
+}
+
+fn run_sign(a: SignArgs) -> Result<(), CliError> {
+    let key = sign::read_signing_key(&a.key)?;
+    let snap = Snapshot::open(&a.snapshot)?;
+    let sig = sign::sig_path(&a.snapshot);
+    sign::sign_to_file(&key, snap.header_bytes(), &sig)?;
+    println!(
+        "signed {} (version {}) with key {}: {}",
+        a.snapshot.display(),
+        snap.version(),
+        crate::blocklist::hex::encode(key.verifying_key().as_bytes()),
+        sig.display()
+    );
+    Ok(())
+}
+
+fn run_verify(a: VerifyArgs) -> Result<(), CliError> {
+    let keys = a
+        .key
+        .iter()
+        .map(|k| sign::read_verifying_key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let snap = Snapshot::open_signed(&a.snapshot, &keys)?;
+    if a.json {
+        return print_json(&snap.info());
+    }
+    println!(
+        "OK {}: version {}, {} entries, hash {}, signature valid",
+        a.snapshot.display(),
+        snap.version(),
+        snap.len(),
+        crate::blocklist::hex::encode(&snap.hash())
+    );
+    Ok(())
+}
