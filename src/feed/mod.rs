@@ -24,6 +24,8 @@
 //! | [`manifest`] | the manifest, its signature, unchecked → verified | none |
 //! | [`poll`] | the node's update state machine (when to poll, what to fetch, what to refuse) | none |
 //! | [`policy`] | the publisher's choice: delta, new base (folding), or refresh | none |
+//! | [`delta`] | compiling a delta (additions + tombstones) between two full lists | files |
+//! | [`layered`] | base + deltas as one lookup; the snapshot [`node::Loader`] | none |
 //! | [`cache`] | the node's cache directory: atomic writes, last good state at start | files |
 //! | [`fetch`] | HTTP: conditional manifest fetch, bounded downloads, size and hash checks | HTTP |
 //! | [`node`] | the node's updater inside `fraudwall run`: restore, poll, fetch, load, swap | HTTP, files |
@@ -42,7 +44,9 @@
 //! place and is counted by reason.
 
 pub mod cache;
+pub mod delta;
 pub mod fetch;
+pub mod layered;
 pub mod manifest;
 pub mod node;
 pub mod policy;
