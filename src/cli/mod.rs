@@ -19,6 +19,8 @@ pub struct Cli {
 enum Command {
     #[command(flatten)]
     Operator(operator::OperatorCommand),
+    /// Publish a whole compiled list to a feed directory (as a delta or a new base).
+    Publish(feed::PublishArgs),
     /// Central feed tools (`fraudwall feed serve`).
     #[command(subcommand)]
     Feed(feed::FeedCommand),
@@ -29,6 +31,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Operator(c) => operator::run(c),
+        Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),
     }
 }

@@ -29,6 +29,7 @@
 //! | [`cache`] | the node's cache directory: atomic writes, last good state at start | files |
 //! | [`fetch`] | HTTP: conditional manifest fetch, bounded downloads, size and hash checks | HTTP |
 //! | [`node`] | the node's updater inside `fraudwall run`: restore, poll, fetch, load, swap | HTTP, files |
+//! | [`publish`] | `fraudwall publish`: whole list in, delta or base out, signed manifest | files |
 //! | [`serve`] | `fraudwall feed serve`: a static server for labs and tests | HTTP |
 //!
 //! The protocol core ([`manifest`], [`poll`], [`policy`]) reads no clock and does no I/O:
@@ -51,6 +52,7 @@ pub mod manifest;
 pub mod node;
 pub mod policy;
 pub mod poll;
+pub mod publish;
 pub mod serve;
 
 pub use manifest::{FileRef, Hash, Manifest, ManifestError, UncheckedManifest};

@@ -49,10 +49,33 @@ pub enum BaseReason {
         /// Bytes of the base.
         base: u64,
     },
+    /// The delta outgrew what is left of the delta budget while it was being compiled.
+    DeltaOverBudget {
+        /// Bytes the delta was allowed.
+        budget: u64,
+    },
     /// More deltas than configured.
     TooManyDeltas(usize),
     /// The operator asked for it (`--base`).
     Forced,
+}
+
+impl std::fmt::Display for BaseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BaseReason::FirstPublish => f.write_str("first publish of this feed"),
+            BaseReason::DeltasTooLarge { deltas, base } => write!(
+                f,
+                "deltas would total {deltas} bytes, past the configured fraction of the {base}-byte base"
+            ),
+            BaseReason::DeltaOverBudget { budget } => write!(
+                f,
+                "the change needs more than the {budget} bytes left in the delta budget"
+            ),
+            BaseReason::TooManyDeltas(n) => write!(f, "{n} deltas would exceed the configured maximum"),
+            BaseReason::Forced => f.write_str("--base given"),
+        }
+    }
 }
 
 /// What `publish` will write.
