@@ -298,25 +298,31 @@ async fn read_body(
     Ok(body)
 }
 
+/// A request error: timeout, or the origin could not be reached.
 fn classify(url: &Url, e: reqwest::Error) -> FetchError {
-    if e.is_timeout() {
-        FetchError::Timeout { url: url.clone() }
-    } else {
-        FetchError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
-        }
-    }
+    classify_as(url, e, |url, message| FetchError::Unreachable {
+        url,
+        message,
+    })
 }
 
+/// An error while reading a body: timeout, or the body was cut short.
 fn classify_body(url: &Url, e: reqwest::Error) -> FetchError {
+    classify_as(url, e, |url, message| FetchError::Truncated {
+        url,
+        message,
+    })
+}
+
+fn classify_as(
+    url: &Url,
+    e: reqwest::Error,
+    other: impl FnOnce(Url, String) -> FetchError,
+) -> FetchError {
     if e.is_timeout() {
         FetchError::Timeout { url: url.clone() }
     } else {
-        FetchError::Truncated {
-            url: url.clone(),
-            message: error_chain(&e),
-        }
+        other(url.clone(), error_chain(&e))
     }
 }
 
