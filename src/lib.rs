@@ -11,6 +11,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`numbers`] | caller values (SIP/tel URIs, national forms) to validated E.164 |
+//! | [`policy`] | from a normalized caller to a verdict (the `Screen` trait) |
 //! | [`blocklist`] | sources, compiled FST snapshots (mmap, signed), lookup |
 //! | [`sip`] | zero-copy SIP message view for the hot path |
 //! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
@@ -21,5 +22,6 @@ pub mod blocklist;
 pub mod cli;
 pub mod feed;
 pub mod numbers;
+pub mod policy;
 pub mod proxy;
 pub mod sip;

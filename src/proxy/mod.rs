@@ -7,11 +7,16 @@
 //!
 //! The types below are the contract between the core and the transports.
 
+pub mod core;
+
+pub use self::core::Outcome;
+
 use bytes::Bytes;
 use std::net::SocketAddr;
 
-/// Which transport a message came in on or must go out on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which transport a message came in on or must go out on (`udp` or `tcp` in config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Datagrams.
     Udp,

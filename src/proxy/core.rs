@@ -1,0 +1,368 @@
+//! The sans-I/O stateless proxy core (RFC 3261 §16, stateless per §16.11).
+//!
+//! # What
+//!
+//! [`ProxyCore::handle`] takes one received message ([`Inbound`]: bytes, source, local
+//! address, transport) and the current time, pushes what must be sent onto a `Vec<Outbound>`
+//! and returns an [`Outcome`] saying what happened (for metrics and the decision log). It
+//! does no I/O, reads no clock and keeps no per-call state, so every rule below is tested
+//! byte in, bytes out, and one `Arc<ProxyCore>` serves every transport thread.
+//!
+//! Requests:
+//!
+//! 1. parsed with the zero-copy [`SipMessage`] view; unparsable: dropped, reason counted;
+//!    a request with a readable top Via but a bad Call-ID, CSeq, From, To, Max-Forwards or
+//!    lower Via: answered `400` (an ACK is never answered, only dropped);
+//! 2. an ACK whose To-tag is the one this proxy derived for its own final response (608,
+//!    603, 4xx) is absorbed: the tag is recomputed from the ACK (Call-ID, From-tag and top
+//!    Via, identical in the ACK for a non-2xx response), so no state is needed;
+//! 3. OPTIONS addressed to the proxy (Request-URI host is us, with no user part or with
+//!    Max-Forwards 0) is answered `200 OK` so switches can health-check it;
+//! 4. Max-Forwards 0: `483 Too Many Hops`; otherwise decremented (70 inserted if absent);
+//! 5. loop: one of our Vias already carries the loop key this request would get (see
+//!    [`branch`](self::branch)): `482 Loop Detected`; a changed Request-URI is a spiral and
+//!    is forwarded;
+//! 6. the top Route is popped if it names us; the destination is the next Route (an IP
+//!    literal), else for initial requests, CANCEL and an ACK without our Route the first
+//!    healthy next hop (the choice depends only on hop health, so retransmissions, CANCEL and
+//!    a non-2xx ACK follow their INVITE), else for in-dialog requests the Request-URI when it
+//!    is an IP literal that is not us, else the next hop;
+//! 7. an initial INVITE (no To-tag) is screened: the caller identity is read from
+//!    P-Asserted-Identity (only from a trusted peer; `Privacy: id` does not stop the check,
+//!    the network knows the number), Remote-Party-ID, then From, in the configured order,
+//!    normalized by the numbering profile and put to the [`Screen`]; a panic in the screen is
+//!    caught and the call allowed (fail open). Then the action:
+//!    * allow: forwarded unchanged but for Via, Max-Forwards (and Record-Route if on);
+//!    * tag: `X-Fraud-Label: suspected-fraud;category=<c>;score=<s>` added, and optionally the
+//!      display name of P-Asserted-Identity (and From) prefixed with a label, 15 characters
+//!      at most in all;
+//!    * warn: the Request-URI is rewritten to the announcement service, the original
+//!      Request-URI carried in `X-Fraud-Original-To: <uri>` and the reason in
+//!      `X-Fraud-Reason: suspected-fraud;category=<c>;score=<s>`, and the request sent to
+//!      the service (warn without a configured service falls back to tag);
+//!    * block: never forwarded; answered `608 Rejected` with
+//!      `Call-Info: <redress-url>;purpose=jcard` (RFC 8688), or `603 Decline` with
+//!      `Reason: SIP;cause=603;text="Network Blocked"`;
+//! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
+//!    sender's Via, our Via pushed with a §16.11 branch, and `Record-Route: <sip:ADDR;lr>` on
+//!    dialog-creating requests if configured.
+//!
+//! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
+//! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
+//! Via is popped and the response sent to the next Via's `received`/`rport`/sent-by over its
+//! transport.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use fraudwall::numbers::Caller;
+//! use fraudwall::policy::{Screen, Verdict};
+//! use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
+//! use fraudwall::proxy::{Inbound, Transport};
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//!
+//! struct AllowAll;
+//! impl Screen for AllowAll {
+//!     fn screen(&self, _: &Caller) -> Verdict { Verdict::unlisted() }
+//! }
+//! let core = ProxyCore::new(CoreConfig::default(), Arc::new(AllowAll)).unwrap();
+//! let invite = Bytes::from_static(
+//!     b"INVITE sip:+15550001@127.0.0.1 SIP/2.0\r\n\
+//!       Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776\r\n\
+//!       From: <sip:+12025550123@192.0.2.1>;tag=a\r\nTo: <sip:+15550001@127.0.0.1>\r\n\
+//!       Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+//! let mut out = Vec::new();
+//! let outcome = core.handle(
+//!     Inbound {
+//!         data: invite,
+//!         source: "192.0.2.1:5060".parse().unwrap(),
+//!         local: "127.0.0.1:5060".parse().unwrap(),
+//!         transport: Transport::Udp,
+//!     },
+//!     Instant::now(),
+//!     &mut out,
+//! );
+//! assert_eq!(outcome.disposition, Disposition::Forwarded);
+//! assert_eq!(out[0].destination, "127.0.0.1:5080".parse().unwrap());
+//! assert!(outcome.decision.is_some());
+//! ```
+//!
+//! # Memory and cost
+//!
+//! Per message: the parser's header index and the editor's output buffer (a few small
+//! allocations); no `String` except the [`Decision`] of an initial INVITE. Shared state is the
+//! immutable config and a few atomics per next hop.
+//!
+//! # Quirks
+//!
+//! - The core does no DNS: next hops are socket addresses, and a Route, Request-URI or Via
+//!   whose host is a name is not used as a destination (Route/Request-URI fall back to the
+//!   next hop; a response whose next Via names a host without `received` is dropped).
+//! - Identity: the first configured source that is *present* (and, for P-Asserted-Identity,
+//!   trusted) decides; a present but unusable value is screened as invalid rather than
+//!   skipped, so a junk PAI cannot hide a listed From.
+//! - Vias are re-emitted at the top of the message when `received`/`rport` must be written
+//!   (their order is kept; compact `v:` lines become `Via:`).
+
+mod actions;
+pub(crate) mod branch;
+mod config;
+mod hops;
+mod identity;
+mod net;
+mod request;
+mod response;
+
+pub use config::{
+    ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, HealthConfig, IdentitySource,
+    LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
+};
+
+use crate::blocklist::Action;
+use crate::numbers::Caller;
+use crate::policy::{Screen, Verdict};
+use crate::proxy::{Inbound, Outbound, Transport};
+use crate::sip::{Limits, Method, SipMessage};
+use config::Compiled;
+use hops::Hops;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// What kind of message came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageClass {
+    /// A request, by method.
+    Request(Method),
+    /// A response, by status code.
+    Response(u16),
+    /// Not parsable as SIP.
+    Unparsed,
+}
+
+impl MessageClass {
+    /// A low-cardinality label: the method token (`INVITE`, `other` for extensions), the
+    /// status class (`1xx` .. `6xx`), or `unparsed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MessageClass::Request(m) => m.as_str().unwrap_or("other"),
+            MessageClass::Response(code) => match code / 100 {
+                1 => "1xx",
+                2 => "2xx",
+                3 => "3xx",
+                4 => "4xx",
+                5 => "5xx",
+                _ => "6xx",
+            },
+            MessageClass::Unparsed => "unparsed",
+        }
+    }
+}
+
+/// What the core did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// Relayed: a request to its next hop (or the announcement service), a response upstream.
+    Forwarded,
+    /// Answered by the proxy itself with this status (200 to OPTIONS, 400, 482, 483, 603,
+    /// 608).
+    Answered(u16),
+    /// Consumed: an ACK for our own final response, an answer to our own probe.
+    Absorbed,
+    /// Dropped, and why (`parse`, `bad_via`, `via_not_ours`, `no_route_back`, ...).
+    Dropped(&'static str),
+}
+
+impl Disposition {
+    /// A low-cardinality label: `forwarded`, `answered`, `absorbed` or `dropped`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disposition::Forwarded => "forwarded",
+            Disposition::Answered(_) => "answered",
+            Disposition::Absorbed => "absorbed",
+            Disposition::Dropped(_) => "dropped",
+        }
+    }
+}
+
+/// What happened to one message: for metrics and, with a [`Decision`], the decision log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What came in (direction "in").
+    pub class: MessageClass,
+    /// What the core did.
+    pub disposition: Disposition,
+    /// Why the message was malformed (dropped or answered 400): a stable label such as
+    /// `bad_start_line`, `truncated`, `no_call_id`, `bad_cseq`.
+    pub error: Option<&'static str>,
+    /// The caller check of an initial INVITE.
+    pub decision: Option<Decision>,
+}
+
+impl Outcome {
+    fn new(class: MessageClass, disposition: Disposition) -> Outcome {
+        Outcome {
+            class,
+            disposition,
+            error: None,
+            decision: None,
+        }
+    }
+
+    /// What was sent because of this message (direction "out"): the same class when
+    /// forwarded, the response when answered, nothing when absorbed or dropped.
+    pub fn sent(&self) -> Option<MessageClass> {
+        match self.disposition {
+            Disposition::Forwarded => Some(self.class),
+            Disposition::Answered(code) => Some(MessageClass::Response(code)),
+            Disposition::Absorbed | Disposition::Dropped(_) => None,
+        }
+    }
+}
+
+/// The caller check of one initial INVITE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The Call-ID.
+    pub call_id: String,
+    /// Which header the caller was read from (`None`: no usable identity, anonymous).
+    pub identity: Option<IdentitySource>,
+    /// The caller value as received (the URI), empty when there was none.
+    pub caller_raw: String,
+    /// The normalized caller.
+    pub caller: Caller,
+    /// The callee: the Request-URI as received.
+    pub callee: String,
+    /// The screen's verdict.
+    pub verdict: Verdict,
+    /// What the core did: the verdict's action, except warn without a configured
+    /// announcement service (tag) or an action that could not be carried out (allow).
+    pub applied: Action,
+}
+
+/// The stateless proxy core. Build one with [`ProxyCore::new`] and share it in an `Arc`.
+pub struct ProxyCore {
+    config: CoreConfig,
+    compiled: Compiled,
+    limits: Limits,
+    hops: Hops,
+    screen: Arc<dyn Screen>,
+    /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
+    /// `advertise` is configured.
+    seen_local: [OnceLock<SocketAddr>; 2],
+}
+
+impl std::fmt::Debug for ProxyCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyCore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyCore {
+    /// Checks the configuration and builds the core around a [`Screen`].
+    pub fn new(config: CoreConfig, screen: Arc<dyn Screen>) -> Result<Self, CoreConfigError> {
+        let compiled = config.compile()?;
+        Ok(ProxyCore {
+            limits: config.limits.to_limits(),
+            hops: Hops::new(&config.next_hops, config.health),
+            compiled,
+            config,
+            screen,
+            seen_local: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Handles one received message: pushes what to send onto `out`, returns what happened.
+    pub fn handle(&self, msg: Inbound, now: Instant, out: &mut Vec<Outbound>) -> Outcome {
+        let slot = &self.seen_local[transport_slot(msg.transport)];
+        if slot.get().is_none() {
+            let _ = slot.set(msg.local);
+        }
+        let parsed = match SipMessage::parse(msg.data.clone(), &self.limits) {
+            Ok(p) => p,
+            Err(e) => {
+                let mut o = Outcome::new(MessageClass::Unparsed, Disposition::Dropped("parse"));
+                o.error = Some(e.reason());
+                return o;
+            }
+        };
+        if parsed.is_request() {
+            self.request(&msg, &parsed, now, out)
+        } else {
+            self.response(&msg, &parsed, out)
+        }
+    }
+
+    /// Sends the next-hop health probes that are due: an `OPTIONS` to each hop every
+    /// `health.probe_interval_ms`; any answer marks the hop up, `health.max_missed`
+    /// unanswered in a row mark it down. Call about once a second.
+    pub fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>) {
+        // Without a sent-by (no `advertise`, no message received yet) a probe could not be
+        // answered; probing then would only count misses and mark healthy hops down.
+        let any_local = self.seen_local.iter().find_map(|s| s.get()).copied();
+        if self.compiled.advertise.is_none() && any_local.is_none() {
+            return;
+        }
+        self.hops.due_probes(now, |p| {
+            let local = self.seen_local[transport_slot(p.hop.transport)]
+                .get()
+                .copied()
+                .or(any_local);
+            if let Some(data) = net::probe(&self.compiled, local, &p) {
+                out.push(Outbound {
+                    data,
+                    destination: p.hop.address,
+                    transport: p.hop.transport,
+                });
+            }
+        });
+    }
+
+    /// The transport could not send to `destination` (ICMP port unreachable, connection
+    /// refused): a next hop at that address is marked down and the next one takes over.
+    pub fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant) {
+        self.hops.send_error(destination, transport, now);
+    }
+
+    /// Whether next hop `index` (config order) is considered up now.
+    pub fn hop_is_up(&self, index: usize, now: Instant) -> bool {
+        self.hops.is_up(index, now)
+    }
+}
+
+fn transport_slot(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_is_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ProxyCore>();
+        send_sync::<Outcome>();
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(MessageClass::Request(Method::Other).label(), "other");
+        assert_eq!(MessageClass::Response(183).label(), "1xx");
+        assert_eq!(MessageClass::Unparsed.label(), "unparsed");
+        assert_eq!(Disposition::Answered(608).label(), "answered");
+        assert_eq!(Disposition::Dropped("x").label(), "dropped");
+    }
+}

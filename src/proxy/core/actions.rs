@@ -1,0 +1,221 @@
+//! Carrying out a verdict on an initial INVITE: tag, warn and block.
+//!
+//! Allow needs nothing here. Every value written comes from validated config or is
+//! sanitized (a category from the list keeps only token characters), so nothing a list or a
+//! caller supplies can inject a header line.
+
+use super::config::{BlockConfig, TagConfig, WarnConfig, MAX_DISPLAY_LABEL};
+use crate::policy::Verdict;
+use crate::sip::{HeaderName, RequestEditor, ResponseBuilder, SipMessage};
+use bytes::BytesMut;
+use std::fmt;
+
+/// An edit the sip editor refused (a header name, value or label it considers unsafe).
+/// Config validation rules these out; the caller fails open if one happens anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EditFailed;
+
+/// Maps the editor's error (its type is private to the sip module) to [`EditFailed`].
+fn edit<T, E>(r: Result<T, E>) -> Result<T, EditFailed> {
+    r.map_err(|_| EditFailed)
+}
+
+/// Longest category written into a header; longer ones are cut.
+const MAX_CATEGORY: usize = 64;
+
+/// A category as a header token: characters outside the token set become `_`.
+struct Token<'a>(&'a str);
+
+impl fmt::Display for Token<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().take(MAX_CATEGORY) {
+            let ok = c.is_ascii_alphanumeric()
+                || matches!(c, '-' | '.' | '_' | '+' | '!' | '%' | '*' | '~');
+            fmt::Write::write_char(f, if ok { c } else { '_' })?;
+        }
+        Ok(())
+    }
+}
+
+/// `suspected-fraud;category=<c>;score=<s>`: the tag header's value (and warn's reason).
+pub(crate) struct Label<'a> {
+    pub(crate) value: &'a str,
+    pub(crate) verdict: &'a Verdict,
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.value)?;
+        if let Some(c) = &self.verdict.category {
+            write!(f, ";category={}", Token(c))?;
+        }
+        if let Some(s) = self.verdict.score {
+            write!(f, ";score={s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The tag action: the label header, and the display-name label if configured.
+pub(crate) fn tag(
+    ed: &mut RequestEditor<'_>,
+    msg: &SipMessage,
+    cfg: &TagConfig,
+    verdict: &Verdict,
+) -> Result<(), EditFailed> {
+    edit(ed.add_header_fmt(
+        &cfg.header,
+        format_args!(
+            "{}",
+            Label {
+                value: &cfg.value,
+                verdict
+            }
+        ),
+    ))?;
+    if cfg.display_label.is_empty() {
+        return Ok(());
+    }
+    let pai = msg.p_asserted_identities().next().and_then(Result::ok);
+    if let Some(na) = pai {
+        let name = prefixed(&cfg.display_label, na.display_name());
+        edit(ed.set_display_name(HeaderName::PAssertedIdentity, &name))?;
+    }
+    if cfg.label_from {
+        if let Ok(Some(from)) = msg.from() {
+            let name = prefixed(&cfg.display_label, from.display_name());
+            edit(ed.set_display_name(HeaderName::From, &name))?;
+        }
+    }
+    Ok(())
+}
+
+/// `label` followed by a space and the old display name (unquoted, unescaped), cut to
+/// [`MAX_DISPLAY_LABEL`] characters in all. A non-UTF-8 or empty old name gives `label`; an
+/// old name that already starts with the label is kept as it is (cut to the cap).
+pub(crate) fn prefixed(label: &str, old: Option<&[u8]>) -> String {
+    let old = old
+        .and_then(|o| std::str::from_utf8(o).ok())
+        .map(|o| o.trim().trim_matches('"'))
+        .unwrap_or("");
+    let mut out = String::with_capacity(MAX_DISPLAY_LABEL + 4);
+    if !old.starts_with(label) {
+        out.push_str(label);
+        if !old.is_empty() {
+            out.push(' ');
+        }
+    }
+    let mut escaped = false;
+    for c in old.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+            continue;
+        }
+        escaped = false;
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    if let Some((cut, _)) = out.char_indices().nth(MAX_DISPLAY_LABEL) {
+        out.truncate(cut);
+    }
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out
+}
+
+/// The warn action: the Request-URI becomes the announcement service; the original
+/// Request-URI and the reason travel in headers.
+pub(crate) fn warn(
+    ed: &mut RequestEditor<'_>,
+    cfg: &WarnConfig,
+    tag_value: &str,
+    verdict: &Verdict,
+    original_uri: &[u8],
+) -> Result<(), EditFailed> {
+    edit(ed.set_request_uri(cfg.service_uri.as_bytes()))?;
+    let mut to = Vec::with_capacity(original_uri.len() + 2);
+    to.push(b'<');
+    to.extend_from_slice(original_uri);
+    to.push(b'>');
+    edit(ed.add_header(&cfg.original_to_header, &to))?;
+    edit(ed.add_header_fmt(
+        &cfg.reason_header,
+        format_args!(
+            "{}",
+            Label {
+                value: tag_value,
+                verdict
+            }
+        ),
+    ))?;
+    Ok(())
+}
+
+/// The block action's response: 608 with a jCard redress Call-Info, or 603 with a Reason.
+pub(crate) fn block(
+    msg: &SipMessage,
+    cfg: &BlockConfig,
+    verdict: &Verdict,
+) -> Result<(u16, BytesMut), EditFailed> {
+    if cfg.status == 603 {
+        let mut b = ResponseBuilder::new(msg, 603, "Decline");
+        edit(b.header("Reason", b"SIP;cause=603;text=\"Network Blocked\""))?;
+        return Ok((603, b.finish()));
+    }
+    let mut b = ResponseBuilder::new(msg, 608, "Rejected");
+    if !cfg.redress_url.is_empty() {
+        let category = verdict.category.as_deref().unwrap_or("");
+        let url = cfg
+            .redress_url
+            .replace("{category}", &Token(category).to_string());
+        let value = format!("<{url}>;purpose=jcard");
+        edit(b.header("Call-Info", value.as_bytes()))?;
+    }
+    Ok((608, b.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocklist::Action;
+
+    #[test]
+    fn label_value_with_and_without_list_data() {
+        let v = Verdict::listed(Action::Tag, "loan", 70);
+        let l = Label {
+            value: "suspected-fraud",
+            verdict: &v,
+        };
+        assert_eq!(l.to_string(), "suspected-fraud;category=loan;score=70");
+        let v = Verdict::listed(Action::Tag, "bad cat;x=\r\n1", 5);
+        let l = Label {
+            value: "suspected-fraud",
+            verdict: &v,
+        };
+        assert_eq!(
+            l.to_string(),
+            "suspected-fraud;category=bad_cat_x___1;score=5"
+        );
+        let v = Verdict::new(Action::Tag, crate::policy::Reason::Anonymous);
+        let l = Label {
+            value: "suspected-fraud",
+            verdict: &v,
+        };
+        assert_eq!(l.to_string(), "suspected-fraud");
+    }
+
+    #[test]
+    fn display_prefix_is_capped_at_15() {
+        assert_eq!(prefixed("FRAUD?", None), "FRAUD?");
+        assert_eq!(prefixed("FRAUD?", Some(b"\"Bank\"")), "FRAUD? Bank");
+        assert_eq!(
+            prefixed("FRAUD?", Some(b"\"Bank of Somewhere\"")),
+            "FRAUD? Bank of"
+        );
+        assert_eq!(prefixed("FRAUD?", Some(b"\"a\\\"b\"")), "FRAUD? a\"b");
+        assert_eq!(prefixed("FRAUD?", Some(b"FRAUD? Bank")), "FRAUD? Bank");
+        assert_eq!(prefixed("FRAUD?", Some(&[0xff, 0xfe])), "FRAUD?");
+        assert!(prefixed("0123456789abcde", Some(b"x")).chars().count() <= 15);
+    }
+}

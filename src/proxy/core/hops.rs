@@ -1,0 +1,241 @@
+//! Next hops: an ordered list with failover, health kept in atomics.
+//!
+//! The hop for a request is the first one in config order that is not marked down. Because the
+//! choice depends only on health, never on the message, a retransmission, the CANCEL and the
+//! ACK for a non-2xx response follow their INVITE for as long as that hop stays up.
+//!
+//! A hop is marked down for [`HealthConfig::down_for_ms`] when the transport reports a send
+//! error ([`super::ProxyCore::on_send_error`], e.g. ICMP port unreachable) or when
+//! [`HealthConfig::max_missed`] OPTIONS probes in a row go unanswered; any answer to a probe
+//! brings it back at once. When every hop is down the first is used anyway: a call is never
+//! refused for want of a hop.
+//!
+//! Time is passed in ([`Instant`]) and kept as milliseconds since the first instant seen, so
+//! the state is a few atomics per hop, shared by every transport thread without a lock.
+
+use super::config::{HealthConfig, NextHop};
+use crate::proxy::Transport;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// The health of one hop.
+#[derive(Debug)]
+struct HopState {
+    hop: NextHop,
+    /// Milliseconds (see [`Hops::ms`]) until which the hop is down; 0: up.
+    down_until: AtomicU64,
+    /// Probes sent since the last answer.
+    missed: AtomicU32,
+    /// When the next probe is due.
+    next_probe: AtomicU64,
+    /// Sequence number of the last probe, for its CSeq.
+    probe_seq: AtomicU32,
+}
+
+/// The hop list and its health.
+#[derive(Debug)]
+pub(crate) struct Hops {
+    hops: Box<[HopState]>,
+    epoch: OnceLock<Instant>,
+    health: HealthConfig,
+}
+
+/// A probe to send: which hop, and its sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probe {
+    pub(crate) index: usize,
+    pub(crate) hop: NextHop,
+    pub(crate) seq: u32,
+}
+
+impl Hops {
+    pub(crate) fn new(hops: &[NextHop], health: HealthConfig) -> Hops {
+        Hops {
+            hops: hops
+                .iter()
+                .map(|&hop| HopState {
+                    hop,
+                    down_until: AtomicU64::new(0),
+                    missed: AtomicU32::new(0),
+                    next_probe: AtomicU64::new(0),
+                    probe_seq: AtomicU32::new(0),
+                })
+                .collect(),
+            epoch: OnceLock::new(),
+            health,
+        }
+    }
+
+    /// Milliseconds since the first instant seen, plus one (so 0 never means "now").
+    fn ms(&self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_init(|| now);
+        now.saturating_duration_since(epoch).as_millis() as u64 + 1
+    }
+
+    /// The hop to use now.
+    pub(crate) fn select(&self, now: Instant) -> NextHop {
+        let t = self.ms(now);
+        self.hops
+            .iter()
+            .find(|h| h.down_until.load(Ordering::Relaxed) <= t)
+            .or(self.hops.first())
+            .map(|h| h.hop)
+            // `CoreConfig::compile` refuses an empty list; this default is never reached.
+            .unwrap_or(NextHop {
+                address: SocketAddr::from(([127, 0, 0, 1], 5080)),
+                transport: Transport::Udp,
+            })
+    }
+
+    /// Whether the hop at `index` is up now.
+    pub(crate) fn is_up(&self, index: usize, now: Instant) -> bool {
+        let t = self.ms(now);
+        self.hops
+            .get(index)
+            .is_some_and(|h| h.down_until.load(Ordering::Relaxed) <= t)
+    }
+
+    /// Marks every hop at `destination` (over `transport`) down; returns how many matched.
+    pub(crate) fn send_error(
+        &self,
+        destination: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) -> usize {
+        let until = self.ms(now) + self.health.down_for_ms;
+        let mut n = 0;
+        for h in self.hops.iter() {
+            if h.hop.address == destination && h.hop.transport == transport {
+                h.down_until.store(until, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A probe answer from hop `index`: it is up.
+    pub(crate) fn answered(&self, index: usize) {
+        if let Some(h) = self.hops.get(index) {
+            h.missed.store(0, Ordering::Relaxed);
+            h.down_until.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The probes due now. Each due hop's clock is advanced by a compare-exchange, so two
+    /// threads polling at once never send the same probe twice. A hop with `max_missed`
+    /// probes outstanding is marked down.
+    pub(crate) fn due_probes(&self, now: Instant, mut emit: impl FnMut(Probe)) {
+        let interval = self.health.probe_interval_ms;
+        if interval == 0 {
+            return;
+        }
+        let t = self.ms(now);
+        for (index, h) in self.hops.iter().enumerate() {
+            let due = h.next_probe.load(Ordering::Relaxed);
+            if due > t
+                || h.next_probe
+                    .compare_exchange(due, t + interval, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let missed = h.missed.fetch_add(1, Ordering::Relaxed);
+            if missed >= self.health.max_missed {
+                h.down_until
+                    .store(t + self.health.down_for_ms, Ordering::Relaxed);
+            }
+            let seq = h.probe_seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            emit(Probe {
+                index,
+                hop: h.hop,
+                seq,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn two() -> Hops {
+        Hops::new(
+            &[
+                NextHop {
+                    address: "10.0.0.1:5060".parse().unwrap(),
+                    transport: Transport::Udp,
+                },
+                NextHop {
+                    address: "10.0.0.2:5060".parse().unwrap(),
+                    transport: Transport::Udp,
+                },
+            ],
+            HealthConfig {
+                probe_interval_ms: 1000,
+                max_missed: 2,
+                down_for_ms: 10_000,
+            },
+        )
+    }
+
+    #[test]
+    fn first_up_hop_and_failover_on_send_error() {
+        let h = two();
+        let t0 = Instant::now();
+        assert_eq!(h.select(t0).address.port(), 5060);
+        assert_eq!(h.select(t0).address, "10.0.0.1:5060".parse().unwrap());
+        assert_eq!(
+            h.send_error("10.0.0.1:5060".parse().unwrap(), Transport::Udp, t0),
+            1
+        );
+        assert_eq!(h.select(t0).address, "10.0.0.2:5060".parse().unwrap());
+        // Still down after 5 s, back after 10 s.
+        assert_eq!(
+            h.select(t0 + Duration::from_secs(5)).address,
+            "10.0.0.2:5060".parse().unwrap()
+        );
+        assert_eq!(
+            h.select(t0 + Duration::from_secs(11)).address,
+            "10.0.0.1:5060".parse().unwrap()
+        );
+        // A send error for an unknown address or another transport changes nothing.
+        assert_eq!(
+            h.send_error("10.0.0.1:5060".parse().unwrap(), Transport::Tcp, t0),
+            0
+        );
+    }
+
+    #[test]
+    fn all_down_uses_the_first() {
+        let h = two();
+        let t0 = Instant::now();
+        h.send_error("10.0.0.1:5060".parse().unwrap(), Transport::Udp, t0);
+        h.send_error("10.0.0.2:5060".parse().unwrap(), Transport::Udp, t0);
+        assert_eq!(h.select(t0).address, "10.0.0.1:5060".parse().unwrap());
+    }
+
+    #[test]
+    fn missed_probes_mark_down_and_an_answer_brings_back() {
+        let h = two();
+        let t0 = Instant::now();
+        let mut probes = Vec::new();
+        for s in 0..3 {
+            h.due_probes(t0 + Duration::from_secs(s), |p| probes.push(p));
+        }
+        // Twice 2 hops in 3 polls 1 s apart? Every poll is due: 3 polls x 2 hops.
+        assert_eq!(probes.len(), 6);
+        assert_eq!(probes[4].seq, 3);
+        // Third probe found 2 outstanding: both hops down.
+        assert!(!h.is_up(0, t0 + Duration::from_secs(2)));
+        h.answered(0);
+        assert!(h.is_up(0, t0 + Duration::from_secs(2)));
+        assert!(!h.is_up(1, t0 + Duration::from_secs(2)));
+        // Not due again within the interval.
+        let mut more = 0;
+        h.due_probes(t0 + Duration::from_millis(2500), |_| more += 1);
+        assert_eq!(more, 0);
+    }
+}

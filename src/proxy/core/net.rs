@@ -1,0 +1,279 @@
+//! Addresses: who we are, what we write as sent-by, where replies and relayed responses go.
+//!
+//! The core does no DNS, so every destination it derives (a Via's `received` or sent-by, a
+//! Route or Request-URI host) must be an IP literal; names yield `None` and the caller falls
+//! back or drops, counting why.
+
+use super::config::{Compiled, HostPort};
+use super::hops::Probe;
+use crate::proxy::{Inbound, Transport};
+use crate::sip::{Uri, Via};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+
+/// The default SIP port (UDP and TCP).
+pub(crate) const SIP_PORT: u16 = 5060;
+
+/// The `host[:port]` this proxy writes into Via and Record-Route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SentBy<'a> {
+    /// `advertise` from the config.
+    Configured(&'a HostPort),
+    /// The local address the message arrived on.
+    Local(SocketAddr),
+}
+
+impl fmt::Display for SentBy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SentBy::Configured(hp) => {
+                if hp.host.contains(':') {
+                    write!(f, "[{}]", hp.host)?;
+                } else {
+                    f.write_str(&hp.host)?;
+                }
+                match hp.port {
+                    Some(p) => write!(f, ":{p}"),
+                    None => Ok(()),
+                }
+            }
+            // SocketAddr's Display brackets IPv6 addresses.
+            SentBy::Local(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Compiled {
+    /// What to write as our sent-by for a message that arrived on `local`.
+    pub(crate) fn sent_by(&self, local: SocketAddr) -> SentBy<'_> {
+        match &self.advertise {
+            Some(hp) => SentBy::Configured(hp),
+            None => SentBy::Local(local),
+        }
+    }
+
+    /// Whether `host[:port]` (from a Via, Route or Request-URI) names this proxy, which
+    /// received the message on `local`.
+    pub(crate) fn is_us(&self, host: &[u8], port: Option<u16>, local: SocketAddr) -> bool {
+        let host = strip_brackets(host);
+        let port = port.unwrap_or(SIP_PORT);
+        if let Some(ip) = parse_ip(host) {
+            if ip == local.ip() && port == local.port() {
+                return true;
+            }
+        }
+        let same = |hp: &HostPort| host_eq(hp, host);
+        if let Some(adv) = &self.advertise {
+            if same(adv) && adv.port.unwrap_or(SIP_PORT) == port {
+                return true;
+            }
+        }
+        self.aliases
+            .iter()
+            .any(|a| same(a) && a.port.is_none_or(|p| p == port))
+    }
+
+    /// Whether P-Asserted-Identity from `ip` is trusted.
+    pub(crate) fn trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+}
+
+fn host_eq(hp: &HostPort, host: &[u8]) -> bool {
+    if hp.host.as_bytes().eq_ignore_ascii_case(host) {
+        return true;
+    }
+    // Different spellings of one IP address (`::1` and `0:0::1`).
+    match (hp.host.parse::<IpAddr>(), parse_ip(host)) {
+        (Ok(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `[v6]` to `v6`; anything else unchanged.
+pub(crate) fn strip_brackets(host: &[u8]) -> &[u8] {
+    match host {
+        [b'[', inner @ .., b']'] => inner,
+        _ => host,
+    }
+}
+
+/// An IP literal (IPv6 with or without brackets), or `None` for a name.
+pub(crate) fn parse_ip(host: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(strip_brackets(host)).ok()?.parse().ok()
+}
+
+/// The transport named by a Via transport token or a `transport=` URI parameter.
+pub(crate) fn transport_of(token: &[u8]) -> Option<Transport> {
+    if token.eq_ignore_ascii_case(b"udp") {
+        Some(Transport::Udp)
+    } else if token.eq_ignore_ascii_case(b"tcp") {
+        Some(Transport::Tcp)
+    } else {
+        None
+    }
+}
+
+/// Where a URI (a Route or Request-URI) sends a request, if its host is an IP literal:
+/// its port (default 5060) and its `transport=` parameter (default `default`).
+pub(crate) fn uri_destination(
+    uri: &Uri<'_>,
+    default: Transport,
+) -> Option<(SocketAddr, Transport)> {
+    let ip = parse_ip(uri.host())?;
+    let transport = match uri.params().get("transport") {
+        Some(Some(t)) => transport_of(t)?,
+        _ => default,
+    };
+    Some((
+        SocketAddr::new(ip, uri.port().unwrap_or(SIP_PORT)),
+        transport,
+    ))
+}
+
+/// Where a relayed response goes (RFC 3261 §18.2.2, RFC 3581 §4): the Via's `received`
+/// (else its sent-by host), port from `rport` (else its sent-by port, else 5060), over the
+/// Via's transport.
+pub(crate) fn response_destination(via: &Via<'_>) -> Result<(SocketAddr, Transport), &'static str> {
+    let transport = transport_of(via.transport()).ok_or("unsupported_transport")?;
+    let ip = match via.received() {
+        Some(r) => parse_ip(r).ok_or("bad_received")?,
+        None => parse_ip(via.host()).ok_or("unresolvable_via")?,
+    };
+    let port = match via.rport() {
+        Some(Some(p)) => p,
+        _ => via.port().unwrap_or(SIP_PORT),
+    };
+    Ok((SocketAddr::new(ip, port), transport))
+}
+
+/// Where the proxy's own answer to a request goes (RFC 3261 §18.2.2, RFC 3581): back over
+/// the stream it came on; for UDP to the source address, at the source port if `rport` was
+/// asked for, else at the Via's sent-by port.
+pub(crate) fn reply_destination(inbound: &Inbound, top: &Via<'_>) -> SocketAddr {
+    match inbound.transport {
+        Transport::Tcp => inbound.source,
+        Transport::Udp => {
+            if top.rport().is_some() {
+                inbound.source
+            } else {
+                SocketAddr::new(inbound.source.ip(), top.port().unwrap_or(SIP_PORT))
+            }
+        }
+    }
+}
+
+/// The health probe for `p`: an OPTIONS to the hop, with a probe branch so its answer is
+/// recognised. `None` when no sent-by is known yet (no `advertise`, no message seen).
+pub(crate) fn probe(c: &Compiled, local: Option<SocketAddr>, p: &Probe) -> Option<Bytes> {
+    let sent_by = match (&c.advertise, local) {
+        (Some(hp), _) => SentBy::Configured(hp),
+        (None, Some(l)) => SentBy::Local(l),
+        (None, None) => return None,
+    };
+    let branch = super::branch::probe_branch(p.index, p.seq);
+    let branch = std::str::from_utf8(&branch).ok()?;
+    let mut out = BytesMut::with_capacity(400).writer();
+    let hop = p.hop.address;
+    let t = p.hop.transport.via_token();
+    let seq = p.seq;
+    let idx = p.index;
+    write!(
+        out.get_mut(),
+        "OPTIONS sip:{hop} SIP/2.0\r\n\
+         Via: SIP/2.0/{t} {sent_by};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:fraudwall@{sent_by}>;tag=fwprobe{idx}\r\n\
+         To: <sip:{hop}>\r\n\
+         Call-ID: fwprobe-{idx}-{seq}@{sent_by}\r\n\
+         CSeq: {seq} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .ok()?;
+    Some(out.into_inner().freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::core::config::CoreConfig;
+
+    fn compiled(f: impl FnOnce(&mut CoreConfig)) -> Compiled {
+        let mut c = CoreConfig::default();
+        f(&mut c);
+        c.compile().unwrap()
+    }
+
+    #[test]
+    fn us_by_local_address_advertise_and_alias() {
+        let c = compiled(|c| {
+            c.advertise = Some("[2001:db8::10]:5062".into());
+            c.aliases = vec!["proxy.example.net".into(), "10.9.9.9:5070".into()];
+        });
+        let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        assert!(c.is_us(b"127.0.0.1", None, local));
+        assert!(c.is_us(b"127.0.0.1", Some(5060), local));
+        assert!(!c.is_us(b"127.0.0.1", Some(5080), local));
+        assert!(c.is_us(b"[2001:db8::10]", Some(5062), local));
+        assert!(c.is_us(b"[2001:DB8:0::10]", Some(5062), local));
+        assert!(!c.is_us(b"[2001:db8::10]", None, local));
+        assert!(c.is_us(b"PROXY.example.net", Some(5999), local));
+        assert!(c.is_us(b"10.9.9.9", Some(5070), local));
+        assert!(!c.is_us(b"10.9.9.9", None, local));
+        assert!(!c.is_us(b"other.example.net", None, local));
+        let v6: SocketAddr = "[::1]:5060".parse().unwrap();
+        assert!(c.is_us(b"[::1]", None, v6));
+    }
+
+    #[test]
+    fn sent_by_forms() {
+        let c = compiled(|_| {});
+        assert_eq!(
+            c.sent_by("[::1]:5060".parse().unwrap()).to_string(),
+            "[::1]:5060"
+        );
+        let c = compiled(|c| c.advertise = Some("2001:db8::1".into()));
+        assert_eq!(
+            c.sent_by("[::1]:5060".parse().unwrap()).to_string(),
+            "[2001:db8::1]"
+        );
+    }
+
+    #[test]
+    fn response_destinations() {
+        let v = Via::parse(
+            b"SIP/2.0/UDP host.example:5070;branch=z9hG4bKx;received=192.0.2.7;rport=40000",
+        )
+        .unwrap();
+        assert_eq!(
+            response_destination(&v),
+            Ok(("192.0.2.7:40000".parse().unwrap(), Transport::Udp))
+        );
+        let v = Via::parse(b"SIP/2.0/TCP [2001:db8::5];branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            response_destination(&v),
+            Ok(("[2001:db8::5]:5060".parse().unwrap(), Transport::Tcp))
+        );
+        let v = Via::parse(b"SIP/2.0/UDP host.example;branch=z9hG4bKx;rport").unwrap();
+        assert_eq!(response_destination(&v), Err("unresolvable_via"));
+        let v = Via::parse(b"SIP/2.0/SCTP 192.0.2.1;branch=z9hG4bKx").unwrap();
+        assert_eq!(response_destination(&v), Err("unsupported_transport"));
+    }
+
+    #[test]
+    fn uri_destinations() {
+        let u = Uri::parse(b"sip:10.0.0.9:5090;transport=tcp;lr").unwrap();
+        assert_eq!(
+            uri_destination(&u, Transport::Udp),
+            Some(("10.0.0.9:5090".parse().unwrap(), Transport::Tcp))
+        );
+        let u = Uri::parse(b"sip:+1555@[2001:db8::2]").unwrap();
+        assert_eq!(
+            uri_destination(&u, Transport::Udp),
+            Some(("[2001:db8::2]:5060".parse().unwrap(), Transport::Udp))
+        );
+        let u = Uri::parse(b"sip:switch.example.net").unwrap();
+        assert_eq!(uri_destination(&u, Transport::Udp), None);
+    }
+}

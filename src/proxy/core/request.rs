@@ -1,0 +1,529 @@
+//! The request path: validate, absorb, answer, or screen and forward (see the module guide
+//! in [`super`] for the rules in order).
+
+use super::branch::{self, Branch, FieldHasher};
+use super::net::{self, uri_destination};
+use super::{actions, Decision, Disposition, MessageClass, Outcome, ProxyCore};
+use crate::blocklist::Action;
+use crate::numbers::Caller;
+use crate::policy::Verdict;
+use crate::proxy::{Inbound, Outbound, Transport};
+use crate::sip::{CSeq, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage, Uri, Via};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+/// Max-Forwards written when a request has none (RFC 3261 §16.6 step 3).
+const DEFAULT_MAX_FORWARDS: u32 = 70;
+
+/// The parts of a request every rule needs, read once and checked.
+struct Checked<'m> {
+    call_id: &'m [u8],
+    cseq: CSeq<'m>,
+    from: NameAddr<'m>,
+    to: NameAddr<'m>,
+    max_forwards: Option<u32>,
+    uri: Uri<'m>,
+    uri_raw: &'m [u8],
+}
+
+impl<'m> Checked<'m> {
+    /// Reads the mandatory headers (RFC 3261 §8.1.1), or the reason they are unusable.
+    fn read(msg: &'m SipMessage) -> Result<Checked<'m>, &'static str> {
+        let uri_raw = msg.request_uri().ok_or("bad_request_uri")?;
+        let uri = uri_raw.parse_uri().map_err(|_| "bad_request_uri")?;
+        let call_id = msg
+            .call_id()
+            .map(|c| c.as_bytes().trim_ascii())
+            .filter(|c| !c.is_empty())
+            .ok_or("no_call_id")?;
+        let cseq = match msg.cseq() {
+            Ok(Some(c)) if Some(c.method_bytes) == msg.method_bytes() => c,
+            _ => return Err("bad_cseq"),
+        };
+        let from = match msg.from() {
+            Ok(Some(f)) => f,
+            _ => return Err("bad_from"),
+        };
+        let to = match msg.to() {
+            Ok(Some(t)) => t,
+            _ => return Err("bad_to"),
+        };
+        let max_forwards = msg.max_forwards().map_err(|_| "bad_max_forwards")?;
+        Ok(Checked {
+            call_id,
+            cseq,
+            from,
+            to,
+            max_forwards,
+            uri,
+            uri_raw: uri_raw.as_bytes().trim_ascii(),
+        })
+    }
+
+    /// The §16.11 branch for this request (see [`branch`]).
+    fn branch(&self, top: &Via<'_>) -> Branch {
+        let mut tx = FieldHasher::new();
+        match top.branch() {
+            Some(b) if b.starts_with(branch::COOKIE) => {
+                tx.field(b)
+                    .field(top.host())
+                    .field(&top.port().unwrap_or(0).to_le_bytes())
+                    .field(top.transport());
+            }
+            // RFC 2543 client: no unique branch, hash what identifies the transaction.
+            _ => {
+                tx.field(top.raw())
+                    .field(self.to.tag().unwrap_or_default())
+                    .field(self.from.tag().unwrap_or_default())
+                    .field(self.call_id)
+                    .field(&self.cseq.seq.to_le_bytes())
+                    .field(self.uri_raw);
+            }
+        }
+        let lp = FieldHasher::new()
+            .field(self.uri_raw)
+            .field(self.from.tag().unwrap_or_default())
+            .field(self.call_id)
+            .field(&self.cseq.seq.to_le_bytes())
+            .finish();
+        Branch::new(tx.finish(), lp)
+    }
+}
+
+/// Where the proxy's own answers go, and how.
+#[derive(Clone, Copy)]
+struct ReplyTo {
+    destination: SocketAddr,
+    transport: Transport,
+}
+
+impl ProxyCore {
+    pub(super) fn request(
+        &self,
+        inbound: &Inbound,
+        msg: &SipMessage,
+        now: Instant,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let method = msg.method().unwrap_or(Method::Other);
+        let class = MessageClass::Request(method);
+        let top = match msg.top_via() {
+            Ok(Some(v)) => v,
+            Ok(None) => return malformed(class, "no_via"),
+            Err(_) => return malformed(class, "bad_via"),
+        };
+        let reply = ReplyTo {
+            destination: net::reply_destination(inbound, &top),
+            transport: inbound.transport,
+        };
+        let req = match Checked::read(msg) {
+            Ok(r) => r,
+            Err(reason) => {
+                let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                o.error = Some(reason);
+                return o;
+            }
+        };
+        let to_tag = req.to.tag();
+
+        // An ACK for a final response this proxy generated: the To-tag is the one derived
+        // from the same Call-ID, From-tag and top Via.
+        if method == Method::Ack {
+            if let Some(tag) = to_tag {
+                let derived = ResponseBuilder::new(msg, 100, "Trying").derived_to_tag();
+                if tag == derived {
+                    return Outcome::new(class, Disposition::Absorbed);
+                }
+            }
+        }
+
+        // OPTIONS addressed to the proxy itself (RFC 3261 §11, §16.3 step 3).
+        if method == Method::Options
+            && to_tag.is_none()
+            && self
+                .compiled
+                .is_us(req.uri.host(), req.uri.port(), inbound.local)
+            && (req.uri.user().is_none() || req.max_forwards == Some(0))
+        {
+            return self.answer(msg, method, 200, "OK", reply, out);
+        }
+
+        let max_forwards = match req.max_forwards {
+            Some(0) => return self.answer(msg, method, 483, "Too Many Hops", reply, out),
+            Some(n) => n - 1,
+            None => DEFAULT_MAX_FORWARDS,
+        };
+
+        let branch = req.branch(&top);
+        for via in msg.vias() {
+            let via = match via {
+                Ok(v) => v,
+                Err(_) => {
+                    let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                    o.error = Some("bad_via");
+                    return o;
+                }
+            };
+            let looped = via
+                .branch()
+                .and_then(branch::loop_part_of)
+                .is_some_and(|lp| lp == branch.loop_part())
+                && self.compiled.is_us(via.host(), via.port(), inbound.local);
+            if looped {
+                return self.answer(msg, method, 482, "Loop Detected", reply, out);
+            }
+        }
+
+        // Route (RFC 3261 §16.4, §16.6 steps 6-7).
+        let mut ed = RequestEditor::new(msg);
+        let popped = ed.pop_top_route_if(|na| {
+            self.compiled
+                .is_us(na.uri().host(), na.uri().port(), inbound.local)
+        });
+        let initial = to_tag.is_none();
+        let hop = self.hops.select(now);
+        let hop_dest = (hop.address, hop.transport);
+        let mut dest = match msg.routes().nth(usize::from(popped)) {
+            Some(Ok(route)) => uri_destination(route.uri(), Transport::Udp).unwrap_or(hop_dest),
+            Some(Err(_)) => hop_dest,
+            None if initial || (method == Method::Ack && !popped) => hop_dest,
+            None if self
+                .compiled
+                .is_us(req.uri.host(), req.uri.port(), inbound.local) =>
+            {
+                hop_dest
+            }
+            None => uri_destination(&req.uri, Transport::Udp).unwrap_or(hop_dest),
+        };
+
+        // The caller check (initial INVITEs only).
+        let mut decision = None;
+        if method == Method::Invite && initial {
+            let d = self.screen_call(inbound, msg, &req);
+            let applied = match d.applied {
+                Action::Block => {
+                    return self.block(msg, class, d, reply, out);
+                }
+                Action::Warn => match (
+                    self.compiled.warn_dest,
+                    actions::warn(
+                        &mut ed,
+                        &self.config.actions.warn,
+                        &self.config.actions.tag.value,
+                        &d.verdict,
+                        req.uri_raw,
+                    ),
+                ) {
+                    (Some(w), Ok(())) => {
+                        dest = w;
+                        Action::Warn
+                    }
+                    // Unreachable with a validated config; fail open.
+                    _ => Action::Allow,
+                },
+                Action::Tag => {
+                    match actions::tag(&mut ed, msg, &self.config.actions.tag, &d.verdict) {
+                        Ok(()) => Action::Tag,
+                        Err(_) => Action::Allow,
+                    }
+                }
+                Action::Allow => Action::Allow,
+            };
+            decision = Some(Decision { applied, ..d });
+        }
+
+        // Forward (RFC 3261 §16.6).
+        self.write_vias(&mut ed, msg, &top, inbound, dest.1, &branch);
+        ed.set_max_forwards(max_forwards);
+        if self.config.record_route
+            && initial
+            && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
+        {
+            self.record_route(&mut ed, inbound.local);
+        }
+        out.push(Outbound {
+            data: ed.finish().freeze(),
+            destination: dest.0,
+            transport: dest.1,
+        });
+        Outcome {
+            class,
+            disposition: Disposition::Forwarded,
+            error: None,
+            decision,
+        }
+    }
+
+    /// Reads the caller, screens it (a panic in the screen fails open) and decides the
+    /// action to apply.
+    fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
+        let id = self
+            .compiled
+            .identity(&self.config.identity_order, msg, inbound.source.ip());
+        let screen = &self.screen;
+        let caller: Caller = id.caller;
+        let verdict = catch_unwind(AssertUnwindSafe(|| screen.screen(&caller)))
+            .unwrap_or_else(|_| Verdict::internal_error());
+        let applied = match verdict.action {
+            Action::Warn if self.compiled.warn_dest.is_none() => Action::Tag,
+            a => a,
+        };
+        Decision {
+            call_id: String::from_utf8_lossy(req.call_id).into_owned(),
+            identity: id.source,
+            caller_raw: String::from_utf8_lossy(id.raw).into_owned(),
+            caller,
+            callee: String::from_utf8_lossy(req.uri_raw).into_owned(),
+            verdict,
+            applied,
+        }
+    }
+
+    /// Answers a blocked call (608 or 603); fails open (forwarding is not possible here, so
+    /// the call is answered by nobody) only if the response cannot be built.
+    fn block(
+        &self,
+        msg: &SipMessage,
+        class: MessageClass,
+        d: Decision,
+        reply: ReplyTo,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let (status, data) = match actions::block(msg, &self.config.actions.block, &d.verdict) {
+            Ok(r) => r,
+            Err(_) => {
+                // The redress URL is validated at start; a plain 608 still blocks.
+                let b = ResponseBuilder::new(msg, 608, "Rejected");
+                (608, b.finish())
+            }
+        };
+        out.push(Outbound {
+            data: data.freeze(),
+            destination: reply.destination,
+            transport: reply.transport,
+        });
+        Outcome {
+            class,
+            disposition: Disposition::Answered(status),
+            error: None,
+            decision: Some(d),
+        }
+    }
+
+    /// Answers a request with a status of our own; an ACK is never answered (dropped).
+    fn answer(
+        &self,
+        msg: &SipMessage,
+        method: Method,
+        status: u16,
+        reason: &str,
+        reply: ReplyTo,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let class = MessageClass::Request(method);
+        if method == Method::Ack {
+            return Outcome::new(class, Disposition::Dropped(drop_reason(status)));
+        }
+        let mut b = ResponseBuilder::new(msg, status, reason);
+        if status == 200 {
+            // Header values are static; they cannot fail the checks.
+            let _ = b.header("Allow", b"INVITE, ACK, CANCEL, BYE, OPTIONS");
+        }
+        out.push(Outbound {
+            data: b.finish().freeze(),
+            destination: reply.destination,
+            transport: reply.transport,
+        });
+        Outcome::new(class, Disposition::Answered(status))
+    }
+
+    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (formatted on the stack).
+    fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr) {
+        use std::io::Write as _;
+        let mut buf = [0u8; 320];
+        let room = buf.len();
+        let mut cur = &mut buf[..];
+        if write!(cur, "<sip:{};lr>", self.compiled.sent_by(local)).is_ok() {
+            let len = room - cur.len();
+            ed.insert_record_route(&buf[..len]);
+        }
+    }
+
+    /// Writes our Via on top and, when needed, `received`/`rport` on the sender's Via
+    /// (RFC 3261 §18.2.1, RFC 3581 §4). Rewriting a Via means re-emitting every Via line at
+    /// the top (the editor has no in-place parameter edit); their order is kept.
+    fn write_vias(
+        &self,
+        ed: &mut RequestEditor<'_>,
+        msg: &SipMessage,
+        top: &Via<'_>,
+        inbound: &Inbound,
+        out_transport: Transport,
+        branch: &Branch,
+    ) {
+        let sent_by = self.compiled.sent_by(inbound.local);
+        let branch = std::str::from_utf8(branch.as_bytes()).unwrap_or("z9hG4bKfw");
+        ed.push_via_fmt(format_args!(
+            "SIP/2.0/{} {sent_by};branch={branch}",
+            out_transport.via_token()
+        ));
+        let source = inbound.source;
+        let rport = inbound.transport == Transport::Tcp || top.rport().is_some();
+        let received = rport || net::parse_ip(top.host()) != Some(source.ip());
+        if !received {
+            return;
+        }
+        ed.remove_headers("Via");
+        ed.push_via_fmt(format_args!(
+            "{}",
+            ViaWithSource {
+                via: top,
+                source,
+                rport
+            }
+        ));
+        for via in msg.vias().skip(1).flatten() {
+            ed.push_via(via.raw());
+        }
+    }
+}
+
+/// A Via re-written with `received` (and `rport`) set to the packet's source.
+struct ViaWithSource<'a, 'v> {
+    via: &'a Via<'v>,
+    source: SocketAddr,
+    rport: bool,
+}
+
+impl std::fmt::Display for ViaWithSource<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let v = self.via;
+        put(f, v.protocol())?;
+        f.write_char('/')?;
+        put(f, v.version())?;
+        f.write_char('/')?;
+        put(f, v.transport())?;
+        f.write_char(' ')?;
+        put(f, v.host())?;
+        if let Some(p) = v.port() {
+            write!(f, ":{p}")?;
+        }
+        for (name, value) in v.params().iter() {
+            if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"rport") {
+                continue;
+            }
+            f.write_char(';')?;
+            put(f, name)?;
+            if let Some(value) = value {
+                f.write_char('=')?;
+                put(f, value)?;
+            }
+        }
+        write!(f, ";received={}", self.source.ip())?;
+        if self.rport {
+            write!(f, ";rport={}", self.source.port())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes wire bytes as text: as they are when UTF-8 (always, for a parsed Via's tokens and
+/// host), lossily otherwise.
+fn put(f: &mut std::fmt::Formatter<'_>, b: &[u8]) -> std::fmt::Result {
+    match std::str::from_utf8(b) {
+        Ok(s) => f.write_str(s),
+        Err(_) => f.write_str(&String::from_utf8_lossy(b)),
+    }
+}
+
+fn malformed(class: MessageClass, reason: &'static str) -> Outcome {
+    Outcome {
+        class,
+        disposition: Disposition::Dropped(reason),
+        error: Some(reason),
+        decision: None,
+    }
+}
+
+fn drop_reason(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        482 => "loop",
+        483 => "too_many_hops",
+        _ => "ack_not_answered",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Limits;
+    use bytes::Bytes;
+
+    fn parse(s: &str) -> SipMessage {
+        SipMessage::parse(Bytes::copy_from_slice(s.as_bytes()), &Limits::default()).unwrap()
+    }
+
+    fn branch_of(s: &str) -> Branch {
+        let m = parse(s);
+        let top = m.top_via().unwrap().unwrap();
+        Checked::read(&m).unwrap().branch(&top)
+    }
+
+    const INVITE: &str = "INVITE sip:b@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKabc\r\n\
+                          From: <sip:a@192.0.2.1>;tag=f\r\nTo: <sip:b@10.0.0.1>\r\nCall-ID: c\r\nCSeq: 5 INVITE\r\n\r\n";
+
+    #[test]
+    fn the_method_is_not_part_of_the_branch() {
+        let cancel = INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("5 INVITE", "5 CANCEL");
+        assert_eq!(branch_of(INVITE), branch_of(&cancel));
+        // The ACK for a non-2xx response carries the response's To-tag: same branch still.
+        let ack = INVITE
+            .replace("INVITE sip", "ACK sip")
+            .replace("5 INVITE", "5 ACK")
+            .replace("To: <sip:b@10.0.0.1>", "To: <sip:b@10.0.0.1>;tag=t");
+        assert_eq!(branch_of(INVITE), branch_of(&ack));
+    }
+
+    #[test]
+    fn the_loop_key_ignores_the_top_via_and_follows_the_request_uri() {
+        let via = INVITE.replace("branch=z9hG4bKabc", "branch=z9hG4bKother");
+        let (a, b) = (branch_of(INVITE), branch_of(&via));
+        assert_ne!(a, b);
+        assert_eq!(a.loop_part(), b.loop_part());
+        let spiral = INVITE.replace("INVITE sip:b@10.0.0.1", "INVITE sip:c@10.0.0.1");
+        assert_ne!(a.loop_part(), branch_of(&spiral).loop_part());
+        // Another sender using the same client branch gets another branch.
+        let other = INVITE.replace("192.0.2.1:5060;branch", "192.0.2.2:5060;branch");
+        assert_ne!(a, branch_of(&other));
+    }
+
+    #[test]
+    fn via_with_source_replaces_old_received_and_rport() {
+        let v = Via::parse(b"SIP/2.0/UDP 10.0.0.1;received=1.1.1.1;branch=z9hG4bKx;rport=9;ttl=3")
+            .unwrap();
+        let w = ViaWithSource {
+            via: &v,
+            source: "192.0.2.1:4000".parse().unwrap(),
+            rport: true,
+        };
+        assert_eq!(
+            w.to_string(),
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx;ttl=3;received=192.0.2.1;rport=4000"
+        );
+    }
+
+    #[test]
+    fn mandatory_header_problems_have_reasons() {
+        let no_uri = INVITE.replace("INVITE sip:b@10.0.0.1", "INVITE b@10.0.0.1");
+        if let Ok(m) = SipMessage::parse(Bytes::from(no_uri), &Limits::default()) {
+            assert_eq!(Checked::read(&m).err(), Some("bad_request_uri"));
+        }
+        let m = parse(&INVITE.replace("Call-ID: c\r\n", "Call-ID:  \r\n"));
+        assert_eq!(Checked::read(&m).err(), Some("no_call_id"));
+    }
+}

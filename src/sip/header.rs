@@ -1,0 +1,167 @@
+//! Header names: the kinds the proxy cares about, compact forms, case-insensitive matching.
+
+/// The kind of a header field, recognised from its full or compact name in any case
+/// (RFC 3261 §7.3.3 and the IANA compact-form registry). Unknown names are
+/// [`HeaderName::Other`]; look those up by their text with
+/// [`SipMessage::headers`](super::SipMessage::headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderName {
+    /// Via (`v`).
+    Via,
+    /// From (`f`).
+    From,
+    /// To (`t`).
+    To,
+    /// Call-ID (`i`).
+    CallId,
+    /// CSeq.
+    CSeq,
+    /// Max-Forwards.
+    MaxForwards,
+    /// Contact (`m`).
+    Contact,
+    /// Content-Length (`l`).
+    ContentLength,
+    /// Content-Type (`c`).
+    ContentType,
+    /// Content-Encoding (`e`).
+    ContentEncoding,
+    /// Route.
+    Route,
+    /// Record-Route.
+    RecordRoute,
+    /// P-Asserted-Identity (RFC 3325).
+    PAssertedIdentity,
+    /// P-Preferred-Identity (RFC 3325).
+    PPreferredIdentity,
+    /// Remote-Party-ID (draft-ietf-sip-privacy-04, still widely deployed).
+    RemotePartyId,
+    /// Privacy (RFC 3323).
+    Privacy,
+    /// Supported (`k`).
+    Supported,
+    /// Subject (`s`).
+    Subject,
+    /// Session-Expires (`x`).
+    SessionExpires,
+    /// Accept-Contact (`a`).
+    AcceptContact,
+    /// Referred-By (`b`).
+    ReferredBy,
+    /// Request-Disposition (`d`).
+    RequestDisposition,
+    /// Reject-Contact (`j`).
+    RejectContact,
+    /// Identity-Info (`n`).
+    IdentityInfo,
+    /// Event (`o`).
+    Event,
+    /// Refer-To (`r`).
+    ReferTo,
+    /// Allow-Events (`u`).
+    AllowEvents,
+    /// Identity (`y`).
+    Identity,
+    /// Any other header.
+    Other,
+}
+
+impl HeaderName {
+    /// Classifies a header name (full or compact form, any case).
+    pub fn from_bytes(name: &[u8]) -> HeaderName {
+        if name.len() == 1 {
+            return match name[0].to_ascii_lowercase() {
+                b'v' => HeaderName::Via,
+                b'f' => HeaderName::From,
+                b't' => HeaderName::To,
+                b'i' => HeaderName::CallId,
+                b'm' => HeaderName::Contact,
+                b'l' => HeaderName::ContentLength,
+                b'c' => HeaderName::ContentType,
+                b'e' => HeaderName::ContentEncoding,
+                b'k' => HeaderName::Supported,
+                b's' => HeaderName::Subject,
+                b'x' => HeaderName::SessionExpires,
+                b'a' => HeaderName::AcceptContact,
+                b'b' => HeaderName::ReferredBy,
+                b'd' => HeaderName::RequestDisposition,
+                b'j' => HeaderName::RejectContact,
+                b'n' => HeaderName::IdentityInfo,
+                b'o' => HeaderName::Event,
+                b'r' => HeaderName::ReferTo,
+                b'u' => HeaderName::AllowEvents,
+                b'y' => HeaderName::Identity,
+                _ => HeaderName::Other,
+            };
+        }
+        for (full, kind) in FULL_NAMES {
+            if full.len() == name.len() && full.as_bytes().eq_ignore_ascii_case(name) {
+                return *kind;
+            }
+        }
+        HeaderName::Other
+    }
+
+    /// The canonical (full) name, or `None` for [`HeaderName::Other`].
+    pub fn as_str(self) -> Option<&'static str> {
+        FULL_NAMES.iter().find(|(_, k)| *k == self).map(|(n, _)| *n)
+    }
+}
+
+/// Full names, most frequent first (the lookup is a short linear scan on lengths).
+const FULL_NAMES: &[(&str, HeaderName)] = &[
+    ("Via", HeaderName::Via),
+    ("From", HeaderName::From),
+    ("To", HeaderName::To),
+    ("Call-ID", HeaderName::CallId),
+    ("CSeq", HeaderName::CSeq),
+    ("Max-Forwards", HeaderName::MaxForwards),
+    ("Contact", HeaderName::Contact),
+    ("Content-Length", HeaderName::ContentLength),
+    ("Content-Type", HeaderName::ContentType),
+    ("Content-Encoding", HeaderName::ContentEncoding),
+    ("Route", HeaderName::Route),
+    ("Record-Route", HeaderName::RecordRoute),
+    ("P-Asserted-Identity", HeaderName::PAssertedIdentity),
+    ("P-Preferred-Identity", HeaderName::PPreferredIdentity),
+    ("Remote-Party-ID", HeaderName::RemotePartyId),
+    ("Privacy", HeaderName::Privacy),
+    ("Supported", HeaderName::Supported),
+    ("Subject", HeaderName::Subject),
+    ("Session-Expires", HeaderName::SessionExpires),
+    ("Accept-Contact", HeaderName::AcceptContact),
+    ("Referred-By", HeaderName::ReferredBy),
+    ("Request-Disposition", HeaderName::RequestDisposition),
+    ("Reject-Contact", HeaderName::RejectContact),
+    ("Identity-Info", HeaderName::IdentityInfo),
+    ("Event", HeaderName::Event),
+    ("Refer-To", HeaderName::ReferTo),
+    ("Allow-Events", HeaderName::AllowEvents),
+    ("Identity", HeaderName::Identity),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_and_any_case_names() {
+        assert_eq!(HeaderName::from_bytes(b"i"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"I"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"m"), HeaderName::Contact);
+        assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
+        assert_eq!(HeaderName::from_bytes(b"f"), HeaderName::From);
+        assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
+        assert_eq!(HeaderName::from_bytes(b"call-id"), HeaderName::CallId);
+        assert_eq!(
+            HeaderName::from_bytes(b"P-ASSERTED-IDENTITY"),
+            HeaderName::PAssertedIdentity
+        );
+        assert_eq!(HeaderName::from_bytes(b"cseq"), HeaderName::CSeq);
+        assert_eq!(HeaderName::from_bytes(b"X-Fraud-Label"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"z"), HeaderName::Other);
+        assert_eq!(HeaderName::Via.as_str(), Some("Via"));
+        assert_eq!(HeaderName::Other.as_str(), None);
+    }
+}
