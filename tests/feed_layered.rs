@@ -3,10 +3,12 @@
 //! tombstones and carve-outs included).
 
 use fraudwall::blocklist::format::Kind;
+use fraudwall::blocklist::Action;
 use fraudwall::blocklist::{compile_csv_text, CompileOptions, Snapshot};
 use fraudwall::feed::delta::{compile_delta, DeltaError, DeltaHeader};
 use fraudwall::feed::layered::{Layer, LayerError, Layered};
-use fraudwall::numbers::E164;
+use fraudwall::numbers::{Caller, E164};
+use fraudwall::policy::{CallerActions, Reason, Screen, SnapshotScreen};
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +104,17 @@ fn tombstones_changes_and_carve_outs() {
     }
     let e: E164 = "8613800000001".parse().expect("number");
     assert!(view.lookup(&e).is_none(), "removed number is gone");
+
+    // The proxy's screen reads the layered view like a snapshot.
+    let slot = Arc::new(arc_swap::ArcSwapOption::new(Some(Arc::new(view.clone()))));
+    let screen = SnapshotScreen::over(slot, CallerActions::default());
+    let v = screen.screen(&Caller::Number("12025550100".parse().expect("number")));
+    assert_eq!(
+        (v.action, v.reason, v.snapshot_version),
+        (Action::Block, Reason::Listed, Some(2))
+    );
+    let v = screen.screen(&Caller::Number(e));
+    assert_eq!((v.action, v.reason), (Action::Allow, Reason::Unlisted));
 
     // Nothing changed: no file.
     assert!(delta(d, "none.fwb", &l1, &l1, &l0).is_none());

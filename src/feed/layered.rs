@@ -163,6 +163,15 @@ impl Layered {
     }
 }
 
+impl crate::policy::Lookup for Layered {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn lookup(&self, number: &E164) -> Option<Match<'_>> {
+        Layered::lookup(self, number)
+    }
+}
+
 /// Opens a manifest's snapshot files (from the cache) into a [`Layered`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SnapshotLoader;
