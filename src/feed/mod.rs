@@ -30,6 +30,7 @@
 //! | [`fetch`] | HTTP: conditional manifest fetch, bounded downloads, size and hash checks | HTTP |
 //! | [`node`] | the node's updater inside `fraudwall run`: restore, poll, fetch, load, swap | HTTP, files |
 //! | [`publish`] | `fraudwall publish`: whole list in, delta or base out, signed manifest | files |
+//! | [`run`] | the `[feed]` config and start-up inside `fraudwall run`, SIGHUP | — |
 //! | [`serve`] | `fraudwall feed serve`: a static server for labs and tests | HTTP |
 //!
 //! The protocol core ([`manifest`], [`poll`], [`policy`]) reads no clock and does no I/O:
@@ -53,6 +54,7 @@ pub mod node;
 pub mod policy;
 pub mod poll;
 pub mod publish;
+pub mod run;
 pub mod serve;
 
 pub use manifest::{FileRef, Hash, Manifest, ManifestError, UncheckedManifest};
