@@ -125,22 +125,23 @@ impl CacheDir {
         bytes: &[u8],
         write: impl FnOnce(&mut File, &[u8]) -> io::Result<()>,
     ) -> Result<PathBuf, CacheError> {
-        let target = self.path(name);
-        let mut tmp = tempfile::Builder::new()
+        let mut w = self.begin(name)?;
+        write(w.tmp.as_file_mut(), bytes).map_err(|e| CacheError::io(&w.target, e))?;
+        w.commit()
+    }
+
+    /// Starts writing `name` in pieces (a download streamed to disk); nothing appears under
+    /// that name until [`CacheWriter::commit`].
+    pub fn begin(&self, name: &str) -> Result<CacheWriter, CacheError> {
+        let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&self.dir)
             .map_err(|e| CacheError::io(&self.dir, e))?;
-        // On any error below, dropping `tmp` removes the temporary file.
-        write(tmp.as_file_mut(), bytes).map_err(|e| CacheError::io(&target, e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| CacheError::io(&target, e))?;
-        tmp.persist(&target)
-            .map_err(|e| CacheError::io(&target, e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| CacheError::io(&self.dir, e))?;
-        Ok(target)
+        Ok(CacheWriter {
+            tmp,
+            target: self.path(name),
+            dir: self.dir.clone(),
+        })
     }
 
     /// Whether `file` is already cached with the right size and hash (so it need not be
@@ -231,6 +232,40 @@ impl CacheDir {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A cache file being written; dropped without [`commit`](Self::commit), it is removed.
+#[derive(Debug)]
+pub struct CacheWriter {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+    dir: PathBuf,
+}
+
+impl CacheWriter {
+    /// Appends bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), CacheError> {
+        self.tmp
+            .as_file_mut()
+            .write_all(bytes)
+            .map_err(|e| CacheError::io(&self.target, e))
+    }
+
+    /// fsync, rename into place, fsync the directory.
+    pub fn commit(self) -> Result<PathBuf, CacheError> {
+        let target = self.target;
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| CacheError::io(&target, e))?;
+        self.tmp
+            .persist(&target)
+            .map_err(|e| CacheError::io(&target, e.error))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CacheError::io(&self.dir, e))?;
+        Ok(target)
     }
 }
 

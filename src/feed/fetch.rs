@@ -4,8 +4,8 @@
 //! (a server that stalls mid-body is cut off) and a total timeout; every body is read in
 //! chunks against a hard ceiling (the manifest's [`MAX_MANIFEST_BYTES`], a snapshot file's
 //! size as the signed manifest states it), so a hostile origin cannot make a node buffer
-//! more than it expects. A snapshot file is returned only after its size and blake3 match
-//! the verified manifest; the bytes are still handed on as a file to be mapped and verified
+//! more than it expects. A snapshot file is streamed ([`Download`]) and hashed as it
+//! arrives, and accepted only once its size and blake3 match the verified manifest; the bytes are still handed on as a file to be mapped and verified
 //! by the snapshot code before a lookup ever sees them.
 //!
 //! Every failure is a [`FetchError`] whose [`reason`](FetchError::reason) labels the
@@ -224,9 +224,10 @@ impl Fetcher {
         })
     }
 
-    /// Downloads one snapshot file named by the verified manifest and checks its size and
-    /// blake3 before returning it.
-    pub async fn file(&self, file: &FileRef) -> Result<Vec<u8>, FetchError> {
+    /// Starts downloading one snapshot file named by the verified manifest: read it with
+    /// [`Download::chunk`] (bounded by the manifest's size), then [`Download::finish`]
+    /// checks its size and blake3. Nothing is trusted before `finish` says so.
+    pub async fn download(&self, file: &FileRef) -> Result<Download, FetchError> {
         let url = self
             .manifest_url
             .join(&file.name)
@@ -241,58 +242,111 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| classify(&url, e))?;
-        let body = read_body(&url, resp, file.size).await?;
-        check_file(file, &body)?;
+        Download::start(url, resp, file.size, Some(file.clone()))
+    }
+
+    /// Downloads one snapshot file whole, checked (see [`download`](Self::download)).
+    pub async fn file(&self, file: &FileRef) -> Result<Vec<u8>, FetchError> {
+        let mut download = self.download(file).await?;
+        let mut body = Vec::with_capacity(file.size.min(64 << 20) as usize);
+        while let Some(chunk) = download.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        download.finish()?;
         Ok(body)
     }
 }
 
-/// Checks downloaded bytes against their manifest entry (size, then blake3).
-pub fn check_file(file: &FileRef, body: &[u8]) -> Result<(), FetchError> {
-    if body.len() as u64 != file.size {
-        return Err(FetchError::SizeMismatch {
-            name: file.name.clone(),
-            got: body.len() as u64,
-            expected: file.size,
-        });
-    }
-    let got = Hash::of(body);
-    if got != file.blake3 {
-        return Err(FetchError::HashMismatch {
-            name: file.name.clone(),
-            got,
-            expected: file.blake3,
-        });
-    }
-    Ok(())
+/// A `200` response body read in chunks against a hard ceiling, hashed as it goes.
+#[derive(Debug)]
+pub struct Download {
+    url: Url,
+    resp: reqwest::Response,
+    limit: u64,
+    received: u64,
+    hasher: blake3::Hasher,
+    file: Option<FileRef>,
 }
 
-/// Reads a 200 body in chunks, refusing more than `limit` bytes.
-async fn read_body(
-    url: &Url,
-    mut resp: reqwest::Response,
-    limit: u64,
-) -> Result<Vec<u8>, FetchError> {
-    if resp.status() != StatusCode::OK {
-        return Err(FetchError::Status {
-            url: url.clone(),
-            status: resp.status(),
-        });
-    }
-    if resp.content_length().is_some_and(|len| len > limit) {
-        return Err(FetchError::TooLarge {
-            url: url.clone(),
-            limit,
-        });
-    }
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
-    while let Some(chunk) = resp.chunk().await.map_err(|e| classify_body(url, e))? {
-        if body.len() as u64 + chunk.len() as u64 > limit {
-            return Err(FetchError::TooLarge {
-                url: url.clone(),
-                limit,
+impl Download {
+    fn start(
+        url: Url,
+        resp: reqwest::Response,
+        limit: u64,
+        file: Option<FileRef>,
+    ) -> Result<Download, FetchError> {
+        if resp.status() != StatusCode::OK {
+            return Err(FetchError::Status {
+                url,
+                status: resp.status(),
             });
         }
+        if resp.content_length().is_some_and(|len| len > limit) {
+            return Err(FetchError::TooLarge { url, limit });
+        }
+        Ok(Download {
+            url,
+            resp,
+            limit,
+            received: 0,
+            hasher: blake3::Hasher::new(),
+            file,
+        })
+    }
+
+    /// The next chunk, `None` at the end; an error past the ceiling, on a timeout or when the
+    /// connection ends early.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError> {
+        let Some(chunk) = self
+            .resp
+            .chunk()
+            .await
+            .map_err(|e| classify_body(&self.url, e))?
+        else {
+            return Ok(None);
+        };
+        self.received += chunk.len() as u64;
+        if self.received > self.limit {
+            return Err(FetchError::TooLarge {
+                url: self.url.clone(),
+                limit: self.limit,
+            });
+        }
+        if self.file.is_some() {
+            self.hasher.update(&chunk);
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Checks a snapshot file's size and blake3 against the signed manifest.
+    pub fn finish(self) -> Result<(), FetchError> {
+        let Some(file) = self.file else {
+            return Ok(());
+        };
+        if self.received != file.size {
+            return Err(FetchError::SizeMismatch {
+                name: file.name,
+                got: self.received,
+                expected: file.size,
+            });
+        }
+        let got = Hash(*self.hasher.finalize().as_bytes());
+        if got != file.blake3 {
+            return Err(FetchError::HashMismatch {
+                name: file.name,
+                got,
+                expected: file.blake3,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a small `200` body whole, refusing more than `limit` bytes.
+async fn read_body(url: &Url, resp: reqwest::Response, limit: u64) -> Result<Vec<u8>, FetchError> {
+    let mut download = Download::start(url.clone(), resp, limit, None)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = download.chunk().await? {
         body.extend_from_slice(&chunk);
     }
     Ok(body)

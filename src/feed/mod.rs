@@ -41,7 +41,7 @@
 //! Nothing from the network is used before it is verified, in this order: the manifest's
 //! signature against the configured keys ([`manifest::UncheckedManifest::verify`]), its
 //! version against the active one (rollback refusal in [`poll::Poller`]), each file's size
-//! and blake3 against the signed manifest ([`fetch::check_file`]), and finally the snapshot's
+//! and blake3 against the signed manifest ([`fetch::Download::finish`]), and finally the snapshot's
 //! own header and FST checks when it is opened. Any failure leaves the active snapshot in
 //! place and is counted by reason.
 

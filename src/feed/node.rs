@@ -189,10 +189,14 @@ impl FeedMetrics {
         }
     }
 
-    fn applied(&self, version: u64, new_base: bool, swap: Duration, now_unix: u64) {
+    /// A poll succeeded (the feed answered and verified, whether or not it changed).
+    fn success(&self, now_unix: u64) {
+        self.last_success.set(now_unix as f64);
+    }
+
+    fn applied(&self, version: u64, new_base: bool, swap: Duration) {
         self.version.set(version as f64);
         self.swap.record(swap.as_secs_f64());
-        self.last_success.set(now_unix as f64);
         if new_base {
             self.updates_base.increment(1);
         } else {
@@ -406,9 +410,7 @@ impl<L: Loader> FeedNode<L> {
                 let old = self.target.swap(Some(Arc::new(view)));
                 let swap = started.elapsed();
                 release_off_path(old);
-                self.handle
-                    .metrics
-                    .applied(manifest.version, true, swap, unix_now());
+                self.handle.metrics.applied(manifest.version, true, swap);
                 self.handle
                     .update(|s| s.set_manifest(&manifest, Source::Cache));
                 tracing::info!(
@@ -453,6 +455,7 @@ impl<L: Loader> FeedNode<L> {
         match &result {
             Ok(_) => {
                 let now = unix_now();
+                self.handle.metrics.success(now);
                 let failures = self.poller.failures();
                 self.handle.update(|s| {
                     s.last_success = Some(now);
@@ -520,8 +523,15 @@ impl<L: Loader> FeedNode<L> {
                     if self.cache.has(file) {
                         continue;
                     }
-                    let bytes = self.fetcher.file(file).await?;
-                    self.cache.write(&file.name, &bytes)?;
+                    // Streamed to a temporary file and hashed on the way; it gets its
+                    // name only once size and hash match the signed manifest.
+                    let mut download = self.fetcher.download(file).await?;
+                    let mut out = self.cache.begin(&file.name)?;
+                    while let Some(chunk) = download.chunk().await? {
+                        out.write(&chunk)?;
+                    }
+                    download.finish()?;
+                    out.commit()?;
                     fetched += 1;
                 }
                 self.apply(manifest, unchecked, plan.new_base).await?;
@@ -567,10 +577,9 @@ impl<L: Loader> FeedNode<L> {
             swap_us = swap.as_micros() as u64,
             "feed: new blocklist version active"
         );
-        let now = unix_now();
         self.handle
             .metrics
-            .applied(manifest.version, new_base, swap, now);
+            .applied(manifest.version, new_base, swap);
         self.handle
             .update(|s| s.set_manifest(&manifest, Source::Feed));
         self.poller.on_applied(Instant::now(), random(), manifest);
