@@ -140,26 +140,35 @@ impl Layered {
         // Slot i < 15: the prefix of i + 1 digits; slot 15: the exact number. The first
         // (newest) layer to report a key decides it: Some(m), or None for a tombstone.
         let mut slots: [Option<Option<Match<'_>>>; 16] = [None; 16];
-        let layers = self
-            .deltas
-            .iter()
-            .rev()
-            .chain(std::iter::once(&self.base))
-            .map(|l| l.snapshot.as_ref());
-        for layer in layers {
-            layer.lookup_all(number, |m| {
-                let digits = m.entry.digits().len();
-                let slot = if m.entry.is_exact() {
-                    15
-                } else {
-                    digits.saturating_sub(1).min(14)
-                };
-                if slots[slot].is_none() {
-                    slots[slot] = Some((!m.tombstone).then_some(m));
-                }
+        let mut in_deltas = false;
+        for layer in self.deltas.iter().rev() {
+            layer.snapshot.lookup_all(number, |m| {
+                in_deltas = true;
+                record(&mut slots, m);
             });
         }
+        if !in_deltas {
+            // The common case: no delta touches this number, the base answers alone.
+            return self.base.snapshot.lookup(number).filter(|m| !m.tombstone);
+        }
+        self.base
+            .snapshot
+            .lookup_all(number, |m| record(&mut slots, m));
         slots.iter().rev().find_map(|s| s.flatten())
+    }
+}
+
+/// Records `m` in its slot (prefix length, or 15 for the exact number) unless a newer layer
+/// already decided that key.
+#[inline]
+fn record<'a>(slots: &mut [Option<Option<Match<'a>>>; 16], m: Match<'a>) {
+    let slot = if m.entry.is_exact() {
+        15
+    } else {
+        m.entry.digits().len().saturating_sub(1).min(14)
+    };
+    if slots[slot].is_none() {
+        slots[slot] = Some((!m.tombstone).then_some(m));
     }
 }
 
