@@ -17,11 +17,19 @@
 //! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
 //! | [`feed`] | the central feed: signed manifests, deltas, publishing, node updates |
 //! | [`cli`] | the `fraudwall` command line |
+//! | [`config`] | the `fraudwall run` TOML configuration |
+//! | [`telemetry`] | pre-registered Prometheus metrics |
+//! | [`admin`] | admin HTTP: `/metrics`, `/healthz`, `/status` |
+//! | [`decision_log`] | JSON lines per screened call, off the packet path |
 
+pub mod admin;
 pub mod blocklist;
 pub mod cli;
+pub mod config;
+pub mod decision_log;
 pub mod feed;
 pub mod numbers;
 pub mod policy;
 pub mod proxy;
 pub mod sip;
+pub mod telemetry;

@@ -308,18 +308,23 @@ fn rfc2543_client_without_cookie_still_gets_a_stable_branch() {
 
 // ----- loops -------------------------------------------------------------------------------
 
-#[test]
-fn a_request_that_comes_back_unchanged_is_a_loop_482() {
-    let core = core();
-    let first = send(&core, &invite("12025550123", ""), CALLER);
-    // The next hop sends it straight back to us (its own Via on top).
-    let back = String::from_utf8(first.one().data.to_vec())
+/// An INVITE forwarded by `core` and sent straight back to it by the next hop (the hop's
+/// Via on top).
+fn bounced_back(core: &ProxyCore) -> String {
+    let first = send(core, &invite("12025550123", ""), CALLER);
+    String::from_utf8(first.one().data.to_vec())
         .unwrap()
         .replacen(
             "Via: ",
             "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKswitch\r\nVia: ",
             1,
-        );
+        )
+}
+
+#[test]
+fn a_request_that_comes_back_unchanged_is_a_loop_482() {
+    let core = core();
+    let back = bounced_back(&core);
     let s = send(&core, &back, HOP);
     assert_eq!(s.outcome.disposition, Disposition::Answered(482));
     assert_eq!(s.msg().status(), Some(482));
@@ -329,18 +334,10 @@ fn a_request_that_comes_back_unchanged_is_a_loop_482() {
 #[test]
 fn a_spiral_with_a_new_request_uri_is_forwarded() {
     let core = core();
-    let first = send(&core, &invite("12025550123", ""), CALLER);
-    let back = String::from_utf8(first.one().data.to_vec())
-        .unwrap()
-        .replacen(
-            "Via: ",
-            "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKswitch\r\nVia: ",
-            1,
-        )
-        .replace(
-            "INVITE sip:+15550001@127.0.0.1:5060",
-            "INVITE sip:+15550002@127.0.0.1:5060",
-        );
+    let back = bounced_back(&core).replace(
+        "INVITE sip:+15550001@127.0.0.1:5060",
+        "INVITE sip:+15550002@127.0.0.1:5060",
+    );
     let s = send(&core, &back, HOP);
     assert_eq!(s.outcome.disposition, Disposition::Forwarded);
     assert_eq!(s.msg().via_count(), 4);
@@ -568,35 +565,22 @@ fn two_hops(c: &mut CoreConfig) {
 fn failover_when_a_hop_is_marked_down_and_back_after_down_for() {
     let (core, _) = core_with(two_hops);
     let t0 = Instant::now();
-    let s = send_at(
-        &core,
-        &invite("12025550123", ""),
-        CALLER,
-        LOCAL,
-        Transport::Udp,
-        t0,
-    );
-    assert_eq!(s.one().destination, addr("10.0.0.1:5060"));
+    let hop_at = |after: Duration| {
+        let s = send_at(
+            &core,
+            &invite("12025550123", ""),
+            CALLER,
+            LOCAL,
+            Transport::Udp,
+            t0 + after,
+        );
+        s.one().destination
+    };
+    assert_eq!(hop_at(Duration::ZERO), addr("10.0.0.1:5060"));
     core.on_send_error(addr("10.0.0.1:5060"), Transport::Udp, t0);
     assert!(!core.hop_is_up(0, t0));
-    let s = send_at(
-        &core,
-        &invite("12025550123", ""),
-        CALLER,
-        LOCAL,
-        Transport::Udp,
-        t0 + Duration::from_secs(1),
-    );
-    assert_eq!(s.one().destination, addr("10.0.0.2:5060"));
-    let s = send_at(
-        &core,
-        &invite("12025550123", ""),
-        CALLER,
-        LOCAL,
-        Transport::Udp,
-        t0 + Duration::from_secs(31),
-    );
-    assert_eq!(s.one().destination, addr("10.0.0.1:5060"));
+    assert_eq!(hop_at(Duration::from_secs(1)), addr("10.0.0.2:5060"));
+    assert_eq!(hop_at(Duration::from_secs(31)), addr("10.0.0.1:5060"));
 }
 
 #[test]

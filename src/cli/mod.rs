@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod operator;
+pub mod run;
 
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
@@ -19,6 +20,11 @@ pub struct Cli {
 enum Command {
     #[command(flatten)]
     Operator(operator::OperatorCommand),
+    /// Run the SIP proxy: screen every incoming call, then allow, tag, warn or block it.
+    Run(run::RunArgs),
+    /// Print or check the `run` configuration file.
+    #[command(subcommand)]
+    Config(run::ConfigCommand),
     /// Publish a whole compiled list to a feed directory (as a delta or a new base).
     Publish(feed::PublishArgs),
     /// Central feed tools (`fraudwall feed serve`).
@@ -31,6 +37,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Operator(c) => operator::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Config(c) => run::config(c),
         Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),
     }

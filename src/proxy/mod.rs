@@ -8,6 +8,9 @@
 //! The types below are the contract between the core and the transports.
 
 pub mod core;
+pub mod runtime;
+pub mod tcp;
+pub mod udp;
 
 pub use self::core::Outcome;
 

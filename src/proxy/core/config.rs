@@ -702,28 +702,21 @@ mod tests {
             let e = c.compile().unwrap_err().to_string();
             assert!(e.contains(key), "{e} should name {key}");
         }
-        let mut c = CoreConfig::default();
-        c.actions.tag.display_label = "0123456789abcdef".into();
-        assert!(matches!(
-            c.compile(),
-            Err(CoreConfigError::BadDisplayLabel(_))
-        ));
-        let mut c = CoreConfig::default();
-        c.actions.block.status = 486;
-        assert!(c
-            .compile()
-            .unwrap_err()
-            .to_string()
-            .contains("actions.block.status"));
-        let mut c = CoreConfig::default();
-        c.actions.warn.service_uri = "sip:announce@media.example.net".into();
-        assert!(matches!(
-            c.compile(),
-            Err(CoreConfigError::BadWarnService(_))
-        ));
-        let mut c = CoreConfig::default();
-        c.actions.tag.header = "X Fraud".into();
-        assert!(matches!(c.compile(), Err(CoreConfigError::BadTagHeader(_))));
+        let err = |f: fn(&mut CoreConfig)| {
+            let mut c = CoreConfig::default();
+            f(&mut c);
+            c.compile().unwrap_err()
+        };
+        let e = err(|c| c.actions.tag.display_label = "0123456789abcdef".into());
+        assert!(matches!(e, CoreConfigError::BadDisplayLabel(_)));
+        let e = err(|c| c.actions.block.status = 486);
+        assert!(e.to_string().contains("actions.block.status"));
+        let e = err(|c| c.actions.warn.service_uri = "sip:announce@media.example.net".into());
+        assert!(matches!(e, CoreConfigError::BadWarnService(_)));
+        let e = err(|c| c.actions.tag.header = "X Fraud".into());
+        assert!(matches!(e, CoreConfigError::BadTagHeader(_)));
+        let e = err(|c| c.limits.max_vias = 0);
+        assert_eq!(e.to_string(), "limits.max_vias must be greater than zero");
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! `fraudwall run` (the carrier's proxy) and `fraudwall config` (the configuration file).
+//!
+//! ```text
+//! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
+//!               [--admin ADDR:PORT] [--workers N] [--decision-log TARGET] [--log-level FILTER]
+//! fraudwall config default            # prints the commented default configuration
+//! fraudwall config check FILE         # validates a file, prints the resolved settings
+//! ```
+//!
+//! Flags override the file; repeated `--listen`/`--next-hop` replace the whole list. With no
+//! configuration at all, fraudwall listens on 127.0.0.1:5060 (UDP and TCP), forwards to
+//! 127.0.0.1:5080, screens against the embedded sample list and serves admin on
+//! 127.0.0.1:9060.
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
+use crate::proxy::runtime::Runtime;
+
+/// `fraudwall run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML; `fraudwall config default` prints a commented one).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Blocklist snapshot (overrides blocklist.snapshot).
+    #[arg(long, value_name = "SNAPSHOT")]
+    blocklist: Option<PathBuf>,
+    /// SIP listen address, repeatable (overrides sip.listen), e.g. 127.0.0.1:5060 or [::1]:5060.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+    /// Next hop, repeatable, in failover order (overrides proxy.next_hops).
+    #[arg(long, value_name = "ADDR:PORT")]
+    next_hop: Vec<String>,
+    /// Admin HTTP listener (overrides admin.listen; "" turns it off).
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin: Option<String>,
+    /// UDP worker threads (overrides sip.udp_workers; 0 = one per core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Decision log: stdout, stderr, off, or a file path (overrides decision_log.target).
+    #[arg(long, value_name = "TARGET")]
+    decision_log: Option<String>,
+    /// Diagnostics filter (overrides log.level), e.g. info, debug.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+/// `fraudwall config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the commented default configuration.
+    Default,
+    /// Validate a configuration file and print the resolved settings.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// The configuration `run` would use: the file (or defaults) with the flags applied.
+pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    if let Some(b) = &args.blocklist {
+        cfg.blocklist.snapshot = b.to_string_lossy().into_owned();
+    }
+    if !args.listen.is_empty() {
+        cfg.sip.listen = args.listen.clone();
+    }
+    if !args.next_hop.is_empty() {
+        cfg.proxy.next_hops = args.next_hop.clone();
+    }
+    if let Some(a) = &args.admin {
+        cfg.admin.listen = a.clone();
+    }
+    if let Some(w) = args.workers {
+        cfg.sip.udp_workers = w;
+    }
+    if let Some(d) = &args.decision_log {
+        cfg.decision_log.target = d.clone();
+    }
+    if let Some(l) = &args.log_level {
+        cfg.log.level = l.clone();
+    }
+    Ok(cfg)
+}
+
+/// Runs the proxy until SIGINT/SIGTERM.
+pub fn run(args: RunArgs) -> ExitCode {
+    let validated = match resolve(&args).and_then(|c| c.validate()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("fraudwall: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&validated.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match Runtime::start(&validated) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fraudwall: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.wait_for_signal();
+    rt.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// Runs `fraudwall config ...`.
+pub fn config(cmd: ConfigCommand) -> ExitCode {
+    match cmd {
+        ConfigCommand::Default => {
+            print!("{DEFAULT_CONFIG}");
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Check { file } => {
+            match Config::from_file(&file).and_then(|c| c.validate()) {
+                Ok(v) => {
+                    println!("{}: ok", file.display());
+                    println!("{v:#?}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("fraudwall: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fw.toml");
+        std::fs::write(
+            &f,
+            "[proxy]\nnext_hops = [\"10.0.0.1:5060\"]\n[admin]\nlisten = \"127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        let t = T::parse_from([
+            "t",
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:5062",
+            "--listen",
+            "[::1]:5062",
+            "--blocklist",
+            "/x/list.fwsnap",
+        ]);
+        let v = resolve(&t.run).unwrap().validate().unwrap();
+        assert_eq!(v.listen.len(), 2);
+        assert_eq!(v.next_hops, vec!["10.0.0.1:5060".parse().unwrap()]);
+        assert_eq!(v.admin, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(v.snapshot, Some(PathBuf::from("/x/list.fwsnap")));
+        let t = T::parse_from(["t", "--next-hop", "nope", "--admin", ""]);
+        let e = resolve(&t.run).unwrap().validate().unwrap_err().to_string();
+        assert!(e.starts_with("proxy.next_hops[0]"), "{e}");
+    }
+}

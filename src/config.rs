@@ -1,0 +1,912 @@
+//! The `fraudwall run` configuration: TOML, every key documented, every key optional.
+//!
+//! [`DEFAULT_CONFIG`] is the commented default configuration (`fraudwall config default` prints
+//! it); parsing it gives exactly [`Config::default()`] (a test holds the two together). A file
+//! only needs the keys it changes:
+//!
+//! ```
+//! let cfg = fraudwall::config::Config::from_toml_str(
+//!     "[proxy]\nnext_hops = [\"192.0.2.10:5060\", \"[2001:db8::10]:5060\"]\n",
+//! ).unwrap();
+//! let valid = cfg.validate().unwrap();
+//! assert_eq!(valid.next_hops.len(), 2);
+//! ```
+//!
+//! Errors name the key and the reason: syntax and type errors come from `toml` with the line,
+//! column and key (unknown keys are refused, so a typo is not silently ignored), semantic
+//! errors from [`Config::validate`] as `proxy.next_hops[1]: invalid socket address "x": ...`.
+//!
+//! Two layers: [`Config`] is what the file says (strings as written, so errors can quote
+//! them), [`Validated`] is the checked, typed form the runtime starts from.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::blocklist::Action;
+
+/// The commented default configuration. Parsing it yields [`Config::default()`].
+pub const DEFAULT_CONFIG: &str = r#"# fraudwall configuration (TOML). Every key is optional: the values shown are the defaults.
+# Print this file with `fraudwall config default`; check one with `fraudwall config check FILE`.
+# Command-line flags of `fraudwall run` (--listen, --next-hop, --blocklist, --admin) override it.
+
+[sip]
+# Addresses SIP is received on. Each one gets every transport below. IPv6 as "[::1]:5060".
+listen = ["127.0.0.1:5060"]
+# Transports on every listen address: "udp", "tcp" (at least one).
+transports = ["udp", "tcp"]
+# UDP worker threads; each owns one SO_REUSEPORT socket per UDP listen address. 0 = one per core.
+udp_workers = 0
+# Datagrams received and sent per system call (recvmmsg/sendmmsg), 1 to 256.
+udp_batch = 32
+# Largest SIP message accepted, in bytes (a datagram, or one framed TCP message), 512 to 65535.
+# Larger ones are dropped and counted (parse errors, reason "too_large").
+max_message_size = 65535
+# TCP connections open at once (accepted plus opened to next hops); beyond it accepts are refused.
+tcp_max_connections = 4096
+# A TCP connection idle for this long is closed (humantime: "90s", "2m").
+tcp_idle_timeout = "120s"
+# Time allowed to open a TCP connection to a next hop before it counts as a send error.
+tcp_connect_timeout = "2s"
+
+[proxy]
+# Where calls are forwarded (the carrier's switches), tried in order with failover. At least one.
+next_hops = ["127.0.0.1:5080"]
+# Transport towards the next hops: "udp" or "tcp".
+next_hop_transport = "udp"
+# Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall.
+record_route = false
+# Peers (IP addresses or networks such as "10.0.0.0/8") whose P-Asserted-Identity is believed;
+# anyone else's is ignored (RFC 3325).
+trusted_peers = []
+# Where the caller identity is read from, in order: "pai", "rpid" (Remote-Party-ID), "from".
+identity_order = ["pai", "rpid", "from"]
+# National numbering rules used to normalize callers to E.164: "generic", "cn", "nanp".
+numbering_profile = "generic"
+
+[actions]
+# Response to blocked callers: 608 (Rejected, with a Call-Info redress jCard, RFC 8688)
+# or 603 (Decline, with Reason text "Network Blocked").
+block_response = 608
+# Redress URL carried in the 608's Call-Info jCard (where a wrongly blocked caller complains).
+redress_url = ""
+# Header added to tagged calls: "<header>: suspected-fraud;category=<c>;score=<s>".
+tag_header = "X-Fraud-Label"
+# Label (at most 15 characters, the CNAM limit) prefixed to the display name of tagged callers'
+# P-Asserted-Identity. Empty = display names untouched.
+tag_display_label = ""
+# Also prefix the From display name with that label.
+tag_from_display = false
+# SIP URI of the warning-announcement service warned calls are sent through.
+# Empty = warned calls are tagged instead.
+warn_uri = ""
+# Action for anonymous callers and for callers that are not a valid number:
+# "allow", "tag", "warn" or "block". Either way they are counted.
+anonymous = "allow"
+invalid = "allow"
+
+[blocklist]
+# Compiled blocklist snapshot (see `fraudwall blocklist compile`). Empty = the embedded sample list.
+snapshot = ""
+# How often the snapshot file is checked for a new version, which is swapped in without
+# dropping a call (a bad file never replaces a good list). "0s" = never.
+reload_interval = "5s"
+
+[admin]
+# Admin HTTP listener: /metrics (Prometheus), /healthz, /status (JSON). Empty = off.
+listen = "127.0.0.1:9060"
+
+[decision_log]
+# Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
+target = "stdout"
+# Lines queued for the writer thread; when it is full lines are dropped and counted.
+queue = 65536
+# Also log allowed calls (not only tagged, warned and blocked ones).
+include_allowed = true
+
+[log]
+# Diagnostics on stderr, a tracing filter: "error", "warn", "info", "debug", "fraudwall=debug".
+level = "info"
+"#;
+
+/// The whole configuration file, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[sip]`: listeners and transports.
+    pub sip: SipSection,
+    /// `[proxy]`: forwarding and caller identity.
+    pub proxy: ProxySection,
+    /// `[actions]`: what each verdict does.
+    pub actions: ActionsSection,
+    /// `[blocklist]`: the snapshot.
+    pub blocklist: BlocklistSection,
+    /// `[admin]`: the admin HTTP listener.
+    pub admin: AdminSection,
+    /// `[decision_log]`: the per-call JSON lines.
+    pub decision_log: DecisionLogSection,
+    /// `[log]`: diagnostics.
+    pub log: LogSection,
+}
+
+/// `[sip]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipSection {
+    /// `sip.listen`.
+    pub listen: Vec<String>,
+    /// `sip.transports`.
+    pub transports: Vec<String>,
+    /// `sip.udp_workers` (0 = cores).
+    pub udp_workers: usize,
+    /// `sip.udp_batch`.
+    pub udp_batch: usize,
+    /// `sip.max_message_size`.
+    pub max_message_size: usize,
+    /// `sip.tcp_max_connections`.
+    pub tcp_max_connections: usize,
+    /// `sip.tcp_idle_timeout`.
+    pub tcp_idle_timeout: String,
+    /// `sip.tcp_connect_timeout`.
+    pub tcp_connect_timeout: String,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            listen: vec!["127.0.0.1:5060".into()],
+            transports: vec!["udp".into(), "tcp".into()],
+            udp_workers: 0,
+            udp_batch: 32,
+            max_message_size: 65535,
+            tcp_max_connections: 4096,
+            tcp_idle_timeout: "120s".into(),
+            tcp_connect_timeout: "2s".into(),
+        }
+    }
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySection {
+    /// `proxy.next_hops`.
+    pub next_hops: Vec<String>,
+    /// `proxy.next_hop_transport`.
+    pub next_hop_transport: String,
+    /// `proxy.record_route`.
+    pub record_route: bool,
+    /// `proxy.trusted_peers`.
+    pub trusted_peers: Vec<String>,
+    /// `proxy.identity_order`.
+    pub identity_order: Vec<String>,
+    /// `proxy.numbering_profile`.
+    pub numbering_profile: String,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            next_hops: vec!["127.0.0.1:5080".into()],
+            next_hop_transport: "udp".into(),
+            record_route: false,
+            trusted_peers: Vec::new(),
+            identity_order: vec!["pai".into(), "rpid".into(), "from".into()],
+            numbering_profile: "generic".into(),
+        }
+    }
+}
+
+/// `[actions]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionsSection {
+    /// `actions.block_response` (608 or 603).
+    pub block_response: u16,
+    /// `actions.redress_url`.
+    pub redress_url: String,
+    /// `actions.tag_header`.
+    pub tag_header: String,
+    /// `actions.tag_display_label`.
+    pub tag_display_label: String,
+    /// `actions.tag_from_display`.
+    pub tag_from_display: bool,
+    /// `actions.warn_uri`.
+    pub warn_uri: String,
+    /// `actions.anonymous`.
+    pub anonymous: String,
+    /// `actions.invalid`.
+    pub invalid: String,
+}
+
+impl Default for ActionsSection {
+    fn default() -> Self {
+        ActionsSection {
+            block_response: 608,
+            redress_url: String::new(),
+            tag_header: "X-Fraud-Label".into(),
+            tag_display_label: String::new(),
+            tag_from_display: false,
+            warn_uri: String::new(),
+            anonymous: "allow".into(),
+            invalid: "allow".into(),
+        }
+    }
+}
+
+/// `[blocklist]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlocklistSection {
+    /// `blocklist.snapshot` (empty = embedded sample).
+    pub snapshot: String,
+    /// `blocklist.reload_interval`.
+    pub reload_interval: String,
+}
+
+impl Default for BlocklistSection {
+    fn default() -> Self {
+        BlocklistSection {
+            snapshot: String::new(),
+            reload_interval: "5s".into(),
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSection {
+    /// `admin.listen` (empty = off).
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: "127.0.0.1:9060".into(),
+        }
+    }
+}
+
+/// `[decision_log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogSection {
+    /// `decision_log.target`: "stdout", "stderr", "off" or a path.
+    pub target: String,
+    /// `decision_log.queue`.
+    pub queue: usize,
+    /// `decision_log.include_allowed`.
+    pub include_allowed: bool,
+}
+
+impl Default for DecisionLogSection {
+    fn default() -> Self {
+        DecisionLogSection {
+            target: "stdout".into(),
+            queue: 65536,
+            include_allowed: true,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `log.level`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; every variant names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, wrong type, or unknown key (the message names line, column and key).
+    #[error("invalid config{}: {message}", origin.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Syntax {
+        /// The file, when read from one.
+        origin: Option<PathBuf>,
+        /// `toml`'s message, with the offending line.
+        message: String,
+    },
+    /// A value of the right type that makes no sense.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key, e.g. `proxy.next_hops[1]`.
+        key: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Where decision-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Not written.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+/// The checked configuration the runtime starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    /// SIP listen addresses (deduplicated, in order).
+    pub listen: Vec<SocketAddr>,
+    /// UDP enabled.
+    pub udp: bool,
+    /// TCP enabled.
+    pub tcp: bool,
+    /// UDP worker threads (resolved: never 0).
+    pub udp_workers: usize,
+    /// recvmmsg/sendmmsg batch.
+    pub udp_batch: usize,
+    /// Largest message accepted.
+    pub max_message_size: usize,
+    /// TCP connection limit.
+    pub tcp_max_connections: usize,
+    /// TCP idle timeout.
+    pub tcp_idle_timeout: Duration,
+    /// TCP connect timeout.
+    pub tcp_connect_timeout: Duration,
+    /// Next hops, in failover order.
+    pub next_hops: Vec<SocketAddr>,
+    /// Transport towards the next hops (`true` = TCP).
+    pub next_hop_tcp: bool,
+    /// Record-Route.
+    pub record_route: bool,
+    /// Peers (addresses or CIDR networks) whose PAI is trusted.
+    pub trusted_peers: Vec<String>,
+    /// Identity sources in order (`pai`, `rpid`, `from`).
+    pub identity_order: Vec<IdentitySource>,
+    /// Numbering profile name (checked against [`crate::numbers::NumberingProfile::by_name`]).
+    pub numbering_profile: String,
+    /// 608 or 603.
+    pub block_response: u16,
+    /// RFC 8688 redress URL (may be empty).
+    pub redress_url: String,
+    /// Tag header name.
+    pub tag_header: String,
+    /// Display-name label (≤ 15 chars, may be empty).
+    pub tag_display_label: String,
+    /// Also relabel From.
+    pub tag_from_display: bool,
+    /// Warning-announcement URI (may be empty).
+    pub warn_uri: String,
+    /// Action for anonymous callers.
+    pub anonymous: Action,
+    /// Action for invalid callers.
+    pub invalid: Action,
+    /// Snapshot path (`None` = embedded sample).
+    pub snapshot: Option<PathBuf>,
+    /// Reload check period (`None` = never).
+    pub reload_interval: Option<Duration>,
+    /// Admin listener (`None` = off).
+    pub admin: Option<SocketAddr>,
+    /// Decision-log target.
+    pub decision_log: LogTarget,
+    /// Decision-log queue length.
+    pub decision_log_queue: usize,
+    /// Log allowed calls too.
+    pub decision_log_allowed: bool,
+    /// Tracing filter.
+    pub log_level: String,
+}
+
+/// A source of the caller identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// P-Asserted-Identity (trusted peers only).
+    Pai,
+    /// Remote-Party-ID.
+    Rpid,
+    /// From.
+    From,
+}
+
+fn parse_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.trim().parse::<SocketAddr>().map_err(|e| {
+        invalid(
+            key,
+            format!("invalid socket address {s:?}: {e} (expected IP:PORT, IPv6 as [::1]:5060)"),
+        )
+    })
+}
+
+fn parse_duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        invalid(
+            key,
+            format!("invalid duration {s:?}: {e} (expected e.g. \"30s\", \"2m\")"),
+        )
+    })
+}
+
+fn parse_action(key: &str, s: &str) -> Result<Action, ConfigError> {
+    s.parse::<Action>().map_err(|e| invalid(key, e.to_string()))
+}
+
+impl Config {
+    /// Parses TOML text (syntax, types, unknown keys); see [`Config::validate`] for the rest.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: None,
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            origin: Some(path.to_path_buf()),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks every value and resolves it to its typed form.
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let sip = &self.sip;
+        if sip.listen.is_empty() {
+            return Err(invalid(
+                "sip.listen",
+                "empty: at least one address is needed",
+            ));
+        }
+        let mut listen = Vec::new();
+        for (i, s) in sip.listen.iter().enumerate() {
+            let a = parse_addr(&format!("sip.listen[{i}]"), s)?;
+            if !listen.contains(&a) {
+                listen.push(a);
+            }
+        }
+        let (mut udp, mut tcp) = (false, false);
+        for (i, t) in sip.transports.iter().enumerate() {
+            match t.trim().to_ascii_lowercase().as_str() {
+                "udp" => udp = true,
+                "tcp" => tcp = true,
+                _ => {
+                    return Err(invalid(
+                        format!("sip.transports[{i}]"),
+                        format!("unknown transport {t:?}: expected \"udp\" or \"tcp\""),
+                    ))
+                }
+            }
+        }
+        if !udp && !tcp {
+            return Err(invalid(
+                "sip.transports",
+                "empty: enable \"udp\", \"tcp\" or both",
+            ));
+        }
+        let udp_workers = match sip.udp_workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n if n > 1024 => {
+                return Err(invalid(
+                    "sip.udp_workers",
+                    format!("{n} is too many (at most 1024)"),
+                ))
+            }
+            n => n,
+        };
+        if !(1..=256).contains(&sip.udp_batch) {
+            return Err(invalid(
+                "sip.udp_batch",
+                format!("{} is out of range 1 to 256", sip.udp_batch),
+            ));
+        }
+        if !(512..=65535).contains(&sip.max_message_size) {
+            return Err(invalid(
+                "sip.max_message_size",
+                format!("{} is out of range 512 to 65535", sip.max_message_size),
+            ));
+        }
+        if sip.tcp_max_connections == 0 {
+            return Err(invalid("sip.tcp_max_connections", "must be at least 1"));
+        }
+        let tcp_idle_timeout = parse_duration("sip.tcp_idle_timeout", &sip.tcp_idle_timeout)?;
+        let tcp_connect_timeout =
+            parse_duration("sip.tcp_connect_timeout", &sip.tcp_connect_timeout)?;
+        if tcp_idle_timeout.is_zero() {
+            return Err(invalid("sip.tcp_idle_timeout", "must be more than 0s"));
+        }
+        if tcp_connect_timeout.is_zero() {
+            return Err(invalid("sip.tcp_connect_timeout", "must be more than 0s"));
+        }
+
+        let p = &self.proxy;
+        if p.next_hops.is_empty() {
+            return Err(invalid(
+                "proxy.next_hops",
+                "empty: at least one next hop is needed",
+            ));
+        }
+        let next_hops = p
+            .next_hops
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_addr(&format!("proxy.next_hops[{i}]"), s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_hop_tcp = match p.next_hop_transport.trim().to_ascii_lowercase().as_str() {
+            "udp" => false,
+            "tcp" => true,
+            other => {
+                return Err(invalid(
+                    "proxy.next_hop_transport",
+                    format!("unknown transport {other:?}: expected \"udp\" or \"tcp\""),
+                ))
+            }
+        };
+        if next_hop_tcp && !tcp {
+            return Err(invalid(
+                "proxy.next_hop_transport",
+                "\"tcp\" needs \"tcp\" in sip.transports",
+            ));
+        }
+        if !next_hop_tcp && !udp {
+            return Err(invalid(
+                "proxy.next_hop_transport",
+                "\"udp\" needs \"udp\" in sip.transports",
+            ));
+        }
+        let mut trusted_peers = Vec::new();
+        for (i, s) in p.trusted_peers.iter().enumerate() {
+            let s = s.trim();
+            let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+            let ok = match ip.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                return Err(invalid(
+                    format!("proxy.trusted_peers[{i}]"),
+                    format!("{s:?} is not an IP address or network (e.g. \"10.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\")"),
+                ));
+            }
+            trusted_peers.push(s.to_string());
+        }
+        let mut identity_order = Vec::new();
+        for (i, s) in p.identity_order.iter().enumerate() {
+            let src = match s.trim().to_ascii_lowercase().as_str() {
+                "pai" => IdentitySource::Pai,
+                "rpid" => IdentitySource::Rpid,
+                "from" => IdentitySource::From,
+                _ => {
+                    return Err(invalid(
+                        format!("proxy.identity_order[{i}]"),
+                        format!(
+                            "unknown identity source {s:?}: expected \"pai\", \"rpid\" or \"from\""
+                        ),
+                    ))
+                }
+            };
+            if identity_order.contains(&src) {
+                return Err(invalid(
+                    format!("proxy.identity_order[{i}]"),
+                    format!("{s:?} listed twice"),
+                ));
+            }
+            identity_order.push(src);
+        }
+        if identity_order.is_empty() {
+            return Err(invalid(
+                "proxy.identity_order",
+                "empty: list at least one of pai, rpid, from",
+            ));
+        }
+        crate::numbers::NumberingProfile::by_name(p.numbering_profile.trim())
+            .map_err(|e| invalid("proxy.numbering_profile", e.to_string()))?;
+
+        let a = &self.actions;
+        if a.block_response != 608 && a.block_response != 603 {
+            return Err(invalid(
+                "actions.block_response",
+                format!("{} is not 608 or 603", a.block_response),
+            ));
+        }
+        let header_ok = !a.tag_header.is_empty()
+            && a.tag_header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        if !header_ok {
+            return Err(invalid(
+                "actions.tag_header",
+                format!(
+                    "{:?} is not a SIP header name (letters, digits, '-', no colon)",
+                    a.tag_header
+                ),
+            ));
+        }
+        if a.tag_display_label.chars().count() > 15 {
+            return Err(invalid(
+                "actions.tag_display_label",
+                format!(
+                    "{:?} is longer than 15 characters (the CNAM limit)",
+                    a.tag_display_label
+                ),
+            ));
+        }
+        if a.tag_display_label
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            return Err(invalid(
+                "actions.tag_display_label",
+                "must not hold quotes, backslashes or control characters",
+            ));
+        }
+        if !(a.warn_uri.is_empty()
+            || a.warn_uri.starts_with("sip:")
+            || a.warn_uri.starts_with("sips:"))
+        {
+            return Err(invalid(
+                "actions.warn_uri",
+                format!("{:?} is not a sip: or sips: URI", a.warn_uri),
+            ));
+        }
+        if a.redress_url
+            .chars()
+            .any(|c| c.is_whitespace() || c == '>' || c == '<')
+        {
+            return Err(invalid(
+                "actions.redress_url",
+                "must be a URL without spaces or angle brackets",
+            ));
+        }
+        let anonymous = parse_action("actions.anonymous", &a.anonymous)?;
+        let invalid_action = parse_action("actions.invalid", &a.invalid)?;
+
+        let snapshot = match self.blocklist.snapshot.trim() {
+            "" => None,
+            s => Some(PathBuf::from(s)),
+        };
+        let reload = parse_duration("blocklist.reload_interval", &self.blocklist.reload_interval)?;
+        let admin = match self.admin.listen.trim() {
+            "" => None,
+            s => Some(parse_addr("admin.listen", s)?),
+        };
+        let d = &self.decision_log;
+        let decision_log = match d.target.trim() {
+            "off" => LogTarget::Off,
+            "stdout" | "-" => LogTarget::Stdout,
+            "stderr" => LogTarget::Stderr,
+            "" => {
+                return Err(invalid(
+                    "decision_log.target",
+                    "empty: use \"off\", \"stdout\", \"stderr\" or a path",
+                ))
+            }
+            path => LogTarget::File(PathBuf::from(path)),
+        };
+        if d.queue == 0 || d.queue > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "decision_log.queue",
+                format!("{} is out of range 1 to 16777216", d.queue),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a tracing filter (e.g. \"info\")",
+                    self.log.level
+                ),
+            ));
+        }
+
+        Ok(Validated {
+            listen,
+            udp,
+            tcp,
+            udp_workers,
+            udp_batch: sip.udp_batch,
+            max_message_size: sip.max_message_size,
+            tcp_max_connections: sip.tcp_max_connections,
+            tcp_idle_timeout,
+            tcp_connect_timeout,
+            next_hops,
+            next_hop_tcp,
+            record_route: p.record_route,
+            trusted_peers,
+            identity_order,
+            numbering_profile: p.numbering_profile.trim().to_string(),
+            block_response: a.block_response,
+            redress_url: a.redress_url.clone(),
+            tag_header: a.tag_header.clone(),
+            tag_display_label: a.tag_display_label.clone(),
+            tag_from_display: a.tag_from_display,
+            warn_uri: a.warn_uri.clone(),
+            anonymous,
+            invalid: invalid_action,
+            snapshot,
+            reload_interval: (!reload.is_zero()).then_some(reload),
+            admin,
+            decision_log,
+            decision_log_queue: d.queue,
+            decision_log_allowed: d.include_allowed,
+            log_level: self.log.level.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_text_parses_to_default() {
+        let parsed = Config::from_toml_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed, Config::default());
+        let v = parsed.validate().unwrap();
+        assert_eq!(
+            v.listen,
+            vec!["127.0.0.1:5060".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            v.next_hops,
+            vec!["127.0.0.1:5080".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(v.admin, Some("127.0.0.1:9060".parse().unwrap()));
+        assert!(v.udp && v.tcp && !v.next_hop_tcp);
+        assert!(v.udp_workers >= 1);
+        assert_eq!(
+            v.identity_order,
+            vec![
+                IdentitySource::Pai,
+                IdentitySource::Rpid,
+                IdentitySource::From
+            ]
+        );
+        assert_eq!(v.decision_log, LogTarget::Stdout);
+        assert_eq!(v.snapshot, None);
+    }
+
+    #[test]
+    fn every_default_key_is_documented() {
+        // Every key the serializer writes appears in the commented default text.
+        let written = toml::to_string(&Config::default()).unwrap();
+        for line in written.lines() {
+            if let Some((key, _)) = line.split_once(" = ") {
+                assert!(
+                    DEFAULT_CONFIG.contains(&format!("\n{key} = ")),
+                    "key {key} undocumented"
+                );
+            } else if line.starts_with('[') {
+                assert!(DEFAULT_CONFIG.contains(line), "section {line} undocumented");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let c = Config::from_toml_str("[proxy]\nnext_hops = [\"127.0.0.1:5080\", \"nowhere\"]")
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("proxy.next_hops[1]: invalid socket address \"nowhere\""),
+            "{e}"
+        );
+
+        let cases = [
+            ("[sip]\nlisten = []", "sip.listen"),
+            ("[sip]\ntransports = [\"sctp\"]", "sip.transports[0]"),
+            ("[sip]\nudp_batch = 0", "sip.udp_batch"),
+            ("[sip]\ntcp_idle_timeout = \"soon\"", "sip.tcp_idle_timeout"),
+            (
+                "[proxy]\ntrusted_peers = [\"10.0.0.300\"]",
+                "proxy.trusted_peers[0]",
+            ),
+            (
+                "[proxy]\nidentity_order = [\"pai\", \"pai\"]",
+                "proxy.identity_order[1]",
+            ),
+            (
+                "[proxy]\nnumbering_profile = \"mars\"",
+                "proxy.numbering_profile",
+            ),
+            ("[actions]\nblock_response = 486", "actions.block_response"),
+            (
+                "[actions]\ntag_header = \"X-Fraud: x\"",
+                "actions.tag_header",
+            ),
+            (
+                "[actions]\ntag_display_label = \"a label far too long\"",
+                "actions.tag_display_label",
+            ),
+            ("[actions]\nanonymous = \"drop\"", "actions.anonymous"),
+            ("[actions]\nwarn_uri = \"http://x\"", "actions.warn_uri"),
+            ("[admin]\nlisten = \"9060\"", "admin.listen"),
+            ("[decision_log]\nqueue = 0", "decision_log.queue"),
+            (
+                "[proxy]\nnext_hop_transport = \"tcp\"\n[sip]\ntransports = [\"udp\"]",
+                "proxy.next_hop_transport",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::from_toml_str(text).unwrap().validate().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { key: k, .. } if k == key),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_are_refused_with_the_key() {
+        let e = Config::from_toml_str("[proxy]\nnext_hop = [\"127.0.0.1:5080\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("next_hop"), "{e}");
+        let e = Config::from_toml_str("[sip]\nudp_workers = \"two\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("udp_workers"), "{e}");
+        assert!(Config::from_toml_str("[sip\n").is_err());
+    }
+
+    #[test]
+    fn ipv6_and_several_listeners() {
+        let c = Config::from_toml_str(
+            "[sip]\nlisten = [\"127.0.0.1:5060\", \"[::1]:5060\", \"127.0.0.1:5060\"]",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.listen[1].is_ipv6());
+    }
+
+    #[test]
+    fn off_and_file_targets() {
+        let c = Config::from_toml_str(
+            "[decision_log]\ntarget = \"/var/log/fw.jsonl\"\n[admin]\nlisten = \"\"",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.decision_log, LogTarget::File("/var/log/fw.jsonl".into()));
+        assert_eq!(c.admin, None);
+    }
+}

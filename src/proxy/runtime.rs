@@ -1,0 +1,684 @@
+//! Wiring: the running proxy. Sockets, the core, the blocklist, metrics and logs, together.
+//!
+//! [`Runtime::start`] takes a [`Validated`] configuration and brings up, in order:
+//!
+//! 1. the metrics ([`Telemetry`]) and the decision-log writer thread;
+//! 2. the blocklist snapshot, memory-mapped into an `ArcSwapOption` (the embedded sample list
+//!    when none is configured), and a reload thread that swaps in a changed file without
+//!    dropping or delaying a call (a file that fails to open or verify is refused, counted,
+//!    and the old list stays);
+//! 3. the sans-I/O [`ProxyCore`] around a [`SnapshotScreen`] (timed by [`TimedScreen`] for
+//!    the lookup-latency histogram);
+//! 4. the UDP workers ([`super::udp`]), the TCP listeners ([`super::tcp`]) and the admin HTTP
+//!    listener ([`crate::admin`]) on a small tokio runtime.
+//!
+//! The transports drive the core through [`Handler`]; [`CoreHandler`] is the production one:
+//! it calls the core, counts what came in and went out, and logs each screening decision.
+//!
+//! A failure to bind a socket or start a thread is an error at start; once running, nothing
+//! from the network stops it (see the transports' docs for limits).
+
+use arc_swap::ArcSwapOption;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::core::{CoreConfig, CoreConfigError, Disposition, Outcome, ProxyCore};
+use super::tcp::{Framer, TcpConfig, TcpTransport};
+use super::udp::{UdpBound, UdpConfig, UdpTransport};
+use super::{Inbound, Outbound, Transport};
+use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSource};
+use crate::blocklist::{Snapshot, SnapshotError};
+use crate::config::Validated;
+use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
+use crate::numbers::Caller;
+use crate::policy::{Reason, Screen, SnapshotScreen, Verdict};
+use crate::telemetry::{Direction, Telemetry};
+
+/// What a transport drives: one message in, messages out.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one complete message received at `now`, pushing what to send onto `out`.
+    fn handle(&self, msg: Inbound, now: Instant, out: &mut Vec<Outbound>);
+
+    /// Called about once a second: expire state, retry, probe next hops.
+    fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>);
+
+    /// A message to `destination` could not be sent.
+    fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant);
+
+    /// A message was dropped before it reached [`Handler::handle`] (too large, framing error,
+    /// connection limit), with a short snake_case reason for the metrics.
+    fn dropped(&self, source: SocketAddr, transport: Transport, reason: &'static str);
+
+    /// A TCP connection opened (`inbound`: accepted, else opened to a next hop).
+    fn connection_opened(&self, inbound: bool) {
+        let _ = inbound;
+    }
+
+    /// A TCP connection closed.
+    fn connection_closed(&self) {}
+
+    /// Called once per message the transport has sent (for the metrics).
+    fn sent(&self, msg: &Outbound) {
+        let _ = msg;
+    }
+}
+
+/// The embedded sample blocklist (`blocklists/sample.csv`), compiled at start when no
+/// snapshot is configured. Embedding the CSV rather than a compiled snapshot keeps the source
+/// readable and always in step with the snapshot format; compiling a few rows takes well
+/// under a millisecond.
+pub const SAMPLE_CSV: &str = include_str!("../../blocklists/sample.csv");
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The core refused the configuration.
+    #[error("[proxy] {0}")]
+    Core(#[from] CoreConfigError),
+    /// The decision log could not be opened.
+    #[error(transparent)]
+    DecisionLog(#[from] DecisionLogError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {transport} {address}: {source} (is another process using it?)")]
+    Bind {
+        /// udp, tcp or admin.
+        transport: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The embedded sample list could not be compiled.
+    #[error("cannot compile the embedded sample blocklist: {0}")]
+    Sample(String),
+    /// A thread or the tokio runtime could not start.
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+}
+
+/// Times every screening for the `fraudwall_lookup_duration_seconds` histogram.
+pub struct TimedScreen<S> {
+    inner: S,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<S: Screen> TimedScreen<S> {
+    /// Wraps a screen.
+    pub fn new(inner: S, telemetry: Arc<Telemetry>) -> Self {
+        TimedScreen { inner, telemetry }
+    }
+}
+
+impl<S: Screen> Screen for TimedScreen<S> {
+    fn screen(&self, caller: &Caller) -> Verdict {
+        let t = Instant::now();
+        let v = self.inner.screen(caller);
+        self.telemetry.lookup_duration(t.elapsed());
+        v
+    }
+}
+
+/// The production [`Handler`]: the core plus metrics and the decision log.
+pub struct CoreHandler {
+    core: ProxyCore,
+    telemetry: Arc<Telemetry>,
+    log: DecisionLog,
+}
+
+impl CoreHandler {
+    /// Builds the handler.
+    pub fn new(core: ProxyCore, telemetry: Arc<Telemetry>, log: DecisionLog) -> Self {
+        CoreHandler {
+            core,
+            telemetry,
+            log,
+        }
+    }
+
+    /// The core (for health queries).
+    pub fn core(&self) -> &ProxyCore {
+        &self.core
+    }
+
+    fn account(&self, outcome: Outcome) {
+        if let Some(reason) = outcome.error {
+            self.telemetry.parse_error(reason);
+        } else if let Disposition::Dropped(reason) = outcome.disposition {
+            self.telemetry.parse_error(reason);
+        }
+        let Some(d) = outcome.decision else { return };
+        let v = &d.verdict;
+        self.telemetry
+            .verdict(d.applied, v.category.as_deref().unwrap_or("none"));
+        if matches!(v.reason, Reason::NoSnapshot | Reason::InternalError) {
+            self.telemetry.fail_open();
+        }
+        if self.log.wants(d.applied == crate::blocklist::Action::Allow) {
+            self.log.record(DecisionRecord {
+                time: SystemTime::now(),
+                call_id: d.call_id,
+                caller_raw: d.caller_raw,
+                caller: match d.caller {
+                    Caller::Number(n) => n.to_string(),
+                    Caller::Anonymous => "anonymous".into(),
+                    Caller::Invalid(_) => "invalid".into(),
+                },
+                callee: d.callee,
+                verdict: d.applied.as_str().into(),
+                category: v.category.as_deref().unwrap_or("").into(),
+                matched: v.entry.as_deref().unwrap_or("").into(),
+                snapshot_version: v.snapshot_version.unwrap_or(0),
+            });
+        }
+    }
+}
+
+impl Handler for CoreHandler {
+    fn handle(&self, msg: Inbound, now: Instant, out: &mut Vec<Outbound>) {
+        self.telemetry.message(Direction::In, &msg.data);
+        let outcome = self.core.handle(msg, now, out);
+        self.account(outcome);
+    }
+
+    fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>) {
+        self.core.poll_timeout(now, out);
+    }
+
+    fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant) {
+        self.telemetry.send_error(transport);
+        self.core.on_send_error(destination, transport, now);
+    }
+
+    fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
+        self.telemetry.parse_error(reason);
+    }
+
+    fn connection_opened(&self, inbound: bool) {
+        if inbound {
+            self.telemetry.tcp_accepted();
+        } else {
+            self.telemetry.tcp_outbound();
+        }
+    }
+
+    fn connection_closed(&self) {
+        self.telemetry.tcp_closed();
+    }
+
+    fn sent(&self, msg: &Outbound) {
+        self.telemetry.message(Direction::Out, &msg.data);
+    }
+}
+
+/// The current blocklist snapshot, shared with the screen, and how it is refreshed.
+pub struct SnapshotSlot {
+    current: Arc<ArcSwapOption<Snapshot>>,
+    path: Option<PathBuf>,
+    telemetry: Arc<Telemetry>,
+    _sample_dir: Option<tempfile::TempDir>,
+}
+
+/// A file's identity for change detection.
+fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.modified().ok()?, m.len(), ino))
+}
+
+impl SnapshotSlot {
+    /// Opens the configured snapshot, or compiles the embedded sample. A snapshot that fails
+    /// to open is logged and counted; the proxy then runs unscreened (fail open) until a good
+    /// file appears at the path.
+    pub fn load(
+        path: Option<&Path>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<SnapshotSlot, RuntimeError> {
+        let current = Arc::new(ArcSwapOption::empty());
+        let (path, sample_dir) = match path {
+            Some(p) => (p.to_path_buf(), None),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| RuntimeError::Sample(e.to_string()))?;
+                let out = dir.path().join("sample.fwsnap");
+                crate::blocklist::compile_csv_text(SAMPLE_CSV, &Default::default(), &out)
+                    .map_err(|e| RuntimeError::Sample(e.to_string()))?;
+                (out, Some(dir))
+            }
+        };
+        let slot = SnapshotSlot {
+            current,
+            path: Some(path),
+            telemetry,
+            _sample_dir: sample_dir,
+        };
+        if let Some(p) = &slot.path {
+            match slot.open(p) {
+                Ok(s) => slot.install(s),
+                Err(e) => {
+                    slot.telemetry.reload_failure();
+                    tracing::error!(
+                        "blocklist {} not loaded, calls pass unscreened: {e}",
+                        p.display()
+                    );
+                }
+            }
+        }
+        Ok(slot)
+    }
+
+    fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
+        let t = Instant::now();
+        let s = Snapshot::open(path)?;
+        tracing::info!(
+            "blocklist {} version {} ({} entries) opened in {:?}",
+            path.display(),
+            s.version(),
+            s.len(),
+            t.elapsed()
+        );
+        Ok(s)
+    }
+
+    fn install(&self, s: Snapshot) {
+        self.telemetry.snapshot_version(s.version());
+        self.current.store(Some(Arc::new(s)));
+    }
+
+    /// The shared slot the screen reads.
+    pub fn shared(&self) -> Arc<ArcSwapOption<Snapshot>> {
+        self.current.clone()
+    }
+
+    /// Info on the loaded snapshot, as JSON.
+    pub fn info(&self) -> Option<serde_json::Value> {
+        let s = self.current.load_full()?;
+        serde_json::to_value(s.info()).ok()
+    }
+
+    /// Checks the file once; swaps in a changed, valid snapshot. Returns whether it swapped.
+    pub fn reload_if_changed(&self, last: &mut Option<(SystemTime, u64, u64)>) -> bool {
+        let Some(path) = &self.path else { return false };
+        let now = stamp(path);
+        if now.is_none() || now == *last {
+            return false;
+        }
+        *last = now;
+        match self.open(path) {
+            Ok(s) => {
+                let same = self.current.load().as_ref().map(|c| c.hash()) == Some(s.hash());
+                if !same {
+                    self.install(s);
+                }
+                !same
+            }
+            Err(e) => {
+                self.telemetry.reload_failure();
+                tracing::error!(
+                    "blocklist {} refused, keeping the loaded one: {e}",
+                    path.display()
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Maps the runtime configuration to the core's.
+pub fn core_config(v: &Validated) -> CoreConfig {
+    use super::core::{IdentitySource as Src, NextHop};
+    let transport = if v.next_hop_tcp {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    let mut c = CoreConfig {
+        next_hops: v
+            .next_hops
+            .iter()
+            .map(|&address| NextHop { address, transport })
+            .collect(),
+        record_route: v.record_route,
+        trusted_peers: v.trusted_peers.clone(),
+        identity_order: v
+            .identity_order
+            .iter()
+            .map(|s| match s {
+                crate::config::IdentitySource::Pai => Src::Pai,
+                crate::config::IdentitySource::Rpid => Src::Rpid,
+                crate::config::IdentitySource::From => Src::From,
+            })
+            .collect(),
+        numbering_profile: v.numbering_profile.clone(),
+        ..CoreConfig::default()
+    };
+    c.actions.block.status = v.block_response;
+    c.actions.block.redress_url = v.redress_url.clone();
+    c.actions.tag.header = v.tag_header.clone();
+    c.actions.tag.display_label = v.tag_display_label.clone();
+    c.actions.tag.label_from = v.tag_from_display;
+    c.actions.warn.service_uri = v.warn_uri.clone();
+    c.actions.callers.anonymous = v.anonymous;
+    c.actions.callers.invalid = v.invalid;
+    c.limits.max_message_bytes = v.max_message_size;
+    c
+}
+
+struct RuntimeStatus {
+    started: Instant,
+    listeners: Vec<ListenerStatus>,
+    hops: Vec<(SocketAddr, &'static str)>,
+    handler: Arc<CoreHandler>,
+    snapshot: Arc<SnapshotSlot>,
+}
+
+impl StatusSource for RuntimeStatus {
+    fn status(&self) -> Status {
+        let now = Instant::now();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: self.started.elapsed().as_secs(),
+            listeners: self.listeners.clone(),
+            next_hops: self
+                .hops
+                .iter()
+                .enumerate()
+                .map(|(i, (a, t))| NextHopStatus {
+                    address: a.to_string(),
+                    transport: t,
+                    healthy: self.handler.core().hop_is_up(i, now),
+                })
+                .collect(),
+            snapshot: self.snapshot.info(),
+        }
+    }
+}
+
+/// The running proxy.
+pub struct Runtime {
+    tokio: tokio::runtime::Runtime,
+    udp: Option<UdpTransport>,
+    tcp: Option<TcpTransport<CoreHandler>>,
+    admin_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    admin: Option<SocketAddr>,
+    stop_reload: Arc<AtomicBool>,
+    reload: Option<std::thread::JoinHandle<()>>,
+    log_writer: Option<DecisionLogWriter>,
+    handler: Arc<CoreHandler>,
+    telemetry: Arc<Telemetry>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+}
+
+impl Runtime {
+    /// Starts everything (see the module docs).
+    pub fn start(v: &Validated) -> Result<Runtime, RuntimeError> {
+        let telemetry = Arc::new(Telemetry::new());
+        let (log, log_writer) = DecisionLog::start(
+            Sink::open(&v.decision_log)?,
+            v.decision_log_queue,
+            v.decision_log_allowed,
+            telemetry.clone(),
+        );
+        let snapshot = Arc::new(SnapshotSlot::load(
+            v.snapshot.as_deref(),
+            telemetry.clone(),
+        )?);
+        let core_cfg = core_config(v);
+        let screen = SnapshotScreen::new(snapshot.shared(), core_cfg.actions.callers);
+        let core = ProxyCore::new(
+            core_cfg,
+            Arc::new(TimedScreen::new(screen, telemetry.clone())),
+        )?;
+        let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
+
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads((v.udp_workers / 2).max(1))
+            .thread_name("fraudwall-io")
+            .enable_all()
+            .build()
+            .map_err(RuntimeError::Start)?;
+
+        let udp_bound = if v.udp {
+            let cfg = UdpConfig {
+                listen: v.listen.clone(),
+                workers: v.udp_workers,
+                batch: v.udp_batch,
+                max_message: v.max_message_size,
+            };
+            Some(UdpBound::bind(cfg).map_err(|source| RuntimeError::Bind {
+                transport: "udp",
+                address: v.listen[0],
+                source,
+            })?)
+        } else {
+            None
+        };
+        let udp_sender = udp_bound
+            .as_ref()
+            .map(|b| b.sender())
+            .transpose()
+            .map_err(RuntimeError::Start)?;
+        let tcp = if v.tcp {
+            let limits = crate::sip::Limits {
+                max_message_size: v.max_message_size,
+                ..Default::default()
+            };
+            let framer: Framer = Arc::new(move |b: &[u8]| {
+                crate::sip::framing::message_len(b, &limits).map_err(|e| e.reason())
+            });
+            let cfg = TcpConfig {
+                listen: v.listen.clone(),
+                max_connections: v.tcp_max_connections,
+                idle_timeout: v.tcp_idle_timeout,
+                connect_timeout: v.tcp_connect_timeout,
+                max_message: v.max_message_size,
+            };
+            let t = tokio
+                .block_on(TcpTransport::start(
+                    cfg,
+                    handler.clone(),
+                    framer,
+                    udp_sender,
+                ))
+                .map_err(|source| RuntimeError::Bind {
+                    transport: "tcp",
+                    address: v.listen[0],
+                    source,
+                })?;
+            Some(t)
+        } else {
+            None
+        };
+        let udp = match udp_bound {
+            Some(b) => Some(
+                b.start(handler.clone(), tcp.as_ref().map(|t| t.route()))
+                    .map_err(RuntimeError::Start)?,
+            ),
+            None => None,
+        };
+        let udp_addrs = udp
+            .as_ref()
+            .map(|u| u.local_addrs().to_vec())
+            .unwrap_or_default();
+        let tcp_addrs = tcp
+            .as_ref()
+            .map(|t| t.local_addrs().to_vec())
+            .unwrap_or_default();
+
+        let mut listeners: Vec<ListenerStatus> = udp_addrs
+            .iter()
+            .map(|a| ListenerStatus {
+                address: a.to_string(),
+                transport: "udp",
+            })
+            .collect();
+        listeners.extend(tcp_addrs.iter().map(|a| ListenerStatus {
+            address: a.to_string(),
+            transport: "tcp",
+        }));
+        let hop_transport = if v.next_hop_tcp { "tcp" } else { "udp" };
+        let status = RuntimeStatus {
+            started: Instant::now(),
+            listeners,
+            hops: v.next_hops.iter().map(|&a| (a, hop_transport)).collect(),
+            handler: handler.clone(),
+            snapshot: snapshot.clone(),
+        };
+
+        let (admin, admin_stop) = match v.admin {
+            Some(addr) => {
+                let l = tokio
+                    .block_on(tokio::net::TcpListener::bind(addr))
+                    .map_err(|source| RuntimeError::Bind {
+                        transport: "admin",
+                        address: addr,
+                        source,
+                    })?;
+                let bound = l.local_addr().unwrap_or(addr);
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                let state = AdminState {
+                    telemetry: telemetry.clone(),
+                    source: Arc::new(status),
+                };
+                tokio.spawn(async move {
+                    let stop = async {
+                        let _ = rx.await;
+                    };
+                    if let Err(e) = crate::admin::serve(l, state, stop).await {
+                        tracing::error!("admin listener stopped: {e}");
+                    }
+                });
+                (Some(bound), Some(tx))
+            }
+            None => (None, None),
+        };
+
+        let stop_reload = Arc::new(AtomicBool::new(false));
+        let reload = match (v.reload_interval, v.snapshot.is_some()) {
+            (Some(every), true) => {
+                let (slot, stop) = (snapshot.clone(), stop_reload.clone());
+                let t = std::thread::Builder::new()
+                    .name("blocklist-reload".into())
+                    .spawn(move || {
+                        let mut last = slot.path.as_deref().and_then(stamp);
+                        let mut waited = Duration::ZERO;
+                        while !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                            waited += Duration::from_millis(100);
+                            if waited >= every {
+                                waited = Duration::ZERO;
+                                slot.reload_if_changed(&mut last);
+                            }
+                        }
+                    })
+                    .map_err(RuntimeError::Start)?;
+                Some(t)
+            }
+            _ => None,
+        };
+
+        tracing::info!(
+            "fraudwall {} listening on udp {:?} tcp {:?}, next hops {:?}, admin {:?}",
+            env!("CARGO_PKG_VERSION"),
+            udp_addrs,
+            tcp_addrs,
+            v.next_hops,
+            admin
+        );
+        Ok(Runtime {
+            tokio,
+            udp,
+            tcp,
+            admin_stop,
+            admin,
+            stop_reload,
+            reload,
+            log_writer: Some(log_writer),
+            handler,
+            telemetry,
+            udp_addrs,
+            tcp_addrs,
+        })
+    }
+
+    /// Bound UDP addresses.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// Bound TCP addresses.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// The metrics.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    pub fn wait_for_signal(&self) {
+        self.tokio.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        });
+        tracing::info!("stopping");
+    }
+
+    /// Stops every listener and thread, and flushes the decision log.
+    pub fn shutdown(mut self) {
+        if let Some(tx) = self.admin_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(u) = self.udp.take() {
+            u.shutdown();
+        }
+        if let Some(mut t) = self.tcp.take() {
+            t.shutdown();
+        }
+        self.stop_reload.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reload.take() {
+            let _ = r.join();
+        }
+        // The decision log's senders live in the handler, shared with the transports' tasks;
+        // dropping the tokio runtime ends those tasks, then the writer drains and exits.
+        let Runtime {
+            tokio,
+            handler,
+            log_writer,
+            ..
+        } = self;
+        tokio.shutdown_timeout(Duration::from_secs(1));
+        drop(handler);
+        if let Some(w) = log_writer {
+            w.join();
+        }
+    }
+}

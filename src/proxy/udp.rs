@@ -1,0 +1,749 @@
+//! UDP transport for carrier scale: one socket per worker thread, batched system calls.
+//!
+//! Every listen address gets `workers` sockets bound to the same address with `SO_REUSEPORT`,
+//! so the kernel spreads datagrams over them by flow hash, and one blocking OS thread per
+//! socket (not tokio: a thread that only receives, handles and sends needs no scheduler). On
+//! Linux a thread receives up to `batch` datagrams per `recvmmsg` call (blocking for the
+//! first, `MSG_WAITFORONE`), hands each to the [`Handler`], and sends everything the batch
+//! produced with one `sendmmsg` call; elsewhere it falls back to `recv_from`/`send_to`.
+//!
+//! Memory: each thread owns `batch` receive buffers of `max_message + 1` bytes, allocated once
+//! and reused; the only per-datagram allocation is the [`bytes::Bytes`] copy handed to the
+//! core. Outbound messages are sent straight from their `Bytes` (no copy).
+//!
+//! Datagrams longer than `max_message` are dropped and reported to
+//! [`Handler::dropped`] (`too_large`). A failed send is reported to
+//! [`Handler::on_send_error`] with its destination, and the rest of the batch still goes out.
+//! Outbound messages for TCP are passed to the TCP transport through [`OutboundRoute`].
+//!
+//! A timer thread calls [`Handler::poll_timeout`] once a second. Workers wake at least every
+//! 100 ms (receive timeout) to notice [`UdpTransport::shutdown`].
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::runtime::Handler;
+use super::{Inbound, Outbound, Transport};
+
+/// How often workers look at the stop flag while idle.
+const WAKE: Duration = Duration::from_millis(100);
+/// How often [`Handler::poll_timeout`] runs.
+const TICK: Duration = Duration::from_secs(1);
+
+/// UDP transport settings.
+#[derive(Debug, Clone)]
+pub struct UdpConfig {
+    /// Addresses to listen on (port 0 picks a free port, shared by that address's workers).
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads (sockets) per address, at least 1.
+    pub workers: usize,
+    /// Datagrams per recvmmsg/sendmmsg call, 1 to 256.
+    pub batch: usize,
+    /// Largest datagram accepted.
+    pub max_message: usize,
+}
+
+/// Where messages for the other transport go (the TCP transport's sender).
+pub trait OutboundRoute: Send + Sync + 'static {
+    /// Sends (or queues) one message; failures are reported to the handler by the route.
+    fn send(&self, msg: Outbound);
+}
+
+/// Sends single UDP datagrams from the listening sockets (one per address family), for the
+/// timer thread and the TCP transport.
+#[derive(Debug, Clone)]
+pub struct UdpSender {
+    v4: Option<Arc<UdpSocket>>,
+    v6: Option<Arc<UdpSocket>>,
+}
+
+impl UdpSender {
+    /// Sends one datagram; `Err` if no socket of the destination's family exists or the send fails.
+    pub fn send(&self, msg: &Outbound) -> io::Result<()> {
+        let sock = if msg.destination.is_ipv4() {
+            &self.v4
+        } else {
+            &self.v6
+        };
+        let sock = sock.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no UDP listener of the destination's address family",
+            )
+        })?;
+        sock.send_to(&msg.data, msg.destination).map(|_| ())
+    }
+}
+
+/// Bound sockets, not yet serving (binding first lets the caller learn ports picked for 0).
+#[derive(Debug)]
+pub struct UdpBound {
+    sockets: Vec<(SocketAddr, Vec<UdpSocket>)>,
+    config: UdpConfig,
+}
+
+/// The running UDP transport.
+#[derive(Debug)]
+pub struct UdpTransport {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    local: Vec<SocketAddr>,
+    sender: UdpSender,
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_port(true)?;
+    // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_read_timeout(Some(WAKE))?;
+    s.bind(&SockAddr::from(addr))?;
+    Ok(s)
+}
+
+impl UdpBound {
+    /// Binds `workers` sockets on every address.
+    pub fn bind(config: UdpConfig) -> io::Result<UdpBound> {
+        let workers = config.workers.max(1);
+        let mut sockets = Vec::new();
+        for &addr in &config.listen {
+            let first = bind_one(addr)?;
+            let actual = first.local_addr()?.as_socket().unwrap_or(addr);
+            let mut group = vec![UdpSocket::from(first)];
+            for _ in 1..workers {
+                group.push(UdpSocket::from(bind_one(actual)?));
+            }
+            sockets.push((actual, group));
+        }
+        Ok(UdpBound { sockets, config })
+    }
+
+    /// The bound addresses (ports resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// A sender over these sockets (usable before [`UdpBound::start`]).
+    pub fn sender(&self) -> io::Result<UdpSender> {
+        let mut sender = UdpSender { v4: None, v6: None };
+        for (addr, group) in &self.sockets {
+            let slot = if addr.is_ipv4() {
+                &mut sender.v4
+            } else {
+                &mut sender.v6
+            };
+            if slot.is_none() {
+                if let Some(s) = group.first() {
+                    *slot = Some(Arc::new(s.try_clone()?));
+                }
+            }
+        }
+        Ok(sender)
+    }
+
+    /// Starts the worker threads and the timer thread.
+    pub fn start<H: Handler>(
+        self,
+        handler: Arc<H>,
+        tcp: Option<Arc<dyn OutboundRoute>>,
+    ) -> io::Result<UdpTransport> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = self.sender()?;
+        let local = self.local_addrs();
+        let mut threads = Vec::new();
+        for (addr, group) in self.sockets {
+            for (i, sock) in group.into_iter().enumerate() {
+                let mut w = Worker {
+                    sock,
+                    local: addr,
+                    handler: handler.clone(),
+                    tcp: tcp.clone(),
+                    sender: sender.clone(),
+                    stop: stop.clone(),
+                    max_message: self.config.max_message,
+                    out: Vec::with_capacity(self.config.batch * 2),
+                };
+                let batch = self.config.batch.clamp(1, 256);
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("sip-udp-{i}"))
+                        .spawn(move || w.run(batch))?,
+                );
+            }
+        }
+        let (h, s, st, tcp2) = (handler, sender.clone(), stop.clone(), tcp);
+        threads.push(
+            std::thread::Builder::new()
+                .name("sip-timer".into())
+                .spawn(move || {
+                    let mut out = Vec::new();
+                    let mut last = Instant::now();
+                    while !st.load(Ordering::Relaxed) {
+                        std::thread::sleep(WAKE);
+                        let now = Instant::now();
+                        if now.duration_since(last) >= TICK {
+                            last = now;
+                            h.poll_timeout(now, &mut out);
+                            for msg in out.drain(..) {
+                                send_single(&*h, &s, tcp2.as_deref(), msg, now);
+                            }
+                        }
+                    }
+                })?,
+        );
+        Ok(UdpTransport {
+            stop,
+            threads,
+            local,
+            sender,
+        })
+    }
+}
+
+/// Sends one message by whichever transport it names.
+fn send_single<H: Handler + ?Sized>(
+    h: &H,
+    udp: &UdpSender,
+    tcp: Option<&dyn OutboundRoute>,
+    msg: Outbound,
+    now: Instant,
+) {
+    match msg.transport {
+        Transport::Udp => match udp.send(&msg) {
+            Ok(()) => h.sent(&msg),
+            Err(_) => h.on_send_error(msg.destination, Transport::Udp, now),
+        },
+        Transport::Tcp => match tcp {
+            Some(route) => route.send(msg),
+            None => h.on_send_error(msg.destination, Transport::Tcp, now),
+        },
+    }
+}
+
+impl UdpTransport {
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// A sender over the listening sockets.
+    pub fn sender(&self) -> UdpSender {
+        self.sender.clone()
+    }
+
+    /// Stops every thread and waits for them (at most about 100 ms).
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for UdpTransport {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Worker<H: Handler> {
+    sock: UdpSocket,
+    local: SocketAddr,
+    handler: Arc<H>,
+    tcp: Option<Arc<dyn OutboundRoute>>,
+    sender: UdpSender,
+    stop: Arc<AtomicBool>,
+    max_message: usize,
+    out: Vec<Outbound>,
+}
+
+impl<H: Handler> Worker<H> {
+    /// Handles one received datagram; outbound messages accumulate in `self.out`.
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        if data.len() > self.max_message {
+            self.handler.dropped(source, Transport::Udp, "too_large");
+            return;
+        }
+        if data.is_empty() || data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            // RFC 5626 keep-alives (CRLF) and empty datagrams: nothing to handle.
+            return;
+        }
+        let msg = Inbound {
+            data: Bytes::copy_from_slice(data),
+            source,
+            local: self.local,
+            transport: Transport::Udp,
+        };
+        self.handler.handle(msg, now, &mut self.out);
+    }
+
+    /// Moves messages this socket cannot send (TCP, other address family) to their route,
+    /// keeping the rest in `self.out`.
+    fn route_foreign(&mut self, now: Instant) {
+        let family_v4 = self.local.is_ipv4();
+        if self
+            .out
+            .iter()
+            .all(|m| m.transport == Transport::Udp && m.destination.is_ipv4() == family_v4)
+        {
+            return;
+        }
+        let mut keep = Vec::with_capacity(self.out.len());
+        for msg in self.out.drain(..) {
+            if msg.transport == Transport::Udp && msg.destination.is_ipv4() == family_v4 {
+                keep.push(msg);
+            } else {
+                send_single(&*self.handler, &self.sender, self.tcp.as_deref(), msg, now);
+            }
+        }
+        self.out = keep;
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn run(&mut self, _batch: usize) {
+        let mut buf = vec![0u8; self.max_message + 1];
+        while !self.stop.load(Ordering::Relaxed) {
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, source)) => {
+                    let now = Instant::now();
+                    let data = &buf[..n];
+                    self.on_datagram(data, source, now);
+                    self.route_foreign(now);
+                    for msg in std::mem::take(&mut self.out) {
+                        match self.sock.send_to(&msg.data, msg.destination) {
+                            Ok(_) => self.handler.sent(&msg),
+                            Err(_) => {
+                                self.handler
+                                    .on_send_error(msg.destination, Transport::Udp, now)
+                            }
+                        }
+                    }
+                }
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    tracing::warn!("UDP receive on {}: {e}", self.local);
+                    std::thread::sleep(WAKE);
+                }
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn run(&mut self, batch: usize) {
+        let mut rx = mmsg::RecvBatch::new(batch, self.max_message + 1);
+        let mut tx = mmsg::SendBatch::new(batch * 2);
+        while !self.stop.load(Ordering::Relaxed) {
+            let n = match rx.recv(&self.sock) {
+                Ok(n) => n,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    tracing::warn!("UDP receive on {}: {e}", self.local);
+                    std::thread::sleep(WAKE);
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let (data, source, truncated) = rx.get(i);
+                match source {
+                    Some(source) if truncated => {
+                        self.handler.dropped(source, Transport::Udp, "too_large")
+                    }
+                    Some(source) => self.on_datagram(data, source, now),
+                    None => {}
+                }
+            }
+            self.route_foreign(now);
+            if !self.out.is_empty() {
+                let out = std::mem::take(&mut self.out);
+                tx.send_all(&self.sock, &out, |msg, ok| {
+                    if ok {
+                        self.handler.sent(msg)
+                    } else {
+                        self.handler
+                            .on_send_error(msg.destination, Transport::Udp, now)
+                    }
+                });
+                self.out = out;
+                self.out.clear();
+            }
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// `recvmmsg`/`sendmmsg` batches over reused buffers (Linux).
+#[cfg(target_os = "linux")]
+mod mmsg {
+    use super::Outbound;
+    use std::io;
+    use std::mem::{size_of, zeroed};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    /// Receive side: `n` buffers, addresses, iovecs and headers, allocated once.
+    pub(super) struct RecvBatch {
+        bufs: Vec<u8>,
+        size: usize,
+        addrs: Vec<libc::sockaddr_storage>,
+        iovs: Vec<libc::iovec>,
+        hdrs: Vec<libc::mmsghdr>,
+    }
+
+    // SAFETY: the raw pointers inside point into the struct's own heap buffers, which never
+    // move while it lives; the struct is used by one thread at a time.
+    unsafe impl Send for RecvBatch {}
+
+    impl RecvBatch {
+        pub(super) fn new(n: usize, size: usize) -> RecvBatch {
+            // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs; all-zero is valid.
+            let mut b = RecvBatch {
+                bufs: vec![0u8; n * size],
+                size,
+                addrs: vec![unsafe { zeroed() }; n],
+                iovs: vec![unsafe { zeroed() }; n],
+                hdrs: vec![unsafe { zeroed() }; n],
+            };
+            for i in 0..n {
+                b.iovs[i].iov_base = b.bufs[i * size..].as_mut_ptr().cast();
+                b.iovs[i].iov_len = size;
+            }
+            b
+        }
+
+        /// Blocks (up to the socket's read timeout) for one datagram, then takes what else is queued.
+        pub(super) fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+            for i in 0..self.hdrs.len() {
+                let h = &mut self.hdrs[i].msg_hdr;
+                h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut self.iovs[i];
+                h.msg_iovlen = 1;
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+                self.hdrs[i].msg_len = 0;
+            }
+            // SAFETY: every header points at live buffers of the stated lengths owned by self.
+            let n = unsafe {
+                libc::recvmmsg(
+                    sock.as_raw_fd(),
+                    self.hdrs.as_mut_ptr(),
+                    self.hdrs.len() as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(n as usize)
+        }
+
+        /// Datagram `i` of the last batch: bytes, source, and whether it was truncated.
+        pub(super) fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>, bool) {
+            let h = &self.hdrs[i];
+            let len = (h.msg_len as usize).min(self.size);
+            let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len >= self.size;
+            let data = &self.bufs[i * self.size..i * self.size + len];
+            (data, from_storage(&self.addrs[i]), truncated)
+        }
+    }
+
+    /// Send side: headers, iovecs and addresses, reused across batches.
+    pub(super) struct SendBatch {
+        addrs: Vec<libc::sockaddr_storage>,
+        lens: Vec<libc::socklen_t>,
+        iovs: Vec<libc::iovec>,
+        hdrs: Vec<libc::mmsghdr>,
+    }
+
+    // SAFETY: as for RecvBatch; the iovecs only point at data during `send_all`.
+    unsafe impl Send for SendBatch {}
+
+    impl SendBatch {
+        pub(super) fn new(n: usize) -> SendBatch {
+            SendBatch {
+                addrs: Vec::with_capacity(n),
+                lens: Vec::with_capacity(n),
+                iovs: Vec::with_capacity(n),
+                hdrs: Vec::with_capacity(n),
+            }
+        }
+
+        /// Sends every message, calling `done(msg, ok)` for each.
+        pub(super) fn send_all(
+            &mut self,
+            sock: &UdpSocket,
+            msgs: &[Outbound],
+            mut done: impl FnMut(&Outbound, bool),
+        ) {
+            self.addrs.clear();
+            self.iovs.clear();
+            self.hdrs.clear();
+            self.lens.clear();
+            for m in msgs {
+                let (st, len) = to_storage(m.destination);
+                self.addrs.push(st);
+                self.lens.push(len);
+                self.iovs.push(libc::iovec {
+                    iov_base: m.data.as_ptr() as *mut libc::c_void,
+                    iov_len: m.data.len(),
+                });
+            }
+            for ((addr, iov), &len) in self
+                .addrs
+                .iter_mut()
+                .zip(self.iovs.iter_mut())
+                .zip(&self.lens)
+            {
+                // SAFETY: all-zero is a valid mmsghdr.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = len;
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                self.hdrs.push(h);
+            }
+            let mut start = 0;
+            while start < msgs.len() {
+                // SAFETY: headers point at `self.addrs`, `self.iovs` and the messages' bytes,
+                // all alive and unmoved for the duration of the call.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        sock.as_raw_fd(),
+                        self.hdrs[start..].as_mut_ptr(),
+                        (msgs.len() - start) as libc::c_uint,
+                        0,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    // The first message of the remaining batch failed: report it, go on.
+                    done(&msgs[start], false);
+                    start += 1;
+                } else {
+                    let n = (n as usize).max(1).min(msgs.len() - start);
+                    for m in &msgs[start..start + n] {
+                        done(m, true);
+                    }
+                    start += n;
+                }
+            }
+        }
+    }
+
+    fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match st.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let a: &libc::sockaddr_in =
+                    unsafe { &*(st as *const libc::sockaddr_storage).cast() };
+                let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let a: &libc::sockaddr_in6 =
+                    unsafe { &*(st as *const libc::sockaddr_storage).cast() };
+                let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: all-zero is a valid sockaddr_storage; we then write one sockaddr_in(6) into it.
+        let mut st: libc::sockaddr_storage = unsafe { zeroed() };
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin) };
+                (st, size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin6) };
+                (st, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sockaddr_round_trip() {
+            for a in ["127.0.0.1:5060", "[::1]:5061", "[fe80::1%2]:7"] {
+                let a: SocketAddr = a.parse().unwrap();
+                assert_eq!(from_storage(&to_storage(a).0), Some(a));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Echoes every message back to its source, prefixed with "re:"; "fwd:" messages go to a
+    /// fixed address instead; records send errors and drops.
+    struct Echo {
+        forward_to: SocketAddr,
+        errors: Mutex<Vec<SocketAddr>>,
+        drops: Mutex<Vec<&'static str>>,
+        ticks: Mutex<u32>,
+    }
+
+    impl Handler for Echo {
+        fn handle(&self, msg: Inbound, _now: Instant, out: &mut Vec<Outbound>) {
+            let destination = if msg.data.starts_with(b"fwd:") {
+                self.forward_to
+            } else {
+                msg.source
+            };
+            let mut d = b"re:".to_vec();
+            d.extend_from_slice(&msg.data);
+            out.push(Outbound {
+                data: d.into(),
+                destination,
+                transport: Transport::Udp,
+            });
+        }
+        fn poll_timeout(&self, _now: Instant, _out: &mut Vec<Outbound>) {
+            if let Ok(mut t) = self.ticks.lock() {
+                *t += 1;
+            }
+        }
+        fn on_send_error(&self, destination: SocketAddr, _t: Transport, _now: Instant) {
+            self.errors.lock().unwrap().push(destination);
+        }
+        fn dropped(&self, _s: SocketAddr, _t: Transport, reason: &'static str) {
+            self.drops.lock().unwrap().push(reason);
+        }
+    }
+
+    fn start(listen: &str, forward_to: SocketAddr) -> (UdpTransport, Arc<Echo>) {
+        let bound = UdpBound::bind(UdpConfig {
+            listen: vec![listen.parse().unwrap()],
+            workers: 2,
+            batch: 8,
+            max_message: 1000,
+        })
+        .unwrap();
+        let h = Arc::new(Echo {
+            forward_to,
+            errors: Mutex::default(),
+            drops: Mutex::default(),
+            ticks: Mutex::default(),
+        });
+        (bound.start(h.clone(), None).unwrap(), h)
+    }
+
+    fn client(addr: &str) -> UdpSocket {
+        let c = UdpSocket::bind(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c
+    }
+
+    #[test]
+    fn echoes_batches_and_forwards_v4_v6() {
+        for (listen, cl) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
+            let sink = client(cl);
+            let (t, _h) = start(listen, sink.local_addr().unwrap());
+            let server = t.local_addrs()[0];
+            let c = client(cl);
+            for i in 0..50 {
+                c.send_to(format!("m{i}").as_bytes(), server).unwrap();
+            }
+            let mut got = std::collections::HashSet::new();
+            let mut buf = [0u8; 2000];
+            for _ in 0..50 {
+                let (n, from) = c.recv_from(&mut buf).unwrap();
+                assert_eq!(from, server);
+                got.insert(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+            assert_eq!(got.len(), 50);
+            assert!(got.contains("re:m0") && got.contains("re:m49"));
+            c.send_to(b"fwd:x", server).unwrap();
+            let (n, _) = sink.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"re:fwd:x");
+            t.shutdown();
+        }
+    }
+
+    #[test]
+    fn oversize_dropped_and_send_errors_reported() {
+        // 255.255.255.255 without SO_BROADCAST: the send fails with EACCES.
+        let (t, h) = start("127.0.0.1:0", "255.255.255.255:9".parse().unwrap());
+        let server = t.local_addrs()[0];
+        let c = client("127.0.0.1:0");
+        c.send_to(&[b'x'; 1500], server).unwrap();
+        c.send_to(b"fwd:y", server).unwrap();
+        c.send_to(b"ok", server).unwrap();
+        let mut buf = [0u8; 2000];
+        let (n, _) = c.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"re:ok");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while (h.errors.lock().unwrap().is_empty() || h.drops.lock().unwrap().is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(*h.drops.lock().unwrap(), vec!["too_large"]);
+        assert_eq!(
+            *h.errors.lock().unwrap(),
+            vec!["255.255.255.255:9".parse::<SocketAddr>().unwrap()]
+        );
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(*h.ticks.lock().unwrap() >= 1);
+        t.shutdown();
+    }
+}
