@@ -10,7 +10,7 @@
 //! keys = ["/etc/fraudwall/op.pub"]               # manifest signers (rotate by listing two)
 //! poll = "2s"                                    # poll interval (jitter only shortens it)
 //! cache_dir = "/var/lib/fraudwall/feed"          # last good state, served at start
-//! # pin_version = 41                             # stay on (or roll back to) this version
+//! pin_version = 0                                # 41 = stay on (or roll back to) version 41
 //! ```
 //!
 //! [`start`] restores the cache (so the proxy screens from the first call, before the feed
@@ -24,66 +24,39 @@ use super::poll::PollConfig;
 use super::publish::pinned_manifest_url;
 use arc_swap::ArcSwapOption;
 use metrics::Recorder;
-use serde::Deserialize;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The `[feed]` section of the run configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The feed settings of `fraudwall run` (the `[feed]` config section, checked, with the
+/// command-line flags applied).
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedConfig {
     /// URL of the feed's `manifest.json`.
     pub url: String,
     /// Public key files (`fraudwall keygen`'s `.pub`) a manifest may be signed with.
     pub keys: Vec<PathBuf>,
     /// Poll interval.
-    #[serde(default = "default_poll", with = "humantime_serde_compat")]
     pub poll: Duration,
     /// Cache directory for the last good state.
-    #[serde(default = "default_cache_dir")]
     pub cache_dir: PathBuf,
     /// Accept only this feed version (a deliberate rollback or freeze).
-    #[serde(default)]
     pub pin_version: Option<u64>,
     /// Fraction of the interval removed at random to spread nodes.
-    #[serde(default = "default_jitter")]
     pub jitter: f64,
     /// Ceiling of the error backoff.
-    #[serde(default = "default_max_backoff", with = "humantime_serde_compat")]
     pub max_backoff: Duration,
 }
 
-fn default_poll() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_cache_dir() -> PathBuf {
-    PathBuf::from("/var/lib/fraudwall/feed")
-}
-fn default_jitter() -> f64 {
-    0.1
-}
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(300)
-}
-
-/// Durations written as `"2s"`, `"500ms"`, `"5m"`.
-mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!("{s:?} is not a duration like \"2s\": {e}"))
-        })
-    }
-}
+/// Default poll interval.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
+/// Default cache directory.
+pub const DEFAULT_CACHE_DIR: &str = "/var/lib/fraudwall/feed";
 
 impl FeedConfig {
-    /// A config from the command-line flags (`--feed`, `--feed-key`, `--feed-poll`,
-    /// `--cache-dir`, `--feed-pin`), defaults for the rest.
+    /// A config from the `[feed]` values or the command-line flags (`--feed`, `--feed-key`,
+    /// `--feed-poll`, `--cache-dir`, `--feed-pin`), defaults for the rest.
     pub fn from_flags(
         url: String,
         keys: Vec<PathBuf>,
@@ -94,32 +67,43 @@ impl FeedConfig {
         FeedConfig {
             url,
             keys,
-            poll: poll.unwrap_or_else(default_poll),
-            cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
+            poll: poll.unwrap_or(DEFAULT_POLL),
+            cache_dir: cache_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
             pin_version,
-            jitter: default_jitter(),
-            max_backoff: default_max_backoff(),
+            jitter: 0.1,
+            max_backoff: Duration::from_secs(300),
         }
     }
 
-    /// Checks what can be checked before start: keys given, poll interval sane.
-    pub fn validate(&self) -> Result<(), FeedStartError> {
+    /// Checks what can be checked before start; an error names the config key and the
+    /// reason.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err((
+                "feed.url",
+                format!("{:?} is not an http:// or https:// URL", self.url),
+            ));
+        }
         if self.keys.is_empty() {
-            return Err(FeedStartError::Config(
-                "feed.keys: no public key given (pass --feed-key /path/op.pub)".into(),
+            return Err((
+                "feed.keys",
+                "no public key given (pass --feed-key /path/op.pub)".into(),
             ));
         }
         if self.poll < Duration::from_millis(100) {
-            return Err(FeedStartError::Config(format!(
-                "feed.poll: {:?} is too short (at least 100ms)",
-                self.poll
-            )));
+            return Err((
+                "feed.poll",
+                format!("{:?} is too short (at least 100ms)", self.poll),
+            ));
+        }
+        if self.cache_dir.as_os_str().is_empty() {
+            return Err(("feed.cache_dir", "empty: a directory is needed".into()));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(FeedStartError::Config(format!(
-                "feed.jitter: {} must be between 0 and 1",
-                self.jitter
-            )));
+            return Err((
+                "feed.jitter",
+                format!("{} must be between 0 and 1", self.jitter),
+            ));
         }
         Ok(())
     }
@@ -162,7 +146,9 @@ pub fn start(
     runtime: &tokio::runtime::Handle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<StartedFeed, FeedStartError> {
-    config.validate()?;
+    config
+        .validate()
+        .map_err(|(key, reason)| FeedStartError::Config(format!("{key}: {reason}")))?;
     let mut keys = Vec::with_capacity(config.keys.len());
     for path in &config.keys {
         let key = crate::blocklist::sign::read_verifying_key(path).map_err(|source| {
@@ -224,24 +210,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_parses_with_defaults_and_checks() {
-        let c: FeedConfig = toml::from_str(
-            "url = \"http://127.0.0.1:8080/manifest.json\"\nkeys = [\"/tmp/op.pub\"]\npoll = \"2s\"\n",
-        )
-        .expect("parse");
-        assert_eq!(c.poll, Duration::from_secs(2));
-        assert_eq!(c.pin_version, None);
-        assert!(c.validate().is_ok());
-        let err = toml::from_str::<FeedConfig>("url = \"x\"\nkeys = []\npoll = \"soon\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a duration"), "{err}");
-        let mut bad = c.clone();
-        bad.keys.clear();
-        assert!(bad.validate().is_err());
-        bad = c;
-        bad.poll = Duration::from_millis(1);
-        assert!(bad.validate().is_err());
-        assert!(toml::from_str::<FeedConfig>("url = \"x\"\nkeys = []\nsurprise = 1\n").is_err());
+    fn flags_defaults_and_checks() {
+        let ok = FeedConfig::from_flags(
+            "http://127.0.0.1:8080/manifest.json".into(),
+            vec!["/tmp/op.pub".into()],
+            Some(Duration::from_secs(2)),
+            None,
+            None,
+        );
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.cache_dir, PathBuf::from(DEFAULT_CACHE_DIR));
+        let check = |f: &dyn Fn(&mut FeedConfig)| {
+            let mut c = ok.clone();
+            f(&mut c);
+            c.validate().map_err(|(key, _)| key)
+        };
+        assert_eq!(check(&|c| c.keys.clear()), Err("feed.keys"));
+        assert_eq!(check(&|c| c.url = "ftp://x".into()), Err("feed.url"));
+        assert_eq!(
+            check(&|c| c.poll = Duration::from_millis(5)),
+            Err("feed.poll")
+        );
+        assert_eq!(check(&|c| c.jitter = 2.0), Err("feed.jitter"));
+        assert_eq!(
+            check(&|c| c.cache_dir = PathBuf::new()),
+            Err("feed.cache_dir")
+        );
     }
 }
