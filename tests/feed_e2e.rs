@@ -10,145 +10,18 @@ use fraudwall::feed::layered::{Layered, SnapshotLoader};
 use fraudwall::feed::manifest::Manifest;
 use fraudwall::feed::node::{FeedNode, NodeConfig, PollOutcome};
 use fraudwall::feed::poll::PollConfig;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fraudwall");
-const HEADER: &str = "number,action,category,score,source\n";
+mod feed_support;
 
-struct Lab {
-    dir: tempfile::TempDir,
-}
+use feed_support::{manifest_url, Lab, BIN};
 
-impl Lab {
-    fn new() -> Lab {
-        let lab = Lab {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        lab.run(&["keygen", "--output", &lab.path("op")]);
-        lab
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn feed(&self) -> PathBuf {
-        self.dir.path().join("feed")
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN)
-            .args(args)
-            .output()
-            .expect("run fraudwall");
-        assert!(
-            out.status.success(),
-            "fraudwall {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Compiles `rows` and publishes them; returns the publish report (JSON).
-    fn publish(&self, name: &str, rows: &str, extra: &[&str]) -> serde_json::Value {
-        let csv = self.path(&format!("{name}.csv"));
-        std::fs::write(&csv, format!("{HEADER}{rows}")).expect("csv");
-        let fwb = self.path(&format!("{name}.fwb"));
-        self.run(&["compile", "--profile", "generic", "--output", &fwb, &csv]);
-        let feed = self.feed().display().to_string();
-        let key = self.path("op.key");
-        let mut args = vec!["publish", "--feed-dir", &feed, "--key", &key, "--json"];
-        args.extend_from_slice(extra);
-        args.push(&fwb);
-        serde_json::from_str(self.run(&args).trim()).expect("publish report is JSON")
-    }
-
-    fn manifest(&self) -> Manifest {
-        let bytes = std::fs::read(self.feed().join("manifest.json")).expect("manifest");
-        serde_json::from_slice(&bytes).expect("parse")
-    }
-}
-
-/// A child process killed on drop.
-struct Origin(Child);
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "origin did not start on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn feed_serve(dir: &Path) -> (Origin, String) {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["feed", "serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn feed serve");
-    wait_for_port(port);
-    (
-        Origin(child),
-        format!("http://127.0.0.1:{port}/manifest.json"),
-    )
-}
-
-/// nginx with `integration/nginx/feed.conf`. Panics (fails the test) when nginx is missing.
-fn nginx(dir: &Path, scratch: &Path) -> (Origin, String) {
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("nginx is required for this test (Debian package nginx, installed by .ci/run)");
-    let port = free_port();
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/integration/nginx/feed.conf"
-    ))
-    .expect("nginx template");
-    std::fs::create_dir_all(scratch).expect("scratch");
-    let conf = template
-        .replace("@PREFIX@", &scratch.display().to_string())
-        .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
-        .replace("@ROOT@", &dir.display().to_string());
-    let conf_path = scratch.join("feed.conf");
-    std::fs::write(&conf_path, conf).expect("conf");
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(scratch)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nginx");
-    wait_for_port(port);
-    (
-        Origin(child),
-        format!("http://127.0.0.1:{port}/manifest.json"),
-    )
+fn manifest(lab: &Lab) -> Manifest {
+    let bytes = std::fs::read(lab.feed().join("manifest.json")).expect("manifest");
+    serde_json::from_slice(&bytes).expect("parse")
 }
 
 fn node(
@@ -248,15 +121,16 @@ fn first_publish(lab: &Lab) {
 async fn publish_feed_serve_node() {
     let lab = Lab::new();
     first_publish(&lab);
-    let (_origin, url) = feed_serve(&lab.feed());
-    publish_and_follow(&lab, &url).await;
+    let (_origin, port) = lab.feed_serve();
+    publish_and_follow(&lab, &manifest_url(port)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_nginx_node() {
     let lab = Lab::new();
     first_publish(&lab);
-    let (_origin, url) = nginx(&lab.feed(), &lab.dir.path().join("nginx"));
+    let (_origin, port) = lab.nginx();
+    let url = manifest_url(port);
     publish_and_follow(&lab, &url).await;
     // The publisher's private state is not served.
     let state = url.replace("manifest.json", ".publish/current.fwb");
@@ -279,7 +153,7 @@ fn publisher_folds_deltas_and_refreshes_unchanged_lists() {
     };
     // A big base, then a small change: a delta of a few hundred bytes.
     assert_eq!(lab.publish("b", &rows(5000), &[])["kind"], "base");
-    let base_size = lab.manifest().base.size;
+    let base_size = manifest(&lab).base.size;
     let report = lab.publish("d", &rows(5001), &[]);
     assert_eq!(report["kind"], "delta", "{report}");
     assert!(
@@ -288,10 +162,10 @@ fn publisher_folds_deltas_and_refreshes_unchanged_lists() {
     );
     assert!(base_size > 10 * 1024, "base {base_size}");
     // The same list again: a new manifest version, same files.
-    let before = lab.manifest();
+    let before = manifest(&lab);
     let report = lab.publish("same", &rows(5001), &[]);
     assert_eq!(report["kind"], "unchanged", "{report}");
-    let after = lab.manifest();
+    let after = manifest(&lab);
     assert_eq!(after.version, before.version + 1);
     assert_eq!((after.base, after.deltas), (before.base, before.deltas));
     // Deltas past their budget fold into a new base.
@@ -301,7 +175,7 @@ fn publisher_folds_deltas_and_refreshes_unchanged_lists() {
         &["--max-delta-fraction", "0.01"],
     );
     assert_eq!(report["kind"], "base", "{report}");
-    assert!(lab.manifest().deltas.is_empty());
+    assert!(manifest(&lab).deltas.is_empty());
     // `--base` forces one; old files are pruned past --keep.
     let report = lab.publish("forced", &rows(10), &["--base", "--keep", "1"]);
     assert_eq!(report["kind"], "base");
@@ -312,14 +186,14 @@ fn publisher_folds_deltas_and_refreshes_unchanged_lists() {
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .filter(|n| n.ends_with(".fwb"))
         .collect();
-    assert_eq!(names, [lab.manifest().base.name]);
+    assert_eq!(names, [manifest(&lab).base.name]);
 }
 
 #[test]
 fn publishing_with_another_key_is_refused() {
     let lab = Lab::new();
     first_publish(&lab);
-    lab.run(&["keygen", "--output", &lab.path("other")]);
+    lab.cmd(&["keygen", "--output", &lab.path("other")]);
     let fwb = lab.path("l1.fwb");
     let out = Command::new(BIN)
         .args([

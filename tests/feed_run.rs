@@ -13,113 +13,21 @@
 //! bad feed (tampered manifest) leaves the old list answering.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fraudwall");
-const HEADER: &str = "number,action,category,score,source\n";
+mod feed_support;
+
+use feed_support::{free_port, manifest_url, wait_for_tcp, Guard, Lab, BIN};
+
 const L1: &str =
     "+8613800000001,block,impersonation,95,police\n+8613800000002,tag,loan,70,reports\n";
 const NEW_FRAUD: &str = "8613800000003";
 
-/// Kills and reaps a child on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
-fn wait_for_tcp(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let lab = Lab {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        lab.cmd(&["keygen", "--output", &lab.p("op")]);
-        lab
-    }
-
-    fn p(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN)
-            .args(args)
-            .output()
-            .expect("run fraudwall");
-        assert!(
-            out.status.success(),
-            "fraudwall {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn publish(&self, name: &str, rows: &str) {
-        let csv = self.p(&format!("{name}.csv"));
-        std::fs::write(&csv, format!("{HEADER}{rows}")).expect("csv");
-        let fwb = self.p(&format!("{name}.fwb"));
-        self.cmd(&["compile", "--profile", "generic", "--output", &fwb, &csv]);
-        self.cmd(&[
-            "publish",
-            "--feed-dir",
-            &self.p("feed"),
-            "--key",
-            &self.p("op.key"),
-            &fwb,
-        ]);
-    }
-
-    fn serve(&self) -> (Guard, u16) {
-        let port = free_port();
-        let child = Command::new(BIN)
-            .args([
-                "feed",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                &self.p("feed"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("feed serve");
-        wait_for_tcp(port);
-        (Guard(child), port)
-    }
-}
-
 struct Node {
-    _child: Guard,
+    child: Guard,
     sip: SocketAddr,
     admin: u16,
     switch: UdpSocket,
@@ -127,6 +35,10 @@ struct Node {
 }
 
 fn run_node(lab: &Lab, feed_port: u16, cache: &Path) -> Node {
+    run_node_polling(lab, feed_port, cache, "2s")
+}
+
+fn run_node_polling(lab: &Lab, feed_port: u16, cache: &Path, poll: &str) -> Node {
     let (sip, admin) = (free_port(), free_port());
     let switch = UdpSocket::bind("127.0.0.1:0").expect("switch socket");
     let switch_addr = switch.local_addr().expect("addr");
@@ -134,11 +46,11 @@ fn run_node(lab: &Lab, feed_port: u16, cache: &Path) -> Node {
         .args([
             "run",
             "--feed",
-            &format!("http://127.0.0.1:{feed_port}/manifest.json"),
+            &manifest_url(feed_port),
             "--feed-key",
-            &lab.p("op.pub"),
+            &lab.path("op.pub"),
             "--feed-poll",
-            "2s",
+            poll,
             "--cache-dir",
             &cache.display().to_string(),
             "--listen",
@@ -162,7 +74,7 @@ fn run_node(lab: &Lab, feed_port: u16, cache: &Path) -> Node {
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
     Node {
-        _child: child,
+        child,
         sip: format!("127.0.0.1:{sip}").parse().expect("addr"),
         admin,
         switch,
@@ -266,10 +178,39 @@ fn wait_for_version(node: &Node, version: u64) {
 
 #[test]
 fn a_published_number_is_blocked_within_the_poll_interval_plus_one_second() {
+    acceptance(Lab::feed_serve);
+}
+
+#[test]
+fn the_same_through_nginx() {
+    acceptance(Lab::nginx);
+}
+
+#[test]
+fn sighup_polls_at_once() {
     let lab = Lab::new();
-    lab.publish("l1", L1);
-    let (feed, port) = lab.serve();
-    let cache = PathBuf::from(lab.p("cache"));
+    lab.publish("l1", L1, &[]);
+    let (_feed, port) = lab.feed_serve();
+    let node = run_node_polling(&lab, port, &lab.dir.path().join("cache"), "1h");
+    wait_for_version(&node, 1);
+    lab.publish(
+        "l2",
+        &format!("{L1}+{NEW_FRAUD},block,impersonation,90,police\n"),
+        &[],
+    );
+    let pid = node.child.0.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_for_version(&node, 2);
+    assert_eq!(invite(&node, NEW_FRAUD, 1), Fate::Answered(608));
+}
+
+/// The acceptance path against the origin `serve` starts.
+fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
+    let lab = Lab::new();
+    lab.publish("l1", L1, &[]);
+    let (feed, port) = serve(&lab);
+    let cache = lab.dir.path().join("cache");
     let node = run_node(&lab, port, &cache);
     wait_for_version(&node, 1);
     assert_eq!(invite(&node, "8613800000001", 1), Fate::Answered(608));
@@ -281,6 +222,7 @@ fn a_published_number_is_blocked_within_the_poll_interval_plus_one_second() {
     lab.publish(
         "l2",
         &format!("{L1}+{NEW_FRAUD},block,impersonation,90,police\n"),
+        &[],
     );
     let mut seq = 10;
     loop {
