@@ -42,7 +42,7 @@ use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
 use super::write::{HashingWriter, Pending};
 use super::Action;
-use crate::numbers::{Caller, NumberingProfile, E164};
+use crate::numbers::{Caller, NumberingProfile};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
@@ -161,10 +161,26 @@ pub struct CompileReport {
     pub spilled_runs: usize,
     /// Wall time.
     pub seconds: f64,
+    /// Time per phase: reading and parsing, sorting (and spilling), building the FST,
+    /// syncing to disk.
+    pub phase_seconds: PhaseSeconds,
     /// Rows per second, end to end.
     pub rows_per_second: f64,
     /// The rejected rows (at most `max_errors + 1`).
     pub errors: Vec<RowError>,
+}
+
+/// Wall time per compile phase, in seconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Reading and parsing the inputs (spills during parsing included).
+    pub parse: f64,
+    /// The final sort, or preparing the merge of spilled runs.
+    pub sort: f64,
+    /// Merging, resolving and building the FST.
+    pub build: f64,
+    /// fsync and rename.
+    pub sync: f64,
 }
 
 /// Why a compile failed (the output is left untouched).
@@ -266,6 +282,60 @@ fn with_ids(r: u128, category: u16, source: u16) -> u128 {
         | (u128::from(source) << 9)
 }
 
+// ---- value table -------------------------------------------------------------------------
+
+/// A cheap hasher for `u64` keys (packed values): a multiply, no DoS concern for our own data.
+#[derive(Default)]
+struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+
+/// Counts packed values in records, on all cores.
+fn count_values(records: &[u128], into: &mut U64Map<u64>) {
+    let counts = records
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let mut m = U64Map::default();
+            for &r in chunk {
+                *m.entry(record_value(r).pack()).or_insert(0) += 1;
+            }
+            m
+        })
+        .reduce(U64Map::default, |mut a, b| {
+            for (k, v) in b {
+                *a.entry(k).or_insert(0) += v;
+            }
+            a
+        });
+    for (k, v) in counts {
+        *into.entry(k).or_insert(0) += v;
+    }
+}
+
+/// The value table, most frequent first (ties by value, so it is deterministic), and the
+/// index of each value. The most common value gets output 0, which costs no bytes in the FST.
+fn value_table(counts: &U64Map<u64>) -> (Vec<u64>, U64Map<u64>) {
+    let mut by_freq: Vec<(u64, u64)> = counts.iter().map(|(&v, &n)| (v, n)).collect();
+    by_freq.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let table: Vec<u64> = by_freq.iter().map(|&(v, _)| v).collect();
+    let index = table.iter().enumerate().map(|(i, &v)| (v, i as u64)).collect();
+    (table, index)
+}
+
 // ---- string tables ------------------------------------------------------------------------
 
 #[derive(Default)]
@@ -293,16 +363,31 @@ impl Interner {
 #[derive(Default)]
 struct LocalStrings {
     names: Vec<String>,
+    ids: HashMap<String, u16>,
+    last: Option<u16>,
 }
 
 impl LocalStrings {
     fn id(&mut self, s: &str) -> u16 {
-        // Few distinct values per chunk: a linear scan from the back beats hashing.
-        if let Some(i) = self.names.iter().rposition(|n| n == s) {
-            return i as u16;
+        // Most rows repeat the previous row's value: check it before hashing.
+        if let Some(last) = self.last {
+            if self.names[last as usize] == s {
+                return last;
+            }
         }
-        self.names.push(s.to_string());
-        (self.names.len() - 1).min(u16::MAX as usize) as u16
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                // Past u16::MAX distinct values in one chunk the global interner refuses
+                // the compile anyway (TooManyStrings); saturate here.
+                let id = self.names.len().min(u16::MAX as usize) as u16;
+                self.names.push(s.to_string());
+                self.ids.insert(s.to_string(), id);
+                id
+            }
+        };
+        self.last = Some(id);
+        id
     }
 }
 
@@ -359,12 +444,6 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
                 String::from_utf8_lossy(field)
             )
         });
-    }
-    // Fast path for the common `+<digits>` form; anything else goes through the profile.
-    if let [b'+', rest @ ..] = field {
-        if let Ok(n) = E164::from_digits(rest) {
-            return Ok(EntryKey::from_e164(&n));
-        }
     }
     match profile.normalize(field) {
         Caller::Number(n) => Ok(EntryKey::from_e164(&n)),
@@ -438,22 +517,16 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
             .filter(|&v| v <= MAX_SCORE)
             .ok_or_else(|| format!("score {:?} is not 0..=100", String::from_utf8_lossy(s)))?,
     };
-    let text = |f: Option<&[u8]>, default: &str, what| -> Result<String, String> {
-        match f {
-            None => Ok(default.to_string()),
-            Some(b) => std::str::from_utf8(b)
-                .map(str::to_string)
-                .map_err(|_| format!("{what} is not UTF-8")),
-        }
-    };
-    // Strings are interned per chunk; most rows repeat the previous value.
+    fn text<'b>(b: &'b [u8], what: &str) -> Result<&'b str, String> {
+        std::str::from_utf8(b).map_err(|_| format!("{what} is not UTF-8"))
+    }
     let category = match category {
         None => out.categories.id(&ctx.opts.default_category),
-        Some(c) => out.categories.id(&text(Some(c), "", "category")?),
+        Some(c) => out.categories.id(text(c, "category")?),
     };
     let source = match source {
         None => out.sources.id(ctx.default_source),
-        Some(s) => out.sources.id(&text(Some(s), "", "source")?),
+        Some(s) => out.sources.id(text(s, "source")?),
     };
     let v = PackedValue {
         action,
@@ -545,6 +618,7 @@ struct Compiler<'a> {
     runs: Vec<PathBuf>,
     spill_dir: Option<tempfile::TempDir>,
     spill_parent: PathBuf,
+    value_counts: U64Map<u64>,
     report: CompileReport,
     progress: indicatif::ProgressBar,
 }
@@ -579,6 +653,7 @@ impl<'a> Compiler<'a> {
                 .clone()
                 .unwrap_or_else(|| super::write::parent_dir(out)),
             report: CompileReport::default(),
+            value_counts: U64Map::default(),
             progress,
         }
     }
@@ -775,6 +850,7 @@ impl<'a> Compiler<'a> {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default();
         let path = dir.join(format!("run-{}", self.runs.len()));
+        count_values(&self.buffer, &mut self.value_counts);
         self.buffer.par_sort_unstable();
         let f = File::create(&path).map_err(Self::io(&path))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -927,9 +1003,11 @@ pub fn compile(
     for input in inputs {
         c.add_input(input)?;
     }
+    let parsed = Instant::now();
     c.progress.set_message("sorting");
     let sorted = if c.runs.is_empty() {
         let mut buf = std::mem::take(&mut c.buffer);
+        count_values(&buf, &mut c.value_counts);
         buf.par_sort_unstable();
         Sorted::Memory(buf.into_iter())
     } else {
@@ -947,6 +1025,7 @@ pub fn compile(
         Sorted::Merge { readers, heap }
     };
     c.report.spilled_runs = c.runs.len();
+    let sorted_at = Instant::now();
     c.progress.set_message("building");
     let version = opts.version.unwrap_or_else(now_secs);
     let created = opts.created.unwrap_or_else(now_secs);
@@ -959,11 +1038,21 @@ pub fn compile(
         body_hash: [0; 32],
         categories: std::mem::take(&mut c.categories.names),
         sources: std::mem::take(&mut c.sources.names),
+        values: Vec::new(),
     };
+    let (values, value_index) = value_table(&c.value_counts);
+    header.values = values;
     let header_len = header.encode().len();
     let spill_dir = c.spill_dir.take();
     let mut report = std::mem::take(&mut c.report);
-    let written = write_snapshot(out, &mut header, header_len, sorted, &mut report)?;
+    let written = write_snapshot(
+        out,
+        &mut header,
+        header_len,
+        sorted,
+        &value_index,
+        &mut report,
+    )?;
     drop(spill_dir);
     c.progress.finish_and_clear();
     report.output = out.to_path_buf();
@@ -972,6 +1061,12 @@ pub fn compile(
     report.entries = header.counts.entries;
     report.bytes = written;
     report.seconds = started.elapsed().as_secs_f64();
+    report.phase_seconds.parse = (parsed - started).as_secs_f64();
+    report.phase_seconds.sort = (sorted_at - parsed).as_secs_f64();
+    report.phase_seconds.build = report.seconds
+        - report.phase_seconds.parse
+        - report.phase_seconds.sort
+        - report.phase_seconds.sync;
     report.rows_per_second = report.rows as f64 / report.seconds.max(1e-9);
     Ok(report)
 }
@@ -988,6 +1083,7 @@ fn write_snapshot(
     header: &mut Header,
     header_len: usize,
     mut sorted: Sorted,
+    value_index: &U64Map<u64>,
     report: &mut CompileReport,
 ) -> Result<u64, CompileError> {
     let io_out = Compiler::io(out);
@@ -1018,8 +1114,13 @@ fn write_snapshot(
         let v = record_value(best);
         let exact = k[len - 1] == super::key::TERMINATOR;
         counts.add(exact, v.action, v.tombstone);
+        // Every value was counted before the build, so it has an index.
+        let id = value_index
+            .get(&v.pack())
+            .copied()
+            .ok_or_else(|| CompileError::Fst("value missing from the value table".into()))?;
         builder
-            .insert(&k[..len], v.pack())
+            .insert(&k[..len], id)
             .map_err(|e| CompileError::Fst(e.to_string()))
     };
     while let Some(r) = sorted.next().map_err(Compiler::io(out))? {
@@ -1051,7 +1152,9 @@ fn write_snapshot(
     file.seek(SeekFrom::Start(0)).map_err(Compiler::io(out))?;
     file.write_all(&bytes).map_err(Compiler::io(out))?;
     drop(file);
+    let sync = Instant::now();
     pending.commit().map_err(Compiler::io(out))?;
+    report.phase_seconds.sync = sync.elapsed().as_secs_f64();
     Ok(header_len as u64 + body_len)
 }
 

@@ -130,13 +130,13 @@ mod tests {
         let h = "number,action,category,score,source\n";
         let opts = CompileOptions::default();
         compile_csv_text(
-            &format!("{h}+111,block,x,1,s\n+222,tag,x,1,s\n+333*,warn,x,1,s\n"),
+            &format!("{h}+331111111,block,x,1,s\n+332222222,tag,x,1,s\n+333*,warn,x,1,s\n"),
             &opts,
             &a,
         )
         .unwrap();
         compile_csv_text(
-            &format!("{h}+111,block,x,1,s\n+222,block,x,1,s\n+444,block,x,1,s\n"),
+            &format!("{h}+331111111,block,x,1,s\n+332222222,block,x,1,s\n+334444444,block,x,1,s\n"),
             &opts,
             &b,
         )
@@ -156,7 +156,7 @@ mod tests {
             ),
             (1, 1, 1, 1)
         );
-        assert_eq!(d.added[0].entry.to_string(), "+444");
+        assert_eq!(d.added[0].entry.to_string(), "+334444444");
         assert_eq!(d.removed[0].entry.to_string(), "+333*");
         assert_eq!(d.changed[0].new.action, Action::Block);
     }

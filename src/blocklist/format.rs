@@ -16,8 +16,9 @@
 //! 144    8     body length B
 //! 152    32    blake3 of the body
 //! 184    ...   category table, then source table: u32 count, then per string u16 length + UTF-8
+//!              value table: u32 count, then per value a u64 packed value (most frequent first)
 //! H-32   32    blake3 of header bytes 0..H-32
-//! H      B     the body: an `fst` map (see [`super::key`] and [`super::value`])
+//! H      B     the body: an `fst` map from key (see [`super::key`]) to value-table index
 //! ```
 //!
 //! The header hash catches a flipped byte in the header or string tables at open; the body
@@ -33,6 +34,8 @@ pub const MAGIC: [u8; 8] = *b"FWBLKSNP";
 pub const FORMAT_VERSION: u32 = 1;
 const FIXED_LEN: usize = 184;
 const HASH_LEN: usize = 32;
+/// Upper bound on the value table's length.
+pub const MAX_VALUES: usize = 1 << 22;
 /// Upper bound on a header (string tables included), to refuse absurd lengths early.
 pub const MAX_HEADER_LEN: usize = 64 << 20;
 
@@ -118,6 +121,9 @@ pub struct Header {
     pub categories: Vec<String>,
     /// Source names, by id.
     pub sources: Vec<String>,
+    /// The value table: packed values ([`super::value::PackedValue::pack`]), most frequent
+    /// first. An FST output is an index into it.
+    pub values: Vec<u64>,
 }
 
 /// Why header bytes are not a valid header.
@@ -192,6 +198,10 @@ impl Header {
         debug_assert_eq!(h.len(), FIXED_LEN);
         put_strings(&mut h, &self.categories);
         put_strings(&mut h, &self.sources);
+        h.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for v in &self.values {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
         let len = (h.len() + HASH_LEN) as u32;
         h[12..16].copy_from_slice(&len.to_le_bytes());
         let hash = blake3::hash(&h);
@@ -265,6 +275,15 @@ impl Header {
         let body_hash = r.hash()?;
         let categories = r.strings()?;
         let sources = r.strings()?;
+        let n = r.take(4)?;
+        let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+        if n > MAX_VALUES {
+            return Err(HeaderError::Corrupt("value table too large"));
+        }
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
+            values.push(r.u64()?);
+        }
         if r.pos != body.len() {
             return Err(HeaderError::Corrupt(
                 "trailing bytes after the string tables",
@@ -280,6 +299,7 @@ impl Header {
                 body_hash,
                 categories,
                 sources,
+                values,
             },
             len,
         ))
@@ -354,6 +374,7 @@ mod tests {
             body_hash: [5; 32],
             categories: vec!["loan".into(), "".into()],
             sources: vec!["police".into()],
+            values: vec![3, 1 << 20],
         }
     }
 

@@ -89,6 +89,8 @@ pub struct SnapshotInfo {
     pub categories: usize,
     /// Distinct sources.
     pub sources: usize,
+    /// Distinct values (action, score, category, source combinations).
+    pub values: usize,
     /// blake3 of the header (which holds the body hash): identifies the whole file.
     pub hash: String,
     /// blake3 of the body.
@@ -327,14 +329,17 @@ impl Snapshot {
             counts: self.header.counts,
             categories: self.header.categories.len(),
             sources: self.header.sources.len(),
+            values: self.header.values.len(),
             hash: super::hex::encode(&self.hash()),
             body_hash: super::hex::encode(&self.header.body_hash),
         }
     }
 
-    fn make_match(&self, value: u64, entry: EntryKey) -> Match<'_> {
-        let v = PackedValue::unpack(value);
-        Match {
+    /// Builds the match for an FST output (a value-table index). An index outside the table
+    /// cannot come from a verified file written by fraudwall; it reads as no match.
+    fn make_match(&self, output: u64, entry: EntryKey) -> Option<Match<'_>> {
+        let v = PackedValue::unpack(*self.header.values.get(usize::try_from(output).ok()?)?);
+        Some(Match {
             action: v.action,
             category: self
                 .header
@@ -349,7 +354,7 @@ impl Snapshot {
                 .map_or("", String::as_str),
             entry,
             tombstone: v.tombstone,
-        }
+        })
     }
 
     /// The longest entry matching `number` (exact beats prefix, longer prefix beats shorter).
@@ -360,15 +365,15 @@ impl Snapshot {
         self.walk(number, |exact, len, value| best = Some((exact, len, value)));
         let (exact, len, value) = best?;
         let entry = key_of(number, exact, len)?;
-        Some(self.make_match(value, entry))
+        self.make_match(value, entry)
     }
 
     /// Every entry matching `number`, shortest prefix first and the exact entry last. A
     /// layered lookup (deltas over a base) uses this to skip tombstoned entries.
     pub fn lookup_all<'a>(&'a self, number: &E164, mut visit: impl FnMut(Match<'a>)) {
         self.walk(number, |exact, len, value| {
-            if let Some(entry) = key_of(number, exact, len) {
-                visit(self.make_match(value, entry));
+            if let Some(m) = key_of(number, exact, len).and_then(|e| self.make_match(value, e)) {
+                visit(m);
             }
         });
     }
@@ -472,8 +477,8 @@ impl<'a> Iterator for Entries<'a> {
         use fst::Streamer;
         let (k, v) = self.stream.next()?;
         self.index += 1;
-        Some(match EntryKey::decode(k) {
-            Some(key) => Ok(self.snap.make_match(v.value(), key)),
+        Some(match EntryKey::decode(k).and_then(|key| self.snap.make_match(v.value(), key)) {
+            Some(m) => Ok(m),
             None => Err(SnapshotError::BadEntry {
                 path: self.snap.path.clone(),
                 index: self.index - 1,

@@ -6,7 +6,9 @@
 //! prepaid ranges). The generator therefore draws every row from a set of allocation blocks
 //! of 10,000 numbers, chosen with a skew (a few blocks are dense, most are sparse), over a
 //! country mix of about 60% `+86` mobiles, 25% `+1`, 15% others. About 0.1% of rows list a
-//! whole block as a prefix (`+8617012345*`) and 0.05% are exact `allow` carve-outs.
+//! whole block as a prefix (`+8617012345*`) and 0.05% are exact `allow` carve-outs. Most
+//! rows of a block share the block's source, category, score (a multiple of 5) and action,
+//! as reports about one campaign do; 15% of rows have values of their own.
 //!
 //! Row `i` depends only on `(seed, i)`, so chunks are generated in parallel and a benchmark
 //! can regenerate the listed numbers without reading the file back. Duplicate rows occur,
@@ -112,6 +114,13 @@ impl Synth {
         let start = buf.len();
         buf.push(b'+');
         self.block_digits(block, buf);
+        // A fraud campaign works a range: most reports about a block share its source,
+        // category, score and action; 15% of rows carry values of their own.
+        let attrs = if (h >> 40) % 100 < 15 {
+            mix(h2 ^ 0xA77)
+        } else {
+            mix(self.seed ^ mix(block ^ 0xA77))
+        };
         let action = if kind < 10 {
             buf.push(b'*');
             if kind < 7 {
@@ -121,7 +130,7 @@ impl Synth {
             }
         } else {
             push_digits(buf, (h2 >> 3) % 10_000, 4);
-            match (kind < 15, (h >> 20) % 100) {
+            match (kind < 15, (attrs >> 20) % 100) {
                 (true, _) => "allow",
                 (_, 0..=59) => "block",
                 (_, 60..=84) => "tag",
@@ -133,17 +142,16 @@ impl Synth {
         buf.push(b',');
         buf.extend_from_slice(action.as_bytes());
         buf.push(b',');
-        let h3 = mix(h2);
-        buf.extend_from_slice(CATEGORIES[(h3 % 12) as usize].as_bytes());
+        buf.extend_from_slice(CATEGORIES[(attrs % 12) as usize].as_bytes());
         buf.push(b',');
         let score = if action == "allow" {
             0
         } else {
-            30 + (h3 >> 8) % 71
+            30 + 5 * ((attrs >> 8) % 15)
         };
         push_digits(buf, score, if score >= 100 { 3 } else { 2 });
         buf.push(b',');
-        buf.extend_from_slice(SOURCES[((h3 >> 16) % 5) as usize].as_bytes());
+        buf.extend_from_slice(SOURCES[((attrs >> 16) % 5) as usize].as_bytes());
         buf.push(b'\n');
         start..end
     }

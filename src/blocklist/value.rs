@@ -1,8 +1,14 @@
-//! Entry values, packed into the low bits of the FST output.
+//! Entry values: action, tombstone, score, category and source packed into one `u64`.
 //!
 //! The FST stores a `u64` per key and shares output bytes along common prefixes; the smaller
-//! the value, the fewer bytes each node spends. So the fields that vary most and matter most
-//! sit in the lowest bits, and the whole value for a typical entry fits in two or three bytes:
+//! the output, the fewer bytes each node spends. Two steps keep outputs small:
+//!
+//! 1. the fields are packed into the low bits (below), so a value is at most 42 bits;
+//! 2. the snapshot stores a **value table** of the distinct packed values, most frequent
+//!    first, and the FST output is the index into it: the most common value is output 0
+//!    (no bytes at all), the next 127 fit one byte. Measured on a 10M-row realistic list
+//!    (`gen_blocklist 10000000 1`): 9.43 bytes/entry with packed values as outputs, 7.73 with
+//!    the table. The table costs one indexed load per lookup.
 //!
 //! | bits | field |
 //! |---|---|

@@ -285,10 +285,11 @@ fn print_compile_summary(r: &CompileReport) -> Result<(), CliError> {
         "  block {}  warn {}  tag {}  allow {}  (exact {}, prefixes {})",
         c.block, c.warn, c.tag, c.allow, c.exact, c.prefixes
     )?;
+    let t = &r.phase_seconds;
     writeln!(
         o,
-        "  {} files in {:.2} s ({:.0} rows/s, {} sorted runs spilled)",
-        r.files, r.seconds, r.rows_per_second, r.spilled_runs
+        "  {} files in {:.2} s ({:.0} rows/s; parse {:.2} s, sort {:.2} s, build {:.2} s, sync {:.2} s; {} sorted runs spilled)",
+        r.files, r.seconds, r.rows_per_second, t.parse, t.sort, t.build, t.sync, r.spilled_runs
     )?;
     Ok(())
 }

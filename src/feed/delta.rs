@@ -15,7 +15,8 @@
 //! outgrow its budget is abandoned early with [`DeltaError::TooLarge`] and the publisher
 //! writes a new base instead, so a wholesale change never costs a full in-memory copy.
 //!
-//! Memory: the delta's FST and string tables (a 1,000-number delta is a few kilobytes).
+//! Memory: the delta's FST, string and value tables (a 1,000-number delta is a few
+//! kilobytes).
 
 use crate::blocklist::format::{Counts, Header, Kind};
 use crate::blocklist::snapshot::{Match, Snapshot, SnapshotError};
@@ -124,6 +125,7 @@ pub fn compile_delta(
     let mut builder = fst::MapBuilder::memory();
     let (mut categories, mut sources) = (Strings::default(), Strings::default());
     let mut counts = Counts::default();
+    let (mut values, mut value_ids) = (Vec::<u64>::new(), HashMap::<u64, u64>::new());
     let mut emit = |m: &Match<'_>, tombstone: bool| -> Result<(), DeltaError> {
         let value = PackedValue {
             action: m.action,
@@ -133,8 +135,15 @@ pub fn compile_delta(
             source: sources.id(m.source)?,
         };
         counts.add(m.entry.is_exact(), m.action, tombstone);
+        // The FST output is an index into the header's value table.
+        let packed = value.pack();
+        let next = values.len() as u64;
+        let index = *value_ids.entry(packed).or_insert(next);
+        if index == next {
+            values.push(packed);
+        }
         builder
-            .insert(m.entry.encode().as_slice(), value.pack())
+            .insert(m.entry.encode().as_slice(), index)
             .map_err(|e| DeltaError::Fst(e.to_string()))?;
         if builder.bytes_written() > max_bytes {
             return Err(DeltaError::TooLarge(max_bytes));
@@ -190,6 +199,7 @@ pub fn compile_delta(
         body_hash: *blake3::hash(&body).as_bytes(),
         categories: categories.names,
         sources: sources.names,
+        values,
     };
     let mut bytes = head.encode();
     bytes.extend_from_slice(&body);
