@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# A/B comparison in one sitting: Kamailio and fraudwall alternately on the same list and load
-# (the VM's speed drifts ±20 % between runs, so alternate and compare ranges and ratios).
+# A/B comparison in one sitting: Kamailio and fraudwall alternately on the same list, the same
+# callers and the same load (the VM's speed drifts ±20 % between runs: alternate, compare
+# ranges and ratios).
 #
-#   integration/bench/run_ab.sh [ROUNDS] [-- run_load.py options]     # default 2 rounds
-# Each run takes about 10 minutes. RESULT lines are collected in /tmp/fraudwall-bench/ab.txt.
+#   BIN=/path/to/fraudwall integration/bench/run_ab.sh [ROUNDS] [-- run_load.py options]
+#
+# Defaults: 2 rounds, 1M entries, fraudwall with 2 UDP workers (Kamailio: 2 children). Each run
+# takes about 10 minutes. prepare.sh makes the private harness copy and the callers file first.
+# RESULT lines are appended to $WORK/ab.txt.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 HARNESS=${HARNESS:-/work/shared/bench/sipp-harness}
-ROUNDS=${1:-2}; shift || true
+SIZE=${SIZE:-1000000}
+WORK=${WORK:-/tmp/fraudwall-bench}
+BIN=${BIN:-$WORK/fraudwall}
+ROUNDS=${1:-2}; [ $# -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
-mkdir -p /tmp/fraudwall-bench
-OUT=/tmp/fraudwall-bench/ab.txt
+mkdir -p "$WORK"
+OUT="$WORK/ab.txt"
+# Compile once (run_fraudwall.sh --load-only), then the callers file and harness copy.
+"$HERE/run_fraudwall.sh" --bin "$BIN" --size "$SIZE" --work "$WORK" --harness "$HARNESS" --load-only | tee -a "$OUT"
+BIN=$BIN "$HERE/prepare.sh" "$WORK/list-$SIZE.fwsnap" "$HARNESS" "$SIZE" "$WORK" | tee -a "$OUT"
+CALLERS="$WORK/callers-$SIZE.csv"
 for i in $(seq 1 "$ROUNDS"); do
-  echo "== round $i: kamailio" | tee -a "$OUT"
-  (cd "$HARNESS" && ./run_kamailio.sh -- "$@") 2>&1 | grep -E '^RESULT' | tee -a "$OUT"
-  echo "== round $i: fraudwall" | tee -a "$OUT"
-  "$HERE/run_fraudwall.sh" -- "$@" 2>&1 | grep -E '^(RESULT|fraudwall load|fraudwall pid)' | tee -a "$OUT"
+  echo "== round $i: kamailio $(date +%T)" | tee -a "$OUT"
+  (cd "$WORK/harness" && ./run_kamailio.sh --size "$SIZE" -- --callers "$CALLERS" "$@") 2>&1 \
+    | grep -E '^(RESULT|  (ramp|refine|fixed)-)' | tee -a "$OUT" || true
+  echo "== round $i: fraudwall $(date +%T)" | tee -a "$OUT"
+  "$HERE/run_fraudwall.sh" --bin "$BIN" --size "$SIZE" --work "$WORK" --harness "$WORK/harness" \
+    -- --callers "$CALLERS" "$@" 2>&1 \
+    | grep -E '^(RESULT|fraudwall (load|pid)|  (ramp|refine|fixed)-)' | tee -a "$OUT" || true
 done

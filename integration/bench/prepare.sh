@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepare an A/B comparison: a private copy of the shared sipp harness (scripts and scenarios;
+# data symlinked) whose UAC accepts "X-Fraud-Label: suspected-fraud" with parameters
+# (fraudwall writes "suspected-fraud;category=..;score=.."; the harness README asks to relax
+# the regexp for such labels; Kamailio's plain label still passes), and the caller file both
+# proxies are driven with.
+#
+#   integration/bench/prepare.sh SNAPSHOT [HARNESS] [SIZE] [WORK]
+#
+# Callers file: the harness's callers.csv without the listed callers whose number fraudwall's
+# numbering profile refuses as invalid (random NANP numbers such as +1 701 020 1857 whose
+# exchange code starts with 0 or 1: `fraudwall lookup` says "invalid"; they are allowed, so
+# the harness would count them as wrong verdicts). The same file drives Kamailio, so both
+# proxies see the same calls. The script prints how many lines were dropped.
+set -euo pipefail
+SNAP=$1
+HARNESS=${2:-/work/shared/bench/sipp-harness}
+SIZE=${3:-1000000}
+WORK=${4:-/tmp/fraudwall-bench}
+BIN=${BIN:-$WORK/fraudwall}
+H="$WORK/harness"
+mkdir -p "$H"
+cp -a "$HARNESS"/*.py "$HARNESS"/*.sh "$HARNESS"/README.md "$H"/
+rm -rf "$H/lib" "$H/kamailio" "$H/scenarios"
+cp -a "$HARNESS/lib" "$HARNESS/kamailio" "$HARNESS/scenarios" "$H"/
+[ -e "$H/data" ] || ln -s "$HARNESS/data" "$H/data"
+sed -i 's/tag: \*x \*suspected-fraud \*)/tag: *x *suspected-fraud[^ ]* *)/' "$H/scenarios/uac_fraud.xml"
+grep -q 'suspected-fraud\[^ \]\*' "$H/scenarios/uac_fraud.xml" || { echo "regexp patch failed" >&2; exit 1; }
+
+SRC="$HARNESS/data/$SIZE/callers.csv"
+OUT="$WORK/callers-$SIZE.csv"
+tail -n +2 "$SRC" | cut -d';' -f1 | sed 's/^/+/' | "$BIN" lookup "$SNAP" > "$WORK/callers-lookup.txt"
+python3 - "$SRC" "$WORK/callers-lookup.txt" "$OUT" <<'PY'
+import sys
+src, looked, out = sys.argv[1:]
+lines = open(src).read().splitlines()
+verdicts = [l.split("\t")[2].split(" ")[0] for l in open(looked).read().splitlines()]
+assert len(verdicts) == len(lines) - 1, (len(verdicts), len(lines))
+kept, dropped = [lines[0]], 0
+for line, v in zip(lines[1:], verdicts):
+    expected = line.split(";")[1]
+    if expected != "allow" and v == "invalid":
+        dropped += 1
+        continue
+    kept.append(line)
+open(out, "w").write("\n".join(kept) + "\n")
+print(f"callers: {len(lines) - 1} in {src}, {dropped} listed callers dropped (invalid numbers), {len(kept) - 1} kept -> {out}")
+PY
