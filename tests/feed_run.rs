@@ -12,15 +12,16 @@
 //! /reload` polls at once; a restarted node serves its cache while the feed is down, and a
 //! bad feed (tampered manifest) leaves the old list answering.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod feed_support;
 
-use feed_support::{free_port, manifest_url, wait_for_tcp, Guard, Lab, BIN};
+use feed_support::{
+    free_port, http, manifest_url, metric, status, wait_for_tcp, wait_for_version, Guard, Lab, BIN,
+};
 
 const L1: &str =
     "+8613800000001,block,impersonation,95,police\n+8613800000002,tag,loan,70,reports\n";
@@ -135,47 +136,6 @@ fn invite(node: &Node, caller: &str, seq: u32) -> Fate {
     Fate::Nothing
 }
 
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
-}
-
-fn status(node: &Node) -> serde_json::Value {
-    let (code, body) = http(node.admin, "GET", "/status");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).expect("status JSON")
-}
-
-fn wait_for_version(node: &Node, version: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = status(node);
-        if s["feed"]["active_version"] == version {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "version {version} not active: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_published_number_is_blocked_within_the_poll_interval_plus_one_second() {
     acceptance(Lab::feed_serve);
@@ -192,7 +152,7 @@ fn sighup_polls_at_once() {
     lab.publish("l1", L1, &[]);
     let (_feed, port) = lab.feed_serve();
     let node = run_node_polling(&lab, port, &lab.dir.path().join("cache"), "1h");
-    wait_for_version(&node, 1);
+    wait_for_version(node.admin, 1);
     lab.publish(
         "l2",
         &format!("{L1}+{NEW_FRAUD},block,impersonation,90,police\n"),
@@ -201,7 +161,7 @@ fn sighup_polls_at_once() {
     let pid = node.child.0.id() as libc::pid_t;
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    wait_for_version(&node, 2);
+    wait_for_version(node.admin, 2);
     assert_eq!(invite(&node, NEW_FRAUD, 1), Fate::Answered(608));
 }
 
@@ -212,7 +172,7 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     let (feed, port) = serve(&lab);
     let cache = lab.dir.path().join("cache");
     let node = run_node(&lab, port, &cache);
-    wait_for_version(&node, 1);
+    wait_for_version(node.admin, 1);
     assert_eq!(invite(&node, "8613800000001", 1), Fate::Answered(608));
     assert_eq!(invite(&node, NEW_FRAUD, 2), Fate::Forwarded);
 
@@ -240,7 +200,7 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     eprintln!("new number enforced {took:?} after publishing (poll 2s)");
     assert!(took <= Duration::from_secs(3));
 
-    let s = status(&node);
+    let s = status(node.admin);
     assert_eq!(s["feed"]["source"], "feed", "{s}");
     assert_eq!(s["feed"]["active_version"], 2, "{s}");
     assert!(s["feed"]["age_secs"].is_u64(), "{s}");
@@ -261,22 +221,22 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     let (code, _) = http(node.admin, "POST", "/reload");
     assert_eq!(code, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, metrics) = http(node.admin, "GET", "/metrics");
-        if !metrics.contains("fraudwall_feed_update_errors_total{reason=\"bad_signature\"} 0") {
-            break;
-        }
+    while metric(
+        node.admin,
+        "fraudwall_feed_update_errors_total{reason=\"bad_signature\"}",
+    ) == 0
+    {
         assert!(Instant::now() < deadline, "tampered manifest not refused");
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(invite(&node, NEW_FRAUD, 100), Fate::Answered(608));
-    assert_eq!(status(&node)["feed"]["active_version"], 2);
+    assert_eq!(status(node.admin)["feed"]["active_version"], 2);
 
     // Restart with the feed down: the cache answers at once.
     drop(node);
     drop(feed);
     let node = run_node(&lab, port, &cache);
-    wait_for_version(&node, 2);
-    assert_eq!(status(&node)["feed"]["source"], "cache");
+    wait_for_version(node.admin, 2);
+    assert_eq!(status(node.admin)["feed"]["source"], "cache");
     assert_eq!(invite(&node, NEW_FRAUD, 200), Fate::Answered(608));
 }

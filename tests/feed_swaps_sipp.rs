@@ -9,9 +9,10 @@
 
 mod feed_support;
 
-use feed_support::{free_port, manifest_url, wait_for_tcp, Guard, Lab, BIN};
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use feed_support::{
+    free_port, manifest_url, metric, status, wait_for_tcp, wait_for_version, Guard, Lab, BIN,
+};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,43 +50,6 @@ fn list(i: u64) -> String {
         rows.push_str(&format!("+86139{n:08},block,robocall,80,reports\n"));
     }
     rows
-}
-
-fn get(admin: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", admin)).expect("admin");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
-}
-
-fn status(admin: u16) -> serde_json::Value {
-    serde_json::from_str(&get(admin, "/status")).unwrap_or(serde_json::Value::Null)
-}
-
-/// The value of one Prometheus series in `/metrics`.
-fn metric(admin: u16, series: &str) -> u64 {
-    get(admin, "/metrics")
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_for_version(admin: u16, version: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(admin)["feed"]["active_version"] != version {
-        assert!(
-            Instant::now() < deadline,
-            "version {version} never became active"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The last data row of a sipp `-trace_stat` CSV, as (column, value) pairs.

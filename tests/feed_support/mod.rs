@@ -5,6 +5,7 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,4 +163,57 @@ impl Lab {
 /// The manifest URL of a feed origin on `port`.
 pub fn manifest_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/manifest.json")
+}
+
+/// One HTTP/1.1 request to the admin listener on `port`: (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+/// The node's `/status` document.
+pub fn status(admin: u16) -> serde_json::Value {
+    let (code, body) = http(admin, "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("status JSON")
+}
+
+/// The value of one Prometheus series in the node's `/metrics` (0 when absent).
+pub fn metric(admin: u16, series: &str) -> u64 {
+    http(admin, "GET", "/metrics")
+        .1
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the node on `admin` reports feed version `version` active.
+pub fn wait_for_version(admin: u16, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(admin);
+        if s["feed"]["active_version"] == version {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version {version} not active: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
