@@ -17,6 +17,38 @@
 //! delta-42.fwb
 //! ```
 //!
+//! ## Example
+//!
+//! ```text
+//! fraudwall keygen --output /tmp/op                                  # op.key, op.pub
+//! fraudwall compile --profile generic --output new.fwb list.csv      # the whole list
+//! fraudwall publish --feed-dir /tmp/feed --key /tmp/op.key new.fwb   # base or delta
+//! fraudwall feed serve --listen 127.0.0.1:8080 /tmp/feed             # or nginx, a CDN, S3
+//! fraudwall run --feed http://127.0.0.1:8080/manifest.json --feed-key /tmp/op.pub \
+//!     --feed-poll 2s --cache-dir /tmp/fw-cache --next-hop 127.0.0.1:5070
+//! curl -s 127.0.0.1:9060/status | jq .feed        # active version, source, age, deltas
+//! curl -s -X POST 127.0.0.1:9060/reload           # poll now (or: kill -HUP <pid>)
+//! ```
+//!
+//! Publish again after every compile: a small change becomes a delta (a 1,000-number delta
+//! on a 10M-row base is about 9 KB), a large one, or deltas past `--max-delta-fraction` of
+//! the base, a new base. A node polls the manifest with `If-None-Match` (a `304` costs a few
+//! hundred bytes), downloads only the new files, and swaps with one atomic store; the packet
+//! path only ever does an `ArcSwap` load.
+//!
+//! ## Quirks
+//!
+//! - Deltas are incremental (each against the state before it) and all name the same base;
+//!   a lookup walks every delta then the base, so the publisher caps their number
+//!   (`--max-deltas`) as well as their size.
+//! - The publisher keeps the last whole list in `.publish/current.fwb` inside the feed
+//!   directory to compute the next delta; names starting with `.` are never served.
+//! - `manifest.json` and `manifest.json.sig` are two files: a node that fetches them while
+//!   a publish replaces them may see a mismatched pair, which is refused as a bad signature
+//!   and retried one poll interval later.
+//! - Pinning (`--feed-pin V`) makes a node follow `manifest-V.json`, which the publisher
+//!   keeps for the last `--keep` versions.
+//!
 //! ## Pieces
 //!
 //! | module | job | I/O |
@@ -41,8 +73,8 @@
 //! Nothing from the network is used before it is verified, in this order: the manifest's
 //! signature against the configured keys ([`manifest::UncheckedManifest::verify`]), its
 //! version against the active one (rollback refusal in [`poll::Poller`]), each file's size
-//! and blake3 against the signed manifest ([`fetch::Download::finish`]), and finally the snapshot's
-//! own header and FST checks when it is opened. Any failure leaves the active snapshot in
+//! and blake3 against the signed manifest ([`fetch::Download::finish`]), and finally the
+//! snapshot's own header and FST checks when it is opened. Any failure leaves the active snapshot in
 //! place and is counted by reason.
 
 pub mod cache;
