@@ -44,8 +44,8 @@
 //! - The publisher keeps the last whole list in `.publish/current.fwb` inside the feed
 //!   directory to compute the next delta; names starting with `.` are never served.
 //! - `manifest.json` and `manifest.json.sig` are two files: a node that fetches them while
-//!   a publish replaces them may see a mismatched pair, which is refused as a bad signature
-//!   and retried one poll interval later.
+//!   a publish replaces them may see a mismatched pair, so on a bad signature it fetches the
+//!   pair once more (100 ms later) before refusing it.
 //! - Pinning (`--feed-pin V`) makes a node follow `manifest-V.json`, which the publisher
 //!   keeps for the last `--keep` versions.
 //!

@@ -99,6 +99,10 @@ impl UpdateError {
     }
 }
 
+/// Wait before fetching a manifest pair again after a bad signature (a publish may have
+/// been replacing the two files).
+const SIGNATURE_RETRY: Duration = Duration::from_millis(100);
+
 /// Every `reason` label, registered up front so `/metrics` shows zeros.
 pub const ERROR_REASONS: [&str; 20] = [
     "bad_url",
@@ -499,7 +503,21 @@ impl<L: Loader> FeedNode<L> {
             }
             ManifestResponse::Fresh { manifest, etag } => (manifest, etag),
         };
-        let manifest = unchecked.verify(&self.keys)?;
+        let (manifest, unchecked, etag) = match unchecked.verify(&self.keys) {
+            Ok(m) => (m, unchecked, etag),
+            // `manifest.json` and its `.sig` are two files: fetched while a publish replaces
+            // them, they can be a mismatched pair. Fetch both once more before refusing.
+            Err(ManifestError::BadSignature(_)) => {
+                tokio::time::sleep(SIGNATURE_RETRY).await;
+                match self.fetcher.manifest(None).await? {
+                    ManifestResponse::Fresh { manifest, etag } => {
+                        (manifest.verify(&self.keys)?, manifest, etag)
+                    }
+                    ManifestResponse::NotModified => return Ok(PollOutcome::UpToDate),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         let decision =
             self.poller
                 .on_manifest(Instant::now(), unix_now(), random(), &manifest, etag);
