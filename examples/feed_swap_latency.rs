@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --bin fraudwall --example feed_swap_latency
-//! target/release/examples/feed_swap_latency [CALLS_PER_SEC]     # default 1000
+//! target/release/examples/feed_swap_latency [CALLS_PER_SEC [nice]]     # default 1000
 //! ```
 //!
 //! Starts, in a temporary directory, a feed (`fraudwall publish` + `fraudwall feed serve`)
@@ -11,7 +11,9 @@
 //! this example). A client sends INVITEs from a blocked caller at a steady rate and times
 //! each `608` answer (socket to socket: parse, lookup, answer). Phase 1 runs 5 s with no
 //! publish; phase 2 lasts while 50 new versions are published, each waited for on the node's
-//! `/status`. Prints p50, p99, max and lost calls per phase.
+//! `/status`. Prints p50, p99, max and lost calls per phase. With `nice`, the publisher
+//! runs at the lowest CPU priority (it shares this box's cores with the node here; in
+//! production it runs elsewhere).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -41,7 +43,17 @@ fn bin() -> PathBuf {
 }
 
 fn fw(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(bin())
+    // `nice` as second argument: the publisher (compile, publish) at the lowest CPU priority,
+    // as if it ran on another machine, as it does in production.
+    let niced = std::env::args().nth(2).as_deref() == Some("nice");
+    let mut cmd = if niced {
+        let mut c = Command::new("nice");
+        c.args(["-n", "19"]).arg(bin());
+        c
+    } else {
+        Command::new(bin())
+    };
+    let out = cmd
         .args(args)
         .output()
         .map_err(|e| format!("{}: {e}", bin().display()))?;
