@@ -9,8 +9,9 @@
 //! 3. ask the poller: up to date, refused (rollback, pin, version reuse) or files to fetch;
 //! 4. download each missing file (bounded, size and blake3 checked) into the cache
 //!    (temporary file, fsync, rename);
-//! 5. open and verify the snapshots ([`Loader`], on a blocking thread: mapping and hashing a
-//!    large base takes a while and must not stall the runtime);
+//! 5. open and verify the snapshots ([`Loader`], on a blocking thread and a one-thread
+//!    rayon pool: mapping and hashing a large base takes a while and must neither stall the
+//!    runtime nor take every core from the packet workers);
 //! 6. record the manifest in the cache, swap the new view in with one atomic store, and
 //!    release the old view on this task once no packet worker holds it any more, so the
 //!    unmap never lands on the packet path.
@@ -362,6 +363,7 @@ pub struct FeedNode<L: Loader> {
     loader: Arc<L>,
     target: Arc<ArcSwapOption<L::View>>,
     handle: Arc<FeedHandle>,
+    verify_pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl<L: Loader> FeedNode<L> {
@@ -387,6 +389,15 @@ impl<L: Loader> FeedNode<L> {
             loader: Arc::new(loader),
             target,
             handle,
+            // Opening a snapshot hashes and checks it with rayon; on the global pool that
+            // would take every core from the packet workers for the length of a base's
+            // check. One thread of its own keeps an update to one core.
+            verify_pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "feed-verify".into())
+                .build()
+                .ok()
+                .map(Arc::new),
         })
     }
 
@@ -571,13 +582,19 @@ impl<L: Loader> FeedNode<L> {
         let previous = self.target.load_full();
         let cache = self.cache.clone();
         let m = manifest.clone();
-        let view =
-            tokio::task::spawn_blocking(move || loader.load(previous.as_deref(), &m, &cache))
-                .await
-                .map_err(|e| LoadError {
-                    file: manifest.base.name.clone(),
-                    message: format!("loader task failed: {e}"),
-                })??;
+        let pool = self.verify_pool.clone();
+        let view = tokio::task::spawn_blocking(move || {
+            let load = || loader.load(previous.as_deref(), &m, &cache);
+            match pool {
+                Some(pool) => pool.install(load),
+                None => load(),
+            }
+        })
+        .await
+        .map_err(|e| LoadError {
+            file: manifest.base.name.clone(),
+            message: format!("loader task failed: {e}"),
+        })??;
         // The cache names the new state before it is served: a restart resumes from it.
         self.cache.store_manifest(&unchecked)?;
         let started = Instant::now();
