@@ -14,15 +14,57 @@
 //! `FRAUDWALL_BENCH_ROWS` and `_SEED` must be those the list was generated with: the bench
 //! regenerates the listed numbers from them (rows are a pure function of seed and index).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use fraudwall::blocklist::synth::Synth;
-use fraudwall::blocklist::{compile_files, CompileOptions, Snapshot};
+use fraudwall::blocklist::{compile_files, CompileOptions, Load, Snapshot};
 use fraudwall::numbers::E164;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const DEFAULT_ROWS: u64 = 1_000_000;
+
+/// Thread CPU time (CLOCK_THREAD_CPUTIME_ID) instead of wall time: on a shared 2-core box
+/// the wall clock also counts the time other processes hold the core; this does not.
+struct ThreadCpu {
+    wall: WallTime,
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = Duration;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> Duration {
+        Duration::from_nanos(thread_cpu_ns().saturating_sub(start))
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.wall.formatter()
+    }
+}
 const QUERIES: usize = 1 << 20;
 
 struct Fixture {
@@ -108,12 +150,29 @@ fn queries(f: &Fixture) -> Vec<E164> {
         .collect()
 }
 
+/// One lookup per iteration, cycling through the query set (a million numbers, so the
+/// lookups do not all hit cache).
+fn bench_lookup<M: Measurement>(g: &mut BenchmarkGroup<'_, M>, snap: &Snapshot, qs: &[E164]) {
+    g.bench_function(BenchmarkId::new("lookup", snap.len()), |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let q = &qs[i & (QUERIES - 1)];
+            i = i.wrapping_add(1);
+            black_box(snap.lookup(black_box(q)).map(|m| m.action))
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let f = fixture();
-    let snap = Snapshot::open(&f.snapshot).expect("open bench snapshot");
+    let load = match std::env::var("FRAUDWALL_BENCH_LOAD").as_deref() {
+        Ok("map") => Load::Map,
+        _ => Load::HugePages,
+    };
+    let snap = Snapshot::open_with(&f.snapshot, load).expect("open bench snapshot");
     let info = snap.info();
     eprintln!(
-        "snapshot {}: {} entries, {} bytes, {} bytes/entry",
+        "snapshot {} ({load:?}): {} entries, {} bytes, {} bytes/entry",
         f.snapshot.display(),
         info.entries,
         info.bytes,
@@ -125,20 +184,20 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("blocklist");
     g.throughput(Throughput::Elements(1));
-    g.bench_function(BenchmarkId::new("lookup", info.entries), |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let q = &qs[i & (QUERIES - 1)];
-            i = i.wrapping_add(1);
-            black_box(snap.lookup(black_box(q)).map(|m| m.action))
-        })
-    });
+    bench_lookup(&mut g, &snap, &qs);
+    g.finish();
+
+    let mut cpu = Criterion::default()
+        .with_measurement(ThreadCpu { wall: WallTime })
+        .configure_from_args();
+    let mut g = cpu.benchmark_group("blocklist_cputime");
+    bench_lookup(&mut g, &snap, &qs);
     g.finish();
 
     let mut g = c.benchmark_group("blocklist");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function(BenchmarkId::new("open_verify", info.entries), |b| {
-        b.iter(|| black_box(Snapshot::open(&f.snapshot).expect("open").len()))
+        b.iter(|| black_box(Snapshot::open_with(&f.snapshot, load).expect("open").len()))
     });
     if let Some(csv) = &f.csv {
         let out = f.snapshot.with_extension("compiled.fwb");

@@ -38,6 +38,10 @@ listen = ["127.0.0.1:5060"]
 transports = ["udp", "tcp"]
 # UDP worker threads; each owns one SO_REUSEPORT socket per UDP listen address. 0 = one per core.
 udp_workers = 0
+# true: each UDP worker owns a socket (SO_REUSEPORT; the kernel spreads datagrams by flow hash).
+# false: the workers share one socket per address and take whichever datagram comes next,
+# which balances better when a few peers (SBCs, switches) send all the traffic.
+udp_reuseport = true
 # Datagrams received and sent per system call (recvmmsg/sendmmsg), 1 to 256.
 udp_batch = 32
 # Largest SIP message accepted, in bytes (a datagram, or one framed TCP message), 512 to 65535.
@@ -155,6 +159,8 @@ pub struct SipSection {
     pub transports: Vec<String>,
     /// `sip.udp_workers` (0 = cores).
     pub udp_workers: usize,
+    /// `sip.udp_reuseport`.
+    pub udp_reuseport: bool,
     /// `sip.udp_batch`.
     pub udp_batch: usize,
     /// `sip.max_message_size`.
@@ -173,6 +179,7 @@ impl Default for SipSection {
             listen: vec!["127.0.0.1:5060".into()],
             transports: vec!["udp".into(), "tcp".into()],
             udp_workers: 0,
+            udp_reuseport: true,
             udp_batch: 32,
             max_message_size: 65535,
             tcp_max_connections: 4096,
@@ -411,6 +418,8 @@ pub struct Validated {
     pub tcp: bool,
     /// UDP worker threads (resolved: never 0).
     pub udp_workers: usize,
+    /// One socket per worker (`SO_REUSEPORT`) rather than one shared socket.
+    pub udp_reuseport: bool,
     /// recvmmsg/sendmmsg batch.
     pub udp_batch: usize,
     /// Largest message accepted.
@@ -798,6 +807,7 @@ impl Config {
             udp,
             tcp,
             udp_workers,
+            udp_reuseport: sip.udp_reuseport,
             udp_batch: sip.udp_batch,
             max_message_size: sip.max_message_size,
             tcp_max_connections: sip.tcp_max_connections,

@@ -17,7 +17,8 @@
 //! |---|---|---|
 //! | `sip_messages_total` | counter | `direction` (in, out), `method` (INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, other, response) |
 //! | `verdicts_total` | counter | `action`, `category` |
-//! | `parse_errors_total` | counter | `reason` |
+//! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
+//! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `idle_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
 //! | `snapshot_version` | gauge | |
 //! | `snapshot_reload_failures_total` | counter | |
@@ -60,6 +61,44 @@ pub fn method_index(data: &[u8]) -> usize {
     }
 }
 
+/// Counters of one metric by a `reason` label registered on first use (bounded, cached).
+struct ReasonCounters {
+    name: &'static str,
+    map: RwLock<HashMap<&'static str, Counter>>,
+}
+
+impl ReasonCounters {
+    fn new(name: &'static str) -> Self {
+        ReasonCounters {
+            name,
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn increment(&self, recorder: &PrometheusRecorder, reason: &'static str) {
+        if let Ok(map) = self.map.read() {
+            if let Some(c) = map.get(reason) {
+                c.increment(1);
+                return;
+            }
+        }
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        let reason = if map.len() >= MAX_DYNAMIC_LABELS {
+            "other"
+        } else {
+            reason
+        };
+        map.entry(reason)
+            .or_insert_with(|| {
+                let key = Key::from_parts(self.name, vec![Label::new("reason", reason)]);
+                recorder.register_counter(&key, &meta())
+            })
+            .increment(1);
+    }
+}
+
 /// Message direction relative to fraudwall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -89,7 +128,8 @@ pub struct Telemetry {
     tcp_refused: Counter,
     tcp_outbound: Counter,
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
-    parse_errors: RwLock<HashMap<&'static str, Counter>>,
+    parse_errors: ReasonCounters,
+    dropped: ReasonCounters,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -160,7 +200,8 @@ impl Telemetry {
             messages,
             send_errors,
             verdicts: RwLock::new(Default::default()),
-            parse_errors: RwLock::new(HashMap::new()),
+            parse_errors: ReasonCounters::new("fraudwall_parse_errors_total"),
+            dropped: ReasonCounters::new("fraudwall_dropped_total"),
             handle,
             recorder,
         };
@@ -227,31 +268,13 @@ impl Telemetry {
 
     /// Counts one malformed or refused message by reason (a short snake_case token).
     pub fn parse_error(&self, reason: &'static str) {
-        if let Ok(map) = self.parse_errors.read() {
-            if let Some(c) = map.get(reason) {
-                c.increment(1);
-                return;
-            }
-        }
-        let Ok(mut map) = self.parse_errors.write() else {
-            return;
-        };
-        let reason = if map.len() >= MAX_DYNAMIC_LABELS {
-            "other"
-        } else {
-            reason
-        };
-        map.entry(reason)
-            .or_insert_with(|| {
-                self.recorder.register_counter(
-                    &Key::from_parts(
-                        "fraudwall_parse_errors_total",
-                        vec![Label::new("reason", reason)],
-                    ),
-                    &meta(),
-                )
-            })
-            .increment(1);
+        self.parse_errors.increment(&self.recorder, reason);
+    }
+
+    /// Counts a well-formed message (or a connection) dropped by rule: no route back, a Via
+    /// not ours, a TCP connection over the limit or idle too long.
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped.increment(&self.recorder, reason);
     }
 
     /// Records one blocklist lookup's duration.
@@ -328,6 +351,7 @@ mod tests {
         t.verdict(Action::Block, "impersonation");
         t.verdict(Action::Tag, "loan");
         t.parse_error("truncated");
+        t.dropped("idle_timeout");
         t.snapshot_version(7);
         t.tcp_accepted();
         t.tcp_closed();
@@ -378,6 +402,10 @@ mod tests {
         );
         assert_eq!(
             value(&r, "fraudwall_parse_errors_total{reason=\"truncated\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&r, "fraudwall_dropped_total{reason=\"idle_timeout\"}"),
             Some(1.0)
         );
         assert_eq!(value(&r, "fraudwall_snapshot_version"), Some(7.0));

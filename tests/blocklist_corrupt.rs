@@ -3,7 +3,7 @@
 
 use fraudwall::blocklist::sign::{self, SignError};
 use fraudwall::blocklist::{
-    compile_csv_text, format::HeaderError, CompileOptions, Snapshot, SnapshotError,
+    compile_csv_text, format::HeaderError, CompileOptions, Load, Snapshot, SnapshotError,
 };
 use std::path::{Path, PathBuf};
 
@@ -20,10 +20,14 @@ fn good(dir: &Path) -> (PathBuf, Vec<u8>) {
     (p, bytes)
 }
 
+/// Opens with both loaders; they must agree on accepting or refusing.
 fn open_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
-    Snapshot::open(&p)
+    let mapped = Snapshot::open_with(&p, Load::Map);
+    let copied = Snapshot::open_with(&p, Load::HugePages);
+    assert_eq!(mapped.is_ok(), copied.is_ok(), "loaders disagree on {name}");
+    copied
 }
 
 fn header_len(bytes: &[u8]) -> usize {

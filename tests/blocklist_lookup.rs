@@ -301,3 +301,36 @@ fn plain_list_needs_a_default_action() {
         Action::Warn
     );
 }
+
+#[test]
+fn delta_with_tombstones() {
+    use fraudwall::blocklist::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.fwb");
+    let rows = format!("{HEADER}+8613800000001,remove,,,\n+8613800000009,block,new,90,police\n");
+    // In a base, `remove` is a bad row.
+    let r = compile_csv_text(&rows, &CompileOptions::default(), &out).unwrap();
+    assert_eq!(r.rejected, 1);
+    assert!(r.errors[0].reason.contains("delta"), "{}", r.errors[0]);
+    let opts = CompileOptions {
+        kind: Kind::Delta {
+            base_version: 7,
+            base_hash: [1; 32],
+        },
+        ..CompileOptions::default()
+    };
+    let r = compile_csv_text(&rows, &opts, &out).unwrap();
+    assert_eq!((r.entries, r.counts.tombstones, r.rejected), (2, 1, 0));
+    let snap = Snapshot::open(&out).unwrap();
+    assert!(matches!(
+        snap.kind(),
+        Kind::Delta {
+            base_version: 7,
+            ..
+        }
+    ));
+    let m = snap.lookup(&"+8613800000001".parse().unwrap()).unwrap();
+    assert!(m.tombstone);
+    let m = snap.lookup(&"+8613800000009".parse().unwrap()).unwrap();
+    assert!(!m.tombstone && m.action == Action::Block);
+}

@@ -260,3 +260,46 @@ fn bad_input_is_clear_and_bounded() {
     let r = run(&["compile", "-o", p(&out), "/nonexistent.csv"]);
     assert_eq!(r.status.code(), Some(1));
 }
+
+#[test]
+fn delta_of_a_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.fwb");
+    ok(&["compile", "-q", "-o", p(&base), SAMPLE]);
+    let changes = write(
+        dir.path(),
+        "changes.csv",
+        "number,action,category,score,source\n+8613800000001,remove,,,\n+8613800000099,block,x,90,police\n",
+    );
+    let delta = dir.path().join("delta.fwb");
+    ok(&[
+        "compile",
+        "-q",
+        "--delta-of",
+        p(&base),
+        "-o",
+        p(&delta),
+        p(&changes),
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&delta)])).unwrap();
+    let base_info: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", "--json", p(&base)])).unwrap();
+    assert_eq!(info["kind"]["kind"], "delta");
+    assert_eq!(info["kind"]["base_version"], base_info["version"]);
+    assert_eq!(info["kind"]["base_hash"], base_info["hash"]);
+    assert!(info["version"].as_u64() > base_info["version"].as_u64());
+    assert_eq!(info["counts"]["tombstones"], 1);
+    let lines = json_lines(&ok(&["lookup", "--json", p(&delta), "+8613800000001"]));
+    assert_eq!(lines[0]["tombstone"], true);
+    // `remove` in a base is a rejected row.
+    let r = run(&[
+        "compile",
+        "-q",
+        "-o",
+        p(&dir.path().join("x.fwb")),
+        p(&changes),
+    ]);
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("only valid in a delta"));
+}

@@ -332,6 +332,21 @@ fn a_request_that_comes_back_unchanged_is_a_loop_482() {
 }
 
 #[test]
+fn a_next_hop_pointing_at_the_proxy_itself_is_a_loop_482() {
+    let (core, _) = core_with(|c| {
+        c.next_hops = vec![NextHop {
+            address: addr(LOCAL),
+            transport: Transport::Udp,
+        }]
+    });
+    let first = send(&core, &invite("12025550123", ""), CALLER);
+    assert_eq!(first.one().destination, addr(LOCAL));
+    let again = String::from_utf8(first.one().data.to_vec()).unwrap();
+    let s = send(&core, &again, LOCAL);
+    assert_eq!(s.outcome.disposition, Disposition::Answered(482));
+}
+
+#[test]
 fn a_spiral_with_a_new_request_uri_is_forwarded() {
     let core = core();
     let back = bounced_back(&core).replace(
@@ -719,6 +734,66 @@ fn garbage_is_dropped_with_a_reason() {
     );
     assert!(matches!(o.disposition, Disposition::Dropped(_)));
     assert!(out.is_empty());
+}
+
+#[test]
+fn requests_the_parser_refuses_are_answered_when_their_via_is_readable() {
+    let core = core();
+    let good = invite("12025550123", "");
+    for (broken, status, reason) in [
+        (good.replace("Contact: ", "Contact "), 400, "bad_header"),
+        (
+            good.replace("Content-Length: 4", "Content-Length: 40"),
+            400,
+            "body_truncated",
+        ),
+        (
+            good.replace(
+                "INVITE sip:+15550001@127.0.0.1:5060 SIP/2.0",
+                "INVITE sip:+15550001@127.0.0.1:5060 SIP/3.0",
+            ),
+            505,
+            "unsupported_version",
+        ),
+        (
+            good.replace("Via: ", "v: ")
+                .replace("From: ", "f: ")
+                .replace("To: ", "t: ")
+                .replace("Call-ID: ", "i: ")
+                .replace("Contact: ", "Contact "),
+            400,
+            "bad_header",
+        ),
+    ] {
+        let s = send(&core, &broken, CALLER);
+        assert_eq!(s.outcome.class, MessageClass::Unparsed);
+        assert_eq!(
+            s.outcome.disposition,
+            Disposition::Answered(status),
+            "{reason}"
+        );
+        assert_eq!(s.outcome.error, Some(reason));
+        assert_eq!(s.one().destination, addr(CALLER));
+        let m = s.msg();
+        assert_eq!(m.status(), Some(status));
+        assert_eq!(top_branch(&m), "z9hG4bK-inv-1");
+        assert_eq!(m.call_id().unwrap().as_bytes(), b"call-1@192.0.2.1");
+        assert_eq!(m.cseq().unwrap().unwrap().seq, 1);
+    }
+    // An ACK, or a request without a readable Via, is only dropped.
+    let ack = good
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("1 INVITE", "1 ACK")
+        .replace("Contact: ", "Contact ");
+    let s = send(&core, &ack, CALLER);
+    assert_eq!(s.outcome.disposition, Disposition::Dropped("parse"));
+    assert!(s.out.is_empty());
+    let no_via = good
+        .replace("Contact: ", "Contact ")
+        .replace("Via: SIP/2.0/UDP 192.0.2.1:5060", "Via: junk here");
+    let s = send(&core, &no_via, CALLER);
+    assert_eq!(s.outcome.disposition, Disposition::Dropped("parse"));
+    assert_eq!(s.outcome.error, Some("bad_header"));
 }
 
 #[test]

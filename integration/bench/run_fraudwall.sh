@@ -12,6 +12,8 @@
 #   --bin PATH         fraudwall binary              [$CARGO_TARGET_DIR/release/fraudwall]
 #   --work DIR         snapshot and logs             [/tmp/fraudwall-bench]
 #   --load-only        compile, start, measure load time and memory, stop
+#   --shared-socket    UDP workers share one socket (sip.udp_reuseport = false)
+#   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
 #
 # Steps: convert the harness CSV (prefix,action,kind; digits without '+') to fraudwall's CSV
 # (number,action,category,score,source; ranges as +digits*), compile it with
@@ -26,6 +28,7 @@ WORKERS=2
 BIN="${CARGO_TARGET_DIR:-target}/release/fraudwall"
 WORK=/tmp/fraudwall-bench
 LOAD_ONLY=0
+EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --harness) HARNESS=$2; shift 2 ;;
@@ -34,8 +37,10 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --load-only) LOAD_ONLY=1; shift ;;
+    --shared-socket) EXTRA+=(--shared-socket); shift ;;
+    --label) LABEL=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -64,7 +69,7 @@ SNAP_MB=$(python3 -c "import os; print(round(os.path.getsize('$SNAP') / 1e6, 1))
 
 T0=$(date +%s.%N)
 "$BIN" run --blocklist "$SNAP" --listen 127.0.0.1:5060 --next-hop 127.0.0.1:5070 \
-  --admin 127.0.0.1:9060 --workers "$WORKERS" --decision-log off --log-level warn \
+  --admin 127.0.0.1:9060 --workers "$WORKERS" --decision-log off --log-level warn "${EXTRA[@]}" \
   >"$WORK/fraudwall.out" 2>"$WORK/fraudwall.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
@@ -81,7 +86,7 @@ echo "fraudwall pid $PID: compile ${COMPILE_S}s (snapshot ${SNAP_MB} MB), start+
 [ "$LOAD_ONLY" = 1 ] && exit 0
 
 cd "$HARNESS"
-./run_load.py --label "fraudwall-$SIZE-w$WORKERS" --target 127.0.0.1:5060 --uas 127.0.0.1:5070 \
+./run_load.py --label "${LABEL:-fraudwall-$SIZE-w$WORKERS}" --target 127.0.0.1:5060 --uas 127.0.0.1:5070 \
   --proxy-pid "$PID" --callers "$DATA/callers.csv" "$@"
 echo "fraudwall load: compile_s=$COMPILE_S snapshot_mb=$SNAP_MB load_s=$LOAD_S pss_mb_idle=$PSS0 pss_mb_after=$(pss_mb)"
 curl -fs 127.0.0.1:9060/metrics | grep -E '^fraudwall_(verdicts_total|parse_errors_total|send_errors_total|fail_open_total)' || true

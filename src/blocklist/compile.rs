@@ -42,7 +42,7 @@ use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
 use super::write::{HashingWriter, Pending};
 use super::Action;
-use crate::numbers::{Caller, NumberingProfile};
+use crate::numbers::{Caller, NumberingProfile, E164};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
@@ -78,7 +78,8 @@ pub struct CompileOptions {
     pub version: Option<u64>,
     /// Creation time, Unix seconds (default: now).
     pub created: Option<u64>,
-    /// Base or delta.
+    /// Base or delta. A delta may hold `remove` rows (tombstones: the base's entry with the
+    /// same key no longer applies); see [`super::Snapshot::lookup_all`].
     pub kind: Kind,
     /// Where sorted runs are spilled (default: the output's directory).
     pub tmp_dir: Option<PathBuf>,
@@ -332,7 +333,11 @@ fn value_table(counts: &U64Map<u64>) -> (Vec<u64>, U64Map<u64>) {
     let mut by_freq: Vec<(u64, u64)> = counts.iter().map(|(&v, &n)| (v, n)).collect();
     by_freq.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let table: Vec<u64> = by_freq.iter().map(|&(v, _)| v).collect();
-    let index = table.iter().enumerate().map(|(i, &v)| (v, i as u64)).collect();
+    let index = table
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v, i as u64))
+        .collect();
     (table, index)
 }
 
@@ -445,6 +450,14 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
             )
         });
     }
+    // Fast path for the common `+<digits>` row: the same plan checks as `normalize`, without
+    // URI scanning. Anything else (or a rejected number, for the full reason) goes through
+    // the profile.
+    if let [b'+', rest @ ..] = field {
+        if let Ok(n) = E164::from_international(rest) {
+            return Ok(EntryKey::from_e164(&n));
+        }
+    }
     match profile.normalize(field) {
         Caller::Number(n) => Ok(EntryKey::from_e164(&n)),
         Caller::Anonymous => Err(format!(
@@ -496,6 +509,7 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
         }
     };
     let key = parse_key(&ctx.opts.profile, number)?;
+    let mut tombstone = false;
     let action = match action {
         None => ctx.default_action,
         Some(a) => {
@@ -504,6 +518,12 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
                 ctx.opts
                     .default_action
                     .ok_or("empty action and no --default-action")?
+            } else if s.eq_ignore_ascii_case("remove") {
+                if !matches!(ctx.opts.kind, Kind::Delta { .. }) {
+                    return Err("action `remove` is only valid in a delta (--delta-of BASE)".into());
+                }
+                tombstone = true;
+                Action::Allow
             } else {
                 s.parse::<Action>().map_err(|e| e.to_string())?
             }
@@ -530,7 +550,7 @@ fn parse_row(ctx: &ParseCtx<'_>, line: &[u8], out: &mut ChunkOut) -> Result<(), 
     };
     let v = PackedValue {
         action,
-        tombstone: false,
+        tombstone,
         score,
         category,
         source,
@@ -1034,6 +1054,7 @@ pub fn compile(
         created,
         kind: opts.kind,
         counts: Counts::default(),
+        prefix_lengths: 0,
         body_len: 0,
         body_hash: [0; 32],
         categories: std::mem::take(&mut c.categories.names),
@@ -1096,11 +1117,12 @@ fn write_snapshot(
     let w = HashingWriter::new(BufWriter::with_capacity(4 << 20, file));
     let mut builder = fst::MapBuilder::new(w).map_err(|e| CompileError::Fst(e.to_string()))?;
     let mut counts = Counts::default();
+    let mut prefix_lengths = 0u16;
     let mut group: Option<(u128, u128, u64, u64)> = None; // (first, best, rows, overridden)
-    let emit = |builder: &mut fst::MapBuilder<_>,
-                counts: &mut Counts,
-                report: &mut CompileReport,
-                (first, best, rows, overridden): (u128, u128, u64, u64)|
+    let mut emit = |builder: &mut fst::MapBuilder<_>,
+                    counts: &mut Counts,
+                    report: &mut CompileReport,
+                    (first, best, rows, overridden): (u128, u128, u64, u64)|
      -> Result<(), CompileError> {
         report.duplicates += rows - 1;
         let protected = best & PROTECTED_BIT != 0;
@@ -1114,6 +1136,10 @@ fn write_snapshot(
         let v = record_value(best);
         let exact = k[len - 1] == super::key::TERMINATOR;
         counts.add(exact, v.action, v.tombstone);
+        if !exact {
+            let odd = u16::from(k[len - 1] >= super::key::ODD_BASE);
+            prefix_lengths |= 1 << (2 * len as u16 - odd);
+        }
         // Every value was counted before the build, so it has an index.
         let id = value_index
             .get(&v.pack())
@@ -1145,6 +1171,7 @@ fn write_snapshot(
     let (buf, hash, body_len) = w.finish();
     let mut file = buf.into_inner().map_err(|e| io_out(e.into_error()))?;
     header.counts = counts;
+    header.prefix_lengths = prefix_lengths;
     header.body_len = body_len;
     header.body_hash = hash;
     let bytes = header.encode();

@@ -7,7 +7,8 @@
 //! 12     4     header length H (the body starts at H)
 //! 16     8     snapshot version (the operator's, monotonically increasing)
 //! 24     8     creation time, seconds since the Unix epoch
-//! 32     1     kind: 0 base, 1 delta;  33..40 reserved (zero)
+//! 32     1     kind: 0 base, 1 delta;  33 reserved (zero)
+//! 34     2     prefix lengths: bit n set if a prefix entry of n digits exists;  36..40 zero
 //! 40     8     base version (delta only, else 0)
 //! 48     32    base blake3 hash (delta only, else zero)
 //! 80     8     entries          88  8  exact entries     96  8  prefix entries
@@ -113,6 +114,9 @@ pub struct Header {
     pub kind: Kind,
     /// Entry counts.
     pub counts: Counts,
+    /// Bit `n` set when the snapshot holds a prefix entry of `n` digits (1..=15): lets a
+    /// lookup skip the odd-digit peek at lengths where no prefix exists.
+    pub prefix_lengths: u16,
     /// Body length in bytes.
     pub body_len: u64,
     /// blake3 of the body.
@@ -177,7 +181,9 @@ impl Header {
             } => (1, base_version, base_hash),
         };
         h.push(kind);
-        h.extend_from_slice(&[0u8; 7]);
+        h.push(0);
+        h.extend_from_slice(&self.prefix_lengths.to_le_bytes());
+        h.extend_from_slice(&[0u8; 4]);
         h.extend_from_slice(&base_version.to_le_bytes());
         h.extend_from_slice(&base_hash);
         let c = &self.counts;
@@ -250,7 +256,9 @@ impl Header {
         let mut r = Reader { b: body, pos: 16 };
         let version = r.u64()?;
         let created = r.u64()?;
-        let kind_byte = r.take(8)?[0];
+        let kind_bytes = r.take(8)?;
+        let kind_byte = kind_bytes[0];
+        let prefix_lengths = u16::from_le_bytes([kind_bytes[2], kind_bytes[3]]);
         let base_version = r.u64()?;
         let base_hash = r.hash()?;
         let kind = match kind_byte {
@@ -295,6 +303,7 @@ impl Header {
                 created,
                 kind,
                 counts,
+                prefix_lengths,
                 body_len,
                 body_hash,
                 categories,
@@ -370,6 +379,7 @@ mod tests {
                 tombstones: 1,
                 ..Counts::default()
             },
+            prefix_lengths: 1 << 7,
             body_len: 1234,
             body_hash: [5; 32],
             categories: vec!["loan".into(), "".into()],

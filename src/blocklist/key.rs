@@ -14,7 +14,7 @@
 //! assert_eq!(k.to_string(), "+8617012*");
 //! let e = EntryKey::exact(b"8613800000001").unwrap();
 //! assert_eq!(e.encode().as_slice(), &[86, 13, 80, 0, 0, 0, 101, 0xFF]);
-//! assert_eq!(EntryKey::decode(&e.encode()), Some(e));
+//! assert_eq!(EntryKey::decode(e.encode().as_slice()), Some(e));
 //! ```
 
 use crate::numbers::E164;

@@ -48,4 +48,4 @@ pub use compile::{
 pub use format::{Counts, Kind};
 pub use key::EntryKey;
 pub use sign::SignError;
-pub use snapshot::{Match, Snapshot, SnapshotError, SnapshotInfo};
+pub use snapshot::{Load, Match, Snapshot, SnapshotError, SnapshotInfo};

@@ -5,8 +5,9 @@
 //! `+44 7xxxx` range), and fraud concentrates in some blocks (virtual operators, cheap
 //! prepaid ranges). The generator therefore draws every row from a set of allocation blocks
 //! of 10,000 numbers, chosen with a skew (a few blocks are dense, most are sparse), over a
-//! country mix of about 60% `+86` mobiles, 25% `+1`, 15% others. About 0.1% of rows list a
-//! whole block as a prefix (`+8617012345*`) and 0.05% are exact `allow` carve-outs. Most
+//! country mix of about 60% `+86` mobiles, 25% `+1`, 15% others. One row in 50,000 lists a
+//! whole block as a prefix (`+8617012345*`, about 3% of blocks) and 0.05% are exact `allow`
+//! carve-outs. Most
 //! rows of a block share the block's source, category, score (a multiple of 5) and action,
 //! as reports about one campaign do; 15% of rows have values of their own.
 //!
@@ -109,8 +110,14 @@ impl Synth {
     pub fn row(&self, i: u64, buf: &mut Vec<u8>) -> std::ops::Range<usize> {
         let h = mix(self.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ i);
         let h2 = mix(h);
-        let block = self.block_of(h2);
-        let kind = h % 10_000;
+        // 1 row in 50,000 lists a whole block (any block, uniformly); 0.05% are carve-outs.
+        let prefix = h % 100_000 < 2;
+        let carve_out = (h >> 17) % 10_000 < 5;
+        let block = if prefix {
+            h2 % self.blocks
+        } else {
+            self.block_of(h2)
+        };
         let start = buf.len();
         buf.push(b'+');
         self.block_digits(block, buf);
@@ -121,16 +128,16 @@ impl Synth {
         } else {
             mix(self.seed ^ mix(block ^ 0xA77))
         };
-        let action = if kind < 10 {
+        let action = if prefix {
             buf.push(b'*');
-            if kind < 7 {
+            if (h >> 40) % 10 < 7 {
                 "block"
             } else {
                 "tag"
             }
         } else {
             push_digits(buf, (h2 >> 3) % 10_000, 4);
-            match (kind < 15, (attrs >> 20) % 100) {
+            match (carve_out, (attrs >> 20) % 100) {
                 (true, _) => "allow",
                 (_, 0..=59) => "block",
                 (_, 60..=84) => "tag",
@@ -211,11 +218,11 @@ mod tests {
 
     #[test]
     fn deterministic_valid_and_clustered() {
-        let s = Synth::new(100_000, 7);
+        let s = Synth::new(200_000, 7);
         let mut a = Vec::new();
-        s.write_csv(20_000, &mut a).unwrap();
+        s.write_csv(200_000, &mut a).unwrap();
         let mut b = Vec::new();
-        s.write_csv(20_000, &mut b).unwrap();
+        s.write_csv(200_000, &mut b).unwrap();
         assert_eq!(a, b);
         let text = String::from_utf8(a).unwrap();
         let mut lines = text.lines();
@@ -239,7 +246,7 @@ mod tests {
         }
         assert!(prefixes > 0);
         // Clustered: far fewer blocks than rows.
-        assert!(blocks.len() < 20_000 / 2, "{} blocks", blocks.len());
+        assert!(blocks.len() < 200_000 / 100, "{} blocks", blocks.len());
         assert!(s.probe(1).starts_with('+'));
     }
 }

@@ -8,8 +8,8 @@
 use crate::blocklist::diff::diff;
 use crate::blocklist::sign;
 use crate::blocklist::{
-    compile_files, Action, CompileError, CompileOptions, CompileReport, Match, SignError, Snapshot,
-    SnapshotError,
+    compile_files, Action, CompileError, CompileOptions, CompileReport, Load, Match, SignError,
+    Snapshot, SnapshotError,
 };
 use crate::numbers::{Caller, NumberingProfile, ProfileError};
 use clap::{Args, Subcommand};
@@ -75,6 +75,10 @@ pub struct CompileArgs {
     /// Memory for sorting, in MiB, before spilling sorted runs to disk.
     #[arg(long, default_value_t = 1024)]
     memory_mb: usize,
+    /// Compile a delta on top of this base snapshot: rows add or change entries, rows with
+    /// action `remove` are tombstones for the base's entries.
+    #[arg(long, value_name = "BASE")]
+    delta_of: Option<PathBuf>,
     /// Directory for spilled runs (default: the output's directory).
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
@@ -211,7 +215,24 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn run_compile(a: CompileArgs) -> Result<(), CliError> {
+    let mut version = a.snapshot_version;
+    let kind = match &a.delta_of {
+        None => crate::blocklist::Kind::Base,
+        Some(base) => {
+            let base = Snapshot::open_with(base, Load::Map)?;
+            // A delta is always newer than its base, even when compiled in the same second.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            version = version.or(Some(now.max(base.version() + 1)));
+            crate::blocklist::Kind::Delta {
+                base_version: base.version(),
+                base_hash: base.hash(),
+            }
+        }
+    };
     let opts = CompileOptions {
+        kind,
         profile: NumberingProfile::by_name(&a.profile)?,
         default_action: a.default_action,
         default_category: a.default_category,
@@ -221,7 +242,7 @@ fn run_compile(a: CompileArgs) -> Result<(), CliError> {
         builtin_protect: !a.no_builtin_protect,
         max_errors: a.max_errors,
         memory_budget: a.memory_mb.max(1) << 20,
-        version: a.snapshot_version,
+        version,
         tmp_dir: a.tmp_dir,
         progress: !a.quiet,
         ..CompileOptions::default()
@@ -312,6 +333,9 @@ struct LookupLine<'a> {
     score: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'a str>,
+    /// Only for a delta's tombstone: the base's entry is removed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tombstone: bool,
 }
 
 fn lookup_line<'a>(
@@ -329,6 +353,7 @@ fn lookup_line<'a>(
         category: None,
         score: None,
         source: None,
+        tombstone: false,
     };
     match profile.normalize(input.trim().as_bytes()) {
         Caller::Anonymous => line.outcome = "anonymous",
@@ -342,7 +367,7 @@ fn lookup_line<'a>(
                 score,
                 source,
                 entry,
-                ..
+                tombstone,
             }) = snap.lookup(&n)
             {
                 line.outcome = "listed";
@@ -351,6 +376,7 @@ fn lookup_line<'a>(
                 line.category = Some(category);
                 line.score = Some(score);
                 line.source = Some(source);
+                line.tombstone = tombstone;
             }
         }
     }
@@ -360,14 +386,14 @@ fn lookup_line<'a>(
 fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
     let profile = NumberingProfile::by_name(&a.profile)?;
     let snap = if a.key.is_empty() {
-        Snapshot::open(&a.snapshot)?
+        Snapshot::open_with(&a.snapshot, Load::Map)?
     } else {
         let keys = a
             .key
             .iter()
             .map(|k| sign::read_verifying_key(k))
             .collect::<Result<Vec<_>, _>>()?;
-        Snapshot::open_signed(&a.snapshot, &keys)?
+        Snapshot::open_signed_with(&a.snapshot, &keys, Load::Map)?
     };
     let inputs: Vec<String> = if a.inputs.is_empty() {
         std::io::stdin().lock().lines().collect::<Result<_, _>>()?
@@ -403,7 +429,7 @@ fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
 }
 
 fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let info = snap.info();
     if a.json {
         return print_json(&info);
@@ -443,8 +469,8 @@ fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
 }
 
 fn run_diff(a: DiffArgs) -> Result<(), CliError> {
-    let old = Snapshot::open(&a.old)?;
-    let new = Snapshot::open(&a.new)?;
+    let old = Snapshot::open_with(&a.old, Load::Map)?;
+    let new = Snapshot::open_with(&a.new, Load::Map)?;
     let d = diff(&old, &new, a.limit)?;
     if a.json {
         return print_json(&d);
@@ -504,7 +530,7 @@ fn run_keygen(a: KeygenArgs) -> Result<(), CliError> {
 
 fn run_sign(a: SignArgs) -> Result<(), CliError> {
     let key = sign::read_signing_key(&a.key)?;
-    let snap = Snapshot::open(&a.snapshot)?;
+    let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let sig = sign::sig_path(&a.snapshot);
     sign::sign_to_file(&key, snap.header_bytes(), &sig)?;
     println!(
@@ -523,7 +549,7 @@ fn run_verify(a: VerifyArgs) -> Result<(), CliError> {
         .iter()
         .map(|k| sign::read_verifying_key(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let snap = Snapshot::open_signed(&a.snapshot, &keys)?;
+    let snap = Snapshot::open_signed_with(&a.snapshot, &keys, Load::Map)?;
     if a.json {
         return print_json(&snap.info());
     }

@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// UDP worker threads (overrides sip.udp_workers; 0 = one per core).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// UDP workers share one socket per address instead of one SO_REUSEPORT socket each
+    /// (sets sip.udp_reuseport = false).
+    #[arg(long)]
+    shared_socket: bool,
     /// Decision log: stdout, stderr, off, or a file path (overrides decision_log.target).
     #[arg(long, value_name = "TARGET")]
     decision_log: Option<String>,
@@ -96,6 +100,9 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     if let Some(w) = args.workers {
         cfg.sip.udp_workers = w;
+    }
+    if args.shared_socket {
+        cfg.sip.udp_reuseport = false;
     }
     if let Some(d) = &args.decision_log {
         cfg.decision_log.target = d.clone();

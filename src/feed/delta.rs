@@ -126,6 +126,7 @@ pub fn compile_delta(
     let (mut categories, mut sources) = (Strings::default(), Strings::default());
     let mut counts = Counts::default();
     let (mut values, mut value_ids) = (Vec::<u64>::new(), HashMap::<u64, u64>::new());
+    let mut prefix_lengths = 0u16;
     let mut emit = |m: &Match<'_>, tombstone: bool| -> Result<(), DeltaError> {
         let value = PackedValue {
             action: m.action,
@@ -135,6 +136,10 @@ pub fn compile_delta(
             source: sources.id(m.source)?,
         };
         counts.add(m.entry.is_exact(), m.action, tombstone);
+        if !m.entry.is_exact() {
+            // Bit n: a prefix of n digits exists (the lookup walk skips lengths without).
+            prefix_lengths |= 1u16 << (m.entry.digits().len() as u16 & 15);
+        }
         // The FST output is an index into the header's value table.
         let packed = value.pack();
         let next = values.len() as u64;
@@ -195,6 +200,7 @@ pub fn compile_delta(
             base_hash: header.base_hash,
         },
         counts,
+        prefix_lengths,
         body_len: body.len() as u64,
         body_hash: *blake3::hash(&body).as_bytes(),
         categories: categories.names,

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::{plan, InvalidReason};
+
 /// Maximum digits in an E.164 number (ITU-T E.164 §6.1).
 pub const MAX_DIGITS: usize = 15;
 
@@ -50,6 +52,47 @@ impl E164 {
         out[..digits.len()].copy_from_slice(digits);
         Ok(E164 {
             len: digits.len() as u8,
+            digits: out,
+        })
+    }
+
+    /// Builds from the digits of an international number (what follows `+`), checked against
+    /// the numbering plans exactly as [`NumberingProfile::normalize`] checks a `+` number,
+    /// whatever the profile: `+86`/`+1` numbers by their national rules (with the `+86 0`
+    /// quirk dropped), other countries by length (7 to 15). The fast path for a blocklist
+    /// compiler reading `+<digits>` rows: same key as a caller presenting that number, no
+    /// URI scanning. [`E164::from_digits`] checks only the E.164 form.
+    ///
+    /// ```
+    /// use fraudwall::numbers::{E164, InvalidReason};
+    /// assert_eq!(E164::from_international(b"86075512345678").map(|n| n.to_string()),
+    ///            Ok("+8675512345678".to_string()));
+    /// assert_eq!(E164::from_international(b"86138001"), Err(InvalidReason::TooShort));
+    /// ```
+    ///
+    /// [`NumberingProfile::normalize`]: super::NumberingProfile::normalize
+    pub fn from_international(digits: &[u8]) -> Result<Self, InvalidReason> {
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(InvalidReason::NotANumber);
+        }
+        plan::international(digits)
+    }
+
+    /// Country code and national significant number, both already checked to be ASCII
+    /// digits with a non-zero first digit (by the numbering plans); only the length is
+    /// checked here, so the hot path does not validate twice.
+    pub(crate) fn from_cc_nsn(cc: &[u8], nsn: &[u8]) -> Result<Self, E164Error> {
+        let len = cc.len() + nsn.len();
+        if len > MAX_DIGITS {
+            return Err(E164Error::TooLong(len));
+        }
+        debug_assert!(cc.first().is_some_and(|&b| (b'1'..=b'9').contains(&b)));
+        debug_assert!(cc.iter().chain(nsn).all(u8::is_ascii_digit));
+        let mut out = [0u8; MAX_DIGITS];
+        out[..cc.len()].copy_from_slice(cc);
+        out[cc.len()..len].copy_from_slice(nsn);
+        Ok(E164 {
+            len: len as u8,
             digits: out,
         })
     }

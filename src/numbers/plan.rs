@@ -6,7 +6,6 @@
 //! (no `+`) is read.
 
 use super::e164::{E164, MAX_DIGITS};
-use super::scan::Digits;
 use super::InvalidReason;
 
 /// Shortest international number of a country without a plan here. Niue (+683) and Tokelau
@@ -57,13 +56,9 @@ pub(crate) fn international(d: &[u8]) -> Result<E164, InvalidReason> {
     E164::from_digits(d).map_err(|_| InvalidReason::NotANumber)
 }
 
-/// Country code and NSN into one [`E164`].
+/// Country code and NSN (checked digits) into one [`E164`].
 pub(crate) fn join(cc: &[u8], nsn: &[u8]) -> Result<E164, InvalidReason> {
-    let d = Digits::from_parts(&[cc, nsn]);
-    if d.overflowed() || d.as_slice().len() > MAX_DIGITS {
-        return Err(InvalidReason::TooLong);
-    }
-    E164::from_digits(d.as_slice()).map_err(|_| InvalidReason::NotANumber)
+    E164::from_cc_nsn(cc, nsn).map_err(|_| InvalidReason::TooLong)
 }
 
 /// Longest international number (all digits) that a known country code allows, for prefixes.
@@ -90,9 +85,15 @@ pub(crate) fn nanp_nsn(nsn: &[u8]) -> Result<(), InvalidReason> {
     }
 }
 
-/// China: mobiles `1[3-9]` + 9 digits; geographic area code (`10`, `2x`, else three digits)
-/// + 7 or 8 digit subscriber (not starting with 0); service codes `1[0-2]x..` (3 to 6 digits) and
-///   `95xxx`..`95xxxxxx`, `96xxx(x)`; non-geographic `400`/`800` + 7 digits.
+/// China, by the national significant number:
+/// - mobiles: `1[3-9]` then 9 digits;
+/// - geographic: area code (`10`, `2x`, else three digits) then a 7 or 8 digit subscriber
+///   not starting with 0;
+/// - service codes: `1[0-2]` (3 to 6 digits in all), `95` (5 to 8), `96` (5 or 6);
+/// - non-geographic: `400`/`800` then 7 digits.
+///
+/// Which kinds a [`Form`] may carry: mobiles all; geographic after trunk or country code;
+/// service and non-geographic bare or after the country code.
 pub(crate) fn cn_nsn(nsn: &[u8], form: Form) -> Result<(), InvalidReason> {
     let (Some(&a), second) = (nsn.first(), nsn.get(1).copied()) else {
         return Err(InvalidReason::TooShort);

@@ -248,7 +248,12 @@ impl NumberingProfile {
     /// give `8617012`; `0755` gives `86755`. Only `+`, digits and visual separators are
     /// accepted (no URI). A national prefix without trunk prefix is accepted where its kind is
     /// clear: under `cn` one starting with `1` (mobiles, service codes), `95`, `96`, `400` or
-    /// `800`; under `nanp` one starting with 2..9 (an area code).
+    /// `800`, or with the country code `86` (international without `+`); under `nanp` one
+    /// starting with 2..9 (an area code). Whenever [`normalize`](Self::normalize) reads a bare
+    /// number as `Number(n)`, `normalize_prefix` of the same text gives `n`'s digits, so exact
+    /// entries and prefixes land in the same key space. A trunk prefix alone (`0`, or `1`
+    /// under `nanp`) and `+860` are refused as [`InvalidReason::TooShort`]: they would list a
+    /// whole country, which takes an explicit `+86` or `+1`.
     pub fn normalize_prefix(&self, raw: &[u8]) -> Result<Vec<u8>, InvalidReason> {
         let (global, digits) = scan::prefix_digits(raw)?;
         let d = digits.as_slice();
@@ -259,9 +264,13 @@ impl NumberingProfile {
         } else {
             let (cc, nsn) = match (self.national, self.strip_trunk(d)) {
                 (National::None, _) => return Err(InvalidReason::NotANumber),
+                // A bare trunk prefix would list a whole country: that takes `+86`, `+1`.
+                (_, Some([])) => return Err(InvalidReason::TooShort),
                 (National::Cn, Some(nsn)) => (CN_CC, nsn),
                 (National::Nanp, Some(nsn)) => (NANP_CC, nsn),
                 (National::Cn, None) if cn_bare_prefix(d) => (CN_CC, d),
+                // `8617012`: international without `+`, as for numbers.
+                (National::Cn, None) if d.starts_with(CN_CC) => (&[][..], d),
                 (National::Nanp, None) if d.first().is_some_and(|&b| b >= b'2') => (NANP_CC, d),
                 (_, None) => return Err(InvalidReason::NotANumber),
             };
@@ -269,8 +278,10 @@ impl NumberingProfile {
         };
         let d = international.as_slice();
         let d = match d.strip_prefix(CN_CC) {
+            // A kept trunk 0 alone would widen `+860` to all of China.
+            Some([b'0']) => return Err(InvalidReason::TooShort),
             // The same `+86 0` quirk as for numbers: the kept trunk 0 is dropped.
-            Some(rest) if rest.first() == Some(&b'0') => Digits::from_parts(&[CN_CC, &rest[1..]]),
+            Some([b'0', rest @ ..]) => Digits::from_parts(&[CN_CC, rest]),
             _ => international,
         };
         let d = d.as_slice();

@@ -3,7 +3,7 @@
 //!
 //! Nothing here knows national rules; the output is the digits as presented plus whether they
 //! were global (`+`) and under which context. [`super::profile`] resolves them. Nothing here
-//! allocates: percent-escapes are decoded byte by byte while scanning.
+//! allocates: percent-escapes are decoded in place while scanning.
 
 use super::InvalidReason;
 
@@ -109,26 +109,36 @@ impl From<InvalidReason> for NotNumber {
 /// Reads a raw caller value: a `sip:`/`sips:`/`tel:` URI, optionally in `<...>`, or a bare
 /// number (with or without `@host`).
 pub(crate) fn subscriber(raw: &[u8]) -> Result<Subscriber, NotNumber> {
-    let raw = unwrap_angle(raw.trim_ascii());
+    let raw = raw.trim_ascii();
+    // The common case: a bare URI, as the SIP layer hands it over (a URI never holds `<`).
+    if let Some(read) = uri(raw) {
+        return read;
+    }
+    let raw = unwrap_angle(raw);
     if raw.is_empty() {
         return Err(NotNumber::Anonymous);
     }
-    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
-        return sip_user(rest);
-    }
-    if let Some(rest) = strip_prefix_ci(raw, b"tel:") {
-        // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
-        let body = split_at_byte(rest, b'?').0;
-        return telephone_subscriber(body);
+    if let Some(read) = uri(raw) {
+        return read;
     }
     if has_scheme(raw) {
         return Err(InvalidReason::MalformedUri.into());
     }
-    if raw.contains(&b'@') {
+    match telephone_subscriber(raw) {
         // A scheme-less `user@host`, as some PBXes write it.
-        return sip_user(raw);
+        Err(NotNumber::Invalid(InvalidReason::NotANumber)) if raw.contains(&b'@') => sip_user(raw),
+        read => read,
     }
-    telephone_subscriber(raw)
+}
+
+/// A `sip:`, `sips:` or `tel:` URI (scheme case-insensitive), or `None` for anything else.
+fn uri(raw: &[u8]) -> Option<Result<Subscriber, NotNumber>> {
+    if let Some(rest) = strip_prefix_ci(raw, b"sip:").or_else(|| strip_prefix_ci(raw, b"sips:")) {
+        return Some(sip_user(rest));
+    }
+    let rest = strip_prefix_ci(raw, b"tel:")?;
+    // A tel: URI has no headers, but tolerate a stray `?...` rather than read it.
+    Some(telephone_subscriber(split_at_byte(rest, b'?').0))
 }
 
 /// Scans a blocklist prefix: `+`, digits and visual separators only (no URI, no parameters).
@@ -137,60 +147,80 @@ pub(crate) fn prefix_digits(raw: &[u8]) -> Result<(bool, Digits), InvalidReason>
     if raw.is_empty() {
         return Err(InvalidReason::Empty);
     }
-    number(raw)
+    match number(raw)? {
+        (plus, digits, end) if end == raw.len() => Ok((plus, digits)),
+        _ => Err(InvalidReason::NotANumber),
+    }
 }
 
 /// The user part of a `sip:`/`sips:` URI (what follows the scheme).
 fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
-    // `@` cannot appear unescaped in the user part, and headers (`?`) come after the host.
-    let before_headers = split_at_byte(rest, b'?').0;
-    let Some(at) = before_headers.iter().position(|&b| b == b'@') else {
-        // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
-        if before_headers.first() == Some(&b'+') {
-            return telephone_subscriber(before_headers);
+    // One pass: `@` cannot appear unescaped in the user part, headers (`?`) come after the
+    // host, and the first `:` before `@` starts a password.
+    let (mut at, mut colon, mut end) = (None, None, rest.len());
+    for (i, &b) in rest.iter().enumerate() {
+        match b {
+            b'@' => {
+                at = Some(i);
+                break;
+            }
+            b'?' => {
+                end = i;
+                break;
+            }
+            b':' if colon.is_none() => colon = Some(i),
+            _ => {}
         }
-        if eq_ci(host_of(before_headers), ANONYMOUS_HOST) {
+    }
+    let Some(at) = at else {
+        let host = &rest[..end];
+        // No user part: `sip:host`. Tolerate a number written as the host with a `+`.
+        if host.first() == Some(&b'+') {
+            return telephone_subscriber(host);
+        }
+        if is_anonymous_host(host) {
             return Err(NotNumber::Anonymous);
         }
         return Err(InvalidReason::Empty.into());
     };
-    let (userinfo, host) = (&before_headers[..at], &before_headers[at + 1..]);
-    // `user:password@host`: the password is no part of the number.
-    let user = split_at_byte(userinfo, b':').0;
-    if eq_ci(host_of(host), ANONYMOUS_HOST) {
+    if is_anonymous_host(&rest[at + 1..]) {
         return Err(NotNumber::Anonymous);
     }
+    // `user:password@host`: the password is no part of the number.
+    let user = &rest[..colon.unwrap_or(at)];
     if user.is_empty() {
         return Err(InvalidReason::Empty.into());
     }
     telephone_subscriber(user)
 }
 
-/// The host name of `host[:port][;params]`.
-fn host_of(host: &[u8]) -> &[u8] {
-    let end = host
-        .iter()
-        .position(|&b| matches!(b, b':' | b';' | b'>'))
-        .unwrap_or(host.len());
-    &host[..end]
+/// `anonymous.invalid` followed by nothing, a port, parameters or headers.
+fn is_anonymous_host(host: &[u8]) -> bool {
+    strip_prefix_ci(host, ANONYMOUS_HOST)
+        .is_some_and(|after| matches!(after.first(), None | Some(b':' | b';' | b'?' | b'>')))
 }
 
 /// RFC 3966 `telephone-subscriber`: `number *(;param)`, also the user part of a SIP URI.
 fn telephone_subscriber(s: &[u8]) -> Result<Subscriber, NotNumber> {
-    let mut segments = s.split(|&b| b == b';');
-    let num = segments.next().unwrap_or_default().trim_ascii();
-    if num.is_empty() {
-        return Err(InvalidReason::Empty.into());
+    match s.first() {
+        None | Some(b';') => return Err(InvalidReason::Empty.into()),
+        Some(b) if b.is_ascii_alphabetic() => {
+            let word = split_at_byte(s, b';').0.trim_ascii();
+            if ANONYMOUS_WORDS.iter().any(|w| eq_ci(word, w)) {
+                return Err(NotNumber::Anonymous);
+            }
+            return Err(InvalidReason::NotANumber.into());
+        }
+        Some(_) => {}
     }
-    if ANONYMOUS_WORDS.iter().any(|w| eq_ci(num, w)) {
-        return Err(NotNumber::Anonymous);
-    }
-    let (global, digits) = number(num)?;
+    let (global, digits, end) = number(s)?;
     let mut context = Context::None;
-    for param in segments {
-        if let Some(value) = strip_prefix_ci(param.trim_ascii(), b"phone-context=") {
-            context = phone_context(value)?;
-            break;
+    if let Some(params) = s.get(end + 1..) {
+        for param in params.split(|&b| b == b';') {
+            if let Some(value) = strip_prefix_ci(param.trim_ascii(), b"phone-context=") {
+                context = phone_context(value)?;
+                break;
+            }
         }
     }
     Ok(Subscriber {
@@ -210,94 +240,83 @@ fn phone_context(value: &[u8]) -> Result<Context, InvalidReason> {
         return Ok(Context::Domain);
     }
     match number(value) {
-        Ok((true, d)) if !d.as_slice().is_empty() && !d.overflowed() => Ok(Context::Global(d)),
+        Ok((true, d, end)) if end == value.len() && !d.overflowed() => Ok(Context::Global(d)),
         _ => Err(InvalidReason::MalformedUri),
     }
 }
 
-/// Scans `[+]digits` with visual separators and percent-escapes.
-fn number(s: &[u8]) -> Result<(bool, Digits), InvalidReason> {
-    let mut plus = false;
+/// Scans `[+]digits` with visual separators and percent-escapes, up to the first `;` or the
+/// end, whose index it returns with the digits.
+fn number(s: &[u8]) -> Result<(bool, Digits, usize), InvalidReason> {
     let mut digits = Digits::new();
-    let mut seen_any = false;
-    for b in Decoded::new(s) {
-        let b = b?;
+    let (mut len, mut plus, mut i) = (0usize, false, 0usize);
+    while let Some(&raw) = s.get(i) {
+        let b = if raw == b'%' {
+            i += 3;
+            percent_escape(s, i - 3)?
+        } else {
+            i += 1;
+            raw
+        };
         match b {
             b'0'..=b'9' => {
-                digits.push(b);
-                seen_any = true;
+                if let Some(slot) = digits.buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                } else {
+                    digits.overflow = true;
+                }
             }
-            b'+' if !plus && !seen_any => {
-                plus = true;
-                seen_any = true;
-            }
+            b'+' if len == 0 && !plus => plus = true,
             // RFC 3966 visual separators, plus the space written in displayed numbers.
             b'-' | b'.' | b'(' | b')' | b' ' => {}
+            // A raw `;` ends the number (an escaped one is no delimiter).
+            b';' if raw == b';' => {
+                i -= 1;
+                break;
+            }
             _ => return Err(InvalidReason::NotANumber),
         }
     }
-    if digits.overflowed() {
+    if digits.overflow {
         return Err(InvalidReason::TooLong);
     }
-    if digits.as_slice().is_empty() {
+    if len == 0 {
         return Err(InvalidReason::NotANumber);
     }
-    Ok((plus, digits))
+    digits.len = len as u8;
+    Ok((plus, digits, i))
 }
 
-/// Percent-decoding iterator (RFC 3986 §2.1); a malformed escape yields an error and ends.
-struct Decoded<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Decoded<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Decoded { s, i: 0 }
+/// Decodes the `%XX` escape at `s[at]` (RFC 3986 §2.1).
+fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
+    let hex = |j: usize| s.get(j).and_then(|&h| (h as char).to_digit(16));
+    match (hex(at + 1), hex(at + 2)) {
+        (Some(hi), Some(lo)) => Ok((hi * 16 + lo) as u8),
+        _ => Err(InvalidReason::MalformedUri),
     }
 }
 
-impl Iterator for Decoded<'_> {
-    type Item = Result<u8, InvalidReason>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let b = *self.s.get(self.i)?;
-        if b != b'%' {
-            self.i += 1;
-            return Some(Ok(b));
-        }
-        let hex = |j: usize| self.s.get(j).and_then(|&h| (h as char).to_digit(16));
-        match (hex(self.i + 1), hex(self.i + 2)) {
-            (Some(hi), Some(lo)) => {
-                self.i += 3;
-                Some(Ok((hi * 16 + lo) as u8))
-            }
-            _ => {
-                self.i = self.s.len();
-                Some(Err(InvalidReason::MalformedUri))
-            }
-        }
-    }
-}
-
-/// Strips one `<...>` wrapper (a name-addr's URI handed over with its brackets).
+/// The URI inside `<...>`, when a name-addr (`"Name" <sip:...>;tag=x`) or a bracketed URI is
+/// handed over whole. A URI never holds a raw `<`, so the last one opens it.
 fn unwrap_angle(s: &[u8]) -> &[u8] {
-    match s.strip_prefix(b"<") {
-        Some(inner) => split_at_byte(inner, b'>').0.trim_ascii(),
+    match s.iter().rposition(|&b| b == b'<') {
+        Some(open) => split_at_byte(&s[open + 1..], b'>').0.trim_ascii(),
         None => s,
     }
 }
 
 /// `scheme ":"` at the start (RFC 3986 §3.1): a URI of a scheme we do not read.
 fn has_scheme(s: &[u8]) -> bool {
+    if !s.first().is_some_and(u8::is_ascii_alphabetic) {
+        return false;
+    }
     let Some(colon) = s.iter().position(|&b| b == b':') else {
         return false;
     };
-    let scheme = &s[..colon];
-    scheme.first().is_some_and(u8::is_ascii_alphabetic)
-        && scheme
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    s[..colon]
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 fn split_at_byte(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
@@ -321,17 +340,30 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn decoded(s: &[u8]) -> Result<Vec<u8>, InvalidReason> {
-        Decoded::new(s).collect()
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_escape(b"%2B86", 0), Ok(b'+'));
+        assert_eq!(percent_escape(b"a%2b", 1), Ok(b'+'));
+        assert_eq!(percent_escape(b"%FF", 0), Ok(0xff));
+        assert_eq!(percent_escape(b"%2", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%zz1", 0), Err(InvalidReason::MalformedUri));
+        assert_eq!(percent_escape(b"%", 0), Err(InvalidReason::MalformedUri));
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(decoded(b"%2B86"), Ok(b"+86".to_vec()));
-        assert_eq!(decoded(b"a%2b"), Ok(b"a+".to_vec()));
-        assert_eq!(decoded(b"%2"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%zz1"), Err(InvalidReason::MalformedUri));
-        assert_eq!(decoded(b"%FF"), Ok(vec![0xff]));
+    fn numbers_with_escapes_and_separators() {
+        let read = |s: &[u8]| number(s).map(|(plus, d, _)| (plus, d.as_slice().to_vec()));
+        assert_eq!(
+            read(b"%2B1%20(212)%20555-0100"),
+            Ok((true, b"12125550100".to_vec()))
+        );
+        assert_eq!(read(b"(+1) 212"), Ok((true, b"1212".to_vec())));
+        assert_eq!(read(b"1+1"), Err(InvalidReason::NotANumber));
+        assert_eq!(read(b"12%3"), Err(InvalidReason::MalformedUri));
+        assert_eq!(read(b"12%41"), Err(InvalidReason::NotANumber));
+        assert_eq!(read(b"12%3B"), Err(InvalidReason::NotANumber));
+        assert_eq!(number(b"12-3;ext=4").map(|(_, _, end)| end), Ok(4));
+        assert_eq!(number(b"+;").err(), Some(InvalidReason::NotANumber));
     }
 
     #[test]

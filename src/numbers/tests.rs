@@ -46,6 +46,12 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     ),
     (b"SIP:+8613800138000@host", Want::Num("+8613800138000")),
     (
+        b"\"Zhang San\" <sip:+8613800138000@10.0.0.1;user=phone>;tag=a73kszlfl",
+        Want::Num("+8613800138000"),
+    ),
+    (b"\"a<b\" <tel:+8613800138000>", Want::Num("+8613800138000")),
+    (b"<sip:+8613800138000@h", Want::Num("+8613800138000")),
+    (
         b"sips:+8613800138000@host:5061;transport=tls",
         Want::Num("+8613800138000"),
     ),
@@ -137,6 +143,11 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     (b"sips:Anonymous@10.1.1.1:5061", Want::Anon),
     (b"sip:+8613800138000@anonymous.invalid", Want::Anon),
     (b"sip:anonymous.invalid", Want::Anon),
+    (b"sip:anonymous.invalid?x=1", Want::Anon),
+    (
+        b"\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=1",
+        Want::Anon,
+    ),
     (b"sip:unknown@192.0.2.1", Want::Anon),
     (b"tel:anonymous", Want::Anon),
     // Invalid.
@@ -175,6 +186,7 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     (b"sip:@host", Want::Bad(Empty)),
     (b"sip:10.0.0.1:5060", Want::Bad(Empty)),
     (b"sip:", Want::Bad(Empty)),
+    (b"sip:?a@b", Want::Bad(Empty)),
 ];
 
 #[test]
@@ -450,6 +462,11 @@ fn blocklist_prefixes() {
     ok("cn", "+44", "44");
     ok("cn", "+1212", "1212");
     bad("cn", "755", NotANumber);
+    bad("cn", "0", TooShort);
+    bad("cn", "+860", TooShort);
+    bad("nanp", "1", TooShort);
+    ok("cn", "+86", "86");
+    ok("nanp", "+1", "1");
     bad("cn", "", Empty);
     bad("cn", "  ", Empty);
     bad("cn", "+", NotANumber);

@@ -10,9 +10,11 @@
 //!
 //! Requests:
 //!
-//! 1. parsed with the zero-copy [`SipMessage`] view; unparsable: dropped, reason counted;
-//!    a request with a readable top Via but a bad Call-ID, CSeq, From, To, Max-Forwards or
-//!    lower Via: answered `400` (an ACK is never answered, only dropped);
+//! 1. parsed with the zero-copy [`SipMessage`] view; a request with a readable top Via but a
+//!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, or one the parser refused
+//!    (a broken header line, a short body: the `salvage` module), is answered `400`
+//!    (`505` for another SIP version); anything else unparsable is dropped; the reason is
+//!    counted either way, and an ACK is never answered, only dropped;
 //! 2. an ACK whose To-tag is the one this proxy derived for its own final response (608,
 //!    603, 4xx) is absorbed: the tag is recomputed from the ACK (Call-ID, From-tag and top
 //!    Via, identical in the ACK for a non-2xx response), so no state is needed;
@@ -20,7 +22,7 @@
 //!    Max-Forwards 0) is answered `200 OK` so switches can health-check it;
 //! 4. Max-Forwards 0: `483 Too Many Hops`; otherwise decremented (70 inserted if absent);
 //! 5. loop: one of our Vias already carries the loop key this request would get (see
-//!    [`branch`](self::branch)): `482 Loop Detected`; a changed Request-URI is a spiral and
+//!    the `branch` module): `482 Loop Detected`; a changed Request-URI is a spiral and
 //!    is forwarded;
 //! 6. the top Route is popped if it names us; the destination is the next Route (an IP
 //!    literal), else for initial requests, CANCEL and an ACK without our Route the first
@@ -103,8 +105,8 @@
 //! - Identity: the first configured source that is *present* (and, for P-Asserted-Identity,
 //!   trusted) decides; a present but unusable value is screened as invalid rather than
 //!   skipped, so a junk PAI cannot hide a listed From.
-//! - Vias are re-emitted at the top of the message when `received`/`rport` must be written
-//!   (their order is kept; compact `v:` lines become `Via:`).
+//! - `received`/`rport` are written into the sender's Via in place; every other header line
+//!   is copied byte for byte (compact names, case and folding kept).
 
 mod actions;
 pub(crate) mod branch;
@@ -114,6 +116,7 @@ mod identity;
 mod net;
 mod request;
 mod response;
+mod salvage;
 
 pub use config::{
     ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, HealthConfig, IdentitySource,
@@ -252,6 +255,9 @@ pub struct ProxyCore {
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
     /// `advertise` is configured.
     seen_local: [OnceLock<SocketAddr>; 2],
+    /// Sent-by text per local address (a few listen addresses), so the hot path does not
+    /// format socket addresses.
+    sent_by_cache: [OnceLock<(SocketAddr, net::SentByText)>; 4],
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -273,7 +279,29 @@ impl ProxyCore {
             config,
             screen,
             seen_local: [OnceLock::new(), OnceLock::new()],
+            sent_by_cache: Default::default(),
         })
+    }
+
+    /// Our sent-by (`advertise`, else the local address) as text, from the cache when the
+    /// local address has been seen before.
+    fn sent_by_text(&self, local: SocketAddr) -> net::SentByText {
+        let format = || {
+            let mut t = net::SentByText::new();
+            let _ = std::fmt::Write::write_fmt(
+                &mut t,
+                format_args!("{}", self.compiled.sent_by(local)),
+            );
+            t
+        };
+        for slot in &self.sent_by_cache {
+            match slot.get() {
+                Some((addr, text)) if *addr == local => return *text,
+                Some(_) => continue,
+                None => return slot.get_or_init(|| (local, format())).1,
+            }
+        }
+        format()
     }
 
     /// The configuration in use.
@@ -289,17 +317,36 @@ impl ProxyCore {
         }
         let parsed = match SipMessage::parse(msg.data.clone(), &self.limits) {
             Ok(p) => p,
-            Err(e) => {
-                let mut o = Outcome::new(MessageClass::Unparsed, Disposition::Dropped("parse"));
-                o.error = Some(e.reason());
-                return o;
-            }
+            Err(e) => return self.unparsed(&msg, &e, out),
         };
         if parsed.is_request() {
             self.request(&msg, &parsed, now, out)
         } else {
             self.response(&msg, &parsed, out)
         }
+    }
+
+    /// A message the parser refused: answered 400 (505 for another SIP version) when it is
+    /// a request whose top Via can still be read, else dropped; counted by reason either way.
+    fn unparsed(
+        &self,
+        msg: &Inbound,
+        e: &crate::sip::ParseError,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let mut o = Outcome::new(MessageClass::Unparsed, Disposition::Dropped("parse"));
+        o.error = Some(e.reason());
+        if let Some(s) = salvage::salvage(msg, e, &self.limits) {
+            if let Ok(Some(top)) = s.message.top_via() {
+                out.push(Outbound {
+                    data: salvage::answer(&s),
+                    destination: net::reply_destination(msg, &top),
+                    transport: msg.transport,
+                });
+                o.disposition = Disposition::Answered(s.status);
+            }
+        }
+        o
     }
 
     /// Sends the next-hop health probes that are due: an `OPTIONS` to each hop every

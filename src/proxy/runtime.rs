@@ -6,7 +6,9 @@
 //! 2. the blocklist snapshot, memory-mapped into an `ArcSwapOption` (the embedded sample list
 //!    when none is configured), and a reload thread that swaps in a changed file without
 //!    dropping or delaying a call (a file that fails to open or verify is refused, counted,
-//!    and the old list stays);
+//!    and the old list stays). Publish a new snapshot by renaming it over the old path (as
+//!    `fraudwall compile` does): the loaded one is memory-mapped, so writing into it in place
+//!    would change, or truncate, the list under the running proxy;
 //! 3. the sans-I/O [`ProxyCore`] around a [`SnapshotScreen`] (timed by [`TimedScreen`] for
 //!    the lookup-latency histogram);
 //! 4. the UDP workers ([`super::udp`]), the TCP listeners ([`super::tcp`]) and the admin HTTP
@@ -151,7 +153,7 @@ impl CoreHandler {
         if let Some(reason) = outcome.error {
             self.telemetry.parse_error(reason);
         } else if let Disposition::Dropped(reason) = outcome.disposition {
-            self.telemetry.parse_error(reason);
+            self.telemetry.dropped(reason);
         }
         let Some(d) = outcome.decision else { return };
         let v = &d.verdict;
@@ -197,7 +199,10 @@ impl Handler for CoreHandler {
     }
 
     fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
-        self.telemetry.parse_error(reason);
+        match reason {
+            "connection_limit" | "idle_timeout" => self.telemetry.dropped(reason),
+            _ => self.telemetry.parse_error(reason),
+        }
     }
 
     fn connection_opened(&self, inbound: bool) {
@@ -502,6 +507,7 @@ impl Runtime {
                 workers: v.udp_workers,
                 batch: v.udp_batch,
                 max_message: v.max_message_size,
+                reuseport: v.udp_reuseport,
             };
             Some(UdpBound::bind(cfg).map_err(|source| RuntimeError::Bind {
                 transport: "udp",
@@ -735,5 +741,118 @@ impl Runtime {
         if let Some(w) = log_writer {
             w.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocklist::compile_csv_text;
+    use crate::numbers::E164;
+
+    fn compile(path: &Path, csv: &str, version: u64) {
+        let opts = crate::blocklist::CompileOptions {
+            version: Some(version),
+            ..Default::default()
+        };
+        let text = format!("number,action,category,score,source\n{csv}");
+        compile_csv_text(&text, &opts, path).unwrap();
+    }
+
+    fn action_of(slot: &SnapshotSlot, n: &str) -> Option<crate::blocklist::Action> {
+        let s = slot.shared().load_full()?;
+        let n: E164 = n.parse().ok()?;
+        s.lookup(&n).map(|m| m.action)
+    }
+
+    #[test]
+    fn sample_list_is_embedded_and_compiles() {
+        let t = Arc::new(Telemetry::new());
+        let slot = SnapshotSlot::load(None, t).unwrap();
+        assert_eq!(
+            action_of(&slot, "+8613800000001"),
+            Some(crate::blocklist::Action::Block)
+        );
+        assert!(slot.info().is_some());
+    }
+
+    #[test]
+    fn reload_swaps_good_files_and_keeps_the_old_on_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.fwsnap");
+        compile(&path, "+8613800000001,block,police,90,a\n", 1);
+        let t = Arc::new(Telemetry::new());
+        let slot = SnapshotSlot::load(Some(&path), t.clone()).unwrap();
+        let mut stamp_now = stamp(&path);
+        assert_eq!(
+            action_of(&slot, "+8613800000001"),
+            Some(crate::blocklist::Action::Block)
+        );
+        assert!(!slot.reload_if_changed(&mut stamp_now), "unchanged file");
+
+        // A new version, written atomically by the compiler: swapped in.
+        std::thread::sleep(Duration::from_millis(20));
+        compile(&path, "+8613800000001,tag,loan,60,a\n", 2);
+        assert!(slot.reload_if_changed(&mut stamp_now));
+        assert_eq!(
+            action_of(&slot, "+8613800000001"),
+            Some(crate::blocklist::Action::Tag)
+        );
+        assert!(t.render().contains("fraudwall_snapshot_version 2"));
+
+        // A corrupt file, published by rename like any snapshot (writing into the mapped
+        // file in place would change the live list under the proxy): refused, counted, the
+        // loaded list stays.
+        let tmp = dir.path().join("bad.tmp");
+        std::fs::write(&tmp, b"not a snapshot at all").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(!slot.reload_if_changed(&mut stamp_now));
+        assert_eq!(
+            action_of(&slot, "+8613800000001"),
+            Some(crate::blocklist::Action::Tag)
+        );
+        assert!(t
+            .render()
+            .contains("fraudwall_snapshot_reload_failures_total 1"));
+    }
+
+    #[test]
+    fn missing_snapshot_fails_open() {
+        let t = Arc::new(Telemetry::new());
+        let slot =
+            SnapshotSlot::load(Some(Path::new("/nonexistent/list.fwsnap")), t.clone()).unwrap();
+        assert!(slot.shared().load().is_none());
+        assert!(slot.info().is_none());
+        assert!(t
+            .render()
+            .contains("fraudwall_snapshot_reload_failures_total 1"));
+    }
+
+    #[test]
+    fn core_config_maps_every_action_key() {
+        let text = "[proxy]\nnext_hops = [\"127.0.0.1:5080\", \"[::1]:5080\"]\nnext_hop_transport = \"udp\"\n\
+                    record_route = true\ntrusted_peers = [\"10.0.0.0/8\"]\nidentity_order = [\"from\"]\n\
+                    [actions]\nblock_response = 603\ntag_header = \"X-Scam\"\ntag_display_label = \"FRAUD?\"\n\
+                    warn_uri = \"sip:announce@127.0.0.1:5090\"\nanonymous = \"tag\"\n";
+        let v = crate::config::Config::from_toml_str(text)
+            .unwrap()
+            .validate()
+            .unwrap();
+        let c = core_config(&v);
+        assert_eq!(c.next_hops.len(), 2);
+        assert!(c.record_route);
+        assert_eq!(c.trusted_peers, vec!["10.0.0.0/8".to_string()]);
+        assert_eq!(
+            c.identity_order,
+            vec![super::super::core::IdentitySource::From]
+        );
+        assert_eq!(c.actions.block.status, 603);
+        assert_eq!(c.actions.tag.header, "X-Scam");
+        assert_eq!(c.actions.tag.display_label, "FRAUD?");
+        assert_eq!(c.actions.warn.service_uri, "sip:announce@127.0.0.1:5090");
+        assert_eq!(c.actions.callers.anonymous, crate::blocklist::Action::Tag);
+        // The core accepts what the config validated.
+        let screen = SnapshotScreen::new(Arc::new(ArcSwapOption::empty()), c.actions.callers);
+        assert!(ProxyCore::new(c, Arc::new(screen)).is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! UDP transport for carrier scale: one socket per worker thread, batched system calls.
 //!
 //! Every listen address gets `workers` sockets bound to the same address with `SO_REUSEPORT`,
-//! so the kernel spreads datagrams over them by flow hash, and one blocking OS thread per
+//! so the kernel spreads datagrams over them by flow hash (or, with `reuseport: false`, one
+//! socket shared by the workers, see [`UdpConfig::reuseport`]), and one blocking OS thread per
 //! socket (not tokio: a thread that only receives, handles and sends needs no scheduler). On
 //! Linux a thread receives up to `batch` datagrams per `recvmmsg` call (blocking for the
 //! first, `MSG_WAITFORONE`), hands each to the [`Handler`], and sends everything the batch
@@ -47,6 +48,10 @@ pub struct UdpConfig {
     pub batch: usize,
     /// Largest datagram accepted.
     pub max_message: usize,
+    /// `true`: one socket per worker (`SO_REUSEPORT`, the kernel spreads datagrams by flow
+    /// hash). `false`: the workers share one socket and take whichever datagram comes next,
+    /// which balances better when few peers (a handful of SBCs and switches) send everything.
+    pub reuseport: bool,
 }
 
 /// Where messages for the other transport go (the TCP transport's sender).
@@ -121,7 +126,12 @@ impl UdpBound {
             let actual = first.local_addr()?.as_socket().unwrap_or(addr);
             let mut group = vec![UdpSocket::from(first)];
             for _ in 1..workers {
-                group.push(UdpSocket::from(bind_one(actual)?));
+                let next = if config.reuseport {
+                    UdpSocket::from(bind_one(actual)?)
+                } else {
+                    group[0].try_clone()?
+                };
+                group.push(next);
             }
             sockets.push((actual, group));
         }
@@ -676,6 +686,7 @@ mod tests {
             workers: 2,
             batch: 8,
             max_message: 1000,
+            reuseport: !listen.starts_with('['),
         })
         .unwrap();
         let h = Arc::new(Echo {

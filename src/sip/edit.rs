@@ -336,6 +336,60 @@ impl<'m> RequestEditor<'m> {
         self.inner.insert_line_fmt(Target::Top, b"Via", value);
     }
 
+    /// Records where the request really came from on the sender's (top) Via, in place:
+    /// `;received=<received>` (RFC 3261 §18.2.1) and, when `rport` is given, `;rport=<port>`
+    /// (RFC 3581 §4); any earlier `received`/`rport` parameters are replaced, everything
+    /// else is kept as written. Call it before [`push_via`](Self::push_via) or after: the
+    /// new Via line always comes first. Returns `false` (and changes nothing) when there is
+    /// no top Via or it does not parse.
+    pub fn set_top_via_source(
+        &mut self,
+        received: &str,
+        rport: Option<u16>,
+    ) -> Result<bool, EditError> {
+        if received.is_empty()
+            || !received
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'[' | b']'))
+        {
+            return Err(EditError::ControlCharacter);
+        }
+        let Some(i) = self.inner.first_index(HeaderName::Via) else {
+            return Ok(false);
+        };
+        let value = self.inner.value_of(&self.inner.msg.entries()[i]);
+        let (first, rest) = match find_unquoted(value, b',') {
+            Some(comma) => (&value[..comma], &value[comma..]),
+            None => (value, &value[value.len()..]),
+        };
+        let Ok(via) = Unchecked(first).parse_via() else {
+            return Ok(false);
+        };
+        let start = self.inner.scratch.len();
+        let out = &mut self.inner.scratch;
+        out.extend_from_slice(via.without_params());
+        for (name, value) in via.params().iter() {
+            if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"rport") {
+                continue;
+            }
+            out.extend_from_slice(b";");
+            out.extend_from_slice(name);
+            if let Some(v) = value {
+                out.extend_from_slice(b"=");
+                out.extend_from_slice(v);
+            }
+        }
+        out.extend_from_slice(b";received=");
+        out.extend_from_slice(received.as_bytes());
+        if let Some(port) = rport {
+            let _ = write!(out, ";rport={port}");
+        }
+        out.extend_from_slice(rest);
+        let span = self.inner.scratch_span(start);
+        self.inner.push(Target::Header(i), Op::ReplaceValue(span));
+        Ok(true)
+    }
+
     /// Sets Max-Forwards (replacing the first one, or adding one at the top).
     pub fn set_max_forwards(&mut self, n: u32) {
         match self.inner.first_index(HeaderName::MaxForwards) {
@@ -681,6 +735,45 @@ abcJUNK";
         assert!(!out.as_bytes().windows(4).any(|w| w == b"JUNK"));
         // Untouched lines are copied as written (compact name kept).
         assert!(out.as_bytes().windows(3).any(|w| w == b"\r\nf"));
+    }
+
+    #[test]
+    fn top_via_source_is_rewritten_in_place() {
+        let m = parse(
+            b"INVITE sip:b@x SIP/2.0\r\nv: SIP/2.0/UDP host.a:5062;rport;branch=z9hG4bK1;received=9.9.9.9, SIP/2.0/TCP b;branch=z9hG4bK0\r\nVia: SIP/2.0/UDP c;branch=z9hG4bKc\r\n\r\n",
+        );
+        let mut ed = RequestEditor::new(&m);
+        assert_eq!(ed.set_top_via_source("192.0.2.7", Some(40000)), Ok(true));
+        ed.push_via(b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp");
+        let out = reparse(ed.finish());
+        let vias: Vec<_> = out
+            .vias()
+            .map(|v| v.map(|v| (v.host(), v.branch(), v.received(), v.rport())))
+            .collect();
+        assert_eq!(
+            vias,
+            vec![
+                Ok((&b"10.0.0.1"[..], Some(&b"z9hG4bKp"[..]), None, None)),
+                Ok((
+                    &b"host.a"[..],
+                    Some(&b"z9hG4bK1"[..]),
+                    Some(&b"192.0.2.7"[..]),
+                    Some(Some(40000))
+                )),
+                Ok((&b"b"[..], Some(&b"z9hG4bK0"[..]), None, None)),
+                Ok((&b"c"[..], Some(&b"z9hG4bKc"[..]), None, None)),
+            ]
+        );
+        let mut ed = RequestEditor::new(&m);
+        assert_eq!(
+            ed.set_top_via_source("1.2.3.4\r\nX: y", None),
+            Err(EditError::ControlCharacter)
+        );
+        let none = parse(b"OPTIONS sip:p SIP/2.0\r\n\r\n");
+        assert_eq!(
+            RequestEditor::new(&none).set_top_via_source("1.2.3.4", None),
+            Ok(false)
+        );
     }
 
     #[test]

@@ -95,8 +95,21 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        for (full, kind) in FULL_NAMES {
-            if full.len() == name.len() && full.as_bytes().eq_ignore_ascii_case(name) {
+        let candidates = BY_LENGTH.get(name.len()).copied().unwrap_or_default();
+        // Fast path: the canonical spelling, compared byte for byte.
+        let Some(&first) = name.first() else {
+            return HeaderName::Other;
+        };
+        for (full, kind) in candidates {
+            let full = full.as_bytes();
+            if full[0] == first && full == name {
+                return *kind;
+            }
+        }
+        let first = first.to_ascii_lowercase();
+        for (full, kind) in candidates {
+            let full = full.as_bytes();
+            if full[0].to_ascii_lowercase() == first && full.eq_ignore_ascii_case(name) {
                 return *kind;
             }
         }
@@ -109,7 +122,7 @@ impl HeaderName {
     }
 }
 
-/// Full names, most frequent first (the lookup is a short linear scan on lengths).
+/// Full names, for [`HeaderName::as_str`].
 const FULL_NAMES: &[(&str, HeaderName)] = &[
     ("Via", HeaderName::Via),
     ("From", HeaderName::From),
@@ -141,6 +154,54 @@ const FULL_NAMES: &[(&str, HeaderName)] = &[
     ("Identity", HeaderName::Identity),
 ];
 
+/// Full names grouped by length, so a lookup compares against one to four candidates.
+const BY_LENGTH: [&[(&str, HeaderName)]; 21] = [
+    &[],
+    &[],
+    &[("To", HeaderName::To)],
+    &[("Via", HeaderName::Via)],
+    &[("From", HeaderName::From), ("CSeq", HeaderName::CSeq)],
+    &[("Route", HeaderName::Route), ("Event", HeaderName::Event)],
+    &[],
+    &[
+        ("Call-ID", HeaderName::CallId),
+        ("Contact", HeaderName::Contact),
+        ("Privacy", HeaderName::Privacy),
+        ("Subject", HeaderName::Subject),
+    ],
+    &[
+        ("Refer-To", HeaderName::ReferTo),
+        ("Identity", HeaderName::Identity),
+    ],
+    &[("Supported", HeaderName::Supported)],
+    &[],
+    &[("Referred-By", HeaderName::ReferredBy)],
+    &[
+        ("Max-Forwards", HeaderName::MaxForwards),
+        ("Content-Type", HeaderName::ContentType),
+        ("Record-Route", HeaderName::RecordRoute),
+        ("Allow-Events", HeaderName::AllowEvents),
+    ],
+    &[("Identity-Info", HeaderName::IdentityInfo)],
+    &[
+        ("Content-Length", HeaderName::ContentLength),
+        ("Accept-Contact", HeaderName::AcceptContact),
+        ("Reject-Contact", HeaderName::RejectContact),
+    ],
+    &[
+        ("Remote-Party-ID", HeaderName::RemotePartyId),
+        ("Session-Expires", HeaderName::SessionExpires),
+    ],
+    &[("Content-Encoding", HeaderName::ContentEncoding)],
+    &[],
+    &[],
+    &[
+        ("P-Asserted-Identity", HeaderName::PAssertedIdentity),
+        ("Request-Disposition", HeaderName::RequestDisposition),
+    ],
+    &[("P-Preferred-Identity", HeaderName::PPreferredIdentity)],
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +224,18 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"z"), HeaderName::Other);
         assert_eq!(HeaderName::Via.as_str(), Some("Via"));
         assert_eq!(HeaderName::Other.as_str(), None);
+    }
+
+    #[test]
+    fn length_table_covers_every_full_name() {
+        for (name, kind) in FULL_NAMES {
+            assert_eq!(HeaderName::from_bytes(name.as_bytes()), *kind, "{name}");
+            assert_eq!(
+                HeaderName::from_bytes(name.to_ascii_uppercase().as_bytes()),
+                *kind
+            );
+        }
+        let listed: usize = BY_LENGTH.iter().map(|c| c.len()).sum();
+        assert_eq!(listed, FULL_NAMES.len());
     }
 }

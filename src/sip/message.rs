@@ -139,7 +139,7 @@ impl SipMessage {
                 if value_end > last.value.end as usize {
                     if last.value.start == last.value.end {
                         // The value started on this continuation line.
-                        let first = (pos..end).find(|&i| !is_space(b[i])).unwrap_or(end);
+                        let first = skip_space(b, pos, end);
                         last.value.start = Span::new(first, first).start;
                     }
                     last.value.end = Span::new(value_end, value_end).end;
@@ -158,15 +158,18 @@ impl SipMessage {
                     max: limits.max_headers,
                 });
             }
-            let colon = (pos..end)
-                .find(|&i| b[i] == b':')
-                .ok_or(ParseError::BadHeader { line: line_no })?;
-            let name_end = trim_end(b, pos, colon);
-            let name = &b[pos..name_end];
-            if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+            // field-name = token, then optional whitespace, then ':' (RFC 3261 HCOLON).
+            let name_end = pos
+                + b[pos..end]
+                    .iter()
+                    .position(|&c| !is_token(c))
+                    .unwrap_or(end - pos);
+            let colon = skip_space(b, name_end, end);
+            if name_end == pos || b.get(colon) != Some(&b':') || colon >= end {
                 return Err(ParseError::BadHeader { line: line_no });
             }
-            let value_start = (colon + 1..end).find(|&i| !is_space(b[i])).unwrap_or(end);
+            let name = &b[pos..name_end];
+            let value_start = skip_space(b, colon + 1, end);
             let value_end = trim_end(b, value_start, end);
             headers.push(HeaderEntry {
                 kind: HeaderName::from_bytes(name),
@@ -503,7 +506,7 @@ impl SipMessage {
 /// Returns `None` if there is no line break (incomplete message).
 #[inline]
 fn next_line(b: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let lf = pos + b.get(pos..)?.iter().position(|&c| c == b'\n')?;
+    let lf = pos + memchr::memchr(b'\n', b.get(pos..)?)?;
     let end = if lf > pos && b[lf - 1] == b'\r' {
         lf - 1
     } else {
@@ -517,10 +520,22 @@ fn is_space(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
-/// Index after the last non-space byte in `b[start..end]` (or `start`).
+/// Index of the first byte in `b[start..end]` that is not a space or tab (or `end`).
+#[inline]
+fn skip_space(b: &[u8], start: usize, end: usize) -> usize {
+    start
+        + b[start..end]
+            .iter()
+            .position(|&c| !is_space(c))
+            .unwrap_or(end - start)
+}
+
+/// Index after the last byte in `b[start..end]` that is not linear whitespace (or `start`).
 #[inline]
 fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
-    while end > start && (is_space(b[end - 1]) || b[end - 1] == b'\r') {
+    // CR and LF count too: a whitespace-only continuation line must not leave the line
+    // break before it inside the value (found by fuzzing).
+    while end > start && matches!(b[end - 1], b' ' | b'\t' | b'\r' | b'\n') {
         end -= 1;
     }
     end
@@ -758,6 +773,16 @@ v=0\r\nEXTRA";
         assert_eq!(m.top_via(), Ok(None));
         assert_eq!(m.privacy(), None);
         assert_eq!(m.as_bytes()[0], b'O');
+    }
+
+    #[test]
+    fn whitespace_only_continuation_is_not_part_of_the_value() {
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nSubject: x\r\n\t\nTo: <sip:b@c>\r\n \r\n\r\n");
+        assert_eq!(m.header("Subject").map(|v| v.as_bytes()), Some(&b"x"[..]));
+        assert_eq!(
+            m.header("To").map(|v| v.as_bytes()),
+            Some(&b"<sip:b@c>"[..])
+        );
     }
 
     #[test]

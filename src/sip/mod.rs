@@ -70,8 +70,8 @@ mod scan;
 mod uri;
 mod value;
 
-pub use edit::{RequestEditor, ResponseBuilder, ResponseEditor};
-pub use error::{FramingError, ParseError, ValueError};
+pub use edit::{RequestEditor, ResponseBuilder, ResponseEditor, MAX_LABEL_CHARS};
+pub use error::{EditError, FramingError, ParseError, ValueError};
 pub use header::HeaderName;
 pub use limits::Limits;
 pub use message::{Header, SipMessage};

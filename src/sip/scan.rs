@@ -11,12 +11,24 @@ pub(crate) fn is_lws(b: u8) -> bool {
 /// A `token` character (RFC 3261 §25.1).
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(b)]
 }
+
+/// Lookup table for [`is_token`]: alphanumerics and `-.!%*_+`'~`.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// Strips linear whitespace from both ends.
 #[inline]
@@ -39,32 +51,33 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 /// Finds the first `sep` that is outside a quoted string and outside `<...>`.
+///
+/// Jumps between interesting bytes with `memchr` rather than walking every byte.
 pub(crate) fn find_unquoted(s: &[u8], sep: u8) -> Option<usize> {
-    let mut in_quote = false;
-    let mut in_angle = false;
     let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        if in_quote {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_quote = false,
-                _ => {}
+    loop {
+        i += memchr::memchr3(sep, b'"', b'<', s.get(i..)?)?;
+        match s[i] {
+            b'"' => {
+                // Skip the quoted string, honouring backslash escapes.
+                i += 1;
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', s.get(i..)?)?;
+                    if s[i] == b'\\' {
+                        i += 2;
+                    } else {
+                        i += 1;
+                        break;
+                    }
+                }
             }
-        } else if in_angle {
-            if b == b'>' {
-                in_angle = false;
+            b'<' if sep != b'<' => {
+                i += 1;
+                i += memchr::memchr(b'>', s.get(i..)?)? + 1;
             }
-        } else if b == sep {
-            return Some(i);
-        } else if b == b'"' {
-            in_quote = true;
-        } else if b == b'<' {
-            in_angle = true;
+            _ => return Some(i),
         }
-        i += 1;
     }
-    None
 }
 
 /// Iterator over the comma-separated elements of a header value (RFC 3261 §7.3.1), each
@@ -216,6 +229,19 @@ mod tests {
                 &b"sip:c@d"[..]
             ]
         );
+    }
+
+    #[test]
+    fn find_unquoted_edges() {
+        assert_eq!(find_unquoted(b"a,b", b','), Some(1));
+        assert_eq!(find_unquoted(b"\"a,b\",c", b','), Some(5));
+        assert_eq!(find_unquoted(b"<a,b>,c", b','), Some(5));
+        assert_eq!(find_unquoted(b"\"a,b", b','), None);
+        assert_eq!(find_unquoted(b"<a,b", b','), None);
+        assert_eq!(find_unquoted(b"\"a\\", b','), None);
+        assert_eq!(find_unquoted(b"\"a\\\"\",x", b','), Some(5));
+        assert_eq!(find_unquoted(b"", b','), None);
+        assert_eq!(find_unquoted(b"x;y", b';'), Some(1));
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl<'a> CSeq<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via<'a> {
     raw: &'a [u8],
+    head: &'a [u8],
     protocol: &'a [u8],
     version: &'a [u8],
     transport: &'a [u8],
@@ -124,6 +125,7 @@ impl<'a> Via<'a> {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
+        let head = trim(&raw[..raw.len() - rest.len() + sent_by.len()]);
         let (host, port) = split_host_port(sent_by).map_err(|_| ValueError::BadVia)?;
         let host_ok = host
             .iter()
@@ -133,6 +135,7 @@ impl<'a> Via<'a> {
         }
         Ok(Via {
             raw,
+            head,
             protocol,
             version,
             transport,
@@ -145,6 +148,11 @@ impl<'a> Via<'a> {
     /// The whole element as written.
     pub fn raw(&self) -> &'a [u8] {
         self.raw
+    }
+
+    /// The element without its parameters: `SIP/2.0/UDP host:port` as written.
+    pub fn without_params(&self) -> &'a [u8] {
+        self.head
     }
 
     /// Protocol name (`SIP`).
@@ -489,6 +497,7 @@ mod tests {
         assert_eq!(v.branch(), Some(&b"z9hG4bK776"[..]));
         assert_eq!(v.rport(), Some(Some(5062)));
         assert_eq!(v.received(), Some(&b"10.0.0.1"[..]));
+        assert_eq!(v.without_params(), b"SIP/2.0/UDP 192.0.2.1:5060");
         let v = Via::parse(b"SIP / 2.0 / TCP [2001:db8::9] ; rport ;branch=z9hG4bKx")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.transport(), b"TCP");
@@ -496,6 +505,9 @@ mod tests {
         assert_eq!(v.port(), None);
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.branch(), Some(&b"z9hG4bKx"[..]));
+        assert_eq!(v.without_params(), b"SIP / 2.0 / TCP [2001:db8::9]");
+        let v = Via::parse(b"SIP/2.0/UDP h").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.without_params(), b"SIP/2.0/UDP h");
     }
 
     #[test]

@@ -35,23 +35,56 @@ fn key() -> &'static [u8; 32] {
     KEY.get_or_init(|| blake3::derive_key("fraudwall 2026 via branch v1", b"stateless proxy"))
 }
 
+/// Fields are gathered here and hashed in one call: one-shot BLAKE3 over a short input
+/// costs far less than many small `update`s. Longer inputs spill into a streaming hasher.
+const GATHER: usize = 512;
+
 /// A hasher over length-prefixed fields, so `("ab","c")` and `("a","bc")` differ.
-pub(crate) struct FieldHasher(blake3::Hasher);
+pub(crate) struct FieldHasher {
+    buf: [u8; GATHER],
+    len: usize,
+    spill: Option<Box<blake3::Hasher>>,
+}
 
 impl FieldHasher {
     pub(crate) fn new() -> Self {
-        FieldHasher(blake3::Hasher::new_keyed(key()))
+        FieldHasher {
+            buf: [0; GATHER],
+            len: 0,
+            spill: None,
+        }
     }
 
     pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut Self {
-        self.0.update(&(bytes.len() as u32).to_le_bytes());
-        self.0.update(bytes);
+        let prefix = (bytes.len() as u32).to_le_bytes();
+        if self.len + prefix.len() + bytes.len() <= GATHER {
+            self.buf[self.len..self.len + 4].copy_from_slice(&prefix);
+            self.buf[self.len + 4..self.len + 4 + bytes.len()].copy_from_slice(bytes);
+            self.len += 4 + bytes.len();
+        } else {
+            // Rare (a field of hundreds of bytes): continue in a streaming hasher.
+            let h = self
+                .spill
+                .get_or_insert_with(|| Box::new(blake3::Hasher::new_keyed(key())));
+            h.update(&self.buf[..self.len]);
+            self.len = 0;
+            h.update(&prefix);
+            h.update(bytes);
+        }
         self
     }
 
     pub(crate) fn finish(&self) -> [u8; 8] {
+        let hash = match &self.spill {
+            None => blake3::keyed_hash(key(), &self.buf[..self.len]),
+            Some(h) => {
+                let mut h = (**h).clone();
+                h.update(&self.buf[..self.len]);
+                h.finalize()
+            }
+        };
         let mut out = [0u8; 8];
-        out.copy_from_slice(&self.0.finalize().as_bytes()[..8]);
+        out.copy_from_slice(&hash.as_bytes()[..8]);
         out
     }
 }
@@ -130,6 +163,18 @@ mod tests {
         assert_ne!(a, b);
         let c = FieldHasher::new().field(b"ab").field(b"c").finish();
         assert_eq!(a, c);
+        // Long fields spill into the streaming hasher and give the same hash as one-shot.
+        let long = vec![7u8; 700];
+        let spilled = FieldHasher::new().field(b"x").field(&long).finish();
+        let mut streaming = blake3::Hasher::new_keyed(key());
+        streaming.update(&1u32.to_le_bytes()).update(b"x");
+        streaming.update(&700u32.to_le_bytes()).update(&long);
+        assert_eq!(spilled[..], streaming.finalize().as_bytes()[..8]);
+        let short = blake3::keyed_hash(key(), &[&1u32.to_le_bytes()[..], b"x"].concat());
+        assert_eq!(
+            FieldHasher::new().field(b"x").finish()[..],
+            short.as_bytes()[..8]
+        );
     }
 
     #[test]

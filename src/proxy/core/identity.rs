@@ -32,11 +32,13 @@ pub(crate) struct Identity<'m> {
 }
 
 impl Compiled {
-    /// Reads the caller of `msg`, received from `peer`.
+    /// Reads the caller of `msg` (whose From is `from`, already parsed), received from
+    /// `peer`.
     pub(crate) fn identity<'m>(
         &self,
         order: &[IdentitySource],
         msg: &'m SipMessage,
+        from: &NameAddr<'m>,
         peer: IpAddr,
     ) -> Identity<'m> {
         for &source in order {
@@ -54,7 +56,7 @@ impl Compiled {
                         })
                         .map(|r| r.map(|r| r.0)),
                 ),
-                IdentitySource::From => self.first_number(msg.from().transpose().into_iter()),
+                IdentitySource::From => self.first_number(std::iter::once(Ok(*from))),
             };
             if let Some((raw, caller)) = found {
                 return Identity {

@@ -15,6 +15,61 @@ use std::net::{IpAddr, SocketAddr};
 /// The default SIP port (UDP and TCP).
 pub(crate) const SIP_PORT: u16 = 5060;
 
+/// Short text built on the stack (Via and Record-Route values, addresses): no allocation on
+/// the packet path. Writing past `N` bytes marks it overflowed, and it is then not used.
+#[derive(Clone, Copy)]
+pub(crate) struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> StackText<N> {
+    pub(crate) fn new() -> Self {
+        StackText {
+            buf: [0; N],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// Appends bytes (or marks the text overflowed).
+    pub(crate) fn push(&mut self, b: &[u8]) -> &mut Self {
+        match self.buf.get_mut(self.len..self.len + b.len()) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(b);
+                self.len += b.len();
+            }
+            _ => self.overflow = true,
+        }
+        self
+    }
+
+    /// The text, unless it overflowed.
+    pub(crate) fn bytes(&self) -> Option<&[u8]> {
+        (!self.overflow).then(|| &self.buf[..self.len])
+    }
+
+    /// The text as `str` (it only ever holds what `fmt::Write` or ASCII pushes put there).
+    pub(crate) fn text(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
+        if self.overflow {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Room for any sent-by: a 45-character IPv6 text in brackets and a port, or a hostname.
+pub(crate) type SentByText = StackText<300>;
+
 /// The `host[:port]` this proxy writes into Via and Record-Route.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SentBy<'a> {
@@ -198,6 +253,18 @@ pub(crate) fn probe(c: &Compiled, local: Option<SocketAddr>, p: &Probe) -> Optio
 mod tests {
     use super::*;
     use crate::proxy::core::config::CoreConfig;
+
+    #[test]
+    fn stack_text_refuses_overflow() {
+        let mut t = StackText::<8>::new();
+        t.push(b"abc").push(b"de");
+        assert_eq!(t.text(), Some("abcde"));
+        t.push(b"fghi");
+        assert_eq!(t.bytes(), None);
+        let mut t = StackText::<64>::new();
+        write!(t, "{}", "2001:db8::1".parse::<IpAddr>().unwrap()).unwrap();
+        assert_eq!(t.text(), Some("2001:db8::1"));
+    }
 
     fn compiled(f: impl FnOnce(&mut CoreConfig)) -> Compiled {
         let mut c = CoreConfig::default();

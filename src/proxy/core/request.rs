@@ -156,23 +156,28 @@ impl ProxyCore {
         };
 
         let branch = req.branch(&top);
-        for via in msg.vias() {
-            let via = match via {
-                Ok(v) => v,
-                Err(_) => {
-                    let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
-                    o.error = Some("bad_via");
-                    return o;
-                }
-            };
-            let looped = via
-                .branch()
+        let ours = |via: &Via<'_>| {
+            via.branch()
                 .and_then(branch::loop_part_of)
                 .is_some_and(|lp| lp == branch.loop_part())
-                && self.compiled.is_us(via.host(), via.port(), inbound.local);
-            if looped {
-                return self.answer(msg, method, 482, "Loop Detected", reply, out);
+                && self.compiled.is_us(via.host(), via.port(), inbound.local)
+        };
+        // The top Via is already parsed; the others only when there are others.
+        let mut looped = ours(&top);
+        if msg.via_count() > 1 {
+            for via in msg.vias().skip(1) {
+                match via {
+                    Ok(v) => looped |= ours(&v),
+                    Err(_) => {
+                        let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                        o.error = Some("bad_via");
+                        return o;
+                    }
+                }
             }
+        }
+        if looped {
+            return self.answer(msg, method, 482, "Loop Detected", reply, out);
         }
 
         // Route (RFC 3261 §16.4, §16.6 steps 6-7).
@@ -234,7 +239,7 @@ impl ProxyCore {
         }
 
         // Forward (RFC 3261 §16.6).
-        self.write_vias(&mut ed, msg, &top, inbound, dest.1, &branch);
+        self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
         if self.config.record_route
             && initial
@@ -258,9 +263,12 @@ impl ProxyCore {
     /// Reads the caller, screens it (a panic in the screen fails open) and decides the
     /// action to apply.
     fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
-        let id = self
-            .compiled
-            .identity(&self.config.identity_order, msg, inbound.source.ip());
+        let id = self.compiled.identity(
+            &self.config.identity_order,
+            msg,
+            &req.from,
+            inbound.source.ip(),
+        );
         let screen = &self.screen;
         let caller: Caller = id.caller;
         let verdict = catch_unwind(AssertUnwindSafe(|| screen.screen(&caller)))
@@ -338,103 +346,54 @@ impl ProxyCore {
         Outcome::new(class, Disposition::Answered(status))
     }
 
-    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (formatted on the stack).
+    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (built on the stack).
     fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr) {
-        use std::io::Write as _;
-        let mut buf = [0u8; 320];
-        let room = buf.len();
-        let mut cur = &mut buf[..];
-        if write!(cur, "<sip:{};lr>", self.compiled.sent_by(local)).is_ok() {
-            let len = room - cur.len();
-            ed.insert_record_route(&buf[..len]);
+        let sent_by = self.sent_by_text(local);
+        let mut rr = net::StackText::<320>::new();
+        if let Some(sb) = sent_by.bytes() {
+            rr.push(b"<sip:").push(sb).push(b";lr>");
+        }
+        if let Some(value) = rr.bytes().filter(|v| !v.is_empty()) {
+            ed.insert_record_route(value);
         }
     }
 
-    /// Writes our Via on top and, when needed, `received`/`rport` on the sender's Via
-    /// (RFC 3261 §18.2.1, RFC 3581 §4). Rewriting a Via means re-emitting every Via line at
-    /// the top (the editor has no in-place parameter edit); their order is kept.
+    /// Writes our Via on top and, when needed, `received` (and `rport`) on the sender's Via
+    /// (RFC 3261 §18.2.1, RFC 3581 §4): `received` when the sent-by is not the packet's
+    /// source address or `rport` was asked for; `rport` when asked for, and always on a
+    /// stream, whose responses must go back over the same connection.
     fn write_vias(
         &self,
         ed: &mut RequestEditor<'_>,
-        msg: &SipMessage,
         top: &Via<'_>,
         inbound: &Inbound,
         out_transport: Transport,
         branch: &Branch,
     ) {
-        let sent_by = self.compiled.sent_by(inbound.local);
-        let branch = std::str::from_utf8(branch.as_bytes()).unwrap_or("z9hG4bKfw");
-        ed.push_via_fmt(format_args!(
-            "SIP/2.0/{} {sent_by};branch={branch}",
-            out_transport.via_token()
-        ));
+        let sent_by = self.sent_by_text(inbound.local);
+        let mut via = net::StackText::<400>::new();
+        via.push(b"SIP/2.0/")
+            .push(out_transport.via_token().as_bytes())
+            .push(b" ")
+            .push(sent_by.bytes().unwrap_or(b"invalid"))
+            .push(b";branch=")
+            .push(branch.as_bytes());
+        if let Some(v) = via.bytes() {
+            ed.push_via(v);
+        }
         let source = inbound.source;
         let rport = inbound.transport == Transport::Tcp || top.rport().is_some();
-        let received = rport || net::parse_ip(top.host()) != Some(source.ip());
-        if !received {
+        if !rport && net::parse_ip(top.host()) == Some(source.ip()) {
             return;
         }
-        ed.remove_headers("Via");
-        ed.push_via_fmt(format_args!(
-            "{}",
-            ViaWithSource {
-                via: top,
-                source,
-                rport
-            }
-        ));
-        for via in msg.vias().skip(1).flatten() {
-            ed.push_via(via.raw());
+        let mut ip = net::StackText::<64>::new();
+        if std::fmt::Write::write_fmt(&mut ip, format_args!("{}", source.ip())).is_err() {
+            return;
         }
-    }
-}
-
-/// A Via re-written with `received` (and `rport`) set to the packet's source.
-struct ViaWithSource<'a, 'v> {
-    via: &'a Via<'v>,
-    source: SocketAddr,
-    rport: bool,
-}
-
-impl std::fmt::Display for ViaWithSource<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write as _;
-        let v = self.via;
-        put(f, v.protocol())?;
-        f.write_char('/')?;
-        put(f, v.version())?;
-        f.write_char('/')?;
-        put(f, v.transport())?;
-        f.write_char(' ')?;
-        put(f, v.host())?;
-        if let Some(p) = v.port() {
-            write!(f, ":{p}")?;
+        if let Some(ip) = ip.text() {
+            // The top Via parsed above and the address is plain text: this cannot fail.
+            let _ = ed.set_top_via_source(ip, rport.then_some(source.port()));
         }
-        for (name, value) in v.params().iter() {
-            if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"rport") {
-                continue;
-            }
-            f.write_char(';')?;
-            put(f, name)?;
-            if let Some(value) = value {
-                f.write_char('=')?;
-                put(f, value)?;
-            }
-        }
-        write!(f, ";received={}", self.source.ip())?;
-        if self.rport {
-            write!(f, ";rport={}", self.source.port())?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes wire bytes as text: as they are when UTF-8 (always, for a parsed Via's tokens and
-/// host), lossily otherwise.
-fn put(f: &mut std::fmt::Formatter<'_>, b: &[u8]) -> std::fmt::Result {
-    match std::str::from_utf8(b) {
-        Ok(s) => f.write_str(s),
-        Err(_) => f.write_str(&String::from_utf8_lossy(b)),
     }
 }
 
@@ -500,21 +459,6 @@ mod tests {
         // Another sender using the same client branch gets another branch.
         let other = INVITE.replace("192.0.2.1:5060;branch", "192.0.2.2:5060;branch");
         assert_ne!(a, branch_of(&other));
-    }
-
-    #[test]
-    fn via_with_source_replaces_old_received_and_rport() {
-        let v = Via::parse(b"SIP/2.0/UDP 10.0.0.1;received=1.1.1.1;branch=z9hG4bKx;rport=9;ttl=3")
-            .unwrap();
-        let w = ViaWithSource {
-            via: &v,
-            source: "192.0.2.1:4000".parse().unwrap(),
-            rport: true,
-        };
-        assert_eq!(
-            w.to_string(),
-            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx;ttl=3;received=192.0.2.1;rport=4000"
-        );
     }
 
     #[test]

@@ -21,10 +21,12 @@ impl ProxyCore {
             error: malformed.then_some(reason),
             decision: None,
         };
-        let top = match msg.top_via() {
-            Ok(Some(v)) => v,
-            Ok(None) => return dropped("no_via", true),
-            Err(_) => return dropped("bad_via", true),
+        // One pass over the Via list: ours on top, then where the response goes.
+        let mut vias = msg.vias();
+        let top = match vias.next() {
+            Some(Ok(v)) => v,
+            None => return dropped("no_via", true),
+            Some(Err(_)) => return dropped("bad_via", true),
         };
         let branch = top.branch().unwrap_or_default();
         if !self.compiled.is_us(top.host(), top.port(), inbound.local) {
@@ -37,7 +39,7 @@ impl ProxyCore {
         if loop_part_of(branch).is_none() {
             return dropped("via_not_ours", false);
         }
-        let next = match msg.vias().nth(1) {
+        let next = match vias.next() {
             Some(Ok(v)) => v,
             Some(Err(_)) => return dropped("bad_via", true),
             None => return dropped("no_route_back", false),
