@@ -11,7 +11,7 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::future::Future;
@@ -50,8 +50,12 @@ pub struct Status {
     pub listeners: Vec<ListenerStatus>,
     /// Next hops in failover order.
     pub next_hops: Vec<NextHopStatus>,
-    /// The loaded snapshot (`null` when none is loaded).
+    /// The loaded snapshot (`null` when none is loaded); with a feed, its base.
     pub snapshot: Option<serde_json::Value>,
+    /// The central feed: active version, source (cache, feed), age, deltas, last error
+    /// (absent when no feed is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feed: Option<serde_json::Value>,
 }
 
 /// What the admin endpoints ask the running proxy.
@@ -67,6 +71,8 @@ pub struct AdminState {
     pub telemetry: Arc<Telemetry>,
     /// The proxy's status.
     pub source: Arc<dyn StatusSource>,
+    /// What `POST /reload` does (poll the feed now, or re-read the snapshot file).
+    pub reload: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// The router (exposed for tests and embedding).
@@ -75,6 +81,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
+        .route("/reload", post(reload))
         .with_state(state)
 }
 
@@ -116,6 +123,17 @@ async fn status(State(s): State<AdminState>) -> Json<Status> {
     Json(s.source.status())
 }
 
+async fn reload(State(s): State<AdminState>) -> Response {
+    match &s.reload {
+        Some(reload) => {
+            tracing::info!("POST /reload: reloading the blocklist");
+            reload();
+            (StatusCode::OK, "reload requested\n").into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no reloadable blocklist\n").into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,14 +155,20 @@ mod tests {
                     healthy: true,
                 }],
                 snapshot: self.0.then(|| serde_json::json!({"version": 4})),
+                feed: None,
             }
         }
     }
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        request(addr, "GET", path).await
+    }
+
+    async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .unwrap();
@@ -158,9 +182,14 @@ mod tests {
         for loaded in [true, false] {
             let telemetry = Arc::new(Telemetry::new());
             telemetry.verdict(crate::blocklist::Action::Block, "police");
+            let reloads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = Arc::clone(&reloads);
             let state = AdminState {
                 telemetry,
                 source: Arc::new(Fixed(loaded)),
+                reload: Some(Arc::new(move || {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })),
             };
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -189,6 +218,10 @@ mod tests {
             assert_eq!(v["listeners"][0]["transport"], "udp");
             assert_eq!(v["next_hops"][0]["healthy"], true);
             assert_eq!(v["snapshot"].is_null(), !loaded);
+            assert!(v.get("feed").is_none(), "no feed configured: no feed field");
+            let r = request(addr, "POST", "/reload").await;
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            assert_eq!(reloads.load(std::sync::atomic::Ordering::SeqCst), 1);
             let _ = tx.send(());
             server.await.unwrap().unwrap();
         }

@@ -97,6 +97,19 @@ snapshot = ""
 # dropping a call (a bad file never replaces a good list). "0s" = never.
 reload_interval = "5s"
 
+[feed]
+# A central feed (see `fraudwall publish`): when `url` is set, calls are screened against the
+# feed's signed base and deltas instead of `blocklist.snapshot`. Empty = no feed.
+url = ""
+# Public keys (`fraudwall keygen`'s .pub files) a manifest may be signed with.
+keys = []
+# Poll interval (a random jitter only ever shortens it).
+poll = "30s"
+# The last good feed state, served at start before the feed answers.
+cache_dir = "/var/lib/fraudwall/feed"
+# Stay on (or roll back to) this feed version; 0 = follow the feed.
+pin_version = 0
+
 [admin]
 # Admin HTTP listener: /metrics (Prometheus), /healthz, /status (JSON). Empty = off.
 listen = "127.0.0.1:9060"
@@ -126,6 +139,8 @@ pub struct Config {
     pub actions: ActionsSection,
     /// `[blocklist]`: the snapshot.
     pub blocklist: BlocklistSection,
+    /// `[feed]`: a central feed instead of a local snapshot.
+    pub feed: FeedSection,
     /// `[admin]`: the admin HTTP listener.
     pub admin: AdminSection,
     /// `[decision_log]`: the per-call JSON lines.
@@ -257,6 +272,34 @@ impl Default for BlocklistSection {
         BlocklistSection {
             snapshot: String::new(),
             reload_interval: "5s".into(),
+        }
+    }
+}
+
+/// `[feed]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSection {
+    /// `feed.url` (empty = no feed).
+    pub url: String,
+    /// `feed.keys`.
+    pub keys: Vec<String>,
+    /// `feed.poll`.
+    pub poll: String,
+    /// `feed.cache_dir`.
+    pub cache_dir: String,
+    /// `feed.pin_version` (0 = follow the feed).
+    pub pin_version: u64,
+}
+
+impl Default for FeedSection {
+    fn default() -> Self {
+        FeedSection {
+            url: String::new(),
+            keys: Vec::new(),
+            poll: "30s".into(),
+            cache_dir: "/var/lib/fraudwall/feed".into(),
+            pin_version: 0,
         }
     }
 }
@@ -419,6 +462,8 @@ pub struct Validated {
     pub snapshot: Option<PathBuf>,
     /// Reload check period (`None` = never).
     pub reload_interval: Option<Duration>,
+    /// The central feed (`None` = screen against `snapshot`).
+    pub feed: Option<crate::feed::run::FeedConfig>,
     /// Admin listener (`None` = off).
     pub admin: Option<SocketAddr>,
     /// Decision-log target.
@@ -707,6 +752,23 @@ impl Config {
             s => Some(PathBuf::from(s)),
         };
         let reload = parse_duration("blocklist.reload_interval", &self.blocklist.reload_interval)?;
+        let feed = match self.feed.url.trim() {
+            "" => None,
+            url => {
+                let f = &self.feed;
+                let config = crate::feed::run::FeedConfig::from_flags(
+                    url.to_string(),
+                    f.keys.iter().map(PathBuf::from).collect(),
+                    Some(parse_duration("feed.poll", &f.poll)?),
+                    Some(PathBuf::from(f.cache_dir.trim())),
+                    (f.pin_version != 0).then_some(f.pin_version),
+                );
+                config
+                    .validate()
+                    .map_err(|(key, reason)| invalid(key, reason))?;
+                Some(config)
+            }
+        };
         let admin = match self.admin.listen.trim() {
             "" => None,
             s => Some(parse_addr("admin.listen", s)?),
@@ -767,6 +829,7 @@ impl Config {
             invalid: invalid_action,
             snapshot,
             reload_interval: (!reload.is_zero()).then_some(reload),
+            feed,
             admin,
             decision_log,
             decision_log_queue: d.queue,

@@ -15,6 +15,7 @@
 //! | [`blocklist`] | sources, compiled FST snapshots (mmap, signed), lookup |
 //! | [`sip`] | zero-copy SIP message view for the hot path |
 //! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
+//! | [`feed`] | the central feed: signed manifests, deltas, publishing, node updates |
 //! | [`cli`] | the `fraudwall` command line |
 //! | [`config`] | the `fraudwall run` TOML configuration |
 //! | [`telemetry`] | pre-registered Prometheus metrics |
@@ -26,6 +27,7 @@ pub mod blocklist;
 pub mod cli;
 pub mod config;
 pub mod decision_log;
+pub mod feed;
 pub mod numbers;
 pub mod policy;
 pub mod proxy;

@@ -36,7 +36,7 @@
 //! category, source and entry text (a few short strings, one call in many).
 
 use crate::blocklist::{Action, Match, Snapshot};
-use crate::numbers::Caller;
+use crate::numbers::{Caller, E164};
 use arc_swap::ArcSwapOption;
 use std::fmt;
 use std::sync::Arc;
@@ -197,13 +197,41 @@ impl CallerActions {
 /// A listed entry's action is the verdict, including `allow` (an exact entry carving a
 /// number out of a listed range); anonymous and invalid callers get the configured
 /// [`CallerActions`] without a lookup.
-#[derive(Clone)]
-pub struct SnapshotScreen {
-    current: Arc<ArcSwapOption<Snapshot>>,
+///
+/// The list is any [`Lookup`]: a single [`Snapshot`] (the default), or a central feed's base
+/// and deltas ([`crate::feed::layered::Layered`]).
+pub struct SnapshotScreen<L: Lookup = Snapshot> {
+    current: Arc<ArcSwapOption<L>>,
     callers: CallerActions,
 }
 
-impl fmt::Debug for SnapshotScreen {
+/// What a [`SnapshotScreen`] looks callers up in.
+pub trait Lookup: Send + Sync + 'static {
+    /// The version reported in verdicts and decision logs.
+    fn version(&self) -> u64;
+    /// The longest entry matching `number`, if any (a tombstone counts as no entry).
+    fn lookup(&self, number: &E164) -> Option<Match<'_>>;
+}
+
+impl Lookup for Snapshot {
+    fn version(&self) -> u64 {
+        Snapshot::version(self)
+    }
+    fn lookup(&self, number: &E164) -> Option<Match<'_>> {
+        Snapshot::lookup(self, number)
+    }
+}
+
+impl<L: Lookup> Clone for SnapshotScreen<L> {
+    fn clone(&self) -> Self {
+        SnapshotScreen {
+            current: Arc::clone(&self.current),
+            callers: self.callers,
+        }
+    }
+}
+
+impl<L: Lookup> fmt::Debug for SnapshotScreen<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SnapshotScreen")
             .field(
@@ -215,19 +243,26 @@ impl fmt::Debug for SnapshotScreen {
     }
 }
 
-impl SnapshotScreen {
+impl SnapshotScreen<Snapshot> {
     /// A screen over `current` (shared with the snapshot loader).
     pub fn new(current: Arc<ArcSwapOption<Snapshot>>, callers: CallerActions) -> Self {
         SnapshotScreen { current, callers }
     }
+}
+
+impl<L: Lookup> SnapshotScreen<L> {
+    /// A screen over any [`Lookup`] (a feed's layered view, say) in `current`.
+    pub fn over(current: Arc<ArcSwapOption<L>>, callers: CallerActions) -> Self {
+        SnapshotScreen { current, callers }
+    }
 
     /// The shared slot holding the current snapshot (store a new one to hot-swap).
-    pub fn current(&self) -> &Arc<ArcSwapOption<Snapshot>> {
+    pub fn current(&self) -> &Arc<ArcSwapOption<L>> {
         &self.current
     }
 }
 
-impl Screen for SnapshotScreen {
+impl<L: Lookup> Screen for SnapshotScreen<L> {
     fn screen(&self, caller: &Caller) -> Verdict {
         let number = match caller {
             Caller::Number(n) => n,

@@ -212,6 +212,12 @@ impl Telemetry {
         t
     }
 
+    /// The recorder the fixed handles live on, for other parts (the feed) to register their
+    /// own metrics once, up front.
+    pub fn recorder(&self) -> &PrometheusRecorder {
+        &self.recorder
+    }
+
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()

@@ -419,7 +419,7 @@ impl Snapshot {
 
     /// Every entry matching `number`, shortest prefix first and the exact entry last. A
     /// layered lookup (deltas over a base) uses this to skip tombstoned entries.
-    pub fn lookup_all(&self, number: &E164, mut visit: impl FnMut(Match<'_>)) {
+    pub fn lookup_all<'a>(&'a self, number: &E164, mut visit: impl FnMut(Match<'a>)) {
         self.walk(number, |exact, len, value| {
             if let Some(m) = key_of(number, exact, len).and_then(|e| self.make_match(value, e)) {
                 visit(m);

@@ -1,5 +1,7 @@
 //! The `fraudwall` command line: operator commands (blocklist) and the carrier's `run`.
 
+mod feed;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -23,6 +25,11 @@ enum Command {
     /// Print or check the `run` configuration file.
     #[command(subcommand)]
     Config(run::ConfigCommand),
+    /// Publish a whole compiled list to a feed directory (as a delta or a new base).
+    Publish(feed::PublishArgs),
+    /// Central feed tools (`fraudwall feed serve`).
+    #[command(subcommand)]
+    Feed(feed::FeedCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -32,5 +39,7 @@ pub fn main() -> ExitCode {
         Command::Operator(c) => operator::run(c),
         Command::Run(a) => run::run(a),
         Command::Config(c) => run::config(c),
+        Command::Publish(args) => feed::run_publish(args),
+        Command::Feed(cmd) => feed::run(cmd),
     }
 }

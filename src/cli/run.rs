@@ -3,6 +3,7 @@
 //! ```text
 //! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
 //!               [--admin ADDR:PORT] [--workers N] [--decision-log TARGET] [--log-level FILTER]
+//!               [--feed URL --feed-key PUB [--feed-poll 2s] [--cache-dir DIR] [--feed-pin V]]
 //! fraudwall config default            # prints the commented default configuration
 //! fraudwall config check FILE         # validates a file, prints the resolved settings
 //! ```
@@ -50,6 +51,21 @@ pub struct RunArgs {
     /// Diagnostics filter (overrides log.level), e.g. info, debug.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Central feed manifest URL (overrides feed.url), e.g. http://127.0.0.1:8080/manifest.json.
+    #[arg(long, value_name = "URL")]
+    feed: Option<String>,
+    /// Public key a feed manifest may be signed with, repeatable (overrides feed.keys).
+    #[arg(long, value_name = "PUB")]
+    feed_key: Vec<String>,
+    /// Feed poll interval (overrides feed.poll), e.g. 2s.
+    #[arg(long, value_name = "DURATION")]
+    feed_poll: Option<String>,
+    /// Feed cache directory (overrides feed.cache_dir).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<String>,
+    /// Pin the feed to this version (overrides feed.pin_version; 0 = follow the feed).
+    #[arg(long, value_name = "VERSION")]
+    feed_pin: Option<u64>,
 }
 
 /// `fraudwall config`.
@@ -93,6 +109,21 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
     }
     if let Some(l) = &args.log_level {
         cfg.log.level = l.clone();
+    }
+    if let Some(url) = &args.feed {
+        cfg.feed.url = url.clone();
+    }
+    if !args.feed_key.is_empty() {
+        cfg.feed.keys = args.feed_key.clone();
+    }
+    if let Some(p) = &args.feed_poll {
+        cfg.feed.poll = p.clone();
+    }
+    if let Some(d) = &args.cache_dir {
+        cfg.feed.cache_dir = d.clone();
+    }
+    if let Some(v) = args.feed_pin {
+        cfg.feed.pin_version = v;
     }
     Ok(cfg)
 }

@@ -35,6 +35,7 @@ use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSour
 use crate::blocklist::{Snapshot, SnapshotError};
 use crate::config::Validated;
 use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
+use crate::feed::run::StartedFeed;
 use crate::numbers::Caller;
 use crate::policy::{Reason, Screen, SnapshotScreen, Verdict};
 use crate::telemetry::{Direction, Telemetry};
@@ -96,6 +97,9 @@ pub enum RuntimeError {
     /// The embedded sample list could not be compiled.
     #[error("cannot compile the embedded sample blocklist: {0}")]
     Sample(String),
+    /// The central feed could not start.
+    #[error(transparent)]
+    Feed(#[from] crate::feed::run::FeedStartError),
     /// A thread or the tokio runtime could not start.
     #[error("cannot start: {0}")]
     Start(std::io::Error),
@@ -378,7 +382,8 @@ struct RuntimeStatus {
     listeners: Vec<ListenerStatus>,
     hops: Vec<(SocketAddr, &'static str)>,
     handler: Arc<CoreHandler>,
-    snapshot: Arc<SnapshotSlot>,
+    snapshot: Option<Arc<SnapshotSlot>>,
+    feed: Option<StartedFeed>,
 }
 
 impl StatusSource for RuntimeStatus {
@@ -398,7 +403,18 @@ impl StatusSource for RuntimeStatus {
                     healthy: self.handler.core().hop_is_up(i, now),
                 })
                 .collect(),
-            snapshot: self.snapshot.info(),
+            snapshot: match (&self.feed, &self.snapshot) {
+                (Some(f), _) => f
+                    .view
+                    .load_full()
+                    .and_then(|v| serde_json::to_value(v.base().snapshot.info()).ok()),
+                (None, Some(s)) => s.info(),
+                (None, None) => None,
+            },
+            feed: self.feed.as_ref().and_then(|f| {
+                let now = crate::feed::node::unix_now();
+                serde_json::to_value(f.handle.status(now)).ok()
+            }),
         }
     }
 }
@@ -429,24 +445,61 @@ impl Runtime {
             v.decision_log_allowed,
             telemetry.clone(),
         );
-        let snapshot = Arc::new(SnapshotSlot::load(
-            v.snapshot.as_deref(),
-            telemetry.clone(),
-        )?);
-        let core_cfg = core_config(v);
-        let screen = SnapshotScreen::new(snapshot.shared(), core_cfg.actions.callers);
-        let core = ProxyCore::new(
-            core_cfg,
-            Arc::new(TimedScreen::new(screen, telemetry.clone())),
-        )?;
-        let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
-
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads((v.udp_workers / 2).max(1))
             .thread_name("fraudwall-io")
             .enable_all()
             .build()
             .map_err(RuntimeError::Start)?;
+
+        let core_cfg = core_config(v);
+        let callers = core_cfg.actions.callers;
+        // The list: a central feed (its cache restored before any socket opens), or a
+        // snapshot file (or the embedded sample).
+        let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
+            Some(fc) => {
+                let started = crate::feed::run::start(
+                    fc,
+                    telemetry.recorder(),
+                    tokio.handle(),
+                    std::future::pending(),
+                )?;
+                let screen = SnapshotScreen::over(Arc::clone(&started.view), callers);
+                let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
+                (screen, None, Some(started))
+            }
+            None => {
+                let slot = Arc::new(SnapshotSlot::load(
+                    v.snapshot.as_deref(),
+                    telemetry.clone(),
+                )?);
+                let screen = SnapshotScreen::new(slot.shared(), callers);
+                let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
+                (screen, Some(slot), None)
+            }
+        };
+        // `SIGHUP` and `POST /reload`: poll the feed now, or re-read the snapshot file.
+        let reload: Arc<dyn Fn() + Send + Sync> = match (&feed, &snapshot) {
+            (Some(f), _) => {
+                let handle = Arc::clone(&f.handle);
+                Arc::new(move || handle.request_reload())
+            }
+            (None, Some(slot)) => {
+                let slot = Arc::clone(slot);
+                Arc::new(move || {
+                    slot.reload_if_changed(&mut None);
+                })
+            }
+            (None, None) => Arc::new(|| {}),
+        };
+        #[cfg(unix)]
+        {
+            let r = Arc::clone(&reload);
+            crate::feed::run::reload_on_sighup(tokio.handle(), move || r())
+                .map_err(RuntimeError::Start)?;
+        }
+        let core = ProxyCore::new(core_cfg, screen)?;
+        let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
 
         let udp_bound = if v.udp {
             let cfg = UdpConfig {
@@ -534,6 +587,7 @@ impl Runtime {
             hops: v.next_hops.iter().map(|&a| (a, hop_transport)).collect(),
             handler: handler.clone(),
             snapshot: snapshot.clone(),
+            feed,
         };
 
         let (admin, admin_stop) = match v.admin {
@@ -550,6 +604,7 @@ impl Runtime {
                 let state = AdminState {
                     telemetry: telemetry.clone(),
                     source: Arc::new(status),
+                    reload: Some(reload),
                 };
                 tokio.spawn(async move {
                     let stop = async {
@@ -565,9 +620,9 @@ impl Runtime {
         };
 
         let stop_reload = Arc::new(AtomicBool::new(false));
-        let reload = match (v.reload_interval, v.snapshot.is_some()) {
-            (Some(every), true) => {
-                let (slot, stop) = (snapshot.clone(), stop_reload.clone());
+        let reload = match (v.reload_interval, &snapshot, v.snapshot.is_some()) {
+            (Some(every), Some(slot), true) => {
+                let (slot, stop) = (slot.clone(), stop_reload.clone());
                 let t = std::thread::Builder::new()
                     .name("blocklist-reload".into())
                     .spawn(move || {

@@ -1,0 +1,219 @@
+//! Shared helpers of the feed's end-to-end tests: a lab directory with an operator key, the
+//! `fraudwall` binary to compile and publish, and the two origins (`fraudwall feed serve`,
+//! nginx). Every child process is killed when its [`Guard`] drops.
+
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_fraudwall");
+/// The CSV header.
+pub const HEADER: &str = "number,action,category,score,source\n";
+
+/// Kills and reaps a child on drop.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free for both UDP and TCP.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// Waits (bounded) until something accepts TCP connections on `port`.
+pub fn wait_for_tcp(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory with an operator key pair (`op.key`, `op.pub`) and a feed dir.
+pub struct Lab {
+    /// The directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// A new lab with a fresh key pair.
+    pub fn new() -> Lab {
+        let lab = Lab {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        lab.cmd(&["keygen", "--output", &lab.path("op")]);
+        lab
+    }
+
+    /// A path inside the lab, as a string for command lines.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// The feed directory.
+    pub fn feed(&self) -> PathBuf {
+        self.dir.path().join("feed")
+    }
+
+    /// Runs `fraudwall args...`, which must succeed; returns stdout.
+    pub fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .output()
+            .expect("run fraudwall");
+        assert!(
+            out.status.success(),
+            "fraudwall {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Compiles `rows` (CSV without header) to `<name>.fwb`; returns its path.
+    pub fn compile(&self, name: &str, rows: &str) -> String {
+        let csv = self.path(&format!("{name}.csv"));
+        std::fs::write(&csv, format!("{HEADER}{rows}")).expect("csv");
+        let fwb = self.path(&format!("{name}.fwb"));
+        self.cmd(&["compile", "--profile", "generic", "--output", &fwb, &csv]);
+        fwb
+    }
+
+    /// Compiles `rows` and publishes them to the feed; returns the publish report.
+    pub fn publish(&self, name: &str, rows: &str, extra: &[&str]) -> serde_json::Value {
+        let fwb = self.compile(name, rows);
+        let feed = self.feed().display().to_string();
+        let key = self.path("op.key");
+        let mut args = vec!["publish", "--feed-dir", &feed, "--key", &key, "--json"];
+        args.extend_from_slice(extra);
+        args.push(&fwb);
+        serde_json::from_str(self.cmd(&args).trim()).expect("publish report is JSON")
+    }
+
+    /// `fraudwall feed serve` on the feed directory; returns the guard and the port.
+    pub fn feed_serve(&self) -> (Guard, u16) {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["feed", "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg(self.feed())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn feed serve");
+        let guard = Guard(child);
+        wait_for_tcp(port);
+        (guard, port)
+    }
+
+    /// nginx with `integration/nginx/feed.conf` on the feed directory. Panics (fails the
+    /// test) when nginx is missing: it is a required peer, installed by `.ci/run`.
+    pub fn nginx(&self) -> (Guard, u16) {
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("nginx is required for this test (Debian package nginx, installed by .ci/run)");
+        let port = free_port();
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/integration/nginx/feed.conf"
+        ))
+        .expect("nginx template");
+        let scratch = self.dir.path().join(format!("nginx-{port}"));
+        std::fs::create_dir_all(&scratch).expect("scratch");
+        let conf = template
+            .replace("@PREFIX@", &scratch.display().to_string())
+            .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
+            .replace("@ROOT@", &self.feed().display().to_string());
+        let conf_path = scratch.join("feed.conf");
+        std::fs::write(&conf_path, conf).expect("conf");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(&scratch)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let guard = Guard(child);
+        wait_for_tcp(port);
+        (guard, port)
+    }
+}
+
+/// The manifest URL of a feed origin on `port`.
+pub fn manifest_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/manifest.json")
+}
+
+/// One HTTP/1.1 request to the admin listener on `port`: (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+/// The node's `/status` document.
+pub fn status(admin: u16) -> serde_json::Value {
+    let (code, body) = http(admin, "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("status JSON")
+}
+
+/// The value of one Prometheus series in the node's `/metrics` (0 when absent).
+pub fn metric(admin: u16, series: &str) -> u64 {
+    http(admin, "GET", "/metrics")
+        .1
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the node on `admin` reports feed version `version` active.
+pub fn wait_for_version(admin: u16, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(admin);
+        if s["feed"]["active_version"] == version {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version {version} not active: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
