@@ -3,7 +3,7 @@
 //! Both snapshots stream their entries in key order, so a diff is one merge pass in constant
 //! memory (only the listed changes, up to a limit, are kept).
 
-use super::snapshot::{Match, Snapshot, SnapshotError};
+use super::snapshot::{Entries, Match, Snapshot, SnapshotError};
 use super::{Action, EntryKey};
 use std::cmp::Ordering;
 
@@ -65,53 +65,108 @@ pub struct Diff {
     pub changed: Vec<Change>,
 }
 
-/// Compares two snapshots, keeping at most `limit` entries of each list.
-pub fn diff(old: &Snapshot, new: &Snapshot, limit: usize) -> Result<Diff, SnapshotError> {
-    let mut d = Diff::default();
-    let mut a = old.entries();
-    let mut b = new.entries();
-    let mut x = a.next().transpose()?;
-    let mut y = b.next().transpose()?;
-    loop {
-        let ord = match (&x, &y) {
-            (None, None) => break,
+/// One step of walking two snapshots' entries together in key order.
+#[derive(Debug)]
+pub enum Paired<'a, 'b> {
+    /// Only in the old snapshot.
+    Removed(Match<'a>),
+    /// Only in the new snapshot.
+    Added(Match<'b>),
+    /// The same key in both (values may differ).
+    Both(Match<'a>, Match<'b>),
+}
+
+/// Merge-join of two snapshots' entries (each sorted by encoded key), so `diff` and the
+/// feed's delta builder walk them the same way. See [`paired_entries`].
+pub struct PairedEntries<'a, 'b> {
+    old: Entries<'a>,
+    new: Entries<'b>,
+    x: Option<Match<'a>>,
+    y: Option<Match<'b>>,
+    started: bool,
+}
+
+/// Walks `old` and `new` together in key order: one [`Paired`] per distinct key.
+pub fn paired_entries<'a, 'b>(old: &'a Snapshot, new: &'b Snapshot) -> PairedEntries<'a, 'b> {
+    PairedEntries {
+        old: old.entries(),
+        new: new.entries(),
+        x: None,
+        y: None,
+        started: false,
+    }
+}
+
+impl<'a, 'b> PairedEntries<'a, 'b> {
+    fn step(&mut self) -> Result<Option<Paired<'a, 'b>>, SnapshotError> {
+        if !self.started {
+            self.started = true;
+            self.x = self.old.next().transpose()?;
+            self.y = self.new.next().transpose()?;
+        }
+        let ord = match (&self.x, &self.y) {
+            (None, None) => return Ok(None),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (Some(p), Some(q)) => p.entry.encode().as_slice().cmp(q.entry.encode().as_slice()),
         };
-        match ord {
-            Ordering::Less => {
-                if let Some(p) = x {
-                    d.removed_count += 1;
-                    if d.removed.len() < limit {
-                        d.removed.push(p.into());
-                    }
-                }
-                x = a.next().transpose()?;
+        let item = match (ord, self.x.take(), self.y.take()) {
+            (Ordering::Less, Some(p), y) => {
+                self.y = y;
+                self.x = self.old.next().transpose()?;
+                Paired::Removed(p)
             }
-            Ordering::Greater => {
-                if let Some(q) = y {
-                    d.added_count += 1;
-                    if d.added.len() < limit {
-                        d.added.push(q.into());
-                    }
-                }
-                y = b.next().transpose()?;
+            (Ordering::Greater, x, Some(q)) => {
+                self.x = x;
+                self.y = self.new.next().transpose()?;
+                Paired::Added(q)
             }
-            Ordering::Equal => {
-                if let (Some(p), Some(q)) = (x, y) {
-                    let (p, q): (DiffEntry, DiffEntry) = (p.into(), q.into());
-                    if p == q {
-                        d.unchanged_count += 1;
-                    } else {
-                        d.changed_count += 1;
-                        if d.changed.len() < limit {
-                            d.changed.push(Change { old: p, new: q });
-                        }
+            (Ordering::Equal, Some(p), Some(q)) => {
+                self.x = self.old.next().transpose()?;
+                self.y = self.new.next().transpose()?;
+                Paired::Both(p, q)
+            }
+            // Unreachable by the orderings above: both sides were consumed.
+            _ => return Ok(None),
+        };
+        Ok(Some(item))
+    }
+}
+
+impl<'a, 'b> Iterator for PairedEntries<'a, 'b> {
+    type Item = Result<Paired<'a, 'b>, SnapshotError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step().transpose()
+    }
+}
+
+/// Compares two snapshots, keeping at most `limit` entries of each list.
+pub fn diff(old: &Snapshot, new: &Snapshot, limit: usize) -> Result<Diff, SnapshotError> {
+    let mut d = Diff::default();
+    for pair in paired_entries(old, new) {
+        match pair? {
+            Paired::Removed(p) => {
+                d.removed_count += 1;
+                if d.removed.len() < limit {
+                    d.removed.push(p.into());
+                }
+            }
+            Paired::Added(q) => {
+                d.added_count += 1;
+                if d.added.len() < limit {
+                    d.added.push(q.into());
+                }
+            }
+            Paired::Both(p, q) => {
+                let (p, q): (DiffEntry, DiffEntry) = (p.into(), q.into());
+                if p == q {
+                    d.unchanged_count += 1;
+                } else {
+                    d.changed_count += 1;
+                    if d.changed.len() < limit {
+                        d.changed.push(Change { old: p, new: q });
                     }
                 }
-                x = a.next().transpose()?;
-                y = b.next().transpose()?;
             }
         }
     }

@@ -18,10 +18,10 @@
 //! Memory: the delta's FST, string and value tables (a 1,000-number delta is a few
 //! kilobytes).
 
+use crate::blocklist::diff::{paired_entries, Paired};
 use crate::blocklist::format::{Counts, Header, Kind};
 use crate::blocklist::snapshot::{Match, Snapshot, SnapshotError};
 use crate::blocklist::value::PackedValue;
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -155,35 +155,22 @@ pub fn compile_delta(
         }
         Ok(())
     };
-    let (mut a, mut b) = (previous.entries(), new.entries());
-    let (mut x, mut y) = (a.next().transpose()?, b.next().transpose()?);
-    loop {
-        let ord = match (&x, &y) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(p), Some(q)) => p.entry.encode().as_slice().cmp(q.entry.encode().as_slice()),
-        };
-        match (ord, &x, &y) {
-            (Ordering::Less, Some(p), _) => {
-                emit(p, true)?;
+    for pair in paired_entries(previous, new) {
+        match pair? {
+            Paired::Removed(p) => {
+                emit(&p, true)?;
                 report.removed += 1;
-                x = a.next().transpose()?;
             }
-            (Ordering::Greater, _, Some(q)) => {
-                emit(q, false)?;
+            Paired::Added(q) => {
+                emit(&q, false)?;
                 report.added += 1;
-                y = b.next().transpose()?;
             }
-            (Ordering::Equal, Some(p), Some(q)) => {
-                if !same_value(p, q) {
-                    emit(q, false)?;
+            Paired::Both(p, q) => {
+                if !same_value(&p, &q) {
+                    emit(&q, false)?;
                     report.changed += 1;
                 }
-                x = a.next().transpose()?;
-                y = b.next().transpose()?;
             }
-            _ => break,
         }
     }
     if report.changes() == 0 {
