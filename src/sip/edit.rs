@@ -627,7 +627,10 @@ impl<'m> ResponseBuilder<'m> {
 
 /// 16 lowercase hex characters from a hash of the request's Call-ID, From-tag and top
 /// Via (which includes the branch), so the same request always gets the same tag.
-fn derive_to_tag(req: &SipMessage) -> [u8; 16] {
+///
+/// The tag [`ResponseBuilder`] puts on a response it builds; a stateless proxy recomputes
+/// it from an ACK to recognise the ACK for its own final response, with no allocation.
+pub fn derive_to_tag(req: &SipMessage) -> [u8; 16] {
     let mut h = blake3::Hasher::new();
     h.update(b"fraudwall to-tag v1\0");
     if let Some(c) = req.call_id() {

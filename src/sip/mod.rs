@@ -70,7 +70,7 @@ mod scan;
 mod uri;
 mod value;
 
-pub use edit::{RequestEditor, ResponseBuilder, ResponseEditor, MAX_LABEL_CHARS};
+pub use edit::{derive_to_tag, RequestEditor, ResponseBuilder, ResponseEditor, MAX_LABEL_CHARS};
 pub use error::{EditError, FramingError, ParseError, ValueError};
 pub use header::HeaderName;
 pub use limits::Limits;

@@ -8,7 +8,9 @@ use crate::blocklist::Action;
 use crate::numbers::Caller;
 use crate::policy::Verdict;
 use crate::proxy::{Inbound, Outbound, Transport};
-use crate::sip::{CSeq, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage, Uri, Via};
+use crate::sip::{
+    derive_to_tag, CSeq, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage, Uri, Via,
+};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -131,8 +133,7 @@ impl ProxyCore {
         // from the same Call-ID, From-tag and top Via.
         if method == Method::Ack {
             if let Some(tag) = to_tag {
-                let derived = ResponseBuilder::new(msg, 100, "Trying").derived_to_tag();
-                if tag == derived {
+                if tag == derive_to_tag(msg) {
                     return Outcome::new(class, Disposition::Absorbed);
                 }
             }
