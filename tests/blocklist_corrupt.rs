@@ -87,21 +87,27 @@ fn wrong_magic() {
 
 #[test]
 fn wrong_format_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, mut b) = good(dir.path());
-    b[8] = 2;
-    let e = open_bytes(dir.path(), "v.fwb", &b).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SnapshotError::Header {
-                source: HeaderError::UnsupportedVersion { found: 2 },
-                ..
-            }
-        ),
-        "{e}"
-    );
-    assert!(e.to_string().contains("upgrade"), "{e}");
+    // Version 1 (the per-number FST before leaves) and a future version are both refused.
+    for found in [1u8, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, mut b) = good(dir.path());
+        b[8] = found;
+        let e = open_bytes(dir.path(), "v.fwb", &b).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SnapshotError::Header {
+                    source: HeaderError::UnsupportedVersion { found: f },
+                    ..
+                } if f == u32::from(found)
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("recompile") && e.to_string().contains("upgrade"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

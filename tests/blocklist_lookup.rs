@@ -107,7 +107,13 @@ fn check(rows: &[Row], queries: &[String]) -> Result<(), TestCaseError> {
             prop_assert_eq!(m.source, format!("src{}", m.score % 3));
         }
     }
-    // Every entry streams back out with its value.
+    // Every entry streams back out with its value, in encoded-key order (what `diff` and
+    // the delta builder merge on).
+    let keys: Vec<Vec<u8>> = snap
+        .entries()
+        .map(|e| e.unwrap().entry.encode().as_slice().to_vec())
+        .collect();
+    prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "entries out of order");
     let entries: Vec<(bool, String, Action, u8)> = snap
         .entries()
         .map(|e| {
@@ -146,6 +152,102 @@ proptest! {
                 queries.push(q);
             }
         }
+        check(&rows, &queries)?;
+    }
+}
+
+/// A small deterministic generator for the dense-block cases.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn digits(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + (self.next() % 10) as u8))
+            .collect()
+    }
+}
+
+/// Rows clustered in one to three allocation blocks (a head plus four digits), enough for
+/// the blocks to become leaves of both kinds, with prefixes shorter than, equal to and
+/// longer than the head, numbers of other lengths under the same head, and a spread of
+/// values (one for all, fewer than 256, more than 256).
+fn dense_case(
+    heads: &[String],
+    per_head: usize,
+    scores: u64,
+    seed: u64,
+) -> (Vec<Row>, Vec<String>) {
+    let mut rng = Rng(seed | 1);
+    let mut rows = Vec::new();
+    let mut queries = Vec::new();
+    for head in heads {
+        for i in 0..per_head {
+            let number = format!("{head}{}", rng.digits(4));
+            let (action, score) = if scores == 1 {
+                (Action::Block, 90)
+            } else {
+                (
+                    Action::ALL[(rng.next() % 4) as usize],
+                    (rng.next() % scores) as u8,
+                )
+            };
+            rows.push(Row {
+                prefix: false,
+                digits: number.clone(),
+                action,
+                score: score.min(100),
+            });
+            queries.push(number);
+            // Unlisted neighbours in the same block, and a longer number under the head.
+            queries.push(format!("{head}{}", rng.digits(4)));
+            if i % 50 == 0 && head.len() + 5 <= 15 {
+                let longer = format!("{head}{}", rng.digits(5));
+                if i % 100 == 0 {
+                    rows.push(Row {
+                        prefix: false,
+                        digits: longer.clone(),
+                        action: Action::Tag,
+                        score: 10,
+                    });
+                }
+                queries.push(longer);
+            }
+        }
+        let h = head.len();
+        for cut in [h.saturating_sub(2).max(1), h, h + 1, h + 3] {
+            let digits = if cut <= h {
+                head[..cut].to_string()
+            } else {
+                format!("{head}{}", rng.digits(cut - h))
+            };
+            queries.push(format!("{digits}{}", rng.digits(h + 4 - digits.len())));
+            rows.push(Row {
+                prefix: true,
+                digits,
+                action: Action::ALL[(rng.next() % 4) as usize],
+                score: 50,
+            });
+        }
+    }
+    (rows, queries)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn dense_blocks_match_naive_model(
+        heads in proptest::collection::vec(digits(3, 11), 1..3),
+        per_head in prop_oneof![Just(31usize), Just(40), 0..1400usize, 2000..4000usize],
+        scores in prop_oneof![Just(1u64), 2..40u64, 90..101u64],
+        seed in any::<u64>(),
+    ) {
+        let (rows, queries) = dense_case(&heads, per_head, scores, seed);
         check(&rows, &queries)?;
     }
 }

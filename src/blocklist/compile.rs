@@ -21,9 +21,10 @@
 //! Records collect in a buffer of at most `memory_budget` bytes; a full buffer is sorted
 //! (`par_sort_unstable`) and spilled to a temporary run file, and the runs are k-way merged
 //! at the end, so unsorted input of any size compiles in bounded memory. The merged stream
-//! is resolved (duplicates, conflicts, protected numbers) and streamed into
-//! `fst::MapBuilder`, through a hashing `BufWriter`, into a temporary file that is fsynced
-//! and renamed over the output.
+//! is resolved (duplicates, conflicts, protected numbers) and streamed into a
+//! [`BodyWriter`](super::body::BodyWriter): leaves of dense blocks go through a hashing
+//! `BufWriter` into a temporary file, the FST into a second temporary file that is appended
+//! after them; the result is fsynced and renamed over the output.
 //!
 //! ## Rules (also in `blocklists/FORMAT.md`)
 //!
@@ -37,6 +38,7 @@
 //! - A bad row (malformed, unknown action, impossible number, score over 100) is reported with
 //!   file, line and reason and skipped; compile aborts once more than `max_errors` rows are bad.
 
+use super::body::BodyWriter;
 use super::format::{Counts, Header, Kind};
 use super::key::{EntryKey, MAX_KEY_BYTES};
 use super::value::{PackedValue, MAX_SCORE, MAX_STRINGS};
@@ -1056,6 +1058,7 @@ pub fn compile(
         counts: Counts::default(),
         prefix_lengths: 0,
         body_len: 0,
+        fst_offset: 0,
         body_hash: [0; 32],
         categories: std::mem::take(&mut c.categories.names),
         sources: std::mem::take(&mut c.sources.names),
@@ -1115,11 +1118,15 @@ fn write_snapshot(
         .map_err(Compiler::io(out))?;
     let file = pending.file().try_clone().map_err(Compiler::io(out))?;
     let w = HashingWriter::new(BufWriter::with_capacity(4 << 20, file));
-    let mut builder = fst::MapBuilder::new(w).map_err(|e| CompileError::Fst(e.to_string()))?;
+    let fst_tmp =
+        tempfile::tempfile_in(super::write::parent_dir(out)).map_err(Compiler::io(out))?;
+    let fst_w = BufWriter::with_capacity(4 << 20, fst_tmp);
+    let fst_err = |e: fst::Error| CompileError::Fst(e.to_string());
+    let mut builder = BodyWriter::new(w, fst_w, header_len).map_err(fst_err)?;
     let mut counts = Counts::default();
     let mut prefix_lengths = 0u16;
     let mut group: Option<(u128, u128, u64, u64)> = None; // (first, best, rows, overridden)
-    let mut emit = |builder: &mut fst::MapBuilder<_>,
+    let mut emit = |builder: &mut BodyWriter<_, _>,
                     counts: &mut Counts,
                     report: &mut CompileReport,
                     (first, best, rows, overridden): (u128, u128, u64, u64)|
@@ -1134,7 +1141,7 @@ fn write_snapshot(
         }
         let (k, len) = record_key(best);
         let v = record_value(best);
-        let exact = k[len - 1] == super::key::TERMINATOR;
+        let exact = super::key::is_exact_key(&k[..len]);
         counts.add(exact, v.action, v.tombstone);
         if !exact {
             let odd = u16::from(k[len - 1] >= super::key::ODD_BASE);
@@ -1145,9 +1152,7 @@ fn write_snapshot(
             .get(&v.pack())
             .copied()
             .ok_or_else(|| CompileError::Fst("value missing from the value table".into()))?;
-        builder
-            .insert(&k[..len], id)
-            .map_err(|e| CompileError::Fst(e.to_string()))
+        builder.insert(&k[..len], id).map_err(fst_err)
     };
     while let Some(r) = sorted.next().map_err(Compiler::io(out))? {
         group = match group {
@@ -1165,14 +1170,23 @@ fn write_snapshot(
     if let Some(g) = group {
         emit(&mut builder, &mut counts, report, g)?;
     }
-    let w = builder
+    let body = builder.finish().map_err(fst_err)?;
+    let mut w = body.leaves;
+    let mut fst_file = body
+        .fst
         .into_inner()
-        .map_err(|e| CompileError::Fst(e.to_string()))?;
+        .map_err(|e| Compiler::io(out)(e.into_error()))?;
+    fst_file
+        .seek(SeekFrom::Start(0))
+        .map_err(Compiler::io(out))?;
+    io::copy(&mut fst_file, &mut w).map_err(Compiler::io(out))?;
+    drop(fst_file);
     let (buf, hash, body_len) = w.finish();
     let mut file = buf.into_inner().map_err(|e| io_out(e.into_error()))?;
     header.counts = counts;
     header.prefix_lengths = prefix_lengths;
     header.body_len = body_len;
+    header.fst_offset = body.fst_offset;
     header.body_hash = hash;
     let bytes = header.encode();
     debug_assert_eq!(bytes.len(), header_len);

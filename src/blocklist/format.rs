@@ -1,4 +1,4 @@
-//! The snapshot file format, version 1.
+//! The snapshot file format, version 2.
 //!
 //! ```text
 //! offset size  field
@@ -16,11 +16,17 @@
 //! 136    8     tombstones
 //! 144    8     body length B
 //! 152    32    blake3 of the body
-//! 184    ...   category table, then source table: u32 count, then per string u16 length + UTF-8
+//! 184    8     FST offset F inside the body (the padding and leaves come first)
+//! 192    ...   category table, then source table: u32 count, then per string u16 length + UTF-8
 //!              value table: u32 count, then per value a u64 packed value (most frequent first)
 //! H-32   32    blake3 of header bytes 0..H-32
-//! H      B     the body: an `fst` map from key (see [`super::key`]) to value-table index
+//! H      B     the body (see [`super::body`]): zero padding to a 64-byte file offset, the
+//!              leaves of dense allocation blocks, then from H+F an `fst` map from key (see
+//!              [`super::key`]) to a value-table index or, for a dense block, a leaf reference
 //! ```
+//!
+//! Version 1 (a per-number FST, no leaves) is refused with a hint to recompile: the body
+//! layout and the key encoding both changed.
 //!
 //! The header hash catches a flipped byte in the header or string tables at open; the body
 //! hash catches one in the FST. A detached ed25519 signature (`<file>.sig`, see
@@ -32,8 +38,8 @@ use super::Action;
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"FWBLKSNP";
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
-const FIXED_LEN: usize = 184;
+pub const FORMAT_VERSION: u32 = 2;
+const FIXED_LEN: usize = 192;
 const HASH_LEN: usize = 32;
 /// Upper bound on the value table's length.
 pub const MAX_VALUES: usize = 1 << 22;
@@ -119,6 +125,8 @@ pub struct Header {
     pub prefix_lengths: u16,
     /// Body length in bytes.
     pub body_len: u64,
+    /// Where the FST starts inside the body: after the padding and the leaves.
+    pub fst_offset: u64,
     /// blake3 of the body.
     pub body_hash: [u8; 32],
     /// Category names, by id.
@@ -201,6 +209,7 @@ impl Header {
             h.extend_from_slice(&v.to_le_bytes());
         }
         h.extend_from_slice(&self.body_hash);
+        h.extend_from_slice(&self.fst_offset.to_le_bytes());
         debug_assert_eq!(h.len(), FIXED_LEN);
         put_strings(&mut h, &self.categories);
         put_strings(&mut h, &self.sources);
@@ -281,6 +290,10 @@ impl Header {
         };
         let body_len = r.u64()?;
         let body_hash = r.hash()?;
+        let fst_offset = r.u64()?;
+        if fst_offset > body_len || fst_offset < super::body::padding(len) as u64 {
+            return Err(HeaderError::Corrupt("FST offset outside the body"));
+        }
         let categories = r.strings()?;
         let sources = r.strings()?;
         let n = r.take(4)?;
@@ -305,6 +318,7 @@ impl Header {
                 counts,
                 prefix_lengths,
                 body_len,
+                fst_offset,
                 body_hash,
                 categories,
                 sources,
@@ -381,6 +395,7 @@ mod tests {
             },
             prefix_lengths: 1 << 7,
             body_len: 1234,
+            fst_offset: 64,
             body_hash: [5; 32],
             categories: vec!["loan".into(), "".into()],
             sources: vec!["police".into()],

@@ -9,10 +9,13 @@
 //!   [`NumberingProfile`](crate::numbers::NumberingProfile). The format is documented in
 //!   `blocklists/FORMAT.md`.
 //! - **Snapshot** ([`format`]): header (magic, versions, counts, string tables, hashes) then
-//!   an `fst` map. Keys pack two digits per byte ([`key`]); values pack action, tombstone,
-//!   score, category and source into the low bits ([`value`]).
-//! - **Lookup** ([`Snapshot::lookup`]): one FST walk, longest match wins (exact beats any
-//!   prefix, longer prefix beats shorter), no allocation, never panics.
+//!   the body ([`body`]): leaves holding the numbers of dense allocation blocks, and an `fst`
+//!   map over prefixes, sparse numbers and block heads. Keys pack two digits per byte
+//!   ([`key`]); values pack action, tombstone, score, category and source into the low bits
+//!   ([`value`]) and live in a table the FST and leaves index.
+//! - **Lookup** ([`Snapshot::lookup`]): one FST walk down the number's head, then at most two
+//!   cache lines of a leaf; longest match wins (exact beats any prefix, longer prefix beats
+//!   shorter), no allocation, never panics.
 //! - **Trust** ([`sign`]): a detached ed25519 signature over the header, `<file>.sig`.
 //!
 //! ```no_run
@@ -29,6 +32,7 @@
 //! ```
 
 mod action;
+pub mod body;
 pub mod compile;
 pub mod diff;
 pub mod format;

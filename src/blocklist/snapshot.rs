@@ -12,14 +12,18 @@
 //!
 //! One walk down the FST with the raw API, two digits per step (see [`super::key`]). At each
 //! step a final node is a prefix entry covering the number so far, and the odd-digit
-//! transition (`100 + next digit`) is peeked for a prefix ending on an odd digit. At the end
-//! the terminator transition gives the exact entry. **Longest match wins**: an exact entry
+//! transition (`100 + next digit`) is peeked for a prefix ending on an odd digit (only at
+//! lengths where the header says prefixes exist). At the end of the number's head (all but
+//! its last four digits) the block mark leads to the exact entry: a leaf of a dense block
+//! (two cache lines, see [`super::body`]) or two more FST steps for a sparse one. The walk
+//! goes past the head only while longer prefixes can exist. **Longest match wins**: an exact entry
 //! beats every prefix, a longer prefix beats a shorter one, so an exact `allow` carves a
 //! number out of a blocked range. A prefix matches a number equal to itself (`+8617012*`
 //! matches `+8617012`), but the exact entry for that number, if any, still wins.
 
+use super::body::{self, BlockRef, Leaves};
 use super::format::{Counts, Header, HeaderError, Kind};
-use super::key::{EntryKey, ODD_BASE, TERMINATOR};
+use super::key::{EntryKey, BLOCK_MARK, ODD_BASE, TAIL_DIGITS, TERMINATOR};
 use super::sign::{self, SignError, VerifyingKeys};
 use super::value::PackedValue;
 use super::Action;
@@ -27,9 +31,10 @@ use crate::numbers::E164;
 use fst::raw::{Fst, Node};
 use memmap2::Mmap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// The bytes behind the FST: the mapping, starting after the header.
+/// The bytes behind the FST: the mapping, from the FST's start.
 struct Body {
     map: Mmap,
     start: usize,
@@ -44,6 +49,8 @@ impl AsRef<[u8]> for Body {
 /// An open, verified snapshot. `Send + Sync`; share it behind an `Arc`/`ArcSwap`.
 pub struct Snapshot {
     fst: Fst<Body>,
+    /// The leaves of dense blocks, as a range of the mapping.
+    leaves: Range<usize>,
     header: Header,
     header_len: usize,
     path: PathBuf,
@@ -253,6 +260,10 @@ impl Snapshot {
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::WillNeed);
         let body = &map[header_len..];
+        // `Header::decode` checked that the FST offset lies in the body, after the padding.
+        let fst_start = header_len + header.fst_offset as usize;
+        let leaves = header_len + body::padding(header_len)..fst_start;
+        let fst_bytes = &map[fst_start..];
         let (hash_ok, fst_check) = rayon::join(
             || {
                 let mut h = blake3::Hasher::new();
@@ -260,7 +271,7 @@ impl Snapshot {
                 h.finalize().as_bytes() == &header.body_hash
             },
             || {
-                Fst::new(body)
+                Fst::new(fst_bytes)
                     .and_then(|f| f.verify())
                     .map_err(|e| e.to_string())
             },
@@ -273,22 +284,27 @@ impl Snapshot {
         }
         let fst = Fst::new(Body {
             map,
-            start: header_len,
+            start: fst_start,
         })
         .map_err(|e| SnapshotError::Fst {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        if fst.len() as u64 != header.counts.entries {
+        if fst.len() as u64 > header.counts.entries {
             return Err(SnapshotError::Fst {
                 path,
-                reason: format!("{} keys, header says {}", fst.len(), header.counts.entries),
+                reason: format!(
+                    "{} keys, more than the {} entries the header counts",
+                    fst.len(),
+                    header.counts.entries
+                ),
             });
         }
-        // A value whose category or source id lies outside the tables reads as "" (never a
+        // A leaf reference or value whose category or source id lies outside the tables reads as "" (never a
         // panic); the header and body hashes make that impossible for a file we wrote.
         Ok(Snapshot {
             fst,
+            leaves,
             header,
             header_len,
             path,
@@ -427,13 +443,33 @@ impl Snapshot {
         });
     }
 
-    /// The walk: calls `found(exact, digits, value)` for each matching entry, shortest first.
+    fn leaves(&self) -> Leaves<'_> {
+        Leaves(
+            self.fst
+                .as_inner()
+                .map
+                .get(self.leaves.clone())
+                .unwrap_or(&[]),
+        )
+    }
+
+    /// The walk: calls `found(exact, digits, value)` for each matching entry, shortest first
+    /// and the exact entry last.
     #[inline]
     fn walk(&self, number: &E164, mut found: impl FnMut(bool, usize, u64)) {
         let fst = &self.fst;
         let prefix_lengths = self.header.prefix_lengths;
         let d = number.as_bytes();
         let n = d.len();
+        // The exact entry of a long number hangs off its head; a short one ends in TERMINATOR.
+        let head = n.saturating_sub(TAIL_DIGITS);
+        // Whether a prefix of `k` to `n` digits may exist (bit `len` of the header's mask).
+        let prefix_from = |k: usize| {
+            u32::from(prefix_lengths) & ((1u32 << (n + 1)) - 1) & !((1u32 << k) - 1) != 0
+        };
+        // The walk needs the pair steps up to here for the exact entry.
+        let exact_depth = if head == 0 { n } else { head };
+        let mut exact = None;
         let mut node: Node<'_> = fst.root();
         let mut out: u64 = 0;
         let mut i = 0;
@@ -442,52 +478,40 @@ impl Snapshot {
                 found(false, i, out.wrapping_add(node.final_output().value()));
             }
             if i == n {
-                if let Some(t) = node.find_input(TERMINATOR) {
-                    let t = node.transition(t);
-                    let end = fst.node(t.addr);
-                    if end.is_final() {
-                        found(
-                            true,
-                            n,
-                            out.wrapping_add(t.out.value())
-                                .wrapping_add(end.final_output().value()),
-                        );
-                    }
+                // Only a short number gets here with its exact entry still to find.
+                if head == 0 {
+                    exact = self.terminated(node, out);
                 }
-                return;
+                break;
+            }
+            if i == head {
+                exact = self.exact_after_head(node, out, &d[head..]);
             }
             let a = d[i].wrapping_sub(b'0');
-            // The odd-digit transition leads to a prefix of i+1 digits, or (at the last
-            // digit) to an exact entry's terminator; skip the peek when neither can exist.
+            // The odd-digit transition leads to a prefix of i+1 digits, to the exact entry's
+            // terminator (a short number) or block mark (an odd-length head); skip the peek
+            // when none can exist.
             let odd_prefix = prefix_lengths & (1u16 << ((i + 1) & 15)) != 0;
-            let peek = odd_prefix || i + 1 == n;
-            if let Some(t) = peek
-                .then(|| node.find_input(ODD_BASE.wrapping_add(a)))
-                .flatten()
-            {
-                let t = node.transition(t);
-                let odd = fst.node(t.addr);
-                let o = out.wrapping_add(t.out.value());
-                if odd.is_final() {
-                    found(false, i + 1, o.wrapping_add(odd.final_output().value()));
-                }
-                if i + 1 == n {
-                    if let Some(e) = odd.find_input(TERMINATOR) {
-                        let e = odd.transition(e);
-                        let end = fst.node(e.addr);
-                        if end.is_final() {
-                            found(
-                                true,
-                                n,
-                                o.wrapping_add(e.out.value())
-                                    .wrapping_add(end.final_output().value()),
-                            );
-                        }
+            let ends_here = i + 1 == n && head == 0;
+            let head_here = i + 1 == head;
+            if odd_prefix || ends_here || head_here {
+                if let Some(t) = node.find_input(ODD_BASE.wrapping_add(a)) {
+                    let t = node.transition(t);
+                    let odd = fst.node(t.addr);
+                    let o = out.wrapping_add(t.out.value());
+                    if odd.is_final() {
+                        found(false, i + 1, o.wrapping_add(odd.final_output().value()));
+                    }
+                    if ends_here {
+                        exact = self.terminated(odd, o);
+                    } else if head_here {
+                        exact = self.exact_after_head(odd, o, &d[head..]);
                     }
                 }
             }
-            if i + 1 >= n {
-                return;
+            // Go on while the exact entry is further down, or a longer prefix may match.
+            if i + 2 > n || (i + 2 > exact_depth && !prefix_from(i + 2)) {
+                break;
             }
             let b = d[i + 1].wrapping_sub(b'0');
             match node.find_input(a.wrapping_mul(10).wrapping_add(b)) {
@@ -497,9 +521,45 @@ impl Snapshot {
                     node = fst.node(t.addr);
                     i += 2;
                 }
-                None => return,
+                None => break,
             }
         }
+        if let Some(v) = exact {
+            found(true, n, v);
+        }
+    }
+
+    /// The exact entry of a short number: the terminator transition out of `node`.
+    #[inline]
+    fn terminated(&self, node: Node<'_>, out: u64) -> Option<u64> {
+        let t = node.transition(node.find_input(TERMINATOR)?);
+        let end = self.fst.node(t.addr);
+        end.is_final().then(|| {
+            out.wrapping_add(t.out.value())
+                .wrapping_add(end.final_output().value())
+        })
+    }
+
+    /// The exact entry of a long number, from the node after its head: the block mark leads
+    /// to a leaf reference (a dense block) or to the tail's two pair bytes (a sparse one).
+    #[inline]
+    fn exact_after_head(&self, node: Node<'_>, out: u64, tail: &[u8]) -> Option<u64> {
+        let t = node.transition(node.find_input(BLOCK_MARK)?);
+        let mut out = out.wrapping_add(t.out.value());
+        let mut node = self.fst.node(t.addr);
+        let digit = |k: usize| tail.get(k).map_or(0, |c| c.wrapping_sub(b'0'));
+        let (hi, lo) = (digit(0) * 10 + digit(1), digit(2) * 10 + digit(3));
+        if node.is_final() {
+            let r = BlockRef(out.wrapping_add(node.final_output().value()));
+            return self.leaves().find(r, u16::from(hi) * 100 + u16::from(lo));
+        }
+        for pair in [hi, lo] {
+            let t = node.transition(node.find_input(pair)?);
+            out = out.wrapping_add(t.out.value());
+            node = self.fst.node(t.addr);
+        }
+        node.is_final()
+            .then(|| out.wrapping_add(node.final_output().value()))
     }
 
     /// Every entry, in key order (for `diff`, deltas and audits).
@@ -508,6 +568,9 @@ impl Snapshot {
             snap: self,
             stream: self.fst.stream(),
             index: 0,
+            head: Vec::new(),
+            leaf: Vec::new(),
+            next_in_leaf: 0,
         }
     }
 }
@@ -526,23 +589,56 @@ pub struct Entries<'a> {
     snap: &'a Snapshot,
     stream: fst::raw::Stream<'a>,
     index: u64,
+    /// The current leaf's FST key (`head + BLOCK_MARK`) and its `(tail, value)` pairs.
+    head: Vec<u8>,
+    leaf: Vec<(u16, u64)>,
+    next_in_leaf: usize,
+}
+
+impl<'a> Entries<'a> {
+    fn bad(&self) -> SnapshotError {
+        SnapshotError::BadEntry {
+            path: self.snap.path.clone(),
+            index: self.index,
+        }
+    }
 }
 
 impl<'a> Iterator for Entries<'a> {
     type Item = Result<Match<'a>, SnapshotError>;
     fn next(&mut self) -> Option<Self::Item> {
         use fst::Streamer;
-        let (k, v) = self.stream.next()?;
+        let m = loop {
+            if let Some(&(tail, value)) = self.leaf.get(self.next_in_leaf) {
+                self.next_in_leaf += 1;
+                let mut key = [0u8; 16];
+                let h = self.head.len().min(14);
+                key[..h].copy_from_slice(&self.head[..h]);
+                key[h] = (tail / 100) as u8;
+                key[h + 1] = (tail % 100) as u8;
+                break EntryKey::decode(&key[..h + 2]).and_then(|k| self.snap.make_match(value, k));
+            }
+            let (k, v) = self.stream.next()?;
+            if k.last() != Some(&BLOCK_MARK) {
+                break EntryKey::decode(k).and_then(|key| self.snap.make_match(v.value(), key));
+            }
+            // A dense block: read its leaf, then yield its numbers one by one.
+            self.head.clear();
+            self.head.extend_from_slice(k);
+            self.leaf.clear();
+            self.next_in_leaf = 0;
+            let leaves = self.snap.leaves();
+            if leaves
+                .entries(BlockRef(v.value()), &mut self.leaf)
+                .is_none()
+            {
+                self.leaf.clear();
+                break None;
+            }
+        };
+        let r = m.ok_or_else(|| self.bad());
         self.index += 1;
-        Some(
-            match EntryKey::decode(k).and_then(|key| self.snap.make_match(v.value(), key)) {
-                Some(m) => Ok(m),
-                None => Err(SnapshotError::BadEntry {
-                    path: self.snap.path.clone(),
-                    index: self.index - 1,
-                }),
-            },
-        )
+        Some(r)
     }
 }
 

@@ -18,6 +18,7 @@
 //! Memory: the delta's FST, string and value tables (a 1,000-number delta is a few
 //! kilobytes).
 
+use crate::blocklist::body::{self, BodyWriter};
 use crate::blocklist::diff::{paired_entries, Paired};
 use crate::blocklist::format::{Counts, Header, Kind};
 use crate::blocklist::snapshot::{Match, Snapshot, SnapshotError};
@@ -111,6 +112,10 @@ fn same_value(a: &Match<'_>, b: &Match<'_>) -> bool {
         && a.tombstone == b.tombstone
 }
 
+fn fst_err(e: fst::Error) -> DeltaError {
+    DeltaError::Fst(e.to_string())
+}
+
 /// Compiles the delta from `previous` (the feed's current full list) to `new` into `out`.
 ///
 /// Writes nothing and returns a report with `bytes == 0` when the lists are equal.
@@ -122,7 +127,7 @@ pub fn compile_delta(
     out: &Path,
 ) -> Result<DeltaReport, DeltaError> {
     let mut report = DeltaReport::default();
-    let mut builder = fst::MapBuilder::memory();
+    let mut builder = BodyWriter::new(Vec::new(), Vec::new(), 0).map_err(fst_err)?;
     let (mut categories, mut sources) = (Strings::default(), Strings::default());
     let mut counts = Counts::default();
     let (mut values, mut value_ids) = (Vec::<u64>::new(), HashMap::<u64, u64>::new());
@@ -149,7 +154,7 @@ pub fn compile_delta(
         }
         builder
             .insert(m.entry.encode().as_slice(), index)
-            .map_err(|e| DeltaError::Fst(e.to_string()))?;
+            .map_err(fst_err)?;
         if builder.bytes_written() > max_bytes {
             return Err(DeltaError::TooLarge(max_bytes));
         }
@@ -176,10 +181,10 @@ pub fn compile_delta(
     if report.changes() == 0 {
         return Ok(report);
     }
-    let body = builder
-        .into_inner()
-        .map_err(|e| DeltaError::Fst(e.to_string()))?;
-    let head = Header {
+    // Leaves first, then the FST; the padding that aligns the leaves depends on the header's
+    // length, which the header's fixed-width fields do not change.
+    let parts = builder.finish().map_err(fst_err)?;
+    let mut head = Header {
         version: header.version,
         created: header.created,
         kind: Kind::Delta {
@@ -188,12 +193,20 @@ pub fn compile_delta(
         },
         counts,
         prefix_lengths,
-        body_len: body.len() as u64,
-        body_hash: *blake3::hash(&body).as_bytes(),
+        body_len: 0,
+        fst_offset: 0,
+        body_hash: [0; 32],
         categories: categories.names,
         sources: sources.names,
         values,
     };
+    let pad = body::padding(head.encode().len());
+    let mut body = vec![0u8; pad];
+    body.extend_from_slice(&parts.leaves);
+    body.extend_from_slice(&parts.fst);
+    head.fst_offset = (pad + parts.leaves.len()) as u64;
+    head.body_len = body.len() as u64;
+    head.body_hash = *blake3::hash(&body).as_bytes();
     let mut bytes = head.encode();
     bytes.extend_from_slice(&body);
     if bytes.len() as u64 > max_bytes {
