@@ -51,8 +51,14 @@ const _: () = assert!(TAIL_DIGITS == 4 && SLOTS == 10usize.pow(TAIL_DIGITS as u3
 
 const LINE: usize = 64;
 const GROUP: usize = 32;
-const WORDS_PER_LINE: usize = 7;
+/// Numbers from which a block is a bitmap leaf (at most 6.6 bytes a number for its bits).
+pub const BITMAP_MIN: usize = 512;
+const WORDS_PER_LINE: usize = 3;
 const SLOTS_PER_LINE: usize = WORDS_PER_LINE * 64;
+/// In a bitmap line: presence words, then exception words, then two ranks.
+const EXCEPTIONS_AT: usize = 8 * WORDS_PER_LINE;
+const EXCEPTION_RANK_AT: usize = 2 * EXCEPTIONS_AT;
+const PRESENCE_RANK_AT: usize = EXCEPTION_RANK_AT + 4;
 const BITMAP_LINES: usize = SLOTS.div_ceil(SLOTS_PER_LINE);
 const BITMAP_BYTES: usize = BITMAP_LINES * LINE;
 
@@ -146,18 +152,25 @@ impl<'a> Leaves<'a> {
         }
         let width = r.width();
         let (values, rank) = if r.is_bitmap() {
+            // One line answers for most numbers: absent, or listed with the block's value.
             let line = base.checked_add((t / SLOTS_PER_LINE) * LINE)?;
             let within = t % SLOTS_PER_LINE;
             let (k, bit) = (within / 64, within % 64);
-            let word = u64_at(b, line + 8 * k)?;
-            if word >> bit & 1 == 0 {
+            if u64_at(b, line + 8 * k)? >> bit & 1 == 0 {
                 return None;
             }
-            let mut rank = u32_at(b, line + 8 * WORDS_PER_LINE)? as usize;
-            for j in 0..k {
-                rank += u64_at(b, line + 8 * j)?.count_ones() as usize;
+            let exceptions = u64_at(b, line + EXCEPTIONS_AT + 8 * k)?;
+            if exceptions >> bit & 1 == 0 {
+                return Some(r.uniform());
             }
-            rank += (word & ((1u64 << bit) - 1)).count_ones() as usize;
+            let mut rank = u32_at(b, line + EXCEPTION_RANK_AT)? as usize;
+            for j in 0..k {
+                rank += u64_at(b, line + EXCEPTIONS_AT + 8 * j)?.count_ones() as usize;
+            }
+            rank += (exceptions & ((1u64 << bit) - 1)).count_ones() as usize;
+            if width == 0 {
+                return None;
+            }
             (base.checked_add(BITMAP_BYTES)?, rank)
         } else {
             let head = b.get(base..base.checked_add(LINE)?)?;
@@ -196,39 +209,54 @@ impl<'a> Leaves<'a> {
         let base = r.offset()?;
         let width = r.width();
         let start = out.len();
-        let values = if r.is_bitmap() {
+        if r.is_bitmap() {
+            let values = base.checked_add(BITMAP_BYTES)?;
+            let mut exceptions = 0;
             for l in 0..BITMAP_LINES {
                 let line = base + l * LINE;
-                if u32_at(b, line + 8 * WORDS_PER_LINE)? as usize != out.len() - start {
+                if u32_at(b, line + PRESENCE_RANK_AT)? as usize != out.len() - start
+                    || u32_at(b, line + EXCEPTION_RANK_AT)? as usize != exceptions
+                {
                     return None;
                 }
                 for k in 0..WORDS_PER_LINE {
                     let mut word = u64_at(b, line + 8 * k)?;
+                    let odd = u64_at(b, line + EXCEPTIONS_AT + 8 * k)?;
+                    if odd & !word != 0 {
+                        return None;
+                    }
                     while word != 0 {
-                        let t = l * SLOTS_PER_LINE + k * 64 + word.trailing_zeros() as usize;
+                        let bit = word.trailing_zeros();
+                        let t = l * SLOTS_PER_LINE + k * 64 + bit as usize;
                         if t >= SLOTS {
                             return None;
                         }
-                        out.push((t as u16, 0));
+                        let v = if odd >> bit & 1 == 0 {
+                            r.uniform()
+                        } else {
+                            exceptions += 1;
+                            (width != 0).then_some(())?;
+                            value_at(b, values, exceptions - 1, width)?
+                        };
+                        out.push((t as u16, v));
                         word &= word - 1;
                     }
                 }
             }
-            base + BITMAP_BYTES
-        } else {
-            let n = usize::from(u16_at(b, base)?);
-            if n == 0 || n > ARRAY_MAX {
+            return Some(());
+        }
+        let n = usize::from(u16_at(b, base)?);
+        if n == 0 || n > ARRAY_MAX {
+            return None;
+        }
+        for i in 0..n {
+            let t = u16_at(b, base + LINE + 2 * i)?;
+            if usize::from(t) >= SLOTS || out.last().is_some_and(|&(p, _)| i > 0 && p >= t) {
                 return None;
             }
-            for i in 0..n {
-                let t = u16_at(b, base + LINE + 2 * i)?;
-                if usize::from(t) >= SLOTS || out.last().is_some_and(|&(p, _)| i > 0 && p >= t) {
-                    return None;
-                }
-                out.push((t, 0));
-            }
-            base + LINE + round_line(2 * n)
-        };
+            out.push((t, 0));
+        }
+        let values = base + LINE + round_line(2 * (out.len() - start));
         for (rank, e) in out[start..].iter_mut().enumerate() {
             e.1 = if width == 0 {
                 r.uniform()
@@ -238,6 +266,20 @@ impl<'a> Leaves<'a> {
         }
         Some(())
     }
+}
+
+/// The commonest value (the smallest among equals), sorting a copy in `scratch`.
+fn mode(values: &[u64], scratch: &mut Vec<u64>) -> u64 {
+    scratch.clear();
+    scratch.extend_from_slice(values);
+    scratch.sort_unstable();
+    let mut best = (0, scratch.first().copied().unwrap_or(0));
+    for run in scratch.chunk_by(|a, b| a == b) {
+        if run.len() > best.0 {
+            best = (run.len(), run[0]);
+        }
+    }
+    best.1
 }
 
 /// Streams sorted `(key, value index)` pairs into a body: leaves to `leaves`, the FST to
@@ -251,6 +293,7 @@ pub struct BodyWriter<L: Write, F: Write> {
     head: Vec<u8>,
     tails: Vec<u16>,
     values: Vec<u64>,
+    sorted: Vec<u64>,
     scratch: Vec<u8>,
 }
 
@@ -282,6 +325,7 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
             head: Vec::with_capacity(16),
             tails: Vec::with_capacity(SLOTS),
             values: Vec::with_capacity(SLOTS),
+            sorted: Vec::with_capacity(SLOTS),
             scratch: Vec::with_capacity(BITMAP_BYTES + 4 * SLOTS),
         })
     }
@@ -339,35 +383,49 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
 
     fn write_leaf(&mut self) -> Result<BlockRef, fst::Error> {
         let n = self.tails.len();
-        let first = self.values[0];
-        let max = self.values.iter().copied().max().unwrap_or(0);
-        let (width, code) = if self.values.iter().all(|&v| v == first) {
-            (0, 0)
-        } else if max < 1 << 8 {
-            (1, 1)
-        } else if max < 1 << 16 {
-            (2, 2)
+        let bitmap = n >= BITMAP_MIN || n > ARRAY_MAX;
+        // An array stores every value unless all are equal; a bitmap stores only those
+        // that differ from the block's commonest value (its exceptions).
+        let common = if bitmap {
+            mode(&self.values, &mut self.sorted)
         } else {
-            (4, 3)
+            self.values[0]
         };
-        let values_bytes = round_line(n * width);
-        let array_bytes = LINE + round_line(2 * n) + values_bytes;
-        let bitmap = n > ARRAY_MAX || BITMAP_BYTES + values_bytes < array_bytes;
+        let stored = |v: u64| !bitmap || v != common;
+        let max = self.values.iter().copied().filter(|&v| stored(v)).max();
+        let all_equal = self.values.iter().all(|&v| v == common);
+        let (width, code) = match max {
+            _ if all_equal => (0, 0),
+            None => (0, 0),
+            Some(m) if m < 1 << 8 => (1, 1),
+            Some(m) if m < 1 << 16 => (2, 2),
+            Some(_) => (4, 3),
+        };
         let s = &mut self.scratch;
         s.clear();
         if bitmap {
             s.resize(BITMAP_BYTES, 0);
-            for &t in &self.tails {
+            // Numbers and exceptions in each line, summed into counts before each line below.
+            let mut per_line = [(0u32, 0u32); BITMAP_LINES];
+            for (&t, &v) in self.tails.iter().zip(&self.values) {
                 let t = usize::from(t);
                 let (l, within) = (t / SLOTS_PER_LINE, t % SLOTS_PER_LINE);
+                // Little-endian words: bit `j` of word `k` is byte `8k + j/8`, bit `j%8`.
                 s[l * LINE + within / 8] |= 1 << (within % 8);
+                if v != common {
+                    s[l * LINE + EXCEPTIONS_AT + within / 8] |= 1 << (within % 8);
+                }
+                per_line[l].0 += 1;
+                per_line[l].1 += u32::from(v != common);
             }
-            // Little-endian words: bit `j` of word `k` is byte `8k + j/8`, bit `j%8`.
-            let mut before = 0u32;
-            for l in 0..BITMAP_LINES {
+            let (mut before, mut odd_before) = (0u32, 0u32);
+            for (l, (listed, odd)) in per_line.iter().enumerate() {
                 let line = &mut s[l * LINE..(l + 1) * LINE];
-                line[56..60].copy_from_slice(&before.to_le_bytes());
-                before += line[..56].iter().map(|b| b.count_ones()).sum::<u32>();
+                line[EXCEPTION_RANK_AT..EXCEPTION_RANK_AT + 4]
+                    .copy_from_slice(&odd_before.to_le_bytes());
+                line[PRESENCE_RANK_AT..PRESENCE_RANK_AT + 4].copy_from_slice(&before.to_le_bytes());
+                before += listed;
+                odd_before += odd;
             }
         } else {
             s.resize(LINE, 0);
@@ -380,15 +438,20 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
             }
             s.resize(round_line(s.len()), 0);
         }
-        for &v in &self.values {
-            s.extend_from_slice(&v.to_le_bytes()[..width]);
+        if width != 0 {
+            for &v in self.values.iter().filter(|&&v| stored(v)) {
+                s.extend_from_slice(&v.to_le_bytes()[..width]);
+            }
         }
         s.resize(round_line(s.len()), 0);
         // Leaves are whole lines, so this is exact.
         let line = (self.leaves_len - self.pad) / LINE as u64;
-        let r = BlockRef::new(line, bitmap, code, if width == 0 { first } else { 0 }).ok_or_else(
-            || fst::Error::Io(io::Error::other("blocklist too large for a leaf reference")),
-        )?;
+        let uniform = if width == 0 || bitmap { common } else { 0 };
+        let r = BlockRef::new(line, bitmap, code, uniform).ok_or_else(|| {
+            fst::Error::Io(io::Error::other(
+                "blocklist too large for a leaf reference",
+            ))
+        })?;
         self.leaves.write_all(s)?;
         self.leaves_len += s.len() as u64;
         Ok(r)
