@@ -448,9 +448,7 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
         let line = (self.leaves_len - self.pad) / LINE as u64;
         let uniform = if width == 0 || bitmap { common } else { 0 };
         let r = BlockRef::new(line, bitmap, code, uniform).ok_or_else(|| {
-            fst::Error::Io(io::Error::other(
-                "blocklist too large for a leaf reference",
-            ))
+            fst::Error::Io(io::Error::other("blocklist too large for a leaf reference"))
         })?;
         self.leaves.write_all(s)?;
         self.leaves_len += s.len() as u64;

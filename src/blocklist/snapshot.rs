@@ -90,6 +90,10 @@ pub struct SnapshotInfo {
     pub bytes: u64,
     /// File bytes per entry.
     pub bytes_per_entry: f64,
+    /// Bytes of leaves (the numbers of dense allocation blocks).
+    pub leaf_bytes: u64,
+    /// Bytes of FST (prefixes, sparse numbers, block heads).
+    pub fst_bytes: u64,
     /// Counts per action, exact/prefix, tombstones.
     pub counts: Counts,
     /// Distinct categories.
@@ -391,6 +395,8 @@ impl Snapshot {
             } else {
                 (bytes as f64 / entries as f64 * 100.0).round() / 100.0
             },
+            leaf_bytes: self.leaves.len() as u64,
+            fst_bytes: self.header.body_len - self.header.fst_offset,
             counts: self.header.counts,
             categories: self.header.categories.len(),
             sources: self.header.sources.len(),

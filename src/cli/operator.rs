@@ -456,8 +456,8 @@ fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
     )?;
     writeln!(
         o,
-        "  size      {} bytes ({} bytes/entry)",
-        info.bytes, info.bytes_per_entry
+        "  size      {} bytes ({} bytes/entry; leaves {}, fst {})",
+        info.bytes, info.bytes_per_entry, info.leaf_bytes, info.fst_bytes
     )?;
     writeln!(
         o,
