@@ -201,3 +201,45 @@ proptest! {
         }
     }
 }
+
+/// A list dense in one allocation block (`+4420 xxxx`), so that the base and the deltas
+/// hold leaves (arrays below 512 numbers, bitmaps above), plus a few prefixes over it.
+fn dense_list() -> impl Strategy<Value = Vec<(String, bool, u8, u8)>> {
+    (
+        prop::collection::vec((0u16..900, 0u8..4, 0u8..3), 0..900),
+        prop::collection::vec(("4420[0-9]{0,3}", 0u8..4), 0..3),
+    )
+        .prop_map(|(numbers, prefixes)| {
+            let mut l: Vec<_> = numbers
+                .into_iter()
+                .map(|(t, a, c)| (format!("4420{t:04}"), false, a, c))
+                .collect();
+            l.extend(prefixes.into_iter().map(|(p, a)| (p, true, a, 0)));
+            l
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    #[test]
+    fn dense_blocks_layer_like_the_whole_list(
+        l0 in dense_list(), l1 in dense_list(), l2 in dense_list(),
+        queries in prop::collection::vec(0u16..1000, 1..200)
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let s0 = compile(d, "0.fwb", &csv(&l0), 1);
+        let s1 = compile(d, "1.fwb", &csv(&l1), 2);
+        let s2 = compile(d, "2.fwb", &csv(&l2), 3);
+        let mut deltas = vec![];
+        if let Some(x) = delta(d, "d1.fwb", &s0, &s1, &s0) { deltas.push(layer("d1", &x)); }
+        if let Some(x) = delta(d, "d2.fwb", &s1, &s2, &s0) { deltas.push(layer("d2", &x)); }
+        let view = Layered::new(layer("0", &s0), deltas, 3).expect("stack");
+        for t in &queries {
+            let q = format!("4420{t:04}");
+            let e: E164 = q.parse().expect("number");
+            prop_assert_eq!(answer(view.lookup(&e)), answer(s2.lookup(&e)), "query {}", q);
+        }
+    }
+}

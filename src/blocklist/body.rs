@@ -9,7 +9,7 @@
 //! blocks. So the exact numbers of a **dense** block (at least [`DENSE_MIN`] listed numbers)
 //! leave the FST: the FST keeps one key, `head + BLOCK_MARK` (see [`super::key`]), whose
 //! output is a [`BlockRef`] to a leaf holding the block's 4-digit tails and values, laid out
-//! so that a lookup reads two cache lines in it. Sparse blocks, prefixes and short codes stay
+//! so that a lookup reads one or two cache lines of it. Sparse blocks, prefixes and short codes stay
 //! in the FST as whole keys, where they cost least.
 //!
 //! ## Layout
@@ -18,25 +18,30 @@
 //! body = [zero padding to a 64-byte file offset] [leaves, each 64-byte aligned] [fst map]
 //! ```
 //!
-//! The header's `fst_offset` says where the FST starts inside the body. A leaf is one of:
+//! The header's `fst_offset` says where the FST starts inside the body. The FST output of a
+//! block key is a [`BlockRef`]: the leaf's line and its kind, growing with the keys so that
+//! the FST stores small differences and stays in cache (492 KB for 66,000 dense blocks of a
+//! 100M list). A leaf is one of:
 //!
-//! - **array** (up to [`ARRAY_MAX`] numbers, when it is the smaller form): one line with the
-//!   count and the first tail of every group of 32 (the fences), then the sorted tails as
+//! - **array** (at most [`ARRAY_MAX`] numbers): one line with the count, the leaf's value
+//!   layout and the first tail of every group of 32 (the fences), then the sorted tails as
 //!   little-endian `u16` (a group of 32 fills one line), then the values. A lookup reads the
 //!   fence line, then the group's line, and prefetches the group's values meanwhile.
-//! - **bitmap**: 23 lines, each seven 64-bit words of presence bits for 448 tails and the
-//!   count of numbers before the line (`u32`), then the values. A lookup reads the tail's
-//!   line, ranks the bit with popcounts, and reads the value.
+//! - **bitmap** (from [`BITMAP_MIN`] numbers): 53 lines, each with presence bits and
+//!   exception bits for 192 tails, the counts of numbers and exceptions before the line, and
+//!   the leaf's value layout; then the exceptions' values. A listed number whose value is
+//!   the block's common one (most of them: reports about one campaign share their value) is
+//!   answered by its one line; an exception costs a second read.
 //!
-//! Values are value-table indices, `width` bytes each (1, 2 or 4, whatever the leaf's
-//! largest index needs), or none at all when every number of the block has the same value,
-//! which then sits in the [`BlockRef`] itself.
-//!
+//! Values are value-table indices, 1, 2 or 4 bytes each (whatever the leaf's largest stored
+//! index needs); an array whose numbers all share one value stores none.
+
 //! ## Memory
 //!
-//! A dense block costs 1 to 2 bytes per number for its tails (less as it fills: a full
-//! bitmap leaf is 0.15 bytes per number) plus 0 to 2 bytes of value; a realistic 100M list
-//! compiles to about 2.6 bytes per entry, against 8 for the per-number FST.
+//! An array leaf costs 2 bytes per number for its tails plus 0 to 2 for its values; a bitmap
+//! leaf 3,392 bytes (6.6 to 0.34 bytes per number as it fills) plus 1 or 2 bytes per
+//! exception. The realistic 100M synthetic list compiles to 2.88 bytes per entry, against
+//! 8.03 for the per-number FST of format version 1.
 
 use super::key::{BLOCK_MARK, TAIL_DIGITS};
 use std::io::{self, Write};
@@ -45,20 +50,26 @@ use std::io::{self, Write};
 pub const DENSE_MIN: usize = 32;
 /// Tails in a block: `10^TAIL_DIGITS`.
 pub const SLOTS: usize = 10_000;
-/// Largest array leaf: the fences of one line (31 groups of 32).
-pub const ARRAY_MAX: usize = 31 * GROUP;
+/// Numbers from which a block is a bitmap leaf (at most 6.6 bytes a number for its bits).
+pub const BITMAP_MIN: usize = 512;
+/// Largest array leaf.
+pub const ARRAY_MAX: usize = BITMAP_MIN - 1;
 const _: () = assert!(TAIL_DIGITS == 4 && SLOTS == 10usize.pow(TAIL_DIGITS as u32));
 
 const LINE: usize = 64;
 const GROUP: usize = 32;
-/// Numbers from which a block is a bitmap leaf (at most 6.6 bytes a number for its bits).
-pub const BITMAP_MIN: usize = 512;
+/// In an array's first line: the count, the leaf's [`Meta`], then the fences.
+const ARRAY_META_AT: usize = 2;
+const FENCES_AT: usize = 6;
+const _: () = assert!(FENCES_AT + 2 * ARRAY_MAX.div_ceil(GROUP) <= LINE);
 const WORDS_PER_LINE: usize = 3;
 const SLOTS_PER_LINE: usize = WORDS_PER_LINE * 64;
-/// In a bitmap line: presence words, then exception words, then two ranks.
+/// In a bitmap line: presence words, exception words, two ranks, and the leaf's [`Meta`]
+/// (in every line, so that one line answers).
 const EXCEPTIONS_AT: usize = 8 * WORDS_PER_LINE;
 const EXCEPTION_RANK_AT: usize = 2 * EXCEPTIONS_AT;
 const PRESENCE_RANK_AT: usize = EXCEPTION_RANK_AT + 4;
+const BITMAP_META_AT: usize = PRESENCE_RANK_AT + 4;
 const BITMAP_LINES: usize = SLOTS.div_ceil(SLOTS_PER_LINE);
 const BITMAP_BYTES: usize = BITMAP_LINES * LINE;
 
@@ -66,36 +77,47 @@ fn round_line(n: usize) -> usize {
     n.div_ceil(LINE) * LINE
 }
 
-/// The FST output of a block key: where its leaf is and how to read it.
+/// The FST output of a block key: the leaf's offset in the leaves area in 64-byte lines,
+/// times two, plus one for a bitmap leaf (else an array).
 ///
-/// Bits 0-1: value width code (0: none, every number has the uniform value; 1, 2, 3: 1, 2
-/// or 4 bytes); bit 2: bitmap (else array); bits 3-24: the uniform value's index; bits
-/// 25-63: the leaf's offset in the leaves area, in 64-byte lines.
+/// Leaves are written in key order, so these outputs grow with the keys and the FST stores
+/// them as small differences: the FST stays small enough to stay in cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockRef(pub u64);
 
-const UNIFORM_BITS: u32 = 22;
-
 impl BlockRef {
-    fn new(line: u64, bitmap: bool, width_code: u64, uniform: u64) -> Option<BlockRef> {
-        if uniform >> UNIFORM_BITS != 0 || line >> (64 - 25) != 0 {
-            return None;
-        }
-        Some(BlockRef(
-            width_code | u64::from(bitmap) << 2 | uniform << 3 | line << 25,
-        ))
+    fn new(line: u64, bitmap: bool) -> Option<BlockRef> {
+        Some(BlockRef(line.checked_mul(2)? | u64::from(bitmap)))
+    }
+    fn is_bitmap(self) -> bool {
+        self.0 & 1 != 0
+    }
+    fn offset(self) -> Option<usize> {
+        usize::try_from(self.0 >> 1).ok()?.checked_mul(LINE)
+    }
+}
+
+/// How a leaf stores values, in a `u32` inside the leaf: bits 0-1 the width of a stored
+/// value (0: none; 1, 2, 3: 1, 2 or 4 bytes), bits 2-23 the block's common value. An array
+/// stores every value unless all are equal (width 0, the common value for all); a bitmap
+/// stores only the values that differ from the common one (its exceptions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta(u32);
+
+const COMMON_BITS: u32 = 22;
+
+impl Meta {
+    fn new(width_code: u32, common: u64) -> Option<Meta> {
+        let common = u32::try_from(common)
+            .ok()
+            .filter(|c| c >> COMMON_BITS == 0)?;
+        Some(Meta(width_code | common << 2))
     }
     fn width(self) -> usize {
         [0, 1, 2, 4][(self.0 & 3) as usize]
     }
-    fn is_bitmap(self) -> bool {
-        self.0 & 4 != 0
-    }
-    fn uniform(self) -> u64 {
-        (self.0 >> 3) & ((1 << UNIFORM_BITS) - 1)
-    }
-    fn offset(self) -> Option<usize> {
-        usize::try_from(self.0 >> 25).ok()?.checked_mul(LINE)
+    fn common(self) -> u64 {
+        u64::from(self.0 >> 2)
     }
 }
 
@@ -150,8 +172,7 @@ impl<'a> Leaves<'a> {
         if t >= SLOTS {
             return None;
         }
-        let width = r.width();
-        let (values, rank) = if r.is_bitmap() {
+        let (meta, values, rank) = if r.is_bitmap() {
             // One line answers for most numbers: absent, or listed with the block's value.
             let line = base.checked_add((t / SLOTS_PER_LINE) * LINE)?;
             let within = t % SLOTS_PER_LINE;
@@ -159,33 +180,32 @@ impl<'a> Leaves<'a> {
             if u64_at(b, line + 8 * k)? >> bit & 1 == 0 {
                 return None;
             }
+            let meta = Meta(u32_at(b, line + BITMAP_META_AT)?);
             let exceptions = u64_at(b, line + EXCEPTIONS_AT + 8 * k)?;
             if exceptions >> bit & 1 == 0 {
-                return Some(r.uniform());
+                return Some(meta.common());
             }
             let mut rank = u32_at(b, line + EXCEPTION_RANK_AT)? as usize;
             for j in 0..k {
                 rank += u64_at(b, line + EXCEPTIONS_AT + 8 * j)?.count_ones() as usize;
             }
             rank += (exceptions & ((1u64 << bit) - 1)).count_ones() as usize;
-            if width == 0 {
-                return None;
-            }
-            (base.checked_add(BITMAP_BYTES)?, rank)
+            (meta, base.checked_add(BITMAP_BYTES)?, rank)
         } else {
             let head = b.get(base..base.checked_add(LINE)?)?;
             let n = usize::from(u16_at(head, 0)?);
             if n == 0 || n > ARRAY_MAX {
                 return None;
             }
+            let meta = Meta(u32_at(head, ARRAY_META_AT)?);
             let groups = n.div_ceil(GROUP);
             let mut g = 0;
-            while g + 1 < groups && u16_at(head, 2 + 2 * (g + 1))? <= tail {
+            while g + 1 < groups && u16_at(head, FENCES_AT + 2 * (g + 1))? <= tail {
                 g += 1;
             }
             let values = base + LINE + round_line(2 * n);
-            if width != 0 {
-                prefetch(b, values + g * GROUP * width);
+            if meta.width() != 0 {
+                prefetch(b, values + g * GROUP * meta.width());
             }
             let first = g * GROUP;
             let len = GROUP.min(n - first);
@@ -194,28 +214,32 @@ impl<'a> Leaves<'a> {
             let p = tails
                 .chunks_exact(2)
                 .position(|c| u16::from_le_bytes([c[0], c[1]]) == tail)?;
-            (values, first + p)
+            if meta.width() == 0 {
+                return Some(meta.common());
+            }
+            (meta, values, first + p)
         };
-        if width == 0 {
-            return Some(r.uniform());
+        match meta.width() {
+            0 => None,
+            width => value_at(b, values, rank, width),
         }
-        value_at(b, values, rank, width)
     }
 
     /// Every `(tail, value index)` of leaf `r`, in tail order, appended to `out`. `None` if
-    /// the leaf is malformed (tails out of order or out of range, a count that disagrees).
+    /// the leaf is malformed (tails out of order or out of range, counts that disagree).
     pub fn entries(self, r: BlockRef, out: &mut Vec<(u16, u64)>) -> Option<()> {
         let b = self.0;
         let base = r.offset()?;
-        let width = r.width();
         let start = out.len();
         if r.is_bitmap() {
             let values = base.checked_add(BITMAP_BYTES)?;
+            let meta = Meta(u32_at(b, base + BITMAP_META_AT)?);
             let mut exceptions = 0;
             for l in 0..BITMAP_LINES {
                 let line = base + l * LINE;
                 if u32_at(b, line + PRESENCE_RANK_AT)? as usize != out.len() - start
                     || u32_at(b, line + EXCEPTION_RANK_AT)? as usize != exceptions
+                    || u32_at(b, line + BITMAP_META_AT)? != meta.0
                 {
                     return None;
                 }
@@ -232,11 +256,13 @@ impl<'a> Leaves<'a> {
                             return None;
                         }
                         let v = if odd >> bit & 1 == 0 {
-                            r.uniform()
+                            meta.common()
                         } else {
                             exceptions += 1;
-                            (width != 0).then_some(())?;
-                            value_at(b, values, exceptions - 1, width)?
+                            match meta.width() {
+                                0 => return None,
+                                w => value_at(b, values, exceptions - 1, w)?,
+                            }
                         };
                         out.push((t as u16, v));
                         word &= word - 1;
@@ -249,20 +275,18 @@ impl<'a> Leaves<'a> {
         if n == 0 || n > ARRAY_MAX {
             return None;
         }
+        let meta = Meta(u32_at(b, base + ARRAY_META_AT)?);
+        let values = base + LINE + round_line(2 * n);
         for i in 0..n {
             let t = u16_at(b, base + LINE + 2 * i)?;
             if usize::from(t) >= SLOTS || out.last().is_some_and(|&(p, _)| i > 0 && p >= t) {
                 return None;
             }
-            out.push((t, 0));
-        }
-        let values = base + LINE + round_line(2 * (out.len() - start));
-        for (rank, e) in out[start..].iter_mut().enumerate() {
-            e.1 = if width == 0 {
-                r.uniform()
-            } else {
-                value_at(b, values, rank, width)?
+            let v = match meta.width() {
+                0 => meta.common(),
+                w => value_at(b, values, i, w)?,
             };
+            out.push((t, v));
         }
         Some(())
     }
@@ -383,24 +407,28 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
 
     fn write_leaf(&mut self) -> Result<BlockRef, fst::Error> {
         let n = self.tails.len();
-        let bitmap = n >= BITMAP_MIN || n > ARRAY_MAX;
-        // An array stores every value unless all are equal; a bitmap stores only those
-        // that differ from the block's commonest value (its exceptions).
+        let bitmap = n > ARRAY_MAX;
         let common = if bitmap {
             mode(&self.values, &mut self.sorted)
         } else {
             self.values[0]
         };
-        let stored = |v: u64| !bitmap || v != common;
-        let max = self.values.iter().copied().filter(|&v| stored(v)).max();
         let all_equal = self.values.iter().all(|&v| v == common);
+        // An array stores every value (unless all are equal), a bitmap only its exceptions.
+        let stored = |v: u64| !all_equal && (!bitmap || v != common);
+        let max = self.values.iter().copied().filter(|&v| stored(v)).max();
         let (width, code) = match max {
-            _ if all_equal => (0, 0),
             None => (0, 0),
             Some(m) if m < 1 << 8 => (1, 1),
             Some(m) if m < 1 << 16 => (2, 2),
             Some(_) => (4, 3),
         };
+        let too_large = || {
+            fst::Error::Io(io::Error::other(
+                "a value index or leaf offset is too large for the snapshot format",
+            ))
+        };
+        let meta = Meta::new(code, common).ok_or_else(too_large)?;
         let s = &mut self.scratch;
         s.clear();
         if bitmap {
@@ -424,14 +452,17 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
                 line[EXCEPTION_RANK_AT..EXCEPTION_RANK_AT + 4]
                     .copy_from_slice(&odd_before.to_le_bytes());
                 line[PRESENCE_RANK_AT..PRESENCE_RANK_AT + 4].copy_from_slice(&before.to_le_bytes());
+                line[BITMAP_META_AT..BITMAP_META_AT + 4].copy_from_slice(&meta.0.to_le_bytes());
                 before += listed;
                 odd_before += odd;
             }
         } else {
             s.resize(LINE, 0);
             s[..2].copy_from_slice(&(n as u16).to_le_bytes());
+            s[ARRAY_META_AT..ARRAY_META_AT + 4].copy_from_slice(&meta.0.to_le_bytes());
             for (g, chunk) in self.tails.chunks(GROUP).enumerate() {
-                s[2 + 2 * g..4 + 2 * g].copy_from_slice(&chunk[0].to_le_bytes());
+                let at = FENCES_AT + 2 * g;
+                s[at..at + 2].copy_from_slice(&chunk[0].to_le_bytes());
             }
             for &t in &self.tails {
                 s.extend_from_slice(&t.to_le_bytes());
@@ -446,10 +477,7 @@ impl<L: Write, F: Write> BodyWriter<L, F> {
         s.resize(round_line(s.len()), 0);
         // Leaves are whole lines, so this is exact.
         let line = (self.leaves_len - self.pad) / LINE as u64;
-        let uniform = if width == 0 || bitmap { common } else { 0 };
-        let r = BlockRef::new(line, bitmap, code, uniform).ok_or_else(|| {
-            fst::Error::Io(io::Error::other("blocklist too large for a leaf reference"))
-        })?;
+        let r = BlockRef::new(line, bitmap).ok_or_else(too_large)?;
         self.leaves.write_all(s)?;
         self.leaves_len += s.len() as u64;
         Ok(r)
@@ -541,12 +569,13 @@ mod tests {
         check(33, |i| (i % 5) as u64, Some(false));
         check(200, |i| 250 + (i % 10) as u64, Some(false));
         check(300, |i| (i as u64) << 12, Some(false));
-        check(ARRAY_MAX, |i| 1 + (i % 2) as u64, None);
+        check(ARRAY_MAX, |i| 1 + (i % 2) as u64, Some(false));
     }
 
     #[test]
     fn bitmap_leaves_every_width() {
         check(ARRAY_MAX + 1, |i| (i % 3) as u64, Some(true));
+        check(BITMAP_MIN + 1, |_| 5, Some(true));
         check(5000, |_| (1 << 22) - 1, Some(true));
         check(9000, |i| (i as u64 * 31) % 70_000, Some(true));
         check(SLOTS, |i| (i % 256) as u64, Some(true));
@@ -561,8 +590,8 @@ mod tests {
         for bad in [
             BlockRef(r.0 | (1 << 40)),
             BlockRef(u64::MAX),
-            BlockRef(r.0 ^ 4),
-            BlockRef(r.0 | 3),
+            BlockRef(r.0 ^ 1),
+            BlockRef(r.0 + 2),
         ] {
             for t in [0, tails[0], tails[499], 9999] {
                 let _ = l.find(bad, t);

@@ -15,7 +15,7 @@
 //! transition (`100 + next digit`) is peeked for a prefix ending on an odd digit (only at
 //! lengths where the header says prefixes exist). At the end of the number's head (all but
 //! its last four digits) the block mark leads to the exact entry: a leaf of a dense block
-//! (two cache lines, see [`super::body`]) or two more FST steps for a sparse one. The walk
+//! (one or two cache lines, see [`super::body`]) or two more FST steps for a sparse one. The walk
 //! goes past the head only while longer prefixes can exist. **Longest match wins**: an exact entry
 //! beats every prefix, a longer prefix beats a shorter one, so an exact `allow` carves a
 //! number out of a blocked range. A prefix matches a number equal to itself (`+8617012*`
