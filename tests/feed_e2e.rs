@@ -210,3 +210,35 @@ fn publishing_with_another_key_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not verify with this key"), "{err}");
 }
+
+/// After an upgrade that changes the snapshot format, the feed still holds files of the old
+/// format: the publisher cannot layer a delta on them and writes the list as a new base.
+#[test]
+fn an_upgraded_publisher_replaces_an_older_format_with_a_base() {
+    let lab = Lab::new();
+    first_publish(&lab);
+    let feed = lab.feed();
+    let mut old = vec![feed.join(".publish").join("current.fwb")];
+    for e in std::fs::read_dir(&feed).expect("feed dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "fwb") {
+            old.push(p);
+        }
+    }
+    assert_eq!(old.len(), 2, "{old:?}");
+    for p in &old {
+        // What a format-1 publisher left behind: the same header with version 1.
+        let mut b = std::fs::read(p).expect("read");
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(p, b).expect("write");
+    }
+    let report = lab.publish(
+        "l2",
+        "+8613800000001,block,impersonation,95,police\n",
+        &["--max-delta-fraction", "10"],
+    );
+    assert_eq!(report["kind"], "base", "{report}");
+    assert_eq!(report["version"], 2);
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("format 1"), "{report}");
+}

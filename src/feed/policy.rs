@@ -58,6 +58,12 @@ pub enum BaseReason {
     TooManyDeltas(usize),
     /// The operator asked for it (`--base`).
     Forced,
+    /// The feed's current files are in a snapshot format this build no longer reads (an
+    /// upgrade): no delta can be layered on them.
+    FormatUpgrade {
+        /// The format version found in the feed.
+        found: u32,
+    },
 }
 
 impl std::fmt::Display for BaseReason {
@@ -74,6 +80,11 @@ impl std::fmt::Display for BaseReason {
             ),
             BaseReason::TooManyDeltas(n) => write!(f, "{n} deltas would exceed the configured maximum"),
             BaseReason::Forced => f.write_str("--base given"),
+            BaseReason::FormatUpgrade { found } => write!(
+                f,
+                "the feed holds snapshot format {found}, this build writes format {}",
+                crate::blocklist::format::FORMAT_VERSION
+            ),
         }
     }
 }

@@ -26,7 +26,7 @@ use super::manifest::{FileRef, Manifest, ManifestError, UncheckedManifest};
 use super::policy::{
     decide, file_name, next_manifest, next_version, BaseReason, PublishKind, PublishPolicy,
 };
-use crate::blocklist::format::Kind;
+use crate::blocklist::format::{HeaderError, Kind, FORMAT_VERSION};
 use crate::blocklist::snapshot::{Snapshot, SnapshotError};
 use ed25519_dalek::SigningKey;
 use std::io::{self, Write};
@@ -148,29 +148,43 @@ pub fn publish(
     // The delta since the previous whole list, within what the policy still allows.
     let mut changes = DeltaReport::default();
     let mut over_budget = None;
+    let mut upgrade = None;
     if let (Some(cur), false) = (&current, opts.force_base) {
         let prev_path = state.join(CURRENT);
         if !prev_path.exists() {
             return Err(PublishError::StateMissing(prev_path));
         }
-        let prev = Snapshot::open(&prev_path)?;
-        let base = Snapshot::open(dir.join(&cur.base.name))?;
-        let used: u64 = cur.deltas.iter().map(|d| d.size).sum();
-        let budget = (opts.policy.max_delta_fraction * cur.base.size as f64) as u64;
-        let header = DeltaHeader {
-            version: new_snap.version(),
-            created: opts.now_unix,
-            base_version: base.version(),
-            base_hash: base.hash(),
-        };
-        let left = budget.saturating_sub(used);
-        match compile_delta(&prev, &new_snap, header, left, &tmp_delta) {
-            Ok(report) => changes = report,
-            Err(DeltaError::TooLarge(budget)) => over_budget = Some(budget),
-            Err(e) => return Err(PublishError::Delta(e)),
+        let opened = Snapshot::open(&prev_path)
+            .and_then(|prev| Ok((prev, Snapshot::open(dir.join(&cur.base.name))?)));
+        match opened {
+            Ok((prev, base)) => {
+                let used: u64 = cur.deltas.iter().map(|d| d.size).sum();
+                let budget = (opts.policy.max_delta_fraction * cur.base.size as f64) as u64;
+                let header = DeltaHeader {
+                    version: new_snap.version(),
+                    created: opts.now_unix,
+                    base_version: base.version(),
+                    base_hash: base.hash(),
+                };
+                let left = budget.saturating_sub(used);
+                match compile_delta(&prev, &new_snap, header, left, &tmp_delta) {
+                    Ok(report) => changes = report,
+                    Err(DeltaError::TooLarge(budget)) => over_budget = Some(budget),
+                    Err(e) => return Err(PublishError::Delta(e)),
+                }
+            }
+            // The feed's files are of an older snapshot format (this publisher was
+            // upgraded): no delta can go on top of them, so the list goes out as a new base.
+            Err(SnapshotError::Header {
+                source: HeaderError::UnsupportedVersion { found },
+                ..
+            }) if found < FORMAT_VERSION => upgrade = Some(found),
+            Err(e) => return Err(e.into()),
         }
     }
-    let kind = if let Some(budget) = over_budget {
+    let kind = if let Some(found) = upgrade {
+        PublishKind::Base(BaseReason::FormatUpgrade { found })
+    } else if let Some(budget) = over_budget {
         PublishKind::Base(BaseReason::DeltaOverBudget { budget })
     } else {
         decide(
