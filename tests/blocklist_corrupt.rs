@@ -256,3 +256,55 @@ fn signatures() {
     let e = Snapshot::open_signed(&p, &[public]).unwrap_err();
     assert!(matches!(e, SnapshotError::Signature { .. }), "{e}");
 }
+
+/// A dense list: array and bitmap leaves, exceptions, a prefix and a short code.
+fn dense_csv() -> String {
+    let mut csv = String::from(
+        "number,action,category,score,source\n+4420*,tag,range,40,x\n+112,allow,,0,x\n",
+    );
+    for t in (0..10_000).step_by(7) {
+        let action = if t % 11 == 0 { "warn" } else { "block" };
+        csv.push_str(&format!("+44201234{t:04},{action},c,{},s\n", 50 + t % 3));
+    }
+    for t in (0..10_000).step_by(97) {
+        csv.push_str(&format!("+44205678{t:04},tag,c,{},s\n", t % 100));
+    }
+    csv
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// An unsigned local file is untrusted too: bytes changed in the body, with both hashes
+    /// recomputed so that open accepts the file, never make a lookup or the entry stream
+    /// panic.
+    #[test]
+    fn rehashed_garbage_in_the_body_never_panics(
+        edits in proptest::collection::vec((0.0f64..1.0, proptest::prelude::any::<u8>()), 1..64),
+    ) {
+        use fraudwall::blocklist::format::Header;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dense.fwb");
+        compile_csv_text(&dense_csv(), &CompileOptions::default(), &p).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let (mut header, h) = Header::decode(&bytes).unwrap();
+        let body_len = bytes.len() - h;
+        for (at, b) in &edits {
+            let i = h + ((*at * body_len as f64) as usize).min(body_len - 1);
+            bytes[i] = *b;
+        }
+        header.body_hash = *blake3::hash(&bytes[h..]).as_bytes();
+        let head = header.encode();
+        proptest::prop_assert_eq!(head.len(), h);
+        bytes[..h].copy_from_slice(&head);
+        if let Ok(snap) = open_bytes(dir.path(), "edited.fwb", &bytes) {
+            for q in ["+442012340000", "+442012340007", "+442056780097", "+442099990000", "+112", "+4420"] {
+                let _ = snap.lookup(&q.parse().unwrap());
+            }
+            for t in (0..10_000).step_by(13) {
+                let _ = snap.lookup(&format!("+44201234{t:04}").parse().unwrap());
+            }
+            let _ = snap.entries().count();
+        }
+    }
+}
