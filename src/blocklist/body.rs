@@ -141,6 +141,9 @@ fn value_at(b: &[u8], start: usize, rank: usize, width: usize) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
+/// Asks for the line at `b[at]` ahead of its use, as a non-temporal load: a leaf line is
+/// read once, and keeping it out of the outer caches leaves them to the FST, which every
+/// lookup walks.
 #[inline(always)]
 fn prefetch(b: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -148,7 +151,7 @@ fn prefetch(b: &[u8], at: usize) {
         // SAFETY: a prefetch is a hint that never faults; SSE is part of the x86-64 baseline;
         // `p` points into the leaves.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_NTA }>(
                 (p as *const u8).cast::<i8>(),
             )
         };
@@ -175,6 +178,7 @@ impl<'a> Leaves<'a> {
         let (meta, values, rank) = if r.is_bitmap() {
             // One line answers for most numbers: absent, or listed with the block's value.
             let line = base.checked_add((t / SLOTS_PER_LINE) * LINE)?;
+            prefetch(b, line);
             let within = t % SLOTS_PER_LINE;
             let (k, bit) = (within / 64, within % 64);
             if u64_at(b, line + 8 * k)? >> bit & 1 == 0 {
@@ -192,6 +196,7 @@ impl<'a> Leaves<'a> {
             rank += (exceptions & ((1u64 << bit) - 1)).count_ones() as usize;
             (meta, base.checked_add(BITMAP_BYTES)?, rank)
         } else {
+            prefetch(b, base);
             let head = b.get(base..base.checked_add(LINE)?)?;
             let n = usize::from(u16_at(head, 0)?);
             if n == 0 || n > ARRAY_MAX {
@@ -210,6 +215,7 @@ impl<'a> Leaves<'a> {
             let first = g * GROUP;
             let len = GROUP.min(n - first);
             let start = base + LINE + 2 * first;
+            prefetch(b, start);
             let tails = b.get(start..start + 2 * len)?;
             let p = tails
                 .chunks_exact(2)
