@@ -193,8 +193,8 @@ fn header_hint(e: &HeaderError) -> &'static str {
 /// How [`Snapshot::open_with`] loads the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Load {
-    /// Map the file (shared page cache, nothing copied). Lookups pay a TLB miss per FST
-    /// level on large snapshots (4 KiB pages).
+    /// Map the file (shared page cache, nothing copied). Lookups on large snapshots pay TLB
+    /// misses (4 KiB pages): 447 ns against 347 ns for [`Load::HugePages`] at 86M entries.
     Map,
     /// Copy the file into anonymous memory backed by transparent huge pages (2 MiB), then
     /// verify the copy. Costs the file's size in private memory and a copy at open; gives
@@ -490,7 +490,7 @@ impl Snapshot {
                 }
                 break;
             }
-            if i == head {
+            if head != 0 && i == head {
                 exact = self.exact_after_head(node, out, &d[head..]);
             }
             let a = d[i].wrapping_sub(b'0');
