@@ -179,6 +179,25 @@ fn csv(list: &[(String, bool, u8, u8)]) -> String {
         .collect()
 }
 
+type List = Vec<(String, bool, u8, u8)>;
+
+/// Lists `l[0]`, `l[1]`, `l[2]` published in turn: the layered view (the first as base, the
+/// two deltas on top) and the third list compiled whole, which the view must match.
+fn three_versions(d: &Path, l: [&List; 3]) -> (Layered, Arc<Snapshot>) {
+    let s0 = compile(d, "0.fwb", &csv(l[0]), 1);
+    let s1 = compile(d, "1.fwb", &csv(l[1]), 2);
+    let s2 = compile(d, "2.fwb", &csv(l[2]), 3);
+    let mut deltas = vec![];
+    if let Some(x) = delta(d, "d1.fwb", &s0, &s1, &s0) {
+        deltas.push(layer("d1", &x));
+    }
+    if let Some(x) = delta(d, "d2.fwb", &s1, &s2, &s0) {
+        deltas.push(layer("d2", &x));
+    }
+    let view = Layered::new(layer("0", &s0), deltas, 3).expect("stack");
+    (view, s2)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
@@ -187,14 +206,7 @@ proptest! {
         l0 in list(), l1 in list(), l2 in list(), queries in prop::collection::vec("[12]{1,8}", 1..40)
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        let s0 = compile(d, "0.fwb", &csv(&l0), 1);
-        let s1 = compile(d, "1.fwb", &csv(&l1), 2);
-        let s2 = compile(d, "2.fwb", &csv(&l2), 3);
-        let mut deltas = vec![];
-        if let Some(x) = delta(d, "d1.fwb", &s0, &s1, &s0) { deltas.push(layer("d1", &x)); }
-        if let Some(x) = delta(d, "d2.fwb", &s1, &s2, &s0) { deltas.push(layer("d2", &x)); }
-        let view = Layered::new(layer("0", &s0), deltas, 3).expect("stack");
+        let (view, s2) = three_versions(dir.path(), [&l0, &l1, &l2]);
         for q in &queries {
             let e: E164 = q.parse().expect("number");
             prop_assert_eq!(answer(view.lookup(&e)), answer(s2.lookup(&e)), "query {}", q);
@@ -228,14 +240,7 @@ proptest! {
         queries in prop::collection::vec(0u16..1000, 1..200)
     ) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        let s0 = compile(d, "0.fwb", &csv(&l0), 1);
-        let s1 = compile(d, "1.fwb", &csv(&l1), 2);
-        let s2 = compile(d, "2.fwb", &csv(&l2), 3);
-        let mut deltas = vec![];
-        if let Some(x) = delta(d, "d1.fwb", &s0, &s1, &s0) { deltas.push(layer("d1", &x)); }
-        if let Some(x) = delta(d, "d2.fwb", &s1, &s2, &s0) { deltas.push(layer("d2", &x)); }
-        let view = Layered::new(layer("0", &s0), deltas, 3).expect("stack");
+        let (view, s2) = three_versions(dir.path(), [&l0, &l1, &l2]);
         for t in &queries {
             let q = format!("4420{t:04}");
             let e: E164 = q.parse().expect("number");
