@@ -554,7 +554,8 @@ impl Snapshot {
         let mut out = out.wrapping_add(t.out.value());
         let mut node = self.fst.node(t.addr);
         let digit = |k: usize| tail.get(k).map_or(0, |c| c.wrapping_sub(b'0'));
-        let (hi, lo) = (digit(0) * 10 + digit(1), digit(2) * 10 + digit(3));
+        let pair = |k: usize| digit(k).wrapping_mul(10).wrapping_add(digit(k + 1));
+        let (hi, lo) = (pair(0), pair(2));
         if node.is_final() {
             let r = BlockRef(out.wrapping_add(node.final_output().value()));
             return self.leaves().find(r, u16::from(hi) * 100 + u16::from(lo));
