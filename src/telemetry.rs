@@ -29,9 +29,7 @@
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
