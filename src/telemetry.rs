@@ -28,11 +28,10 @@
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::blocklist::Action;
@@ -99,6 +98,56 @@ impl ReasonCounters {
     }
 }
 
+/// Upper bounds of the lookup histogram's buckets, in nanoseconds: lookups take well under a
+/// microsecond; the buckets resolve that range and the tail.
+const LOOKUP_BUCKETS_NS: [u64; 9] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000,
+];
+
+/// `fraudwall_lookup_duration_seconds`: fixed buckets of atomic counters. (The exporter's own
+/// histogram keeps every sample, with a clock read, until the next scrape or upkeep: memory
+/// that grows with the call count when nobody scrapes.) One add per record, fixed memory.
+#[derive(Default)]
+struct LookupHistogram {
+    /// Per bucket (not cumulative), the last one is +Inf.
+    buckets: [AtomicU64; LOOKUP_BUCKETS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LookupHistogram {
+    fn record(&self, d: std::time::Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = LOOKUP_BUCKETS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(LOOKUP_BUCKETS_NS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        const NAME: &str = "fraudwall_lookup_duration_seconds";
+        let _ = writeln!(out, "# TYPE {NAME} histogram");
+        let mut total = 0u64;
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Ordering::Relaxed);
+            match LOOKUP_BUCKETS_NS.get(i) {
+                Some(&le) => {
+                    let _ = writeln!(out, "{NAME}_bucket{{le=\"{}\"}} {total}", le as f64 / 1e9);
+                }
+                None => {
+                    let _ = writeln!(out, "{NAME}_bucket{{le=\"+Inf\"}} {total}");
+                }
+            }
+        }
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{NAME}_sum {sum}");
+        let _ = writeln!(out, "{NAME}_count {total}");
+        out.push('\n');
+    }
+}
+
 /// Message direction relative to fraudwall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -117,7 +166,7 @@ pub struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     messages: [[Counter; METHODS.len()]; 2],
-    lookup: Histogram,
+    lookup: LookupHistogram,
     snapshot_version: Gauge,
     reload_failures: Counter,
     decision_log_dropped: Counter,
@@ -147,16 +196,7 @@ impl Default for Telemetry {
 impl Telemetry {
     /// Builds the recorder and registers the fixed metrics.
     pub fn new() -> Telemetry {
-        // Lookups take well under a microsecond; the buckets resolve that range and the tail.
-        let buckets = [1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 1e-4, 1e-3];
-        // set_buckets_for_metric only fails on an empty bucket list; fall back to a summary then.
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("fraudwall_lookup_duration_seconds".into()),
-                &buckets,
-            )
-            .unwrap_or_else(|_| PrometheusBuilder::new())
-            .build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         let counter = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &meta())
@@ -183,10 +223,7 @@ impl Telemetry {
             )
         };
         let t = Telemetry {
-            lookup: recorder.register_histogram(
-                &Key::from_name("fraudwall_lookup_duration_seconds"),
-                &meta(),
-            ),
+            lookup: LookupHistogram::default(),
             snapshot_version: recorder
                 .register_gauge(&Key::from_name("fraudwall_snapshot_version"), &meta()),
             reload_failures: counter("fraudwall_snapshot_reload_failures_total", vec![]),
@@ -220,7 +257,9 @@ impl Telemetry {
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        self.lookup.render(&mut text);
+        text
     }
 
     /// Counts one SIP message (method taken from its first token).
@@ -280,7 +319,7 @@ impl Telemetry {
     /// Records one blocklist lookup's duration.
     #[inline]
     pub fn lookup_duration(&self, d: std::time::Duration) {
-        self.lookup.record(d.as_secs_f64());
+        self.lookup.record(d);
     }
 
     /// Sets the loaded snapshot's version.
@@ -414,6 +453,28 @@ mod tests {
         assert_eq!(
             value(&r, "fraudwall_lookup_duration_seconds_count"),
             Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_lookup_duration_seconds_bucket{le=\"0.0000001\"}"
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_lookup_duration_seconds_bucket{le=\"0.0000005\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&r, "fraudwall_lookup_duration_seconds_bucket{le=\"+Inf\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&r, "fraudwall_lookup_duration_seconds_sum"),
+            Some(3e-7)
         );
     }
 

@@ -7,7 +7,8 @@
 #
 # Defaults: 2 rounds, 1M entries, fraudwall with 2 UDP workers (Kamailio: 2 children). Each run
 # takes about 10 minutes. prepare.sh makes the private harness copy and the callers file first.
-# RESULT lines are appended to $WORK/ab.txt.
+# RESULT lines are appended to $WORK/ab.txt. FW_OPTS adds run_fraudwall.sh options (e.g.
+# FW_OPTS="--decision-log off" for the like-for-like figure: Kamailio logs nothing per call).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 HARNESS=${HARNESS:-/work/shared/bench/sipp-harness}
@@ -27,7 +28,8 @@ for i in $(seq 1 "$ROUNDS"); do
   (cd "$WORK/harness" && ./run_kamailio.sh --size "$SIZE" -- --callers "$CALLERS" "$@") 2>&1 \
     | grep -E '^(RESULT|  (ramp|refine|fixed)-)' | tee -a "$OUT" || true
   echo "== round $i: fraudwall $(date +%T)" | tee -a "$OUT"
-  "$HERE/run_fraudwall.sh" --bin "$BIN" --size "$SIZE" --work "$WORK" --harness "$WORK/harness" \
+  # shellcheck disable=SC2086
+  "$HERE/run_fraudwall.sh" --bin "$BIN" --size "$SIZE" --work "$WORK" --harness "$WORK/harness" ${FW_OPTS:-} \
     -- --callers "$CALLERS" "$@" 2>&1 \
     | grep -E '^(RESULT|fraudwall (load|pid)|  (ramp|refine|fixed)-)' | tee -a "$OUT" || true
 done

@@ -14,11 +14,15 @@
 #   --load-only        compile, start, measure load time and memory, stop
 #   --shared-socket    UDP workers share one socket (sip.udp_reuseport = false)
 #   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
+#   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier
+#                      default: one JSON line per call, here into WORK/fraudwall.out]
 #
 # Steps: convert the harness CSV (prefix,action,kind; digits without '+') to fraudwall's CSV
 # (number,action,category,score,source; ranges as +digits*), compile it with
 # `fraudwall compile` (timed), start `fraudwall run` on 127.0.0.1:5060 forwarding to
-# 127.0.0.1:5070 with the decision log off, time until /healthz answers (snapshot mapped),
+# 127.0.0.1:5070 with the decision log on (the default config's target, stdout, which this
+# script sends to a file; Kamailio's reference config logs nothing per call, so
+# `--decision-log off` gives the like-for-like figure), time until /healthz answers (snapshot mapped),
 # read its PSS, run run_load.py with --proxy-pid, stop fraudwall by PID.
 set -euo pipefail
 
@@ -28,6 +32,7 @@ WORKERS=2
 BIN="${CARGO_TARGET_DIR:-target}/release/fraudwall"
 WORK=/tmp/fraudwall-bench
 LOAD_ONLY=0
+DECISION_LOG=stdout
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,8 +44,9 @@ while [ $# -gt 0 ]; do
     --load-only) LOAD_ONLY=1; shift ;;
     --shared-socket) EXTRA+=(--shared-socket); shift ;;
     --label) LABEL=$2; shift 2 ;;
+    --decision-log) DECISION_LOG=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -69,7 +75,7 @@ SNAP_MB=$(python3 -c "import os; print(round(os.path.getsize('$SNAP') / 1e6, 1))
 
 T0=$(date +%s.%N)
 "$BIN" run --blocklist "$SNAP" --listen 127.0.0.1:5060 --next-hop 127.0.0.1:5070 \
-  --admin 127.0.0.1:9060 --workers "$WORKERS" --decision-log off --log-level warn "${EXTRA[@]}" \
+  --admin 127.0.0.1:9060 --workers "$WORKERS" --decision-log "$DECISION_LOG" --log-level warn "${EXTRA[@]}" \
   >"$WORK/fraudwall.out" 2>"$WORK/fraudwall.err" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT

@@ -163,19 +163,27 @@ impl CoreHandler {
             self.telemetry.fail_open();
         }
         if self.log.wants(d.applied == crate::blocklist::Action::Allow) {
-            self.log.record(DecisionRecord {
+            let mut number = [0u8; 24];
+            let caller = match &d.caller {
+                Caller::Number(n) => {
+                    let digits = n.digits().as_bytes();
+                    let len = (digits.len() + 1).min(number.len());
+                    number[0] = b'+';
+                    number[1..len].copy_from_slice(&digits[..len - 1]);
+                    std::str::from_utf8(&number[..len]).unwrap_or("invalid")
+                }
+                Caller::Anonymous => "anonymous",
+                Caller::Invalid(_) => "invalid",
+            };
+            self.log.record(&DecisionRecord {
                 time: SystemTime::now(),
-                call_id: d.call_id,
-                caller_raw: d.caller_raw,
-                caller: match d.caller {
-                    Caller::Number(n) => n.to_string(),
-                    Caller::Anonymous => "anonymous".into(),
-                    Caller::Invalid(_) => "invalid".into(),
-                },
-                callee: d.callee,
-                verdict: d.applied.as_str().into(),
-                category: v.category.as_deref().unwrap_or("").into(),
-                matched: v.entry.as_deref().unwrap_or("").into(),
+                call_id: &d.call_id,
+                caller_raw: &d.caller_raw,
+                caller,
+                callee: &d.callee,
+                verdict: d.applied.as_str(),
+                category: v.category.as_deref().unwrap_or(""),
+                matched: v.entry.as_deref().unwrap_or(""),
                 snapshot_version: v.snapshot_version.unwrap_or(0),
             });
         }

@@ -245,7 +245,9 @@ impl<'m> Editor<'m> {
             if h.kind == HeaderName::ContentLength {
                 if !wrote_length {
                     out.extend_from_slice(&buf[h.name.range()]);
-                    let _ = write!(out, ": {}\r\n", body.len());
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(Decimal::new(body.len() as u64).as_bytes());
+                    out.extend_from_slice(b"\r\n");
                     wrote_length = true;
                 }
                 continue;
@@ -262,7 +264,9 @@ impl<'m> Editor<'m> {
         }
         write_inserts(&mut out, &mut edits, Target::End);
         if !wrote_length {
-            let _ = write!(out, "Content-Length: {}\r\n", body.len());
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(Decimal::new(body.len() as u64).as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(body);
@@ -382,7 +386,8 @@ impl<'m> RequestEditor<'m> {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(received.as_bytes());
         if let Some(port) = rport {
-            let _ = write!(out, ";rport={port}");
+            out.extend_from_slice(b";rport=");
+            out.extend_from_slice(Decimal::new(u64::from(port)).as_bytes());
         }
         out.extend_from_slice(rest);
         let span = self.inner.scratch_span(start);
@@ -395,7 +400,9 @@ impl<'m> RequestEditor<'m> {
         match self.inner.first_index(HeaderName::MaxForwards) {
             Some(i) => {
                 let start = self.inner.scratch.len();
-                let _ = write!(self.inner.scratch, "{n}");
+                self.inner
+                    .scratch
+                    .extend_from_slice(Decimal::new(u64::from(n)).as_bytes());
                 let span = self.inner.scratch_span(start);
                 self.inner.push(Target::Header(i), Op::ReplaceValue(span));
             }
@@ -572,7 +579,11 @@ impl<'m> ResponseBuilder<'m> {
             .split(|c: char| c.is_control())
             .next()
             .unwrap_or_default();
-        let _ = write!(out, "SIP/2.0 {status} {reason}\r\n");
+        out.extend_from_slice(b"SIP/2.0 ");
+        out.extend_from_slice(Decimal::new(u64::from(status)).as_bytes());
+        out.extend_from_slice(b" ");
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         let buf = req.buf();
         for h in req.entries() {
             if matches!(
@@ -631,34 +642,70 @@ impl<'m> ResponseBuilder<'m> {
 /// The tag [`ResponseBuilder`] puts on a response it builds; a stateless proxy recomputes
 /// it from an ACK to recognise the ACK for its own final response, with no allocation.
 pub fn derive_to_tag(req: &SipMessage) -> [u8; 16] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"fraudwall to-tag v1\0");
+    // SipHash-1-3 under a fixed key, so every node derives the same tag.
+    let mut h = super::siphash::SipHash::<1, 3>::new_with_keys(
+        u64::from_le_bytes(*b"fraudwal"),
+        u64::from_le_bytes(*b"l to-tag"),
+    );
     if let Some(c) = req.call_id() {
-        h.update(trim(c.as_bytes()));
+        h.write(trim(c.as_bytes()));
     }
-    h.update(b"\0");
+    h.write(b"\0");
     if let Ok(Some(from)) = req.from() {
-        h.update(from.tag().unwrap_or_default());
+        h.write(from.tag().unwrap_or_default());
     }
-    h.update(b"\0");
+    h.write(b"\0");
     if let Some(v) = req.headers_of(HeaderName::Via).next() {
         if let Some(top) = v.split_commas().next() {
-            h.update(top.as_bytes());
+            h.write(top.as_bytes());
         }
     }
-    let digest = h.finalize();
+    let digest = h.finish().to_le_bytes();
     let mut tag = [0u8; 16];
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in digest.as_bytes()[..8].iter().enumerate() {
+    for (i, byte) in digest.iter().enumerate() {
         tag[2 * i] = HEX[usize::from(byte >> 4)];
         tag[2 * i + 1] = HEX[usize::from(byte & 0xf)];
     }
     tag
 }
 
+/// A number in decimal, on the stack (the per-message paths avoid `fmt`).
+pub(crate) struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub(crate) fn new(mut n: u64) -> Decimal {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 69, 100, 65535, 4_294_967_295, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
     use crate::sip::{Limits, Method};
     use bytes::Bytes;
 

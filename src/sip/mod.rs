@@ -67,9 +67,11 @@ mod limits;
 mod message;
 mod method;
 mod scan;
+pub(crate) mod siphash;
 mod uri;
 mod value;
 
+pub(crate) use edit::Decimal;
 pub use edit::{derive_to_tag, RequestEditor, ResponseBuilder, ResponseEditor, MAX_LABEL_CHARS};
 pub use error::{EditError, FramingError, ParseError, ValueError};
 pub use header::HeaderName;

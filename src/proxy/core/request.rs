@@ -388,8 +388,21 @@ impl ProxyCore {
             return;
         }
         let mut ip = net::StackText::<64>::new();
-        if std::fmt::Write::write_fmt(&mut ip, format_args!("{}", source.ip())).is_err() {
-            return;
+        match source.ip() {
+            // The common case without `fmt`.
+            std::net::IpAddr::V4(v4) => {
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        ip.push(b".");
+                    }
+                    ip.push(crate::sip::Decimal::new(u64::from(o)).as_bytes());
+                }
+            }
+            v6 => {
+                if std::fmt::Write::write_fmt(&mut ip, format_args!("{v6}")).is_err() {
+                    return;
+                }
+            }
         }
         if let Some(ip) = ip.text() {
             // The top Via parsed above and the address is plain text: this cannot fail.
