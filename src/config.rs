@@ -117,7 +117,8 @@ listen = "127.0.0.1:9060"
 [decision_log]
 # Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
 target = "stdout"
-# Lines queued for the writer thread; when it is full lines are dropped and counted.
+# Bound on the batch waiting for the writer thread (written every 100 ms): this many lines
+# and this many KiB at most; past it lines are dropped and counted.
 queue = 65536
 # Also log allowed calls (not only tagged, warned and blocked ones).
 include_allowed = true
@@ -326,7 +327,7 @@ impl Default for AdminSection {
 pub struct DecisionLogSection {
     /// `decision_log.target`: "stdout", "stderr", "off" or a path.
     pub target: String,
-    /// `decision_log.queue`.
+    /// `decision_log.queue`: at most this many lines, and this many KiB, wait for the writer.
     pub queue: usize,
     /// `decision_log.include_allowed`.
     pub include_allowed: bool,

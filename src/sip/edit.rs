@@ -643,7 +643,8 @@ impl<'m> ResponseBuilder<'m> {
 /// it from an ACK to recognise the ACK for its own final response, with no allocation.
 pub fn derive_to_tag(req: &SipMessage) -> [u8; 16] {
     // SipHash-1-3 under a fixed key, so every node derives the same tag.
-    let mut h = super::siphash::SipHash::<1, 3>::new_with_keys(
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(
         u64::from_le_bytes(*b"fraudwal"),
         u64::from_le_bytes(*b"l to-tag"),
     );

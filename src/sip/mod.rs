@@ -67,7 +67,6 @@ mod limits;
 mod message;
 mod method;
 mod scan;
-pub(crate) mod siphash;
 mod uri;
 mod value;
 

@@ -16,8 +16,8 @@
 //! Probes the proxy sends itself carry `z9hG4bKfp` + hop index + sequence number, so their
 //! answers are recognised and absorbed.
 //!
-//! The hash is SipHash-1-3 (a keyed PRF made for short inputs: about 30 ns for a branch's
-//! fields, where BLAKE3 took several times that) under a fixed key: stable across nodes and
+//! The hash is SipHash-1-3 (the `siphasher` crate: a keyed PRF made for short inputs, about
+//! 30 ns for a branch's fields, where BLAKE3 took several times that) under a fixed key: stable across nodes and
 //! versions, so a retransmission handled by a sibling node still gets the same branch.
 //! (Versions before this one used BLAKE3: a request retransmitted across an upgrade gets a
 //! new branch once, which the next hop treats as a new transaction, as after a failover.)
@@ -40,13 +40,14 @@ const KEY: (u64, u64) = (
 );
 
 /// A hasher over length-prefixed fields, so `("ab","c")` and `("a","bc")` differ.
-pub(crate) struct FieldHasher(SipHash<1, 3>);
+pub(crate) struct FieldHasher(SipHasher13);
 
-use crate::sip::siphash::SipHash;
+use siphasher::sip::SipHasher13;
+use std::hash::Hasher;
 
 impl FieldHasher {
     pub(crate) fn new() -> Self {
-        FieldHasher(SipHash::new_with_keys(KEY.0, KEY.1))
+        FieldHasher(SipHasher13::new_with_keys(KEY.0, KEY.1))
     }
 
     pub(crate) fn field(&mut self, bytes: &[u8]) -> &mut Self {
