@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch: 32,
         max_message: 65535,
         reuseport: true,
+        realtime_priority: None,
     })?;
     let relay = Arc::new(Relay {
         next_hop,

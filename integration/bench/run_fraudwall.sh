@@ -13,6 +13,7 @@
 #   --work DIR         snapshot and logs             [/tmp/fraudwall-bench]
 #   --load-only        compile, start, measure load time and memory, stop
 #   --shared-socket    UDP workers share one socket (sip.udp_reuseport = false)
+#   --realtime N       UDP workers under SCHED_FIFO priority N (sip.udp_realtime_priority)
 #   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
 #   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier
 #                      default: one JSON line per call, here into WORK/fraudwall.out]
@@ -43,10 +44,11 @@ while [ $# -gt 0 ]; do
     --work) WORK=$2; shift 2 ;;
     --load-only) LOAD_ONLY=1; shift ;;
     --shared-socket) EXTRA+=(--shared-socket); shift ;;
+    --realtime) EXTRA+=(--realtime-priority "$2"); shift 2 ;;
     --label) LABEL=$2; shift 2 ;;
     --decision-log) DECISION_LOG=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done

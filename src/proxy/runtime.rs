@@ -516,6 +516,7 @@ impl Runtime {
                 batch: v.udp_batch,
                 max_message: v.max_message_size,
                 reuseport: v.udp_reuseport,
+                realtime_priority: v.udp_realtime_priority,
             };
             Some(UdpBound::bind(cfg).map_err(|source| RuntimeError::Bind {
                 transport: "udp",
