@@ -17,6 +17,12 @@
 //! [`Handler::on_send_error`] with its destination, and the rest of the batch still goes out.
 //! Outbound messages for TCP are passed to the TCP transport through [`OutboundRoute`].
 //!
+//! Scheduling: by default the workers are normal threads, so a datagram may wait for a CPU
+//! while other tasks run (which also makes batches bigger and the CPU per message smaller).
+//! With [`UdpConfig::realtime_priority`] they run under `SCHED_FIFO` and take each datagram
+//! at once: several times shorter transit, more CPU per call (figures in the
+//! `sip.udp_realtime_priority` entry of `fraudwall config default`).
+//!
 //! A timer thread calls [`Handler::poll_timeout`] once a second. Workers wake at least every
 //! 100 ms (receive timeout) to notice [`UdpTransport::shutdown`].
 
