@@ -45,7 +45,7 @@ const METHODS: [&str; 8] = [
     "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "other", "response",
 ];
 
-/// Index into [`METHODS`] from a message's first bytes (no parsing: the start line's first token).
+/// Index into the method table from a message's first bytes (no parsing: the start line's first token).
 pub fn method_index(data: &[u8]) -> usize {
     let token = data.split(|&b| b == b' ').next().unwrap_or(&[]);
     match token {

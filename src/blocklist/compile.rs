@@ -22,7 +22,7 @@
 //! (`par_sort_unstable`) and spilled to a temporary run file, and the runs are k-way merged
 //! at the end, so unsorted input of any size compiles in bounded memory. The merged stream
 //! is resolved (duplicates, conflicts, protected numbers) and streamed into a
-//! [`BodyWriter`](super::body::BodyWriter): leaves of dense blocks go through a hashing
+//! [`super::body::BodyWriter`]: leaves of dense blocks go through a hashing
 //! `BufWriter` into a temporary file, the FST into a second temporary file that is appended
 //! after them; the result is fsynced and renamed over the output.
 //!

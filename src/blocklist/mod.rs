@@ -3,12 +3,12 @@
 //!
 //! ## Guide
 //!
-//! - **Sources** ([`compile`]): CSV `number,action,category,score,source` with a header row,
+//! - **Sources** ([`compile`](mod@compile)): CSV `number,action,category,score,source` with a header row,
 //!   or plain one-number-per-line lists with a default action. `number` is an exact number or
 //!   a prefix (`+8617012*`), in E.164 or in the national form of the chosen
 //!   [`NumberingProfile`](crate::numbers::NumberingProfile). The format is documented in
 //!   `blocklists/FORMAT.md`.
-//! - **Snapshot** ([`format`]): header (magic, versions, counts, string tables, hashes) then
+//! - **Snapshot** ([`format`](mod@format)): header (magic, versions, counts, string tables, hashes) then
 //!   the body ([`body`]): leaves holding the numbers of dense allocation blocks, and an `fst`
 //!   map over prefixes, sparse numbers and block heads. Keys pack two digits per byte
 //!   ([`key`]); values pack action, tombstone, score, category and source into the low bits
