@@ -3,7 +3,7 @@
 //! ```text
 //! offset size  field
 //! 0      8     magic "FWBLKSNP"
-//! 8      4     format version (1), little-endian like every integer here
+//! 8      4     format version (2), little-endian like every integer here
 //! 12     4     header length H (the body starts at H)
 //! 16     8     snapshot version (the operator's, monotonically increasing)
 //! 24     8     creation time, seconds since the Unix epoch
