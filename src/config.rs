@@ -49,7 +49,8 @@ udp_batch = 32
 # arrives instead of waiting for the CPU, so transit is several times shorter, at the price of
 # smaller batches and more CPU per call (measured at 2,000 calls/s through the sipp harness:
 # INVITE transit p50 55-65 µs instead of 210-300, p99 about 290 µs instead of 510-630, CPU per
-# call about +35 %). The kernel keeps 5 % of each core for other tasks
+# call about +35 %, and on a 2-core box shared with the load generator the highest sustained
+# rate fell from 13,000 to 9,000 calls/s). The kernel keeps 5 % of each core for other tasks
 # (kernel.sched_rt_runtime_us). If the priority cannot be set, a warning is logged and the
 # workers run at normal priority.
 udp_realtime_priority = 0
