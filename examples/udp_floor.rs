@@ -6,7 +6,7 @@
 //! - pushes a fixed `Via` line after the request line of every request and sends it to the
 //!   next hop;
 //! - drops the first `Via` line of every response and sends it to the last address a request
-//!   came from (one caller, as in the sipp harness).
+//!   first came from (one caller, as in the sipp harness).
 //!
 //! No parsing, no screening, no metrics. What it costs per call is what the kernel and the
 //! transport cost, so `fraudwall run` minus this is the part the SIP core can still save.
@@ -24,14 +24,15 @@ use fraudwall::proxy::runtime::Handler;
 use fraudwall::proxy::udp::{UdpBound, UdpConfig};
 use fraudwall::proxy::{Inbound, Outbound, Transport};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 const VIA: &[u8] = b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-floor\r\n";
 
 struct Relay {
     next_hop: SocketAddr,
-    caller: Mutex<Option<SocketAddr>>,
+    /// The first request's source: the one caller (no lock on the message path).
+    caller: OnceLock<SocketAddr>,
 }
 
 impl Handler for Relay {
@@ -51,8 +52,7 @@ impl Handler for Relay {
             let mut b = BytesMut::with_capacity(data.len());
             b.extend_from_slice(&data[..first_eol]);
             b.extend_from_slice(&rest[skip..]);
-            let caller = *self.caller.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(destination) = caller {
+            if let Some(&destination) = self.caller.get() {
                 out.push(Outbound {
                     data: b.freeze(),
                     destination,
@@ -60,7 +60,7 @@ impl Handler for Relay {
                 });
             }
         } else {
-            *self.caller.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.source);
+            let _ = self.caller.get_or_init(|| msg.source);
             let mut b = BytesMut::with_capacity(data.len() + VIA.len());
             b.extend_from_slice(&data[..first_eol]);
             b.extend_from_slice(VIA);
@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let relay = Arc::new(Relay {
         next_hop,
-        caller: Mutex::new(None),
+        caller: OnceLock::new(),
     });
     let _transport = bound.start(relay, None)?;
     eprintln!(
