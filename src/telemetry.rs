@@ -24,7 +24,8 @@
 //! | `snapshot_reload_failures_total` | counter | |
 //! | `decision_log_dropped_total` | counter | |
 //! | `fail_open_total` | counter | |
-//! | `send_errors_total` | counter | `transport` |
+//! | `send_errors_total` | counter | `transport` (sends that failed at the destination: refused, unreachable) |
+//! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `other`; no hop is blamed) |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::blocklist::Action;
+use crate::proxy::runtime::LocalSendError;
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -172,6 +174,7 @@ pub struct Telemetry {
     decision_log_dropped: Counter,
     fail_open: Counter,
     send_errors: [Counter; 2],
+    local_send_errors: [Counter; LocalSendError::ALL.len()],
     tcp_open: Gauge,
     tcp_accepted: Counter,
     tcp_refused: Counter,
@@ -216,6 +219,12 @@ impl Telemetry {
                 vec![Label::new("transport", t)],
             )
         });
+        let local_send_errors = LocalSendError::ALL.map(|r| {
+            counter(
+                "fraudwall_local_send_errors_total",
+                vec![Label::new("reason", r.as_str())],
+            )
+        });
         let tcp_total = |r: &'static str| {
             counter(
                 "fraudwall_tcp_connections_total",
@@ -236,6 +245,7 @@ impl Telemetry {
             tcp_outbound: tcp_total("outbound"),
             messages,
             send_errors,
+            local_send_errors,
             verdicts: RwLock::new(Default::default()),
             parse_errors: ReasonCounters::new("fraudwall_parse_errors_total"),
             dropped: ReasonCounters::new("fraudwall_dropped_total"),
@@ -345,6 +355,11 @@ impl Telemetry {
     /// Counts a failed send.
     pub fn send_error(&self, transport: Transport) {
         self.send_errors[(transport == Transport::Tcp) as usize].increment(1);
+    }
+
+    /// Counts a send this node refused (see [`LocalSendError`]).
+    pub fn local_send_error(&self, why: LocalSendError) {
+        self.local_send_errors[why as usize].increment(1);
     }
 
     /// An accepted inbound TCP connection (also raises the open gauge).

@@ -47,7 +47,9 @@
 //!      `Reason: SIP;cause=603;text="Network Blocked"`;
 //! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
 //!    sender's Via, our Via pushed with a §16.11 branch, and `Record-Route: <sip:ADDR;lr>` on
-//!    dialog-creating requests if configured.
+//!    dialog-creating requests if configured; a forwarded copy too big for a UDP datagram
+//!    (65,507 bytes of payload over IPv4, 65,527 over IPv6) is not sent but answered
+//!    `513 Message Too Large`, so the kernel's refusal is never blamed on the next hop.
 //!
 //! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
 //! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
@@ -169,8 +171,8 @@ impl MessageClass {
 pub enum Disposition {
     /// Relayed: a request to its next hop (or the announcement service), a response upstream.
     Forwarded,
-    /// Answered by the proxy itself with this status (200 to OPTIONS, 400, 482, 483, 603,
-    /// 608).
+    /// Answered by the proxy itself with this status (200 to OPTIONS, 400, 482, 483, 513,
+    /// 603, 608).
     Answered(u16),
     /// Consumed: an ACK for our own final response, an answer to our own probe.
     Absorbed,

@@ -48,8 +48,17 @@ pub trait Handler: Send + Sync + 'static {
     /// Called about once a second: expire state, retry, probe next hops.
     fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>);
 
-    /// A message to `destination` could not be sent.
+    /// A message to `destination` could not be sent, and the destination is at fault
+    /// ([`SendFault::Destination`]: refused, unreachable, reset): a next hop there is marked
+    /// down. Transports classify with [`report_send_error`].
     fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant);
+
+    /// A message to `destination` could not be sent, and this node is at fault
+    /// ([`SendFault::Local`]: too big for a datagram, no buffer, connection limit): counted,
+    /// and nobody is blamed, so no sender can steer traffic off a healthy hop.
+    fn local_send_error(&self, destination: SocketAddr, transport: Transport, why: LocalSendError) {
+        let _ = (destination, transport, why);
+    }
 
     /// A message was dropped before it reached [`Handler::handle`] (too large, framing error,
     /// connection limit), with a short snake_case reason for the metrics.
@@ -66,6 +75,103 @@ pub trait Handler: Send + Sync + 'static {
     /// Called once per message the transport has sent (for the metrics).
     fn sent(&self, msg: &Outbound) {
         let _ = msg;
+    }
+}
+
+/// Who is at fault when a send fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFault {
+    /// The destination: connection refused (for UDP, an ICMP port unreachable), host or
+    /// network unreachable, reset, broken pipe, timed out.
+    Destination,
+    /// This node.
+    Local(LocalSendError),
+}
+
+/// A send that failed because of this node, by reason (the `reason` label of
+/// `fraudwall_local_send_errors_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalSendError {
+    /// `EMSGSIZE`: larger than a datagram can carry.
+    TooLarge,
+    /// `ENOBUFS`, `ENOMEM`, `EAGAIN`, or a full write queue: out of buffer space.
+    NoBuffers,
+    /// No connection could be opened: the TCP connection limit is reached.
+    ConnectionLimit,
+    /// Anything else the socket refused (`EINVAL`, `EACCES`, `EAFNOSUPPORT`, ...).
+    Other,
+}
+
+impl LocalSendError {
+    /// Every reason, in label order.
+    pub const ALL: [LocalSendError; 4] = [
+        LocalSendError::TooLarge,
+        LocalSendError::NoBuffers,
+        LocalSendError::ConnectionLimit,
+        LocalSendError::Other,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalSendError::TooLarge => "too_large",
+            LocalSendError::NoBuffers => "no_buffers",
+            LocalSendError::ConnectionLimit => "connection_limit",
+            LocalSendError::Other => "other",
+        }
+    }
+}
+
+impl SendFault {
+    /// Classifies a send error. Unknown errors count as ours: blaming a hop for them would
+    /// let any sender who can provoke one move traffic off the hop.
+    pub fn of(e: &std::io::Error) -> SendFault {
+        use std::io::ErrorKind as K;
+        #[cfg(unix)]
+        if let Some(code) = e.raw_os_error() {
+            return match code {
+                libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::ENETDOWN
+                | libc::ECONNRESET
+                | libc::ECONNABORTED
+                | libc::EPIPE
+                | libc::ETIMEDOUT => SendFault::Destination,
+                libc::EMSGSIZE => SendFault::Local(LocalSendError::TooLarge),
+                libc::ENOBUFS | libc::ENOMEM | libc::EAGAIN => {
+                    SendFault::Local(LocalSendError::NoBuffers)
+                }
+                _ => SendFault::Local(LocalSendError::Other),
+            };
+        }
+        match e.kind() {
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown => SendFault::Destination,
+            K::WouldBlock | K::OutOfMemory => SendFault::Local(LocalSendError::NoBuffers),
+            _ => SendFault::Local(LocalSendError::Other),
+        }
+    }
+}
+
+/// Reports a failed send to the handler as the fault [`SendFault::of`] says.
+pub fn report_send_error<H: Handler + ?Sized>(
+    h: &H,
+    destination: SocketAddr,
+    transport: Transport,
+    e: &std::io::Error,
+    now: Instant,
+) {
+    match SendFault::of(e) {
+        SendFault::Destination => h.on_send_error(destination, transport, now),
+        SendFault::Local(why) => h.local_send_error(destination, transport, why),
     }
 }
 
@@ -154,6 +260,9 @@ impl CoreHandler {
             self.telemetry.parse_error(reason);
         } else if let Disposition::Dropped(reason) = outcome.disposition {
             self.telemetry.dropped(reason);
+        } else if outcome.disposition == Disposition::Answered(513) {
+            // Too big to forward over UDP: refused here rather than failing in the kernel.
+            self.telemetry.dropped("too_large_to_forward");
         }
         let Some(d) = outcome.decision else { return };
         let v = &d.verdict;
@@ -204,6 +313,10 @@ impl Handler for CoreHandler {
     fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant) {
         self.telemetry.send_error(transport);
         self.core.on_send_error(destination, transport, now);
+    }
+
+    fn local_send_error(&self, _destination: SocketAddr, _t: Transport, why: LocalSendError) {
+        self.telemetry.local_send_error(why);
     }
 
     fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {

@@ -13,10 +13,12 @@
 //! Every connection is registered in the [`ConnTable`] under its peer address, so a response
 //! whose destination is the peer goes back over the connection its request came on, and
 //! messages to a next hop reuse one outbound connection (opened on first use, within
-//! `connect_timeout`; a failed connect or write is reported to [`Handler::on_send_error`]).
+//! `connect_timeout`; a connect that is refused or times out, or a write the peer breaks, is
+//! reported to [`Handler::on_send_error`]; the connection limit or a full queue is this
+//! node's fault and goes to [`Handler::local_send_error`], blaming nobody).
 //!
 //! Memory per connection: its read buffer (at most `max_message` plus one read) and a bounded
-//! queue of [`WRITE_QUEUE`] outbound messages (full: the message is dropped as a send error).
+//! queue of [`WRITE_QUEUE`] outbound messages (full: the message is dropped and counted).
 
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
@@ -30,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::runtime::Handler;
+use super::runtime::{report_send_error, Handler, LocalSendError};
 use super::udp::{OutboundRoute, UdpSender};
 use super::{Inbound, Outbound, Transport};
 
@@ -220,16 +222,25 @@ fn send_tcp<H: Handler>(shared: &Arc<Shared<H>>, msg: Outbound) {
     if let Some(tx) = existing {
         match tx.try_send(msg.data.clone()) {
             Ok(()) => shared.handler.sent(&msg),
-            Err(_) => shared
-                .handler
-                .on_send_error(dest, Transport::Tcp, Instant::now()),
+            // A full write queue is a burst here, not proof the peer is gone.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                shared
+                    .handler
+                    .local_send_error(dest, Transport::Tcp, LocalSendError::NoBuffers)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                shared
+                    .handler
+                    .on_send_error(dest, Transport::Tcp, Instant::now())
+            }
         }
         return;
     }
     if !reserve(&shared.table, shared.config.max_connections) {
+        // Our limit, not the destination's fault.
         shared
             .handler
-            .on_send_error(dest, Transport::Tcp, Instant::now());
+            .local_send_error(dest, Transport::Tcp, LocalSendError::ConnectionLimit);
         return;
     }
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -250,13 +261,20 @@ fn send_tcp<H: Handler>(shared: &Arc<Shared<H>>, msg: Outbound) {
                 let local = stream.local_addr().unwrap_or(dest);
                 run_connection(s, stream, local, dest, rx).await;
             }
-            _ => {
+            failed => {
                 if let Ok(mut m) = s.table.conns.lock() {
                     m.remove(&dest);
                 }
                 s.table.open.fetch_sub(1, Ordering::AcqRel);
-                s.handler
-                    .on_send_error(dest, Transport::Tcp, Instant::now());
+                match failed {
+                    Ok(Err(e)) => {
+                        report_send_error(&*s.handler, dest, Transport::Tcp, &e, Instant::now())
+                    }
+                    // Timed out (or, unreachable, connected): the destination's fault.
+                    _ => s
+                        .handler
+                        .on_send_error(dest, Transport::Tcp, Instant::now()),
+                }
             }
         }
     });
@@ -267,11 +285,13 @@ fn dispatch<H: Handler>(shared: &Arc<Shared<H>>, out: &mut Vec<Outbound>, now: I
     for msg in out.drain(..) {
         match msg.transport {
             Transport::Tcp => send_tcp(shared, msg),
-            Transport::Udp => match shared.udp.as_ref().map(|u| u.send(&msg)) {
-                Some(Ok(())) => shared.handler.sent(&msg),
-                _ => shared
-                    .handler
-                    .on_send_error(msg.destination, Transport::Udp, now),
+            Transport::Udp => match shared.udp.as_ref() {
+                Some(u) => u.send_reporting(&*shared.handler, &msg, now),
+                None => shared.handler.local_send_error(
+                    msg.destination,
+                    Transport::Udp,
+                    LocalSendError::Other,
+                ),
             },
         }
     }
@@ -288,10 +308,14 @@ async fn run_connection<H: Handler>(
     let writer_shared = shared.clone();
     let write_task = tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
-            if writer.write_all(&data).await.is_err() {
-                writer_shared
-                    .handler
-                    .on_send_error(peer, Transport::Tcp, Instant::now());
+            if let Err(e) = writer.write_all(&data).await {
+                report_send_error(
+                    &*writer_shared.handler,
+                    peer,
+                    Transport::Tcp,
+                    &e,
+                    Instant::now(),
+                );
                 break;
             }
         }

@@ -13,8 +13,18 @@
 //! core. Outbound messages are sent straight from their `Bytes` (no copy).
 //!
 //! Datagrams longer than `max_message` are dropped and reported to
-//! [`Handler::dropped`] (`too_large`). A failed send is reported to
-//! [`Handler::on_send_error`] with its destination, and the rest of the batch still goes out.
+//! [`Handler::dropped`] (`too_large`). A failed send is classified ([`super::runtime::SendFault`]): this
+//! node's refusals (`EMSGSIZE`, `ENOBUFS`, `EACCES`, ...) go to [`Handler::local_send_error`]
+//! and blame nobody; the destination's go to [`Handler::on_send_error`], which marks a next
+//! hop there down. The rest of the batch still goes out.
+//!
+//! Dead hops: on Linux every socket has `IP_RECVERR` (`IPV6_RECVERR`) on, so an ICMP port or
+//! host unreachable for a datagram we sent is queued with the datagram's destination (see
+//! `errqueue`). The kernel then fails the socket's next receive or send with a bare
+//! `ECONNREFUSED`; the worker reads the error queue at that moment (never otherwise, and
+//! never blocking), reports each destination named there, and retries a send that failed only
+//! because of the pending error. A hop whose port is closed is thus marked down by the first
+//! datagram it refuses, well under a second even under load.
 //! Outbound messages for TCP are passed to the TCP transport through [`OutboundRoute`].
 //!
 //! Scheduling: by default the workers are normal threads, so a datagram may wait for a CPU
@@ -35,7 +45,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::runtime::Handler;
+use super::runtime::{report_send_error, Handler};
 use super::{Inbound, Outbound, Transport};
 
 /// How often workers look at the stop flag while idle.
@@ -110,19 +120,85 @@ pub struct UdpSender {
 impl UdpSender {
     /// Sends one datagram; `Err` if no socket of the destination's family exists or the send fails.
     pub fn send(&self, msg: &Outbound) -> io::Result<()> {
+        self.socket_for(msg)?
+            .send_to(&msg.data, msg.destination)
+            .map(|_| ())
+    }
+
+    fn socket_for(&self, msg: &Outbound) -> io::Result<&UdpSocket> {
         let sock = if msg.destination.is_ipv4() {
             &self.v4
         } else {
             &self.v6
         };
-        let sock = sock.as_ref().ok_or_else(|| {
+        sock.as_deref().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
                 "no UDP listener of the destination's address family",
             )
-        })?;
-        sock.send_to(&msg.data, msg.destination).map(|_| ())
+        })
     }
+
+    /// Sends one datagram and tells `h` how it went: [`Handler::sent`], or the failure
+    /// classified as in the module docs (a pending ICMP error is traced to its destination
+    /// through the error queue, and the send retried once).
+    pub fn send_reporting<H: Handler + ?Sized>(&self, h: &H, msg: &Outbound, now: Instant) {
+        let sock = match self.socket_for(msg) {
+            Ok(s) => s,
+            Err(e) => return report_send_error(h, msg.destination, Transport::Udp, &e, now),
+        };
+        for attempt in 0..2 {
+            match sock.send_to(&msg.data, msg.destination) {
+                Ok(_) => return h.sent(msg),
+                Err(e) => {
+                    if !send_failed(h, sock, msg.destination, &e, now) || attempt == 1 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A send to `destination` on `sock` failed with `e`: reports it, and returns whether to
+/// retry (the error was an earlier datagram's ICMP error, now read off the error queue and
+/// reported against the destination it names).
+fn send_failed<H: Handler + ?Sized>(
+    h: &H,
+    sock: &UdpSocket,
+    destination: SocketAddr,
+    e: &io::Error,
+    now: Instant,
+) -> bool {
+    #[cfg(target_os = "linux")]
+    if errqueue::is_destination_error(e) {
+        let queued = errqueue::drain(sock, |u| {
+            h.on_send_error(u.destination, Transport::Udp, now)
+        });
+        if queued > 0 {
+            return true;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sock;
+    // Not a queued error: this send's own (no route to it, too big, no buffer).
+    report_send_error(h, destination, Transport::Udp, e, now);
+    false
+}
+
+/// A receive on `sock` failed with `e`: when it is a pending ICMP error, reads the error
+/// queue and reports each destination it names. Returns whether it was one.
+fn recv_failed<H: Handler + ?Sized>(h: &H, sock: &UdpSocket, e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    if errqueue::is_destination_error(e) {
+        let now = Instant::now();
+        errqueue::drain(sock, |u| {
+            h.on_send_error(u.destination, Transport::Udp, now)
+        });
+        return true;
+    }
+    let _ = (h, sock, e);
+    false
 }
 
 /// Bound sockets, not yet serving (binding first lets the caller learn ports picked for 0).
@@ -147,6 +223,9 @@ fn bind_one(addr: SocketAddr) -> io::Result<Socket> {
         s.set_only_v6(true)?;
     }
     s.set_reuse_port(true)?;
+    // Dead next hops are detected from ICMP errors through the error queue (module docs).
+    #[cfg(target_os = "linux")]
+    errqueue::enable(&s, addr.is_ipv6())?;
     // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
@@ -283,13 +362,15 @@ fn send_single<H: Handler + ?Sized>(
     now: Instant,
 ) {
     match msg.transport {
-        Transport::Udp => match udp.send(&msg) {
-            Ok(()) => h.sent(&msg),
-            Err(_) => h.on_send_error(msg.destination, Transport::Udp, now),
-        },
+        Transport::Udp => udp.send_reporting(h, &msg, now),
         Transport::Tcp => match tcp {
             Some(route) => route.send(msg),
-            None => h.on_send_error(msg.destination, Transport::Tcp, now),
+            // No TCP transport: ours, not the destination's.
+            None => h.local_send_error(
+                msg.destination,
+                Transport::Tcp,
+                super::runtime::LocalSendError::Other,
+            ),
         },
     }
 }
@@ -386,14 +467,14 @@ impl<H: Handler> Worker<H> {
                     for msg in std::mem::take(&mut self.out) {
                         match self.sock.send_to(&msg.data, msg.destination) {
                             Ok(_) => self.handler.sent(&msg),
-                            Err(_) => {
-                                self.handler
-                                    .on_send_error(msg.destination, Transport::Udp, now)
+                            Err(e) => {
+                                send_failed(&*self.handler, &self.sock, msg.destination, &e, now);
                             }
                         }
                     }
                 }
                 Err(e) if is_transient(&e) => {}
+                Err(e) if recv_failed(&*self.handler, &self.sock, &e) => {}
                 Err(e) => {
                     tracing::warn!("UDP receive on {}: {e}", self.local);
                     std::thread::sleep(WAKE);
@@ -410,6 +491,7 @@ impl<H: Handler> Worker<H> {
             let n = match rx.recv(&self.sock) {
                 Ok(n) => n,
                 Err(e) if is_transient(&e) => continue,
+                Err(e) if recv_failed(&*self.handler, &self.sock, &e) => continue,
                 Err(e) => {
                     tracing::warn!("UDP receive on {}: {e}", self.local);
                     std::thread::sleep(WAKE);
@@ -430,14 +512,13 @@ impl<H: Handler> Worker<H> {
             self.route_foreign(now);
             if !self.out.is_empty() {
                 let out = std::mem::take(&mut self.out);
-                tx.send_all(&self.sock, &out, |msg, ok| {
-                    if ok {
-                        self.handler.sent(msg)
-                    } else {
-                        self.handler
-                            .on_send_error(msg.destination, Transport::Udp, now)
-                    }
-                });
+                let (h, sock) = (&*self.handler, &self.sock);
+                tx.send_all(
+                    sock,
+                    &out,
+                    |msg| h.sent(msg),
+                    |msg, e| send_failed(h, sock, msg.destination, e, now),
+                );
                 self.out = out;
                 self.out.clear();
             }
@@ -452,6 +533,8 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+#[cfg(target_os = "linux")]
+mod errqueue;
 #[cfg(target_os = "linux")]
 mod mmsg;
 

@@ -248,8 +248,15 @@ impl ProxyCore {
         {
             self.record_route(&mut ed, inbound.local);
         }
+        let data = ed.finish().freeze();
+        if !fits_transport(data.len(), dest.0, dest.1) {
+            // Ours, not the hop's: answered, never sent, never counted against the hop.
+            let mut o = self.answer(msg, method, 513, "Message Too Large", reply, out);
+            o.decision = decision;
+            return o;
+        }
         out.push(Outbound {
-            data: ed.finish().freeze(),
+            data,
             destination: dest.0,
             transport: dest.1,
         });
@@ -411,6 +418,27 @@ impl ProxyCore {
     }
 }
 
+/// The largest UDP payload over IPv4: 65,535 minus the 20-byte IP and 8-byte UDP headers.
+const MAX_UDP_PAYLOAD_V4: usize = 65_507;
+/// The largest UDP payload over IPv6 (no jumbograms): 65,535 minus the 8-byte UDP header.
+const MAX_UDP_PAYLOAD_V6: usize = 65_527;
+
+/// Whether a forwarded request of `len` bytes can be sent to `dest` over `transport`.
+///
+/// A UDP datagram cannot carry more than [`MAX_UDP_PAYLOAD_V4`] (IPv4) or
+/// [`MAX_UDP_PAYLOAD_V6`] (IPv6) bytes; the kernel would refuse the send (`EMSGSIZE`), and
+/// that refusal is this node's, not the next hop's. RFC 3261 §18.1.1 would move a large
+/// request to a congestion-controlled transport, but the hop's transport is configured, not
+/// negotiated, so such a request is answered `513 Message Too Large` instead (IP
+/// fragmentation still carries anything up to the limit). A stream has no such bound.
+fn fits_transport(len: usize, dest: SocketAddr, transport: Transport) -> bool {
+    match transport {
+        Transport::Tcp => true,
+        Transport::Udp if dest.is_ipv4() => len <= MAX_UDP_PAYLOAD_V4,
+        Transport::Udp => len <= MAX_UDP_PAYLOAD_V6,
+    }
+}
+
 fn malformed(class: MessageClass, reason: &'static str) -> Outcome {
     Outcome {
         class,
@@ -425,6 +453,7 @@ fn drop_reason(status: u16) -> &'static str {
         400 => "bad_request",
         482 => "loop",
         483 => "too_many_hops",
+        513 => "too_large",
         _ => "ack_not_answered",
     }
 }
@@ -473,6 +502,17 @@ mod tests {
         // Another sender using the same client branch gets another branch.
         let other = INVITE.replace("192.0.2.1:5060;branch", "192.0.2.2:5060;branch");
         assert_ne!(a, branch_of(&other));
+    }
+
+    #[test]
+    fn udp_limits_per_family() {
+        let v4: SocketAddr = "10.0.0.1:5060".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+        assert!(fits_transport(65_507, v4, Transport::Udp));
+        assert!(!fits_transport(65_508, v4, Transport::Udp));
+        assert!(fits_transport(65_527, v6, Transport::Udp));
+        assert!(!fits_transport(65_528, v6, Transport::Udp));
+        assert!(fits_transport(200_000, v4, Transport::Tcp));
     }
 
     #[test]

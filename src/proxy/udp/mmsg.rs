@@ -6,6 +6,9 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 
+/// How often one message is tried again after a pending (earlier datagram's) error.
+const MAX_RETRIES: u32 = 3;
+
 /// Receive side: `n` buffers, addresses, iovecs and headers, allocated once.
 pub(super) struct RecvBatch {
     bufs: Vec<u8>,
@@ -96,12 +99,15 @@ impl SendBatch {
         }
     }
 
-    /// Sends every message, calling `done(msg, ok)` for each.
+    /// Sends every message, calling `sent(msg)` for each one sent and `failed(msg, error)`
+    /// for each one the kernel refused; when `failed` returns `true` (the error was a
+    /// pending one, now cleared) the message is tried again, a few times at most.
     pub(super) fn send_all(
         &mut self,
         sock: &UdpSocket,
         msgs: &[Outbound],
-        mut done: impl FnMut(&Outbound, bool),
+        mut sent: impl FnMut(&Outbound),
+        mut failed: impl FnMut(&Outbound, &io::Error) -> bool,
     ) {
         self.addrs.clear();
         self.iovs.clear();
@@ -131,6 +137,7 @@ impl SendBatch {
             self.hdrs.push(h);
         }
         let mut start = 0;
+        let mut retries = 0;
         while start < msgs.len() {
             // SAFETY: headers point at `self.addrs`, `self.iovs` and the messages' bytes,
             // all alive and unmoved for the duration of the call.
@@ -148,20 +155,25 @@ impl SendBatch {
                     continue;
                 }
                 // The first message of the remaining batch failed: report it, go on.
-                done(&msgs[start], false);
+                if failed(&msgs[start], &e) && retries < MAX_RETRIES {
+                    retries += 1;
+                    continue;
+                }
+                retries = 0;
                 start += 1;
             } else {
                 let n = (n as usize).max(1).min(msgs.len() - start);
                 for m in &msgs[start..start + n] {
-                    done(m, true);
+                    sent(m);
                 }
+                retries = 0;
                 start += n;
             }
         }
     }
 }
 
-fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(super) fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match st.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
@@ -187,7 +199,7 @@ fn from_storage(st: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(super) fn to_storage(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage; we then write one sockaddr_in(6) into it.
     let mut st: libc::sockaddr_storage = unsafe { zeroed() };
     match addr {
