@@ -79,6 +79,21 @@ identity_order = ["pai", "rpid", "from"]
 # National numbering rules used to normalize callers to E.164: "generic", "cn", "nanp".
 numbering_profile = "generic"
 
+[health]
+# Next-hop health. A hop is marked down when a send to it fails at the hop (ICMP port or
+# host unreachable, read from the socket's error queue at once; a refused or timed-out TCP
+# connect) or when `max_missed` OPTIONS probes in a row go unanswered; calls then go to the
+# next hop in `proxy.next_hops`, and the callers' retransmissions, CANCELs and ACKs follow.
+# Recovery: probes keep going to a down hop, and its first answer brings it back at once.
+# A message too big for a datagram is answered 513 and never held against the hop.
+# How often each next hop is sent an OPTIONS probe (checked once a second). "0s" = no probes.
+probe_interval = "5s"
+# Probes in a row a hop may leave unanswered before it is marked down, 1 to 100.
+max_missed = 3
+# How long a send failure (or missed probes) keeps a hop down when no probe answer brings it
+# back first (without probes, the only way back).
+down_for = "30s"
+
 [actions]
 # Response to blocked callers: 608 (Rejected, with a Call-Info redress jCard, RFC 8688)
 # or 603 (Decline, with Reason text "Network Blocked").
@@ -146,6 +161,8 @@ pub struct Config {
     pub sip: SipSection,
     /// `[proxy]`: forwarding and caller identity.
     pub proxy: ProxySection,
+    /// `[health]`: next-hop health and failover.
+    pub health: HealthSection,
     /// `[actions]`: what each verdict does.
     pub actions: ActionsSection,
     /// `[blocklist]`: the snapshot.
@@ -230,6 +247,28 @@ impl Default for ProxySection {
             trusted_peers: Vec::new(),
             identity_order: vec!["pai".into(), "rpid".into(), "from".into()],
             numbering_profile: "generic".into(),
+        }
+    }
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSection {
+    /// `health.probe_interval` ("0s" = no probes).
+    pub probe_interval: String,
+    /// `health.max_missed`.
+    pub max_missed: u32,
+    /// `health.down_for`.
+    pub down_for: String,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            probe_interval: "5s".into(),
+            max_missed: 3,
+            down_for: "30s".into(),
         }
     }
 }
@@ -458,6 +497,12 @@ pub struct Validated {
     pub identity_order: Vec<IdentitySource>,
     /// Numbering profile name (checked against [`crate::numbers::NumberingProfile::by_name`]).
     pub numbering_profile: String,
+    /// Next-hop OPTIONS probe period (`None`: no probes).
+    pub health_probe_interval: Option<Duration>,
+    /// Unanswered probes in a row that mark a hop down.
+    pub health_max_missed: u32,
+    /// How long a failed hop stays down unless a probe answer brings it back.
+    pub health_down_for: Duration,
     /// 608 or 603.
     pub block_response: u16,
     /// RFC 8688 redress URL (may be empty).
@@ -713,6 +758,34 @@ impl Config {
         crate::numbers::NumberingProfile::by_name(p.numbering_profile.trim())
             .map_err(|e| invalid("proxy.numbering_profile", e.to_string()))?;
 
+        let h = &self.health;
+        let probe_interval = parse_duration("health.probe_interval", &h.probe_interval)?;
+        if !probe_interval.is_zero() && probe_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "health.probe_interval",
+                format!(
+                    "{:?} is shorter than 1s (probes are sent from a once-a-second timer); use \"1s\" or more, or \"0s\" for none",
+                    h.probe_interval
+                ),
+            ));
+        }
+        if !(1..=100).contains(&h.max_missed) {
+            return Err(invalid(
+                "health.max_missed",
+                format!("{} is out of range 1 to 100", h.max_missed),
+            ));
+        }
+        let down_for = parse_duration("health.down_for", &h.down_for)?;
+        if down_for < Duration::from_secs(1) {
+            return Err(invalid(
+                "health.down_for",
+                format!(
+                    "{:?} is shorter than 1s: a failed hop would be retried at once",
+                    h.down_for
+                ),
+            ));
+        }
+
         let a = &self.actions;
         if a.block_response != 608 && a.block_response != 603 {
             return Err(invalid(
@@ -846,6 +919,9 @@ impl Config {
             trusted_peers,
             identity_order,
             numbering_profile: p.numbering_profile.trim().to_string(),
+            health_probe_interval: (!probe_interval.is_zero()).then_some(probe_interval),
+            health_max_missed: h.max_missed,
+            health_down_for: down_for,
             block_response: a.block_response,
             redress_url: a.redress_url.clone(),
             tag_header: a.tag_header.clone(),
@@ -896,6 +972,22 @@ mod tests {
         );
         assert_eq!(v.decision_log, LogTarget::Stdout);
         assert_eq!(v.snapshot, None);
+        assert_eq!(v.health_probe_interval, Some(Duration::from_secs(5)));
+        assert_eq!(v.health_max_missed, 3);
+        assert_eq!(v.health_down_for, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn health_keys_and_no_probes() {
+        let v = Config::from_toml_str(
+            "[health]\nprobe_interval = \"0s\"\nmax_missed = 2\ndown_for = \"2m\"",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(v.health_probe_interval, None);
+        assert_eq!(v.health_max_missed, 2);
+        assert_eq!(v.health_down_for, Duration::from_secs(120));
     }
 
     #[test]
@@ -963,6 +1055,16 @@ mod tests {
             ("[actions]\nwarn_uri = \"http://x\"", "actions.warn_uri"),
             ("[admin]\nlisten = \"9060\"", "admin.listen"),
             ("[decision_log]\nqueue = 0", "decision_log.queue"),
+            (
+                "[health]\nprobe_interval = \"200ms\"",
+                "health.probe_interval",
+            ),
+            (
+                "[health]\nprobe_interval = \"often\"",
+                "health.probe_interval",
+            ),
+            ("[health]\nmax_missed = 0", "health.max_missed"),
+            ("[health]\ndown_for = \"0s\"", "health.down_for"),
             (
                 "[proxy]\nnext_hop_transport = \"tcp\"\n[sip]\ntransports = [\"udp\"]",
                 "proxy.next_hop_transport",

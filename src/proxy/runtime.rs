@@ -495,6 +495,13 @@ pub fn core_config(v: &Validated) -> CoreConfig {
     c.actions.callers.anonymous = v.anonymous;
     c.actions.callers.invalid = v.invalid;
     c.limits.max_message_bytes = v.max_message_size;
+    c.health = super::core::HealthConfig {
+        probe_interval_ms: v
+            .health_probe_interval
+            .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+        max_missed: v.health_max_missed,
+        down_for_ms: v.health_down_for.as_millis().try_into().unwrap_or(u64::MAX),
+    };
     c
 }
 
@@ -540,6 +547,41 @@ impl StatusSource for RuntimeStatus {
     }
 }
 
+/// The timer thread when only TCP runs: [`Handler::poll_timeout`] once a second, its
+/// messages (probes to TCP next hops) sent over `tcp`.
+fn spawn_tcp_timer(
+    handler: Arc<CoreHandler>,
+    tcp: Arc<dyn super::udp::OutboundRoute>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sip-timer".into())
+        .spawn(move || {
+            let mut out = Vec::new();
+            let mut last = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = Instant::now();
+                if now.duration_since(last) < Duration::from_secs(1) {
+                    continue;
+                }
+                last = now;
+                handler.poll_timeout(now, &mut out);
+                for msg in out.drain(..) {
+                    match msg.transport {
+                        Transport::Tcp => tcp.send(msg),
+                        // No UDP socket to send from: ours, not the destination's fault.
+                        Transport::Udp => handler.local_send_error(
+                            msg.destination,
+                            Transport::Udp,
+                            LocalSendError::Other,
+                        ),
+                    }
+                }
+            }
+        })
+}
+
 /// The running proxy.
 pub struct Runtime {
     tokio: tokio::runtime::Runtime,
@@ -549,6 +591,8 @@ pub struct Runtime {
     admin: Option<SocketAddr>,
     stop_reload: Arc<AtomicBool>,
     reload: Option<std::thread::JoinHandle<()>>,
+    stop_timer: Arc<AtomicBool>,
+    timer: Option<std::thread::JoinHandle<()>>,
     log_writer: Option<DecisionLogWriter>,
     handler: Arc<CoreHandler>,
     telemetry: Arc<Telemetry>,
@@ -682,6 +726,16 @@ impl Runtime {
             ),
             None => None,
         };
+        // The UDP transport runs the once-a-second timer (health probes); without UDP the
+        // probes to TCP next hops need a timer of their own.
+        let stop_timer = Arc::new(AtomicBool::new(false));
+        let timer = match (&udp, &tcp) {
+            (None, Some(t)) => Some(
+                spawn_tcp_timer(handler.clone(), t.route(), stop_timer.clone())
+                    .map_err(RuntimeError::Start)?,
+            ),
+            _ => None,
+        };
         let udp_addrs = udp
             .as_ref()
             .map(|u| u.local_addrs().to_vec())
@@ -781,6 +835,8 @@ impl Runtime {
             admin,
             stop_reload,
             reload,
+            stop_timer,
+            timer,
             log_writer: Some(log_writer),
             handler,
             telemetry,
@@ -842,6 +898,10 @@ impl Runtime {
         }
         if let Some(u) = self.udp.take() {
             u.shutdown();
+        }
+        self.stop_timer.store(true, Ordering::Relaxed);
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
         }
         if let Some(mut t) = self.tcp.take() {
             t.shutdown();
@@ -955,7 +1015,8 @@ mod tests {
         let text = "[proxy]\nnext_hops = [\"127.0.0.1:5080\", \"[::1]:5080\"]\nnext_hop_transport = \"udp\"\n\
                     record_route = true\ntrusted_peers = [\"10.0.0.0/8\"]\nidentity_order = [\"from\"]\n\
                     [actions]\nblock_response = 603\ntag_header = \"X-Scam\"\ntag_display_label = \"FRAUD?\"\n\
-                    warn_uri = \"sip:announce@127.0.0.1:5090\"\nanonymous = \"tag\"\n";
+                    warn_uri = \"sip:announce@127.0.0.1:5090\"\nanonymous = \"tag\"\n\
+                    [health]\nprobe_interval = \"2s\"\nmax_missed = 1\ndown_for = \"10s\"\n";
         let v = crate::config::Config::from_toml_str(text)
             .unwrap()
             .validate()
@@ -973,6 +1034,14 @@ mod tests {
         assert_eq!(c.actions.tag.display_label, "FRAUD?");
         assert_eq!(c.actions.warn.service_uri, "sip:announce@127.0.0.1:5090");
         assert_eq!(c.actions.callers.anonymous, crate::blocklist::Action::Tag);
+        assert_eq!(
+            c.health,
+            super::super::core::HealthConfig {
+                probe_interval_ms: 2000,
+                max_missed: 1,
+                down_for_ms: 10_000,
+            }
+        );
         // The core accepts what the config validated.
         let screen = SnapshotScreen::new(Arc::new(ArcSwapOption::empty()), c.actions.callers);
         assert!(ProxyCore::new(c, Arc::new(screen)).is_ok());

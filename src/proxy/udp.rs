@@ -541,6 +541,7 @@ mod mmsg;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::runtime::LocalSendError;
     use std::sync::Mutex;
 
     /// Echoes every message back to its source, prefixed with "re:"; "fwd:" messages go to a
@@ -548,6 +549,7 @@ mod tests {
     struct Echo {
         forward_to: SocketAddr,
         errors: Mutex<Vec<SocketAddr>>,
+        local_errors: Mutex<Vec<(SocketAddr, LocalSendError)>>,
         drops: Mutex<Vec<&'static str>>,
         ticks: Mutex<u32>,
     }
@@ -575,6 +577,9 @@ mod tests {
         fn on_send_error(&self, destination: SocketAddr, _t: Transport, _now: Instant) {
             self.errors.lock().unwrap().push(destination);
         }
+        fn local_send_error(&self, destination: SocketAddr, _t: Transport, why: LocalSendError) {
+            self.local_errors.lock().unwrap().push((destination, why));
+        }
         fn dropped(&self, _s: SocketAddr, _t: Transport, reason: &'static str) {
             self.drops.lock().unwrap().push(reason);
         }
@@ -601,6 +606,7 @@ mod tests {
         let h = Arc::new(Echo {
             forward_to,
             errors: Mutex::default(),
+            local_errors: Mutex::default(),
             drops: Mutex::default(),
             ticks: Mutex::default(),
         });
@@ -679,8 +685,8 @@ mod tests {
     }
 
     #[test]
-    fn oversize_dropped_and_send_errors_reported() {
-        // 255.255.255.255 without SO_BROADCAST: the send fails with EACCES.
+    fn oversize_dropped_and_local_send_errors_blame_nobody() {
+        // 255.255.255.255 without SO_BROADCAST: the send fails with EACCES, our refusal.
         let (t, h) = start("127.0.0.1:0", "255.255.255.255:9".parse().unwrap());
         let server = t.local_addrs()[0];
         let c = client("127.0.0.1:0");
@@ -691,18 +697,52 @@ mod tests {
         let (n, _) = c.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"re:ok");
         let deadline = Instant::now() + Duration::from_secs(3);
-        while (h.errors.lock().unwrap().is_empty() || h.drops.lock().unwrap().is_empty())
+        while (h.local_errors.lock().unwrap().is_empty() || h.drops.lock().unwrap().is_empty())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(*h.drops.lock().unwrap(), vec!["too_large"]);
         assert_eq!(
-            *h.errors.lock().unwrap(),
-            vec!["255.255.255.255:9".parse::<SocketAddr>().unwrap()]
+            *h.local_errors.lock().unwrap(),
+            vec![(
+                "255.255.255.255:9".parse::<SocketAddr>().unwrap(),
+                LocalSendError::Other
+            )]
         );
+        assert!(h.errors.lock().unwrap().is_empty());
         std::thread::sleep(Duration::from_millis(1200));
         assert!(*h.ticks.lock().unwrap() >= 1);
         t.shutdown();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_closed_destination_port_is_reported_from_the_error_queue() {
+        for ip in ["127.0.0.1:0", "[::1]:0"] {
+            let gone = UdpSocket::bind(ip).unwrap();
+            let dead = gone.local_addr().unwrap();
+            drop(gone);
+            let (t, h) = start(ip, dead);
+            let server = t.local_addrs()[0];
+            let c = client(ip);
+            // Each "fwd:" datagram is relayed to the closed port; the ICMP port unreachable
+            // comes back asynchronously and must be traced to `dead`, and the echo after it
+            // still served.
+            let mut buf = [0u8; 100];
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while h.errors.lock().unwrap().is_empty() && Instant::now() < deadline {
+                c.send_to(b"fwd:z", server).unwrap();
+                c.send_to(b"ping", server).unwrap();
+                let (n, _) = c.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], b"re:ping");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let errors = h.errors.lock().unwrap().clone();
+            assert!(!errors.is_empty(), "{ip}: no ICMP error reported");
+            assert!(errors.iter().all(|&e| e == dead), "{errors:?}");
+            assert!(h.local_errors.lock().unwrap().is_empty());
+            t.shutdown();
+        }
     }
 }

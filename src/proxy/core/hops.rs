@@ -7,8 +7,12 @@
 //! A hop is marked down for [`HealthConfig::down_for_ms`] when the transport reports a send
 //! error ([`super::ProxyCore::on_send_error`], e.g. ICMP port unreachable) or when
 //! [`HealthConfig::max_missed`] OPTIONS probes in a row go unanswered; any answer to a probe
-//! brings it back at once. When every hop is down the first is used anyway: a call is never
-//! refused for want of a hop.
+//! brings it back at once. Probes keep going to a down hop, so a hop that comes back is used
+//! again at its first answer; without probes it comes back when `down_for_ms` is over. When
+//! every hop is down the first is used anyway: a call is never refused for want of a hop.
+//!
+//! Only the destination's failures count (the transports tell ours, such as a datagram too
+//! big to send, from the hop's): a sender cannot steer traffic off a healthy hop.
 //!
 //! Time is passed in ([`Instant`]) and kept as milliseconds since the first instant seen, so
 //! the state is a few atomics per hop, shared by every transport thread without a lock.

@@ -179,8 +179,7 @@ mod tests {
                 let c = libc::CMSG_FIRSTHDR(&hdr);
                 (*c).cmsg_level = level;
                 (*c).cmsg_type = kind;
-                (*c).cmsg_len =
-                    libc::CMSG_LEN(size_of::<libc::sock_extended_err>() as u32) as _;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::sock_extended_err>() as u32) as _;
                 std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), ee);
             }
             e
