@@ -449,6 +449,12 @@ mod tests {
         fn on_send_error(&self, d: SocketAddr, _t: Transport, _now: Instant) {
             self.events.lock().unwrap().push(format!("send_error {d}"));
         }
+        fn local_send_error(&self, d: SocketAddr, _t: Transport, why: LocalSendError) {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("local_send_error {d} {}", why.as_str()));
+        }
         fn dropped(&self, _s: SocketAddr, _t: Transport, reason: &'static str) {
             self.events
                 .lock()
@@ -561,7 +567,7 @@ mod tests {
         // Idle.
         let _d = TcpStream::connect(addr).await.unwrap();
         wait_for(&h, "dropped idle_timeout").await;
-        // Connect to a closed port: reported as a send error.
+        // A forward while `e` holds the only connection slot: our limit, blaming nobody.
         let closed = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()
@@ -575,6 +581,25 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let mut e = TcpStream::connect(addr).await.unwrap();
+        e.write_all(b"fwd\n").await.unwrap();
+        wait_for(&h, &format!("local_send_error {closed} connection_limit")).await;
+        assert!(!h
+            .events
+            .lock()
+            .unwrap()
+            .contains(&format!("send_error {closed}")));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_blames_the_destination() {
+        let (t, h) = start("127.0.0.1:0", 2).await;
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        *h.forward_to.lock().unwrap() = Some(closed);
+        let mut e = TcpStream::connect(t.local_addrs()[0]).await.unwrap();
         e.write_all(b"fwd\n").await.unwrap();
         wait_for(&h, &format!("send_error {closed}")).await;
     }
