@@ -187,3 +187,68 @@ fn an_icmp_send_error_moves_the_retransmission_cancel_and_ack_to_hop_2() {
     let (_, next) = handle(&c, &request("INVITE", "", 0), CALLER, t2);
     assert_eq!(next[0].destination, addr(HOP1));
 }
+
+/// A hop that dies without an ICMP error (its host is off): INVITEs the callers retransmit
+/// past T1 with no response from it count as misses, and `max_missed` of them in a row move
+/// the calls, and that very retransmission, to hop 2.
+#[test]
+fn invites_retransmitted_past_t1_without_an_answer_mark_the_hop_down() {
+    let c = core(&[HOP1, HOP2]); // max_missed = 3
+    let t0 = Instant::now();
+    let invite = |n: u32| {
+        String::from_utf8(request("INVITE", "", 0))
+            .unwrap()
+            .replace("z9hG4bKcall1", &format!("z9hG4bKcall{n}"))
+            .replace("Call-ID: hops-1", &format!("Call-ID: hops-{n}"))
+            .into_bytes()
+    };
+    for n in 0..3 {
+        let (_, out) = handle(&c, &invite(n), CALLER, t0);
+        assert_eq!(out[0].destination, addr(HOP1));
+    }
+    // Retransmitted within T1: not yet a miss.
+    let (_, out) = handle(&c, &invite(0), CALLER, t0 + Duration::from_millis(200));
+    assert_eq!(out[0].destination, addr(HOP1));
+    let late = t0 + Duration::from_millis(600);
+    for n in 0..2 {
+        let (_, out) = handle(&c, &invite(n), CALLER, late);
+        assert_eq!(out[0].destination, addr(HOP1), "miss {n} of 3");
+    }
+    let (_, out) = handle(&c, &invite(2), CALLER, late);
+    assert_eq!(out[0].destination, addr(HOP2), "third miss: hop 1 down");
+    assert!(!c.hop_is_up(0, late));
+}
+
+/// A hop that answers is never marked down by retransmissions: any response resets the count.
+#[test]
+fn a_response_from_the_hop_resets_the_unanswered_count() {
+    let c = core(&[HOP1, HOP2]); // max_missed = 3
+    let t0 = Instant::now();
+    for n in 0..5u64 {
+        let t = t0 + Duration::from_secs(n);
+        let invite = String::from_utf8(request("INVITE", "", 0))
+            .unwrap()
+            .replace("z9hG4bKcall1", &format!("z9hG4bKslow{n}"))
+            .into_bytes();
+        handle(&c, &invite, CALLER, t);
+        // A slow hop: the caller retransmits past T1 (one miss each time) ...
+        let (_, out) = handle(&c, &invite, CALLER, t + Duration::from_millis(600));
+        assert_eq!(out[0].destination, addr(HOP1), "call {n}");
+        // ... and then the hop answers 100 Trying, echoing our Via on top.
+        let fwd = String::from_utf8(out[0].data.to_vec()).unwrap();
+        let mut trying = String::from("SIP/2.0 100 Trying\r\n");
+        for l in fwd.lines().skip(1).filter(|l| !l.is_empty()) {
+            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+            {
+                trying.push_str(&format!("{l}\r\n"));
+            }
+        }
+        trying.push_str("Content-Length: 0\r\n\r\n");
+        let (d, _) = handle(&c, trying.as_bytes(), HOP1, t + Duration::from_millis(700));
+        assert_eq!(d, Disposition::Forwarded);
+    }
+    // Five misses, never three in a row: still up.
+    assert!(c.hop_is_up(0, t0 + Duration::from_secs(5)));
+}

@@ -100,6 +100,16 @@ impl std::fmt::Debug for Branch {
     }
 }
 
+/// A 64-bit key of a branch value (for the table of unanswered INVITEs).
+pub(crate) fn key_of(branch: &[u8]) -> u64 {
+    u64::from_le_bytes(FieldHasher::new().field(branch).finish())
+}
+
+/// The key of one of our branches, as [`key_of`] its text.
+pub(crate) fn key(b: &Branch) -> u64 {
+    key_of(b.as_bytes())
+}
+
 /// The loop-key digits of a branch we wrote earlier, or `None` if `branch` is not ours.
 pub(crate) fn loop_part_of(branch: &[u8]) -> Option<&[u8]> {
     (branch.len() == FORWARD_LEN && branch.starts_with(FORWARD_PREFIX))

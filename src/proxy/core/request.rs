@@ -188,7 +188,11 @@ impl ProxyCore {
                 .is_us(na.uri().host(), na.uri().port(), inbound.local)
         });
         let initial = to_tag.is_none();
-        let hop = self.hops.select(now);
+        let pending_key = (method == Method::Invite && initial).then(|| branch::key(&branch));
+        if let Some(key) = pending_key {
+            self.hops.invite_arrived(key, now);
+        }
+        let (hop_index, hop) = self.hops.select_index(now);
         let hop_dest = (hop.address, hop.transport);
         let mut dest = match msg.routes().nth(usize::from(popped)) {
             Some(Ok(route)) => uri_destination(route.uri(), Transport::Udp).unwrap_or(hop_dest),
@@ -254,6 +258,9 @@ impl ProxyCore {
             let mut o = self.answer(msg, method, 513, "Message Too Large", reply, out);
             o.decision = decision;
             return o;
+        }
+        if let Some(key) = pending_key.filter(|_| dest == hop_dest) {
+            self.hops.invite_sent(key, hop_index, now);
         }
         out.push(Outbound {
             data,

@@ -39,6 +39,7 @@ impl ProxyCore {
         if loop_part_of(branch).is_none() {
             return dropped("via_not_ours", false);
         }
+        self.hops.response_seen(super::branch::key_of(branch));
         let next = match vias.next() {
             Some(Ok(v)) => v,
             Some(Err(_)) => return dropped("bad_via", true),
