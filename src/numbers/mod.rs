@@ -141,6 +141,8 @@
 //!   they never present as caller IDs and the FTC list carries them only as dirty rows.
 
 mod e164;
+mod fold;
+mod lenient;
 mod plan;
 mod profile;
 mod scan;
