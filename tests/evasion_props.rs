@@ -49,7 +49,6 @@ fn base() -> impl Strategy<Value = Base> {
             Just(format!("+00{e164}")),
             Just(format!("00{e164}")),
             Just(format!("011{e164}")),
-            Just(e164.to_string()),
         ]
         .prop_map(move |text| Base {
             e164,
@@ -58,6 +57,8 @@ fn base() -> impl Strategy<Value = Base> {
         })
     });
     let national = prop_oneof![
+        Just((NANP, NANP, &["nanp"][..])),
+        Just((CN, CN, &["cn"][..])),
         Just(("2025550100", NANP, &["nanp"][..])),
         Just(("02025550100", NANP, &["nanp"][..])),
         Just(("13800000001", CN, &["cn"][..])),

@@ -53,7 +53,7 @@ impl Folded {
         }
     }
 
-    const fn one(b: u8) -> Self {
+    pub(crate) const fn one(b: u8) -> Self {
         Folded {
             len: 1,
             buf: [b, 0, 0, 0],

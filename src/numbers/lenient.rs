@@ -161,7 +161,10 @@ fn user_part(raw: &[u8]) -> &[u8] {
     match sip {
         Some(rest) => match rest.iter().position(|&b| b == b'@') {
             Some(at) => &rest[..at],
-            None => scan::host_name(rest),
+            // A dotted host is an address (`sip:10.0.0.1`), never a number.
+            None => Some(scan::host_name(rest))
+                .filter(|h| !h.contains(&b'.'))
+                .unwrap_or(b""),
         },
         None => scan::strip_prefix_ci(raw, b"tel:").unwrap_or(raw),
     }

@@ -275,14 +275,16 @@ impl NumberingProfile {
     }
 
     /// The lenient reading (module docs, "Lenient reading"): the digits left once the
-    /// decorations are dropped, read under this profile, else with an international prefix
-    /// (`011`, `00`) or leading zeros dropped, else as an international number.
+    /// decorations are dropped; after a `+` read as international with leading zeros
+    /// dropped (`+0…`); else read under this profile, else after an international prefix
+    /// (`011`, `00`, whatever the profile), else under this profile with leading zeros (a
+    /// trunk `0`) dropped. Bare digits are never read as international without a prefix:
+    /// `61234567` is a Chinese local number, not a candidate for a `+61*` range.
     fn lenient(&self, raw: &[u8]) -> Option<E164> {
         let read = lenient::digits(raw)?;
         let d = read.digits.as_slice();
-        let unzeroed = trim_zeros(d);
         if read.plus {
-            return plan::international(unzeroed).ok();
+            return plan::international(trim_zeros(d)).ok();
         }
         if let Ok(n) = self.national(d) {
             return Some(n);
@@ -291,11 +293,7 @@ impl NumberingProfile {
             .iter()
             .find_map(|p| d.strip_prefix(*p))
             .and_then(|rest| plan::international(trim_zeros(rest)).ok());
-        exit.or_else(|| {
-            self.national(unzeroed)
-                .or_else(|_| plan::international(unzeroed))
-                .ok()
-        })
+        exit.or_else(|| self.national(trim_zeros(d)).ok())
     }
 
     /// Normalizes a blocklist prefix (the part before `*`), returning its E.164 digits

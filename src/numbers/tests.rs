@@ -159,11 +159,9 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     (b"sip:alice@example.com", Want::Bad(NotANumber)),
     (b"sip:+86138abc38000@host", Want::Bad(NotANumber)),
     (b"tel:+1-212-555-CALL", Want::Bad(NotANumber)),
-    (b"tel:*31#2125550100", Want::Bad(NotANumber)),
-    (b"+1 212 555 0100 x12", Want::Bad(NotANumber)),
-    (b"+0447700900123", Want::Bad(NotANumber)),
-    (b"++8613800138000", Want::Bad(NotANumber)),
-    (b"86+13800138000", Want::Bad(NotANumber)),
+    (b"+1 212 555 0100 x12", Want::Lenient(NotANumber, "+12125550100")),
+    (b"+0447700900123", Want::Lenient(NotANumber, "+447700900123")),
+    (b"++8613800138000", Want::Lenient(NotANumber, "+8613800138000")),
     (b"+", Want::Bad(NotANumber)),
     (b"-()-", Want::Bad(NotANumber)),
     (b"+12345", Want::Bad(TooShort)),
@@ -277,7 +275,7 @@ fn cn_national_forms() {
             (b"00", Want::Bad(TooShort)),
             (b"000000000", Want::Bad(NotANumber)),
             (b"400812312", Want::Bad(TooShort)),
-            (b"0110", Want::Bad(NotANumber)),
+            (b"0110", Want::Lenient(NotANumber, "+86110")),
         ],
     );
 }
@@ -311,7 +309,7 @@ fn nanp_national_forms() {
             (b"904842714", Want::Bad(TooShort)),
             (b"525556979284", Want::Bad(TooLong)),
             (b"4409063055440906271", Want::Bad(TooLong)),
-            (b"07453775817", Want::Bad(NotANumber)),
+            (b"07453775817", Want::Lenient(NotANumber, "+17453775817")),
             (b"1125550100", Want::Bad(NotANumber)),
             (b"2121550100", Want::Bad(NotANumber)),
             (b"13800138000", Want::Bad(NotANumber)),
@@ -379,9 +377,13 @@ fn configured_prefixes() {
         .expect("generic")
         .with_international_prefixes(&[])
         .expect("empty list is valid");
+    // Not a number to this profile, but a decorated one to the lenient reading.
     assert_eq!(
         plus_only.normalize(b"00447700900123"),
-        Caller::Invalid(NotANumber)
+        Caller::Decorated {
+            reason: NotANumber,
+            lenient: "+447700900123".parse().unwrap()
+        }
     );
     assert!(matches!(
         plus_only.normalize(b"+447700900123"),
@@ -677,5 +679,31 @@ fn values_without_a_hidden_number_stay_invalid() {
             (b"sip:%EF%BC@x", Want::Bad(NotANumber)),
             (b"sip:%FF2025550100@x", Want::Lenient(NotANumber, "+12025550100")),
         ],
+    );
+}
+
+#[test]
+fn lenient_readings_follow_the_profile() {
+    // Bare national digits are read under the profile only: one profile's decorated number
+    // is another's unreadable value.
+    check(
+        "nanp",
+        &[
+            (b"tel:*31#2125550100", Want::Lenient(NotANumber, "+12125550100")),
+            (b"86+13800138000", Want::Bad(NotANumber)),
+        ],
+    );
+    check(
+        "cn",
+        &[
+            (b"tel:*31#2125550100", Want::Bad(NotANumber)),
+            (b"86+13800138000", Want::Lenient(NotANumber, "+8613800138000")),
+            // A bare local number is never a candidate for another country's range.
+            (b"6123456#", Want::Bad(NotANumber)),
+        ],
+    );
+    check(
+        "generic",
+        &[(b"tel:*31#2125550100", Want::Bad(NotANumber))],
     );
 }
