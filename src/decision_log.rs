@@ -12,7 +12,7 @@
 //! A line looks like:
 //!
 //! ```text
-//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"sip:+8610555@switch","verdict":"block","category":"impersonation","matched":"+8613800000001","snapshot_version":3}
+//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"sip:+8610555@switch","verdict":"block","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3}
 //! ```
 //!
 //! Memory: at most two batches (the one filling, the one being written) of at most `queue`
@@ -49,6 +49,9 @@ pub struct DecisionRecord<'a> {
     pub callee: &'a str,
     /// The action taken: allow, tag, warn, block.
     pub verdict: &'a str,
+    /// Why: the verdict's [`crate::policy::Reason`] label (`listed`, `unlisted`, `anonymous`,
+    /// `invalid`, `evasion`, `no_snapshot`, `internal_error`).
+    pub reason: &'a str,
     /// Category of the matched entry (empty when not listed).
     pub category: &'a str,
     /// The matched entry (a number or a prefix), empty when not listed.
@@ -360,6 +363,7 @@ mod tests {
             caller: "+8613800000001",
             callee: "sip:100@switch",
             verdict,
+            reason: "listed",
             category: "impersonation",
             matched: "+8613800000001",
             snapshot_version: 3,
@@ -387,6 +391,7 @@ mod tests {
         assert_eq!(lines[0]["verdict"], "block");
         assert_eq!(lines[1]["verdict"], "tag");
         assert_eq!(lines[0]["snapshot_version"], 3);
+        assert_eq!(lines[0]["reason"], "listed");
         assert_eq!(lines[0]["call_id"], "abc@host");
     }
 
@@ -455,7 +460,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["call_id"], "a\"b\\c\n");
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
-        assert_eq!(v.as_object().unwrap().len(), 9);
+        assert_eq!(v.as_object().unwrap().len(), 10);
     }
 
     #[test]

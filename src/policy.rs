@@ -2,8 +2,8 @@
 //!
 //! The proxy core asks one question per initial INVITE, through the [`Screen`] trait: "what
 //! should happen to a call from this caller?". The answer is a [`Verdict`]: the [`Action`] to
-//! take, the [`Reason`] it was reached (listed, unlisted, anonymous, invalid, no snapshot,
-//! internal error) and, for a listed caller, the list entry's category, score, source and text
+//! take, the [`Reason`] it was reached (listed, unlisted, anonymous, invalid, evasion, no
+//! snapshot, internal error) and, for a listed caller, the list entry's category, score, source and text
 //! plus the snapshot version, so the decision log can say exactly why a call was acted on.
 //!
 //! [`SnapshotScreen`] is the production screen: it reads the current blocklist snapshot through
@@ -62,6 +62,9 @@ pub enum Reason {
     Anonymous,
     /// An identity that is not a valid number.
     Invalid,
+    /// An identity that is not a valid number as presented, but whose lenient reading (a
+    /// decorated listed number: `*67…`, `…p123`, `+0…`) matched a list entry.
+    Evasion,
     /// No snapshot is loaded yet: failed open.
     NoSnapshot,
     /// Something failed inside the check (a panic, a corrupt entry): failed open.
@@ -70,11 +73,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for pre-registering metric handles.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Listed,
         Reason::Unlisted,
         Reason::Anonymous,
         Reason::Invalid,
+        Reason::Evasion,
         Reason::NoSnapshot,
         Reason::InternalError,
     ];
@@ -86,6 +90,7 @@ impl Reason {
             Reason::Unlisted => "unlisted",
             Reason::Anonymous => "anonymous",
             Reason::Invalid => "invalid",
+            Reason::Evasion => "evasion",
             Reason::NoSnapshot => "no_snapshot",
             Reason::InternalError => "internal_error",
         }
@@ -182,7 +187,9 @@ impl CallerActions {
         match caller {
             Caller::Number(_) => None,
             Caller::Anonymous => Some(Verdict::new(self.anonymous, Reason::Anonymous)),
-            Caller::Invalid(_) => Some(Verdict::new(self.invalid, Reason::Invalid)),
+            Caller::Invalid(_) | Caller::Decorated { .. } => {
+                Some(Verdict::new(self.invalid, Reason::Invalid))
+            }
         }
     }
 }
@@ -197,6 +204,13 @@ impl CallerActions {
 /// A listed entry's action is the verdict, including `allow` (an exact entry carving a
 /// number out of a listed range); anonymous and invalid callers get the configured
 /// [`CallerActions`] without a lookup.
+///
+/// A [`Caller::Decorated`] caller (invalid as presented, a number when read leniently) is
+/// looked up by its lenient number: an entry that matches is acted on with
+/// [`Reason::Evasion`] when its action is more severe than the invalid-caller action, so a
+/// decoration never lets a listed number through and never earns a call more than the
+/// invalid action either (an `allow` entry does not lift `invalid = "block"`). No match, or
+/// a milder entry: the invalid-caller verdict, as for [`Caller::Invalid`].
 ///
 /// The list is any [`Lookup`]: a single [`Snapshot`] (the default), or a central feed's base
 /// and deltas ([`crate::feed::layered::Layered`]).
@@ -266,6 +280,7 @@ impl<L: Lookup> Screen for SnapshotScreen<L> {
     fn screen(&self, caller: &Caller) -> Verdict {
         let number = match caller {
             Caller::Number(n) => n,
+            Caller::Decorated { lenient, .. } => return self.screen_decorated(lenient),
             other => {
                 return self
                     .callers
@@ -286,6 +301,30 @@ impl<L: Lookup> Screen for SnapshotScreen<L> {
             _ => Verdict {
                 snapshot_version: version,
                 ..Verdict::unlisted()
+            },
+        }
+    }
+}
+
+impl<L: Lookup> SnapshotScreen<L> {
+    /// A decorated caller: the entry its lenient number matches, when more severe than the
+    /// invalid-caller action; else that action.
+    fn screen_decorated(&self, lenient: &E164) -> Verdict {
+        let invalid = Verdict::new(self.callers.invalid, Reason::Invalid);
+        let guard = self.current.load();
+        let Some(snapshot) = guard.as_ref() else {
+            return invalid;
+        };
+        let version = Some(snapshot.version());
+        match snapshot.lookup(lenient) {
+            Some(m) if !m.tombstone && m.action > self.callers.invalid => Verdict {
+                reason: Reason::Evasion,
+                snapshot_version: version,
+                ..Verdict::from_match(&m)
+            },
+            _ => Verdict {
+                snapshot_version: version,
+                ..invalid
             },
         }
     }
@@ -352,5 +391,9 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Reason::ALL.len());
+        // Telemetry indexes its counters by discriminant.
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r}");
+        }
     }
 }

@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | `sip_messages_total` | counter | `direction` (in, out), `method` (INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, other, response) |
 //! | `verdicts_total` | counter | `action`, `category` |
+//! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`) |
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
 //! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `idle_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
@@ -36,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::blocklist::Action;
+use crate::policy::Reason;
 use crate::proxy::runtime::LocalSendError;
 use crate::proxy::Transport;
 
@@ -180,6 +182,7 @@ pub struct Telemetry {
     tcp_refused: Counter,
     tcp_outbound: Counter,
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
+    verdict_reasons: [Counter; Reason::ALL.len()],
     parse_errors: ReasonCounters,
     dropped: ReasonCounters,
 }
@@ -247,6 +250,12 @@ impl Telemetry {
             send_errors,
             local_send_errors,
             verdicts: RwLock::new(Default::default()),
+            verdict_reasons: Reason::ALL.map(|r| {
+                counter(
+                    "fraudwall_verdict_reasons_total",
+                    vec![Label::new("reason", r.as_str())],
+                )
+            }),
             parse_errors: ReasonCounters::new("fraudwall_parse_errors_total"),
             dropped: ReasonCounters::new("fraudwall_dropped_total"),
             handle,
@@ -287,6 +296,12 @@ impl Telemetry {
             }
         }
         self.verdict_slow(action, category).increment(1);
+    }
+
+    /// Counts one verdict by why it was reached (`evasion`: a decorated listed number).
+    #[inline]
+    pub fn verdict_reason(&self, reason: Reason) {
+        self.verdict_reasons[reason as usize].increment(1);
     }
 
     fn verdict_slow(&self, action: Action, category: &str) -> Counter {
@@ -404,6 +419,7 @@ mod tests {
         t.verdict(Action::Block, "impersonation");
         t.verdict(Action::Block, "impersonation");
         t.verdict(Action::Tag, "loan");
+        t.verdict_reason(Reason::Evasion);
         t.parse_error("truncated");
         t.dropped("idle_timeout");
         t.snapshot_version(7);
@@ -452,6 +468,14 @@ mod tests {
                 &r,
                 "fraudwall_verdicts_total{action=\"allow\",category=\"none\"}"
             ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&r, "fraudwall_verdict_reasons_total{reason=\"evasion\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&r, "fraudwall_verdict_reasons_total{reason=\"listed\"}"),
             Some(0.0)
         );
         assert_eq!(

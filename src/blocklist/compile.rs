@@ -466,7 +466,7 @@ pub fn parse_key(profile: &NumberingProfile, field: &[u8]) -> Result<EntryKey, S
             "{:?} is an anonymous caller, not a number",
             String::from_utf8_lossy(field)
         )),
-        Caller::Invalid(r) => Err(format!(
+        Caller::Invalid(r) | Caller::Decorated { reason: r, .. } => Err(format!(
             "invalid number {:?} for profile {}: {r}",
             String::from_utf8_lossy(field),
             profile.name()

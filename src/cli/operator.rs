@@ -355,30 +355,43 @@ fn lookup_line<'a>(
         source: None,
         tombstone: false,
     };
-    match profile.normalize(input.trim().as_bytes()) {
-        Caller::Anonymous => line.outcome = "anonymous",
-        Caller::Invalid(r) => line.reason = Some(r.to_string()),
+    // A decorated caller's lenient number is looked up too: listed, it is an evasion.
+    let (n, listed) = match profile.normalize(input.trim().as_bytes()) {
+        Caller::Anonymous => {
+            line.outcome = "anonymous";
+            return line;
+        }
+        Caller::Invalid(r) => {
+            line.reason = Some(r.to_string());
+            return line;
+        }
+        Caller::Decorated { reason, lenient } => {
+            line.reason = Some(reason.to_string());
+            (lenient, "evasion")
+        }
         Caller::Number(n) => {
             line.number = Some(n.to_string());
             line.outcome = "unlisted";
-            if let Some(Match {
-                action,
-                category,
-                score,
-                source,
-                entry,
-                tombstone,
-            }) = snap.lookup(&n)
-            {
-                line.outcome = "listed";
-                line.action = Some(action);
-                line.matched = Some(entry.to_string());
-                line.category = Some(category);
-                line.score = Some(score);
-                line.source = Some(source);
-                line.tombstone = tombstone;
-            }
+            (n, "listed")
         }
+    };
+    if let Some(Match {
+        action,
+        category,
+        score,
+        source,
+        entry,
+        tombstone,
+    }) = snap.lookup(&n)
+    {
+        line.number = Some(n.to_string());
+        line.outcome = listed;
+        line.action = Some(action);
+        line.matched = Some(entry.to_string());
+        line.category = Some(category);
+        line.score = Some(score);
+        line.source = Some(source);
+        line.tombstone = tombstone;
     }
     line
 }

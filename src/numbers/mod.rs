@@ -10,10 +10,12 @@
 //! |---|---|
 //! | [`Caller::Number`] | a number the plan accepts |
 //! | [`Caller::Anonymous`] | empty value, `anonymous`, `unknown`, `restricted`, `private`, `withheld`, `unavailable` (any case), any user `@anonymous.invalid` (RFC 3323) |
-//! | [`Caller::Invalid`] | letters, dial strings, `+0...`, wrong length, unreadable URI ([`InvalidReason`] says which) |
+//! | [`Caller::Decorated`] | invalid as presented, but a number once read leniently (`*672025550100`, `2025550100p123`, `+012025550100`): see [Lenient reading](#lenient-reading) |
+//! | [`Caller::Invalid`] | letters, dial strings, `+0...`, wrong length, unreadable URI ([`InvalidReason`] says which), with no number behind them |
 //!
 //! Anonymous and invalid callers are never numbers, so they can never match a blocklist entry;
-//! the proxy gives them an action of their own. `Privacy: id` is a header, not a value, so the
+//! the proxy gives them an action of their own. A decorated caller is invalid too, except
+//! that its lenient number is looked up: a listed one is acted on with reason `evasion`. `Privacy: id` is a header, not a value, so the
 //! SIP layer decides it before calling here.
 //!
 //! # Example
@@ -56,8 +58,41 @@
 //!    number of this network" and the profile's rules apply.
 //! 4. Percent-escapes are decoded while scanning (`%2B86...` is `+86...`), with no buffer.
 //!    Visual separators `-` `.` `(` `)` and space are skipped anywhere. A `+` is accepted only
-//!    before the first digit. Anything else (letters, `*`, `#`, non-ASCII or non-UTF-8 bytes)
-//!    is [`InvalidReason::NotANumber`].
+//!    before the first digit. Non-ASCII characters, raw UTF-8 or percent-escaped
+//!    (`%EF%BC%91`), are folded: NFKC (fullwidth `０`–`９` and `＋`, superscript, circled and
+//!    mathematical digits, fullwidth hyphen) and every script's decimal digits by value
+//!    (Arabic-Indic `٠`–`٩`, Extended Arabic-Indic `۰`–`۹`, Devanagari, ...), so `＋１２０２…`
+//!    and `٢٠٢…` are the numbers they show. Anything else (letters, `*`, `#`, other
+//!    characters, non-UTF-8 bytes) is [`InvalidReason::NotANumber`].
+//! 5. `sip:6788675309` (no user part, a host of digits only, as Asterisk writes the
+//!    caller) is the number: such a host is no hostname or IPv4 address.
+//!
+//! # Lenient reading
+//!
+//! A fraudster who knows the list is keyed by E.164 decorates a listed number until the
+//! strict rules above give up, counting on invalid callers being allowed. So a value the
+//! strict rules call invalid is read once more, leniently:
+//!
+//! 1. the URI's user part (its host when it has none and the host has no dot), escapes
+//!    decoded and digits folded as above;
+//! 2. dialling codes at the start dropped, repeatedly: `*67`, `*82`, `*31#`, `#31#`;
+//! 3. the number ends at a pause or parameter: `p`, `w`, `x` after a digit, `,` `;` `#`
+//!    after a digit, `:` `?` `@`, `%00` or any control character;
+//! 4. every other non-digit (letters, stray `*` `#` `+`, separators, unknown characters) is
+//!    skipped;
+//! 5. the digits are read: after a `+` as international, leading zeros dropped (`+0…`);
+//!    else under the profile; else after an international prefix `011` or `00`, whatever
+//!    the profile (`00…` under `nanp`); else under the profile with leading zeros (a trunk
+//!    `0`) dropped. Bare digits are never read as international without a prefix, so a
+//!    Chinese local `61234567` is no candidate for a `+61*` range.
+//!
+//! When that yields a number, the caller is [`Caller::Decorated`] with it as the `lenient`
+//! candidate, else [`Caller::Invalid`]. The candidate is never a caller ID: the screen
+//! (`policy::SnapshotScreen`) looks it up, and a matching entry more severe than the
+//! invalid-caller action is acted on with reason `evasion`; no match, and the caller stays
+//! invalid as before. **The rule, tested as a property (`tests/evasion_props.rs`, on the
+//! normalizer and through the proxy core): no decoration of a listed number in the URI's
+//! user part yields `allow`.**
 //!
 //! # Numbering plans
 //!
@@ -123,7 +158,8 @@
 //! (more than 32 digits is [`InvalidReason::TooLong`] without looking further). It costs 280
 //! (anonymous, letters) to 1,150 (`tel:` with a global `phone-context`) instructions per
 //! value, about 700 for a typical `sip:+86...@host;user=phone`: tens of nanoseconds
-//! (`cargo bench --bench numbers`). A counting-allocator test (`tests/numbers_alloc.rs`)
+//! (`cargo bench --bench numbers`). Folding runs only for bytes ≥ 0x80 and the lenient
+//! reading only for invalid values, so neither costs a clean ASCII number anything. A counting-allocator test (`tests/numbers_alloc.rs`)
 //! holds the no-allocation promise. A profile is a few dozen bytes plus one small `Vec` of
 //! international prefixes, built once.
 //!
@@ -141,6 +177,8 @@
 //!   they never present as caller IDs and the FTC list carries them only as dirty rows.
 
 mod e164;
+mod fold;
+mod lenient;
 mod plan;
 mod profile;
 mod scan;

@@ -4,8 +4,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::plan::{self, Form, CN_CC, NANP_CC};
+use super::lenient;
 use super::scan::{self, Context, Digits, NotNumber, Subscriber};
 use super::E164;
+
+/// International prefixes the lenient reading drops whatever the profile (`00` under `nanp`
+/// is a decoration, not a way to dial), longest first.
+const LENIENT_EXIT_PREFIXES: [&[u8]; 2] = [b"011", b"00"];
 
 /// The outcome of reading a caller identity. Anonymous and invalid callers are never numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,14 +23,33 @@ pub enum Caller {
     Anonymous,
     /// Present but not a usable number, and why.
     Invalid(InvalidReason),
+    /// Not a number as presented (`reason`), but a decorated one: read leniently (dialling
+    /// codes, pauses, parameters and stray characters dropped, extra zeros too) it is
+    /// `lenient` (`*672025550100` is `+12025550100` under `nanp`). A screen treats it as
+    /// [`Caller::Invalid`], except that a list entry matching `lenient` is acted on, with
+    /// reason `evasion` (see the module docs, "Lenient reading").
+    Decorated {
+        /// Why the strict reading refused it.
+        reason: InvalidReason,
+        /// The number the decorations hide: a candidate for a list match, never a caller ID.
+        lenient: E164,
+    },
 }
 
 impl Caller {
-    /// The number, if the caller is one.
+    /// The number, if the caller is one (a [`Caller::Decorated`] caller is not).
     pub fn number(&self) -> Option<E164> {
         match self {
             Caller::Number(n) => Some(*n),
-            Caller::Anonymous | Caller::Invalid(_) => None,
+            Caller::Anonymous | Caller::Invalid(_) | Caller::Decorated { .. } => None,
+        }
+    }
+
+    /// Why the value is not a number, for [`Caller::Invalid`] and [`Caller::Decorated`].
+    pub fn invalid_reason(&self) -> Option<InvalidReason> {
+        match self {
+            Caller::Invalid(r) | Caller::Decorated { reason: r, .. } => Some(*r),
+            Caller::Number(_) | Caller::Anonymous => None,
         }
     }
 }
@@ -232,15 +256,44 @@ impl NumberingProfile {
 
     /// Normalizes a caller value: a URI (`sip:`, `sips:`, `tel:`, optionally in `<...>`) or a
     /// bare number. Never allocates, never panics; any bytes are accepted.
+    ///
+    /// A value the strict rules refuse is read once more, leniently; when that finds a
+    /// number the caller is [`Caller::Decorated`], else [`Caller::Invalid`].
     pub fn normalize(&self, raw: &[u8]) -> Caller {
-        match scan::subscriber(raw) {
+        let reason = match scan::subscriber(raw) {
             Ok(sub) => match self.resolve(&sub) {
-                Ok(n) => Caller::Number(n),
-                Err(r) => Caller::Invalid(r),
+                Ok(n) => return Caller::Number(n),
+                Err(r) => r,
             },
-            Err(NotNumber::Anonymous) => Caller::Anonymous,
-            Err(NotNumber::Invalid(r)) => Caller::Invalid(r),
+            Err(NotNumber::Anonymous) => return Caller::Anonymous,
+            Err(NotNumber::Invalid(r)) => r,
+        };
+        match self.lenient(raw) {
+            Some(lenient) => Caller::Decorated { reason, lenient },
+            None => Caller::Invalid(reason),
         }
+    }
+
+    /// The lenient reading (module docs, "Lenient reading"): the digits left once the
+    /// decorations are dropped; after a `+` read as international with leading zeros
+    /// dropped (`+0…`); else read under this profile, else after an international prefix
+    /// (`011`, `00`, whatever the profile), else under this profile with leading zeros (a
+    /// trunk `0`) dropped. Bare digits are never read as international without a prefix:
+    /// `61234567` is a Chinese local number, not a candidate for a `+61*` range.
+    fn lenient(&self, raw: &[u8]) -> Option<E164> {
+        let read = lenient::digits(raw)?;
+        let d = read.digits.as_slice();
+        if read.plus {
+            return plan::international(trim_zeros(d)).ok();
+        }
+        if let Ok(n) = self.national(d) {
+            return Some(n);
+        }
+        let exit = LENIENT_EXIT_PREFIXES
+            .iter()
+            .find_map(|p| d.strip_prefix(*p))
+            .and_then(|rest| plan::international(trim_zeros(rest)).ok());
+        exit.or_else(|| self.national(trim_zeros(d)).ok())
     }
 
     /// Normalizes a blocklist prefix (the part before `*`), returning its E.164 digits
@@ -388,6 +441,12 @@ impl FromStr for NumberingProfile {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         NumberingProfile::by_name(s)
     }
+}
+
+/// `d` without its leading zeros.
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let zeros = d.iter().take_while(|&&b| b == b'0').count();
+    &d[zeros..]
 }
 
 /// A Chinese national prefix without trunk 0 whose kind is clear (see `normalize_prefix`).

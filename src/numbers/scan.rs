@@ -5,7 +5,7 @@
 //! were global (`+`) and under which context. [`super::profile`] resolves them. Nothing here
 //! allocates: percent-escapes are decoded in place while scanning.
 
-use super::InvalidReason;
+use super::{fold, InvalidReason};
 
 /// Digits kept while scanning. Longer than E.164 so that "too long" is told apart from
 /// garbage; anything past this is counted as overflow.
@@ -178,6 +178,12 @@ fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
         if host.first() == Some(&b'+') {
             return telephone_subscriber(host);
         }
+        // `sip:6788675309` (Asterisk writes the caller so): a host of digits alone is no
+        // hostname or IPv4 address (RFC 3261 §25.1), so it is the number.
+        let name = host_name(host);
+        if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+            return telephone_subscriber(name);
+        }
         if is_anonymous_host(host) {
             return Err(NotNumber::Anonymous);
         }
@@ -192,6 +198,15 @@ fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
         return Err(InvalidReason::Empty.into());
     }
     telephone_subscriber(user)
+}
+
+/// A host without its `:port` and `;parameters`.
+pub(crate) fn host_name(host: &[u8]) -> &[u8] {
+    let end = host
+        .iter()
+        .position(|&b| matches!(b, b':' | b';' | b'?'))
+        .unwrap_or(host.len());
+    &host[..end]
 }
 
 /// `anonymous.invalid` followed by nothing, a port, parameters or headers.
@@ -246,7 +261,9 @@ fn phone_context(value: &[u8]) -> Result<Context, InvalidReason> {
 }
 
 /// Scans `[+]digits` with visual separators and percent-escapes, up to the first `;` or the
-/// end, whose index it returns with the digits.
+/// end, whose index it returns with the digits. A non-ASCII character (raw UTF-8 or
+/// percent-escaped, `%EF%BC%91`) is read as the ASCII it folds to ([`fold`]): `１` is `1`,
+/// `٢` is `2`, `＋` is `+`.
 fn number(s: &[u8]) -> Result<(bool, Digits, usize), InvalidReason> {
     let mut digits = Digits::new();
     let (mut len, mut plus, mut i) = (0usize, false, 0usize);
@@ -275,6 +292,25 @@ fn number(s: &[u8]) -> Result<(bool, Digits, usize), InvalidReason> {
                 i -= 1;
                 break;
             }
+            0x80.. => {
+                let c = fold::utf8_char(b, || next_byte(s, &mut i));
+                let folded = c.and_then(fold::fold).ok_or(InvalidReason::NotANumber)?;
+                for &a in folded.as_slice() {
+                    match a {
+                        b'0'..=b'9' => {
+                            if let Some(slot) = digits.buf.get_mut(len) {
+                                *slot = a;
+                                len += 1;
+                            } else {
+                                digits.overflow = true;
+                            }
+                        }
+                        b'+' if len == 0 && !plus => plus = true,
+                        b'-' | b'.' | b'(' | b')' | b' ' => {}
+                        _ => return Err(InvalidReason::NotANumber),
+                    }
+                }
+            }
             _ => return Err(InvalidReason::NotANumber),
         }
     }
@@ -288,6 +324,20 @@ fn number(s: &[u8]) -> Result<(bool, Digits, usize), InvalidReason> {
     Ok((plus, digits, i))
 }
 
+/// The byte at `s[*i]`, raw or percent-decoded, advancing `*i`; `None` at the end or on a
+/// broken escape.
+pub(crate) fn next_byte(s: &[u8], i: &mut usize) -> Option<u8> {
+    let &raw = s.get(*i)?;
+    if raw == b'%' {
+        let b = percent_escape(s, *i).ok()?;
+        *i += 3;
+        Some(b)
+    } else {
+        *i += 1;
+        Some(raw)
+    }
+}
+
 /// Decodes the `%XX` escape at `s[at]` (RFC 3986 §2.1).
 fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
     let hex = |j: usize| s.get(j).and_then(|&h| (h as char).to_digit(16));
@@ -299,7 +349,7 @@ fn percent_escape(s: &[u8], at: usize) -> Result<u8, InvalidReason> {
 
 /// The URI inside `<...>`, when a name-addr (`"Name" <sip:...>;tag=x`) or a bracketed URI is
 /// handed over whole. A URI never holds a raw `<`, so the last one opens it.
-fn unwrap_angle(s: &[u8]) -> &[u8] {
+pub(crate) fn unwrap_angle(s: &[u8]) -> &[u8] {
     match s.iter().rposition(|&b| b == b'<') {
         Some(open) => split_at_byte(&s[open + 1..], b'>').0.trim_ascii(),
         None => s,
@@ -326,7 +376,7 @@ fn split_at_byte(s: &[u8], sep: u8) -> (&[u8], &[u8]) {
     }
 }
 
-fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])

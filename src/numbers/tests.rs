@@ -9,6 +9,8 @@ enum Want {
     Num(&'static str),
     Anon,
     Bad(InvalidReason),
+    /// Invalid as presented (the reason), a number when read leniently.
+    Lenient(InvalidReason, &'static str),
 }
 
 fn outcome(c: Caller) -> Want {
@@ -16,6 +18,9 @@ fn outcome(c: Caller) -> Want {
         Caller::Number(n) => Want::Num(Box::leak(n.to_string().into_boxed_str())),
         Caller::Anonymous => Want::Anon,
         Caller::Invalid(r) => Want::Bad(r),
+        Caller::Decorated { reason, lenient } => {
+            Want::Lenient(reason, Box::leak(lenient.to_string().into_boxed_str()))
+        }
     }
 }
 
@@ -154,11 +159,9 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     (b"sip:alice@example.com", Want::Bad(NotANumber)),
     (b"sip:+86138abc38000@host", Want::Bad(NotANumber)),
     (b"tel:+1-212-555-CALL", Want::Bad(NotANumber)),
-    (b"tel:*31#2125550100", Want::Bad(NotANumber)),
-    (b"+1 212 555 0100 x12", Want::Bad(NotANumber)),
-    (b"+0447700900123", Want::Bad(NotANumber)),
-    (b"++8613800138000", Want::Bad(NotANumber)),
-    (b"86+13800138000", Want::Bad(NotANumber)),
+    (b"+1 212 555 0100 x12", Want::Lenient(NotANumber, "+12125550100")),
+    (b"+0447700900123", Want::Lenient(NotANumber, "+447700900123")),
+    (b"++8613800138000", Want::Lenient(NotANumber, "+8613800138000")),
     (b"+", Want::Bad(NotANumber)),
     (b"-()-", Want::Bad(NotANumber)),
     (b"+12345", Want::Bad(TooShort)),
@@ -272,7 +275,7 @@ fn cn_national_forms() {
             (b"00", Want::Bad(TooShort)),
             (b"000000000", Want::Bad(NotANumber)),
             (b"400812312", Want::Bad(TooShort)),
-            (b"0110", Want::Bad(NotANumber)),
+            (b"0110", Want::Lenient(NotANumber, "+86110")),
         ],
     );
 }
@@ -306,7 +309,7 @@ fn nanp_national_forms() {
             (b"904842714", Want::Bad(TooShort)),
             (b"525556979284", Want::Bad(TooLong)),
             (b"4409063055440906271", Want::Bad(TooLong)),
-            (b"07453775817", Want::Bad(NotANumber)),
+            (b"07453775817", Want::Lenient(NotANumber, "+17453775817")),
             (b"1125550100", Want::Bad(NotANumber)),
             (b"2121550100", Want::Bad(NotANumber)),
             (b"13800138000", Want::Bad(NotANumber)),
@@ -374,9 +377,13 @@ fn configured_prefixes() {
         .expect("generic")
         .with_international_prefixes(&[])
         .expect("empty list is valid");
+    // Not a number to this profile, but a decorated one to the lenient reading.
     assert_eq!(
         plus_only.normalize(b"00447700900123"),
-        Caller::Invalid(NotANumber)
+        Caller::Decorated {
+            reason: NotANumber,
+            lenient: "+447700900123".parse().unwrap()
+        }
     );
     assert!(matches!(
         plus_only.normalize(b"+447700900123"),
@@ -499,4 +506,204 @@ fn invalid_reason_labels_are_distinct() {
     labels.sort_unstable();
     labels.dedup();
     assert_eq!(labels.len(), all.len());
+}
+
+// The forms issue 9 found the strict reader calling invalid, and so allowed: each one now
+// reads as the listed number, strictly (Unicode digits, a host of digits) or leniently.
+
+#[test]
+fn fullwidth_digits_fold_to_the_number() {
+    check(
+        "nanp",
+        &[
+            (
+                "sip:＋１２０２５５５０１００@x".as_bytes(),
+                Want::Num("+12025550100"),
+            ),
+            ("tel:２０２-５５５-０１００".as_bytes(), Want::Num("+12025550100")),
+            // Percent-encoded UTF-8, as a URI carries it: `１` is %EF%BC%91.
+            (
+                b"sip:%EF%BC%8B%EF%BC%91202555%EF%BC%90100@x",
+                Want::Num("+12025550100"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn fullwidth_plus_folds_to_plus() {
+    check(
+        "cn",
+        &[
+            ("sip:＋8613800000001@x".as_bytes(), Want::Num("+8613800000001")),
+            (b"sip:%EF%BC%8B8613800000001@x", Want::Num("+8613800000001")),
+            // A second plus is no part of a number, fullwidth or not.
+            ("sip:＋＋8613800000001@x".as_bytes(), Want::Lenient(NotANumber, "+8613800000001")),
+        ],
+    );
+}
+
+#[test]
+fn arabic_indic_digits_fold_to_the_number() {
+    check(
+        "nanp",
+        &[
+            ("sip:+١٢٠٢٥٥٥٠١٠٠@x".as_bytes(), Want::Num("+12025550100")),
+            ("sip:+۱۲۰۲۵۵۵۰۱۰۰@x".as_bytes(), Want::Num("+12025550100")),
+            ("sip:+१२०२५५५०१००@x".as_bytes(), Want::Num("+12025550100")),
+            ("tel:٢٠٢٥٥٥٠١٠٠".as_bytes(), Want::Num("+12025550100")),
+        ],
+    );
+    check(
+        "cn",
+        &[("sip:١٣٨٠٠٠٠٠٠٠١@x".as_bytes(), Want::Num("+8613800000001"))],
+    );
+}
+
+#[test]
+fn trailing_nul_is_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:+12025550100%00@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:2025550100%00@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+}
+
+#[test]
+fn trailing_hash_is_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:+12025550100#@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:2025550100%23@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+}
+
+#[test]
+fn pause_and_post_dial_digits_are_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:+12025550100p123@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:2025550100w9@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:2025550100,,123@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"tel:2025550100x77", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+    // `;ext=` is a parameter, ignored by the strict reading already.
+    check(
+        "nanp",
+        &[(b"sip:2025550100;ext=123@x", Want::Num("+12025550100"))],
+    );
+}
+
+#[test]
+fn star_67_prefix_is_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:*672025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:*67+12025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:%2A67%2A822025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:#31#2025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+    check(
+        "cn",
+        &[(b"sip:*31#13800000001@x", Want::Lenient(NotANumber, "+8613800000001"))],
+    );
+}
+
+#[test]
+fn plus_zero_is_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:+012025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:+0012025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+    check(
+        "cn",
+        &[(b"sip:+08613800000001@x", Want::Lenient(NotANumber, "+8613800000001"))],
+    );
+}
+
+#[test]
+fn double_zero_under_nanp_is_read_leniently() {
+    check(
+        "nanp",
+        &[
+            (b"sip:0012025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+            (b"sip:008613800000001@x", Want::Lenient(NotANumber, "+8613800000001")),
+            // A trunk 0 (operator-assisted dialling) before a national number.
+            (b"sip:02025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+    check(
+        "cn",
+        &[(b"sip:01112025550100@x", Want::Lenient(NotANumber, "+12025550100"))],
+    );
+}
+
+#[test]
+fn digits_in_the_host_are_the_number() {
+    check(
+        "nanp",
+        &[
+            (b"<sip:6788675309>", Want::Num("+16788675309")),
+            (b"sip:6788675309;user=phone", Want::Num("+16788675309")),
+            (b"sip:16788675309:5060", Want::Num("+16788675309")),
+            // A dotted host is an address, not a number.
+            (b"sip:10.0.0.1", Want::Bad(Empty)),
+        ],
+    );
+    check(
+        "cn",
+        &[(b"<sip:13800000001>", Want::Num("+8613800000001"))],
+    );
+}
+
+#[test]
+fn values_without_a_hidden_number_stay_invalid() {
+    check(
+        "nanp",
+        &[
+            (b"sip:alice@example.com", Want::Bad(NotANumber)),
+            (b"sip:*67@x", Want::Bad(NotANumber)),
+            ("sip:１２@x".as_bytes(), Want::Bad(TooShort)),
+            ("sip:½@x".as_bytes(), Want::Bad(NotANumber)),
+            (b"sip:%EF%BC@x", Want::Bad(NotANumber)),
+            (b"sip:%FF2025550100@x", Want::Lenient(NotANumber, "+12025550100")),
+        ],
+    );
+}
+
+#[test]
+fn lenient_readings_follow_the_profile() {
+    // Bare national digits are read under the profile only: one profile's decorated number
+    // is another's unreadable value.
+    check(
+        "nanp",
+        &[
+            (b"tel:*31#2125550100", Want::Lenient(NotANumber, "+12125550100")),
+            (b"86+13800138000", Want::Bad(NotANumber)),
+        ],
+    );
+    check(
+        "cn",
+        &[
+            (b"tel:*31#2125550100", Want::Bad(NotANumber)),
+            (b"86+13800138000", Want::Lenient(NotANumber, "+8613800138000")),
+            // A bare local number is never a candidate for another country's range.
+            (b"6123456#", Want::Bad(NotANumber)),
+        ],
+    );
+    check(
+        "generic",
+        &[(b"tel:*31#2125550100", Want::Bad(NotANumber))],
+    );
 }

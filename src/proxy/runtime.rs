@@ -268,6 +268,7 @@ impl CoreHandler {
         let v = &d.verdict;
         self.telemetry
             .verdict(d.applied, v.category.as_deref().unwrap_or("none"));
+        self.telemetry.verdict_reason(v.reason);
         if matches!(v.reason, Reason::NoSnapshot | Reason::InternalError) {
             self.telemetry.fail_open();
         }
@@ -282,7 +283,7 @@ impl CoreHandler {
                     std::str::from_utf8(&number[..len]).unwrap_or("invalid")
                 }
                 Caller::Anonymous => "anonymous",
-                Caller::Invalid(_) => "invalid",
+                Caller::Invalid(_) | Caller::Decorated { .. } => "invalid",
             };
             self.log.record(&DecisionRecord {
                 time: SystemTime::now(),
@@ -291,6 +292,7 @@ impl CoreHandler {
                 caller,
                 callee: &d.callee,
                 verdict: d.applied.as_str(),
+                reason: v.reason.as_str(),
                 category: v.category.as_deref().unwrap_or(""),
                 matched: v.entry.as_deref().unwrap_or(""),
                 snapshot_version: v.snapshot_version.unwrap_or(0),
