@@ -27,6 +27,7 @@
 //! | `send_errors_total` | counter | `transport` |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
+//! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::blocklist::Action;
+use crate::proxy::core::{IdentityRemoved, IdentitySource};
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -176,6 +178,8 @@ pub struct Telemetry {
     tcp_accepted: Counter,
     tcp_refused: Counter,
     tcp_outbound: Counter,
+    removed_pai: Counter,
+    removed_rpid: Counter,
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     parse_errors: ReasonCounters,
     dropped: ReasonCounters,
@@ -222,6 +226,12 @@ impl Telemetry {
                 vec![Label::new("result", r)],
             )
         };
+        let removed = |h: IdentitySource| {
+            counter(
+                "fraudwall_identity_headers_removed_total",
+                vec![Label::new("header", h.as_str())],
+            )
+        };
         let t = Telemetry {
             lookup: LookupHistogram::default(),
             snapshot_version: recorder
@@ -234,6 +244,8 @@ impl Telemetry {
             tcp_accepted: tcp_total("accepted"),
             tcp_refused: tcp_total("refused"),
             tcp_outbound: tcp_total("outbound"),
+            removed_pai: removed(IdentitySource::Pai),
+            removed_rpid: removed(IdentitySource::Rpid),
             messages,
             send_errors,
             verdicts: RwLock::new(Default::default()),
@@ -368,6 +380,16 @@ impl Telemetry {
     pub fn tcp_closed(&self) {
         self.tcp_open.decrement(1.0);
     }
+
+    /// Counts identity header lines removed from a forwarded request (untrusted sender).
+    #[inline]
+    pub fn identity_removed(&self, removed: IdentityRemoved) {
+        if removed.is_empty() {
+            return;
+        }
+        self.removed_pai.increment(u64::from(removed.pai));
+        self.removed_rpid.increment(u64::from(removed.rpid));
+    }
 }
 
 #[cfg(test)]
@@ -396,7 +418,22 @@ mod tests {
         t.tcp_closed();
         t.decision_log_dropped(3);
         t.lookup_duration(std::time::Duration::from_nanos(300));
+        t.identity_removed(IdentityRemoved { pai: 2, rpid: 1 });
         let r = t.render();
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_identity_headers_removed_total{header=\"pai\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_identity_headers_removed_total{header=\"rpid\"}"
+            ),
+            Some(1.0)
+        );
         assert_eq!(
             value(
                 &r,
