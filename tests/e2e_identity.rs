@@ -53,7 +53,10 @@ fn untrusted_rpid_and_a_second_from_never_reach_the_switch() {
             row("block", &format!("Remote-Party-ID: <sip:alice@{ip}>")),
         ),
         // A second From (full or compact) is refused, never forwarded.
-        (CLEAN, row("refused", &format!("From: <sip:+{BLOCKED}@{ip}>"))),
+        (
+            CLEAN,
+            row("refused", &format!("From: <sip:+{BLOCKED}@{ip}>")),
+        ),
         (CLEAN, row("refused", &format!("f: <sip:+{BLOCKED}@{ip}>"))),
     ];
     let rows: Vec<(&str, &str)> = tricks.iter().map(|(n, r)| (*n, r.as_str())).collect();

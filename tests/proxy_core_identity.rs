@@ -56,8 +56,7 @@ fn untrusted_clean_rpid_does_not_hide_a_listed_from() {
     let rpid = format!("Remote-Party-ID: <sip:+{CLEAN}@x>;party=calling\r\n");
     let s = send(&trusting(), &invite(BLOCKED, &rpid), CALLER);
     assert_blocked(&s, CALLER, IdentitySource::From);
-    // Not even with RPID as the only configured source before From, nor with no peers
-    // trusted at all (the default).
+    // Nor with no peers trusted at all (the default).
     let s = send(&core(), &invite(BLOCKED, &rpid), CALLER);
     assert_blocked(&s, CALLER, IdentitySource::From);
 }
@@ -175,8 +174,9 @@ fn the_common_call_is_one_lookup() {
     send(&core, &invite(CLEAN, ""), CALLER);
     assert_eq!(table.calls.load(Ordering::Relaxed), 1);
     // A trusted PAI carrying the From URI, and its tel twin: still one lookup.
-    let pai =
-        format!("P-Asserted-Identity: <sip:+{CLEAN}@192.0.2.1>\r\nP-Asserted-Identity: <tel:+{CLEAN}>\r\n");
+    let pai = format!(
+        "P-Asserted-Identity: <sip:+{CLEAN}@192.0.2.1>\r\nP-Asserted-Identity: <tel:+{CLEAN}>\r\n"
+    );
     send(&core, &invite(CLEAN, &pai), TRUSTED);
     assert_eq!(table.calls.load(Ordering::Relaxed), 2);
 }
@@ -241,18 +241,20 @@ fn two_froms_are_answered_400_and_nothing_is_forwarded() {
     let clean_then_listed = format!(
         "From: <sip:+{CLEAN}@192.0.2.1>;tag=from-1\r\nFrom: <sip:+{BLOCKED}@192.0.2.1>;tag=from-2\r\n"
     );
-    let compact_then_full = format!(
-        "f: <sip:+{CLEAN}@192.0.2.1>;tag=from-1\r\nFrom: <sip:+{BLOCKED}@192.0.2.1>\r\n"
-    );
+    let compact_then_full =
+        format!("f: <sip:+{CLEAN}@192.0.2.1>;tag=from-1\r\nFrom: <sip:+{BLOCKED}@192.0.2.1>\r\n");
     let far_apart = format!("From: <sip:+{CLEAN}@192.0.2.1>;tag=from-1\r\n");
     let far_apart = with_from(&far_apart).replace(
         "Content-Type:",
         &format!("FROM: <sip:+{BLOCKED}@192.0.2.1>\r\nContent-Type:"),
     );
+    let one_line =
+        format!("From: <sip:+{CLEAN}@192.0.2.1>;tag=from-1, <sip:+{BLOCKED}@192.0.2.1>\r\n");
     for input in [
         with_from(&clean_then_listed),
         with_from(&compact_then_full),
         far_apart,
+        with_from(&one_line),
     ] {
         for core in [core(), trusting()] {
             assert_refused(&send(&core, &input, CALLER), "duplicate_from");
@@ -274,7 +276,8 @@ fn two_to_or_two_call_id_lines_are_answered_400() {
     );
     assert_refused(&send(&core(), &two_call_ids, CALLER), "duplicate_call_id");
     // In-dialog requests too.
-    let bye = "BYE sip:b@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-b\r\n\
+    let bye =
+        "BYE sip:b@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-b\r\n\
                From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nTo: <sip:c@x>;tag=3\r\n\
                Call-ID: c\r\nCSeq: 2 BYE\r\n\r\n";
     assert_refused(&send(&core(), bye, CALLER), "duplicate_to");

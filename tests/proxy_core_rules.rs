@@ -14,9 +14,8 @@ use fraudwall::policy::{Reason, Screen, Verdict};
 use fraudwall::proxy::core::{
     CoreConfig, Disposition, IdentitySource, MessageClass, NextHop, ProxyCore,
 };
-use fraudwall::proxy::{Inbound, Outbound, Transport};
+use fraudwall::proxy::{Inbound, Transport};
 use fraudwall::sip::{Limits, Method, SipMessage};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@ use super::error::{ParseError, ValueError};
 use super::header::HeaderName;
 use super::limits::Limits;
 use super::method::Method;
-use super::scan::{is_token, parse_u32, trim, CommaSplit};
+use super::scan::{find_unquoted, is_token, parse_u32, trim, CommaSplit};
 use super::value::{CSeq, NameAddr, Privacy, RemotePartyId, Unchecked, Via};
 
 /// A byte range into the message buffer (u32 keeps the index small; messages are capped
@@ -188,7 +188,11 @@ impl SipMessage {
         let mut seen = Singletons::default();
         let mut repeated = None;
         for h in &headers {
-            if repeated.is_none() && seen.repeats(h.kind) {
+            if repeated.is_none()
+                && (seen.repeats(h.kind)
+                    || matches!(h.kind, HeaderName::From | HeaderName::To)
+                        && find_unquoted(&b[h.value.range()], b',').is_some())
+            {
                 repeated = Some(h.kind);
             }
             match h.kind {
@@ -470,10 +474,11 @@ impl SipMessage {
     }
 
     /// From, To or Call-ID when one of them appears on more than one header line (full and
-    /// compact names alike: `f:` then `From:` is two Froms), else `None`. None of the three
-    /// is a list header, so a second line is never legitimate (RFC 3261 §7.3.1), and it is
-    /// an attack: a proxy that reads the first From but forwards both lets the switch
-    /// believe the other. A proxy answers such a request 400. Found during parsing, free.
+    /// compact names alike: `f:` then `From:` is two Froms), or a From or To line holds a
+    /// comma-separated second value (outside quotes and `<...>`), else `None`. None of the
+    /// three is a list header, so neither is ever legitimate (RFC 3261 §7.3.1), and both are
+    /// attacks: a proxy that reads the first From but forwards both lets the switch believe
+    /// the other. A proxy answers such a request 400. Found during parsing.
     pub fn repeated_singleton(&self) -> Option<HeaderName> {
         self.repeated
     }
@@ -922,8 +927,12 @@ v=0\r\nEXTRA";
 
     #[test]
     fn repeated_from_to_and_call_id_are_found_in_any_spelling() {
-        let base = "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n";
-        assert_eq!(ok(format!("{base}\r\n").as_bytes()).repeated_singleton(), None);
+        let base =
+            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n";
+        assert_eq!(
+            ok(format!("{base}\r\n").as_bytes()).repeated_singleton(),
+            None
+        );
         for (extra, kind) in [
             ("From: <sip:c@x>;tag=2\r\n", HeaderName::From),
             ("f: <sip:c@x>;tag=2\r\n", HeaderName::From),
@@ -937,8 +946,17 @@ v=0\r\nEXTRA";
             assert_eq!(m.repeated_singleton(), Some(kind), "{extra:?}");
         }
         // The compact one first, the full one second; and the first repeat is reported.
-        let m = ok(b"BYE sip:a@b SIP/2.0\r\ni: c\r\nt: <sip:b@x>\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\r\n");
+        let m = ok(
+            b"BYE sip:a@b SIP/2.0\r\ni: c\r\nt: <sip:b@x>\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\r\n",
+        );
         assert_eq!(m.repeated_singleton(), Some(HeaderName::To));
+        // Two values on one line, but not a comma inside a quoted display name or a URI.
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1, <sip:c@x>\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), Some(HeaderName::From));
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nt: <sip:a@x>, sip:c@x\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), Some(HeaderName::To));
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nFrom: \"Lender, Quick\" <sip:a,b@x>;tag=1\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), None);
         // Repeats of list headers are normal.
         let m = ok(b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a\r\nv: SIP/2.0/UDP b\r\nRoute: <sip:r>\r\nRoute: <sip:s>\r\n\r\n");
         assert_eq!(m.repeated_singleton(), None);

@@ -166,4 +166,3 @@ pub fn header(m: &SipMessage, name: &str) -> Option<String> {
     m.header(name)
         .map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
 }
-

@@ -225,6 +225,7 @@ fn screen_one(screen: &dyn Screen, caller: &Caller) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::CallerActions;
     use crate::proxy::core::CoreConfig;
     use bytes::Bytes;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -235,17 +236,18 @@ mod tests {
     impl Screen for Two {
         fn screen(&self, caller: &Caller) -> Verdict {
             self.0.fetch_add(1, Ordering::Relaxed);
-            match caller.number().map(|n| n.digits()) {
-                Some("8613800000001") => Verdict::listed(Action::Block, "x", 90),
-                Some("8613800000002") => Verdict::listed(Action::Tag, "y", 50),
-                Some(_) => Verdict::unlisted(),
-                None => CallerActions::default()
+            let Some(n) = caller.number() else {
+                return CallerActions::default()
                     .for_non_number(caller)
-                    .unwrap_or_else(Verdict::unlisted),
+                    .unwrap_or_else(Verdict::unlisted);
+            };
+            match n.digits() {
+                "8613800000001" => Verdict::listed(Action::Block, "x", 90),
+                "8613800000002" => Verdict::listed(Action::Tag, "y", 50),
+                _ => Verdict::unlisted(),
             }
         }
     }
-    use crate::policy::CallerActions;
 
     fn run(
         headers: &str,
@@ -284,7 +286,12 @@ mod tests {
         let (src, raw, action, calls) = run("From: <sip:+12025550123@h>;tag=1\r\n", &ALL, false);
         assert_eq!(
             (src, raw.as_str(), action, calls),
-            (Some(IdentitySource::From), "sip:+12025550123@h", Action::Allow, 1)
+            (
+                Some(IdentitySource::From),
+                "sip:+12025550123@h",
+                Action::Allow,
+                1
+            )
         );
         // A trusted PAI with the same URI as From, or the same number: still one lookup.
         let h = "From: <sip:+12025550123@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550123@h>, <tel:+12025550123>\r\n";
@@ -298,10 +305,15 @@ mod tests {
         let (src, raw, action, _) = run(h, &ALL, true);
         assert_eq!(
             (src, raw.as_str(), action),
-            (Some(IdentitySource::Pai), "tel:+8613800000001", Action::Block)
+            (
+                Some(IdentitySource::Pai),
+                "tel:+8613800000001",
+                Action::Block
+            )
         );
         // Tag in From beats the allowed PAI; two unlisted values: the earlier source.
-        let h = "From: <sip:+8613800000002@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>\r\n";
+        let h =
+            "From: <sip:+8613800000002@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>\r\n";
         assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::From));
         let h = "From: <sip:+12025550123@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>\r\n";
         assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
@@ -312,16 +324,25 @@ mod tests {
     #[test]
     fn a_number_beats_the_lack_of_one() {
         // Junk and anonymous PAI from a trusted peer cannot hide a listed From...
-        for pai in ["<sip:alice@h>", "<sip:anonymous@anonymous.invalid>", "<junk"] {
+        for pai in [
+            "<sip:alice@h>",
+            "<sip:anonymous@anonymous.invalid>",
+            "<junk",
+        ] {
             let h = format!("From: <sip:+8613800000001@h>;tag=1\r\nP-Asserted-Identity: {pai}\r\n");
             let (src, _, action, _) = run(&h, &ALL, true);
-            assert_eq!((src, action), (Some(IdentitySource::From), Action::Block), "{pai}");
+            assert_eq!(
+                (src, action),
+                (Some(IdentitySource::From), Action::Block),
+                "{pai}"
+            );
         }
         // ...and an anonymous From does not hide a trusted PAI's number.
         let h = "From: <sip:anonymous@anonymous.invalid>;tag=1\r\nP-Asserted-Identity: <tel:+12025550123>\r\n";
         assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
         // Nothing but non-numbers: the first one in order decides.
-        let h = "From: <sip:bob@h>;tag=1\r\nP-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n";
+        let h =
+            "From: <sip:bob@h>;tag=1\r\nP-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n";
         assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
     }
 
@@ -330,7 +351,10 @@ mod tests {
         let h = "From: <sip:+12025550123@h>;tag=1\r\nRemote-Party-ID: <sip:+8613800000001@h>;party=calling\r\n\
                  P-Asserted-Identity: <tel:+8613800000002>\r\n";
         let (src, _, action, calls) = run(h, &ALL, false);
-        assert_eq!((src, action, calls), (Some(IdentitySource::From), Action::Allow, 1));
+        assert_eq!(
+            (src, action, calls),
+            (Some(IdentitySource::From), Action::Allow, 1)
+        );
         let (src, _, action, _) = run(h, &ALL, true);
         assert_eq!((src, action), (Some(IdentitySource::Rpid), Action::Block));
         // party=called is the callee.
