@@ -71,10 +71,13 @@ next_hops = ["127.0.0.1:5080"]
 next_hop_transport = "udp"
 # Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall.
 record_route = false
-# Peers (IP addresses or networks such as "10.0.0.0/8") whose P-Asserted-Identity is believed;
-# anyone else's is ignored (RFC 3325).
+# Peers (IP addresses or networks such as "10.0.0.0/8") whose P-Asserted-Identity and
+# Remote-Party-ID are believed; anyone else's are ignored and removed before forwarding
+# (RFC 3325), counted in fraudwall_identity_headers_removed_total.
 trusted_peers = []
-# Where the caller identity is read from, in order: "pai", "rpid" (Remote-Party-ID), "from".
+# The identity headers screened: "pai", "rpid" (Remote-Party-ID), "from". Every value of each
+# is screened and the most severe verdict wins (block > warn > tag > allow; a number outranks
+# an anonymous or invalid value); this order breaks ties and names the deciding header.
 identity_order = ["pai", "rpid", "from"]
 # National numbering rules used to normalize callers to E.164: "generic", "cn", "nanp".
 numbering_profile = "generic"
@@ -491,7 +494,7 @@ pub struct Validated {
     pub next_hop_tcp: bool,
     /// Record-Route.
     pub record_route: bool,
-    /// Peers (addresses or CIDR networks) whose PAI is trusted.
+    /// Peers (addresses or CIDR networks) whose PAI and RPID are trusted.
     pub trusted_peers: Vec<String>,
     /// Identity sources in order (`pai`, `rpid`, `from`).
     pub identity_order: Vec<IdentitySource>,
@@ -542,7 +545,7 @@ pub struct Validated {
 pub enum IdentitySource {
     /// P-Asserted-Identity (trusted peers only).
     Pai,
-    /// Remote-Party-ID.
+    /// Remote-Party-ID (trusted peers only).
     Rpid,
     /// From.
     From,

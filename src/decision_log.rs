@@ -12,7 +12,7 @@
 //! A line looks like:
 //!
 //! ```text
-//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"sip:+8610555@switch","verdict":"block","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3}
+//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","identity":"pai","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"sip:+8610555@switch","verdict":"block","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3}
 //! ```
 //!
 //! Memory: at most two batches (the one filling, the one being written) of at most `queue`
@@ -41,7 +41,10 @@ pub struct DecisionRecord<'a> {
     pub time: SystemTime,
     /// The call's Call-ID.
     pub call_id: &'a str,
-    /// The caller value as received (lossy UTF-8).
+    /// The header whose value decided (`pai`, `rpid`, `from`; `none` when the call had no
+    /// identity value): every value is screened and the most severe verdict wins.
+    pub identity: &'a str,
+    /// The deciding value as received (lossy UTF-8).
     pub caller_raw: &'a str,
     /// The normalized E.164 caller, or `anonymous` / `invalid`.
     pub caller: &'a str,
@@ -359,6 +362,7 @@ mod tests {
         DecisionRecord {
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
             call_id: "abc@host",
+            identity: "pai",
             caller_raw: "sip:+8613800000001@x",
             caller: "+8613800000001",
             callee: "sip:100@switch",
@@ -393,6 +397,7 @@ mod tests {
         assert_eq!(lines[0]["snapshot_version"], 3);
         assert_eq!(lines[0]["reason"], "listed");
         assert_eq!(lines[0]["call_id"], "abc@host");
+        assert_eq!(lines[0]["identity"], "pai");
     }
 
     /// A writer that blocks until released, so the queue fills.

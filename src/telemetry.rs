@@ -29,6 +29,7 @@
 //! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `other`; no hop is blamed) |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
+//! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -39,6 +40,7 @@ use std::sync::RwLock;
 use crate::blocklist::Action;
 use crate::policy::Reason;
 use crate::proxy::runtime::LocalSendError;
+use crate::proxy::core::{IdentityRemoved, IdentitySource};
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -181,6 +183,8 @@ pub struct Telemetry {
     tcp_accepted: Counter,
     tcp_refused: Counter,
     tcp_outbound: Counter,
+    removed_pai: Counter,
+    removed_rpid: Counter,
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     verdict_reasons: [Counter; Reason::ALL.len()],
     parse_errors: ReasonCounters,
@@ -234,6 +238,12 @@ impl Telemetry {
                 vec![Label::new("result", r)],
             )
         };
+        let removed = |h: IdentitySource| {
+            counter(
+                "fraudwall_identity_headers_removed_total",
+                vec![Label::new("header", h.as_str())],
+            )
+        };
         let t = Telemetry {
             lookup: LookupHistogram::default(),
             snapshot_version: recorder
@@ -246,6 +256,8 @@ impl Telemetry {
             tcp_accepted: tcp_total("accepted"),
             tcp_refused: tcp_total("refused"),
             tcp_outbound: tcp_total("outbound"),
+            removed_pai: removed(IdentitySource::Pai),
+            removed_rpid: removed(IdentitySource::Rpid),
             messages,
             send_errors,
             local_send_errors,
@@ -398,6 +410,16 @@ impl Telemetry {
     pub fn tcp_closed(&self) {
         self.tcp_open.decrement(1.0);
     }
+
+    /// Counts identity header lines removed from a forwarded request (untrusted sender).
+    #[inline]
+    pub fn identity_removed(&self, removed: IdentityRemoved) {
+        if removed.is_empty() {
+            return;
+        }
+        self.removed_pai.increment(u64::from(removed.pai));
+        self.removed_rpid.increment(u64::from(removed.rpid));
+    }
 }
 
 #[cfg(test)]
@@ -427,7 +449,22 @@ mod tests {
         t.tcp_closed();
         t.decision_log_dropped(3);
         t.lookup_duration(std::time::Duration::from_nanos(300));
+        t.identity_removed(IdentityRemoved { pai: 2, rpid: 1 });
         let r = t.render();
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_identity_headers_removed_total{header=\"pai\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_identity_headers_removed_total{header=\"rpid\"}"
+            ),
+            Some(1.0)
+        );
         assert_eq!(
             value(
                 &r,

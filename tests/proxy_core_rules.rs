@@ -4,154 +4,27 @@
 //! sends them and the `Outcome`. The screen is a fixed table (`Table`), so these tests do
 //! not depend on the blocklist engine.
 
+mod core_support;
+
 use bytes::Bytes;
+use core_support::*;
 use fraudwall::blocklist::Action;
 use fraudwall::numbers::Caller;
 use fraudwall::policy::{Reason, Screen, Verdict};
 use fraudwall::proxy::core::{
     CoreConfig, Disposition, IdentitySource, MessageClass, NextHop, ProxyCore,
 };
-use fraudwall::proxy::{Inbound, Outbound, Transport};
+use fraudwall::proxy::{Inbound, Transport};
 use fraudwall::sip::{Limits, Method, SipMessage};
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const LOCAL: &str = "127.0.0.1:5060";
-const CALLER: &str = "192.0.2.1:5060";
-const HOP: &str = "127.0.0.1:5080";
-const BLOCKED: &str = "8613800000001";
-const TAGGED: &str = "8613800000002";
-const WARNED: &str = "8613800000003";
-
-/// A screen with fixed verdicts per number; counts its calls.
-struct Table {
-    verdicts: HashMap<String, Verdict>,
-    calls: AtomicUsize,
-}
-
-impl Table {
-    fn standard() -> Arc<Table> {
-        let mut verdicts = HashMap::new();
-        verdicts.insert(
-            BLOCKED.to_string(),
-            Verdict::listed(Action::Block, "impersonation", 95),
-        );
-        verdicts.insert(TAGGED.to_string(), Verdict::listed(Action::Tag, "loan", 70));
-        verdicts.insert(
-            WARNED.to_string(),
-            Verdict::listed(Action::Warn, "investment", 80),
-        );
-        Arc::new(Table {
-            verdicts,
-            calls: AtomicUsize::new(0),
-        })
-    }
-}
-
-impl Screen for Table {
-    fn screen(&self, caller: &Caller) -> Verdict {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        match caller {
-            Caller::Number(n) => self
-                .verdicts
-                .get(n.digits())
-                .cloned()
-                .unwrap_or_else(Verdict::unlisted),
-            Caller::Anonymous => Verdict::new(Action::Allow, Reason::Anonymous),
-            Caller::Invalid(_) => Verdict::new(Action::Allow, Reason::Invalid),
-        }
-    }
-}
 
 struct Panics;
 impl Screen for Panics {
     fn screen(&self, _: &Caller) -> Verdict {
         panic!("lookup failed");
     }
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn core_with(f: impl FnOnce(&mut CoreConfig)) -> (ProxyCore, Arc<Table>) {
-    let mut c = CoreConfig::default();
-    f(&mut c);
-    let t = Table::standard();
-    (ProxyCore::new(c, t.clone()).unwrap(), t)
-}
-
-fn core() -> ProxyCore {
-    core_with(|_| {}).0
-}
-
-struct Sent {
-    outcome: fraudwall::proxy::Outcome,
-    out: Vec<Outbound>,
-}
-
-impl Sent {
-    fn one(&self) -> &Outbound {
-        assert_eq!(
-            self.out.len(),
-            1,
-            "expected one message out: {:?}",
-            self.outcome
-        );
-        &self.out[0]
-    }
-    fn msg(&self) -> SipMessage {
-        SipMessage::parse(self.one().data.clone(), &Limits::default()).unwrap()
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.one().data.to_vec()).unwrap()
-    }
-}
-
-fn send_at(
-    core: &ProxyCore,
-    data: &str,
-    source: &str,
-    local: &str,
-    t: Transport,
-    now: Instant,
-) -> Sent {
-    let mut out = Vec::new();
-    let outcome = core.handle(
-        Inbound {
-            data: Bytes::copy_from_slice(data.as_bytes()),
-            source: addr(source),
-            local: addr(local),
-            transport: t,
-        },
-        now,
-        &mut out,
-    );
-    Sent { outcome, out }
-}
-
-fn send(core: &ProxyCore, data: &str, source: &str) -> Sent {
-    send_at(core, data, source, LOCAL, Transport::Udp, Instant::now())
-}
-
-/// An initial INVITE from `caller` (digits) with optional extra header lines.
-fn invite(caller: &str, extra: &str) -> String {
-    format!(
-        "INVITE sip:+15550001@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-inv-1\r\n\
-         Max-Forwards: 70\r\n\
-         From: \"Caller\" <sip:+{caller}@192.0.2.1>;tag=from-1\r\n\
-         To: <sip:+15550001@127.0.0.1>\r\n\
-         Call-ID: call-1@192.0.2.1\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:+{caller}@192.0.2.1:5060>\r\n\
-         {extra}\
-         Content-Type: application/sdp\r\n\
-         Content-Length: 4\r\n\r\nv=0\n"
-    )
 }
 
 fn vias(m: &SipMessage) -> Vec<String> {
@@ -163,11 +36,6 @@ fn vias(m: &SipMessage) -> Vec<String> {
 fn top_branch(m: &SipMessage) -> String {
     let v = m.top_via().unwrap().unwrap();
     String::from_utf8(v.branch().unwrap().to_vec()).unwrap()
-}
-
-fn header(m: &SipMessage, name: &str) -> Option<String> {
-    m.header(name)
-        .map(|v| String::from_utf8(v.as_bytes().to_vec()).unwrap())
 }
 
 /// A response to a forwarded request, as the next hop would send it: its Vias copied.
@@ -1015,9 +883,12 @@ fn pai_is_trusted_only_from_trusted_peers_and_privacy_does_not_hide_it() {
 
 #[test]
 fn remote_party_id_and_configurable_order() {
+    // Remote-Party-ID is believed from trusted peers only (the identity tests cover the rest).
+    let trusted = "10.1.2.3:5060";
     let rpid =
         format!("Remote-Party-ID: <sip:+{TAGGED}@gw>;party=calling;screen=yes;privacy=full\r\n");
-    let s = send(&core(), &invite("12025550123", &rpid), CALLER);
+    let (core, _) = core_with(|c| c.trusted_peers = vec!["10.0.0.0/8".into()]);
+    let s = send(&core, &invite("12025550123", &rpid), trusted);
     let d = s.outcome.decision.as_ref().unwrap();
     assert_eq!(
         (d.identity, d.applied),
@@ -1025,19 +896,29 @@ fn remote_party_id_and_configurable_order() {
     );
     // A party=called RPID is the callee, not the caller.
     let called = rpid.replace("party=calling", "party=called");
-    let s = send(&core(), &invite("12025550123", &called), CALLER);
+    let s = send(&core, &invite("12025550123", &called), trusted);
     assert_eq!(
         s.outcome.decision.as_ref().unwrap().identity,
         Some(IdentitySource::From)
     );
-    // From first.
-    let (core, _) =
-        core_with(|c| c.identity_order = vec![IdentitySource::From, IdentitySource::Rpid]);
-    let s = send(&core, &invite("12025550123", &rpid), CALLER);
+    // The order breaks ties only: From first, two unlisted values, From decides; the tagged
+    // RPID still wins over an unlisted From whatever the order.
+    let (core, _) = core_with(|c| {
+        c.trusted_peers = vec!["10.0.0.0/8".into()];
+        c.identity_order = vec![IdentitySource::From, IdentitySource::Rpid];
+    });
+    let clean = rpid.replace(TAGGED, "12025550199");
+    let s = send(&core, &invite("12025550123", &clean), trusted);
     let d = s.outcome.decision.as_ref().unwrap();
     assert_eq!(
         (d.identity, d.applied),
         (Some(IdentitySource::From), Action::Allow)
+    );
+    let s = send(&core, &invite("12025550123", &rpid), trusted);
+    let d = s.outcome.decision.as_ref().unwrap();
+    assert_eq!(
+        (d.identity, d.applied),
+        (Some(IdentitySource::Rpid), Action::Tag)
     );
 }
 

@@ -11,7 +11,9 @@
 //! Requests:
 //!
 //! 1. parsed with the zero-copy [`SipMessage`] view; a request with a readable top Via but a
-//!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, or one the parser refused
+//!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, a second From, To or Call-ID
+//!    line (compact `f`, `t`, `i` count alike: `duplicate_from`, `duplicate_to`,
+//!    `duplicate_call_id`), or one the parser refused
 //!    (a broken header line, a short body: the `salvage` module), is answered `400`
 //!    (`505` for another SIP version); anything else unparsable is dropped; the reason is
 //!    counted either way, and an ACK is never answered, only dropped;
@@ -29,11 +31,15 @@
 //!    healthy next hop (the choice depends only on hop health, so retransmissions, CANCEL and
 //!    a non-2xx ACK follow their INVITE), else for in-dialog requests the Request-URI when it
 //!    is an IP literal that is not us, else the next hop;
-//! 7. an initial INVITE (no To-tag) is screened: the caller identity is read from
-//!    P-Asserted-Identity (only from a trusted peer; `Privacy: id` does not stop the check,
-//!    the network knows the number), Remote-Party-ID, then From, in the configured order,
-//!    normalized by the numbering profile and put to the [`Screen`]; a panic in the screen is
-//!    caught and the call allowed (fail open). Then the action:
+//! 7. an initial INVITE (no To-tag) is screened: every identity value the configured
+//!    sources hold is normalized by the numbering profile and put to the [`Screen`]: all
+//!    P-Asserted-Identity values and all Remote-Party-ID values but `party=called` (both only
+//!    from a trusted peer; `Privacy: id` does not stop the check, the network knows the
+//!    number), and From. The most severe verdict wins (a verdict about a number before one
+//!    about its absence, then block > warn > tag > allow, then the earlier source in
+//!    `identity_order`), and the decision names the header that decided (the `identity`
+//!    module). A panic in the screen is caught and that value allowed (fail open). Then the
+//!    action:
 //!    * allow: forwarded unchanged but for Via, Max-Forwards (and Record-Route if on);
 //!    * tag: `X-Fraud-Label: suspected-fraud;category=<c>;score=<s>` added, and optionally the
 //!      display name of P-Asserted-Identity (and From) prefixed with a label, 15 characters
@@ -47,7 +53,9 @@
 //!      `Reason: SIP;cause=603;text="Network Blocked"`;
 //! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
 //!    sender's Via, our Via pushed with a §16.11 branch, and `Record-Route: <sip:ADDR;lr>` on
-//!    dialog-creating requests if configured; a forwarded copy too big for a UDP datagram
+//!    dialog-creating requests if configured; P-Asserted-Identity and Remote-Party-ID from
+//!    a sender that is not a trusted peer are removed first (RFC 3325 §5), counted in
+//!    [`Outcome::identity_removed`]; a forwarded copy too big for a UDP datagram
 //!    (65,507 bytes of payload over IPv4, 65,527 over IPv6) is not sent but answered
 //!    `513 Message Too Large`, so the kernel's refusal is never blamed on the next hop.
 //!
@@ -104,9 +112,11 @@
 //! - The core does no DNS: next hops are socket addresses, and a Route, Request-URI or Via
 //!   whose host is a name is not used as a destination (Route/Request-URI fall back to the
 //!   next hop; a response whose next Via names a host without `received` is dropped).
-//! - Identity: the first configured source that is *present* (and, for P-Asserted-Identity,
-//!   trusted) decides; a present but unusable value is screened as invalid rather than
-//!   skipped, so a junk PAI cannot hide a listed From.
+//! - Identity: no value hides another. Every believable value is screened, so a clean
+//!   first PAI cannot hide a listed second one, and a junk or anonymous PAI cannot hide a
+//!   listed From (a number outranks the lack of one); `identity_order` only breaks ties.
+//!   Untrusted PAI and RPID are neither believed nor forwarded. The common call (one From,
+//!   or a trusted PAI equal to From) still costs one lookup.
 //! - `received`/`rport` are written into the sender's Via in place; every other header line
 //!   is copied byte for byte (compact names, case and folding kept).
 
@@ -124,6 +134,7 @@ pub use config::{
     ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, HealthConfig, IdentitySource,
     LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
 };
+pub use identity::IdentityRemoved;
 
 use crate::blocklist::Action;
 use crate::numbers::Caller;
@@ -204,6 +215,9 @@ pub struct Outcome {
     pub error: Option<&'static str>,
     /// The caller check of an initial INVITE.
     pub decision: Option<Decision>,
+    /// P-Asserted-Identity and Remote-Party-ID lines removed from a forwarded request
+    /// because its sender is not a trusted peer (RFC 3325 §5).
+    pub identity_removed: IdentityRemoved,
 }
 
 impl Outcome {
@@ -213,6 +227,7 @@ impl Outcome {
             disposition,
             error: None,
             decision: None,
+            identity_removed: IdentityRemoved::default(),
         }
     }
 
@@ -232,15 +247,16 @@ impl Outcome {
 pub struct Decision {
     /// The Call-ID.
     pub call_id: String,
-    /// Which header the caller was read from (`None`: no usable identity, anonymous).
+    /// Which header decided: the one whose value drew the winning verdict (`None`: no
+    /// identity value at all, screened as anonymous).
     pub identity: Option<IdentitySource>,
-    /// The caller value as received (the URI), empty when there was none.
+    /// The deciding value as received (the URI), empty when there was none.
     pub caller_raw: String,
-    /// The normalized caller.
+    /// The deciding value, normalized.
     pub caller: Caller,
     /// The callee: the Request-URI as received.
     pub callee: String,
-    /// The screen's verdict.
+    /// The screen's verdict for the deciding value (the most severe of all values).
     pub verdict: Verdict,
     /// What the core did: the verdict's action, except warn without a configured
     /// announcement service (tag) or an action that could not be carried out (allow).

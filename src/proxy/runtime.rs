@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::core::{CoreConfig, CoreConfigError, Disposition, Outcome, ProxyCore};
+use super::core::{CoreConfig, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
 use super::tcp::{Framer, TcpConfig, TcpTransport};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
 use super::{Inbound, Outbound, Transport};
@@ -264,6 +264,7 @@ impl CoreHandler {
             // Too big to forward over UDP: refused here rather than failing in the kernel.
             self.telemetry.dropped("too_large_to_forward");
         }
+        self.telemetry.identity_removed(outcome.identity_removed);
         let Some(d) = outcome.decision else { return };
         let v = &d.verdict;
         self.telemetry
@@ -288,6 +289,7 @@ impl CoreHandler {
             self.log.record(&DecisionRecord {
                 time: SystemTime::now(),
                 call_id: &d.call_id,
+                identity: d.identity.map_or("none", IdentitySource::as_str),
                 caller_raw: &d.caller_raw,
                 caller,
                 callee: &d.callee,

@@ -6,7 +6,7 @@ use super::error::{ParseError, ValueError};
 use super::header::HeaderName;
 use super::limits::Limits;
 use super::method::Method;
-use super::scan::{is_token, parse_u32, trim, CommaSplit};
+use super::scan::{find_unquoted, is_token, parse_u32, trim, CommaSplit};
 use super::value::{CSeq, NameAddr, Privacy, RemotePartyId, Unchecked, Via};
 
 /// A byte range into the message buffer (u32 keeps the index small; messages are capped
@@ -83,6 +83,8 @@ pub struct SipMessage {
     body: Span,
     content_length: Option<usize>,
     via_count: usize,
+    /// The first of From, To and Call-ID found on a second header line.
+    repeated: Option<HeaderName>,
 }
 
 impl SipMessage {
@@ -183,7 +185,16 @@ impl SipMessage {
         // Limits that need the whole index, and Content-Length framing.
         let mut via_count = 0;
         let mut content_length: Option<usize> = None;
+        let mut seen = Singletons::default();
+        let mut repeated = None;
         for h in &headers {
+            if repeated.is_none()
+                && (seen.repeats(h.kind)
+                    || matches!(h.kind, HeaderName::From | HeaderName::To)
+                        && find_unquoted(&b[h.value.range()], b',').is_some())
+            {
+                repeated = Some(h.kind);
+            }
             match h.kind {
                 HeaderName::Via => {
                     via_count += CommaSplit::new(&b[h.value.range()]).count();
@@ -223,6 +234,7 @@ impl SipMessage {
             body,
             content_length,
             via_count,
+            repeated,
         })
     }
 
@@ -461,6 +473,16 @@ impl SipMessage {
             .map(|v| v.parse_name_addr())
     }
 
+    /// From, To or Call-ID when one of them appears on more than one header line (full and
+    /// compact names alike: `f:` then `From:` is two Froms), or a From or To line holds a
+    /// comma-separated second value (outside quotes and `<...>`), else `None`. None of the
+    /// three is a list header, so neither is ever legitimate (RFC 3261 §7.3.1), and both are
+    /// attacks: a proxy that reads the first From but forwards both lets the switch believe
+    /// the other. A proxy answers such a request 400. Found during parsing.
+    pub fn repeated_singleton(&self) -> Option<HeaderName> {
+        self.repeated
+    }
+
     /// The first header a request (or response) must carry but lacks (RFC 3261 §8.1.1:
     /// Via, From, To, Call-ID, CSeq; Max-Forwards is not required here because a proxy
     /// adds it), or `None` if all are present. A proxy answers such a request 400.
@@ -499,6 +521,28 @@ impl SipMessage {
     /// The body as a byte slice.
     pub fn body_bytes(&self) -> &[u8] {
         self.slice(self.body)
+    }
+}
+
+/// Which of the headers that must appear at most once have been seen.
+#[derive(Default)]
+struct Singletons {
+    from: bool,
+    to: bool,
+    call_id: bool,
+}
+
+impl Singletons {
+    /// Notes one header line of `kind`; whether it is a second From, To or Call-ID.
+    #[inline]
+    fn repeats(&mut self, kind: HeaderName) -> bool {
+        let seen = match kind {
+            HeaderName::From => &mut self.from,
+            HeaderName::To => &mut self.to,
+            HeaderName::CallId => &mut self.call_id,
+            _ => return false,
+        };
+        std::mem::replace(seen, true)
     }
 }
 
@@ -879,6 +923,43 @@ v=0\r\nEXTRA";
         );
         let from = m.from().ok().flatten().unwrap_or_else(|| panic!("from"));
         assert_eq!(from.display_name(), Some(&b"\xc3\x28"[..]));
+    }
+
+    #[test]
+    fn repeated_from_to_and_call_id_are_found_in_any_spelling() {
+        let base =
+            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n";
+        assert_eq!(
+            ok(format!("{base}\r\n").as_bytes()).repeated_singleton(),
+            None
+        );
+        for (extra, kind) in [
+            ("From: <sip:c@x>;tag=2\r\n", HeaderName::From),
+            ("f: <sip:c@x>;tag=2\r\n", HeaderName::From),
+            ("FROM: <sip:c@x>\r\n", HeaderName::From),
+            ("t: <sip:c@x>\r\n", HeaderName::To),
+            ("To: <sip:b@x>\r\n", HeaderName::To),
+            ("i: d\r\n", HeaderName::CallId),
+            ("call-id: c\r\n", HeaderName::CallId),
+        ] {
+            let m = ok(format!("{base}{extra}\r\n").as_bytes());
+            assert_eq!(m.repeated_singleton(), Some(kind), "{extra:?}");
+        }
+        // The compact one first, the full one second; and the first repeat is reported.
+        let m = ok(
+            b"BYE sip:a@b SIP/2.0\r\ni: c\r\nt: <sip:b@x>\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\r\n",
+        );
+        assert_eq!(m.repeated_singleton(), Some(HeaderName::To));
+        // Two values on one line, but not a comma inside a quoted display name or a URI.
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1, <sip:c@x>\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), Some(HeaderName::From));
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nt: <sip:a@x>, sip:c@x\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), Some(HeaderName::To));
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nFrom: \"Lender, Quick\" <sip:a,b@x>;tag=1\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), None);
+        // Repeats of list headers are normal.
+        let m = ok(b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a\r\nv: SIP/2.0/UDP b\r\nRoute: <sip:r>\r\nRoute: <sip:s>\r\n\r\n");
+        assert_eq!(m.repeated_singleton(), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! [`CoreConfig`]: everything the proxy core needs to know, fixed at start.
 //!
 //! Every field has a default (see [`CoreConfig::default`]), so an empty `[proxy]` table is a
-//! working proxy that forwards to `127.0.0.1:5080` over UDP, screens on P-Asserted-Identity
-//! (trusted peers only), Remote-Party-ID, then From, tags with `X-Fraud-Label` and blocks with
+//! working proxy that forwards to `127.0.0.1:5080` over UDP, screens P-Asserted-Identity and
+//! Remote-Party-ID (trusted peers only) and From, tags with `X-Fraud-Label` and blocks with
 //! `608 Rejected`. [`CoreConfig::validate`] (run by [`super::ProxyCore::new`]) turns a bad value
 //! into a [`CoreConfigError`] that names the key and says how to fix it.
 //!
@@ -11,7 +11,7 @@
 //! record_route = false
 //! advertise = "192.0.2.10:5060"        # host[:port] written in Via and Record-Route
 //! aliases = ["proxy.example.net"]      # other names of this proxy (loop detection, OPTIONS, Route)
-//! trusted_peers = ["10.0.0.0/8"]       # P-Asserted-Identity is believed only from these
+//! trusted_peers = ["10.0.0.0/8"]       # PAI and Remote-Party-ID are believed only from these
 //! identity_order = ["pai", "rpid", "from"]
 //! numbering_profile = "generic"
 //! [health]
@@ -48,10 +48,12 @@ pub struct CoreConfig {
     /// Other hostnames or addresses (`host` or `host:port`) that mean this proxy, for loop
     /// detection, our own Route headers and OPTIONS addressed to the proxy.
     pub aliases: Vec<String>,
-    /// Peers (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`) whose P-Asserted-Identity is trusted.
-    /// P-Asserted-Identity from anyone else is ignored (RFC 3325 §5).
+    /// Peers (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`) whose P-Asserted-Identity and
+    /// Remote-Party-ID are believed. From anyone else both are ignored and removed from the
+    /// forwarded request (RFC 3325 §5).
     pub trusted_peers: Vec<String>,
-    /// The identity headers to read the caller from, in order: `pai`, `rpid`, `from`.
+    /// The identity headers screened: `pai`, `rpid`, `from`. Every value of every listed
+    /// header is screened and the most severe verdict wins; the order breaks ties.
     pub identity_order: Vec<IdentitySource>,
     /// The numbering profile that normalizes callers (`cn`, `nanp`, `generic`).
     pub numbering_profile: String,
@@ -108,7 +110,8 @@ fn udp() -> Transport {
 pub enum IdentitySource {
     /// P-Asserted-Identity (RFC 3325), only from trusted peers.
     Pai,
-    /// Remote-Party-ID (draft-ietf-sip-privacy-04, still common on trunks).
+    /// Remote-Party-ID (draft-ietf-sip-privacy-04, still common on trunks), only from
+    /// trusted peers.
     Rpid,
     /// From.
     From,

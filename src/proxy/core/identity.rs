@@ -1,95 +1,371 @@
-//! The caller identity of an initial INVITE.
+//! The caller identity of an initial INVITE: every identity value is screened, the most
+//! severe verdict wins.
 //!
-//! Sources are tried in the configured order ([`IdentitySource`]); the first one that is
-//! present decides:
+//! # Which values
 //!
-//! * `pai`: P-Asserted-Identity, only when the message came from a trusted peer (RFC 3325
-//!   §5: anyone else's assertion is meaningless). `Privacy: id` does not hide it from the
-//!   check: the network knows the number, and a fraudster must not evade screening by asking
-//!   for privacy. Of several values (a sip and a tel URI), the first that normalizes to a
-//!   number wins.
-//! * `rpid`: Remote-Party-ID values other than `party=called`.
-//! * `from`: From.
+//! The sources listed in `identity_order` ([`IdentitySource`]), each only when it can be
+//! believed:
 //!
-//! No source present: the caller is [`Caller::Anonymous`]. A present value that does not
-//! parse is screened as invalid (with the invalid-caller action, counted) rather than
-//! silently replaced by a lower-priority header.
+//! * `pai`: every P-Asserted-Identity value (a sip and a tel URI, several header lines),
+//!   only when the message came from a trusted peer (RFC 3325 §5: anyone else's assertion
+//!   is meaningless). `Privacy: id` does not hide it from the check: the network knows the
+//!   number, and a fraudster must not evade screening by asking for privacy.
+//! * `rpid`: every Remote-Party-ID value other than `party=called`, under the same trust
+//!   rule as PAI (it is the same kind of network assertion, and anyone can write one).
+//! * `from`: From, from anyone (a request with two Froms never gets here: it is answered 400).
+//!
+//! PAI and RPID from untrusted peers are not only ignored: [`strip_untrusted`] removes them
+//! from every request forwarded, so the switch cannot believe them either.
+//!
+//! # Which verdict
+//!
+//! Each value is normalized and put to the [`Screen`]. The winner is, in this order:
+//!
+//! 1. a verdict about a number (listed, unlisted, an evasion match, a failed lookup) beats
+//!    one about the lack of a number ([`Reason::Anonymous`], [`Reason::Invalid`]): a trusted
+//!    PAI with the real number decides over an anonymous From, and a junk or anonymous PAI
+//!    cannot hide a listed From;
+//! 2. then the most severe action ([`Action`]'s order: block > warn > tag > allow);
+//! 3. then the earlier value: the earlier source in `identity_order`, the earlier value
+//!    within a source.
+//!
+//! With no value at all the caller is [`Caller::Anonymous`] (screened as such). A value that
+//! does not parse is screened as invalid. A panic in the screen fails that one value open
+//! ([`Verdict::internal_error`]); the others still count.
+//!
+//! # Cost
+//!
+//! The common call (one From, no PAI or RPID, or a trusted PAI with the same URI as From) is
+//! one normalization and one lookup: a value whose URI equals the current winner's, or that
+//! normalizes to the winner's number, is not screened again; and nothing beats a block, so
+//! screening stops there.
 
 use super::config::{Compiled, IdentitySource};
+use crate::blocklist::Action;
 use crate::numbers::{Caller, InvalidReason};
-use crate::sip::{NameAddr, SipMessage, ValueError};
+use crate::policy::{Reason, Screen, Verdict};
+use crate::sip::{HeaderName, NameAddr, RequestEditor, SipMessage, ValueError};
 use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// A caller identity and where it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The identity value that decided a call, and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity<'m> {
-    /// The header it was read from; `None` when there was none.
+    /// The header it was read from; `None` when there was no identity value at all.
     pub(crate) source: Option<IdentitySource>,
-    /// The value as received (a URI), empty when there was none.
+    /// The value as received (a URI), empty when there was none or it did not parse.
     pub(crate) raw: &'m [u8],
     /// The normalized caller.
     pub(crate) caller: Caller,
+    /// The screen's verdict for it.
+    pub(crate) verdict: Verdict,
+}
+
+impl Identity<'_> {
+    /// How this verdict ranks against another (greater wins; equal keeps the earlier).
+    fn rank(&self) -> (bool, Action) {
+        let about_a_number = !matches!(self.verdict.reason, Reason::Anonymous | Reason::Invalid);
+        (about_a_number, self.verdict.action)
+    }
+}
+
+/// Identity headers removed from a forwarded request because its sender is not a trusted
+/// peer (RFC 3325 §5), by header line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct IdentityRemoved {
+    /// P-Asserted-Identity lines.
+    pub pai: u16,
+    /// Remote-Party-ID lines.
+    pub rpid: u16,
+}
+
+impl IdentityRemoved {
+    /// Whether nothing was removed.
+    pub fn is_empty(&self) -> bool {
+        self.pai == 0 && self.rpid == 0
+    }
+}
+
+/// Removes P-Asserted-Identity and Remote-Party-ID from a request sent by `peer` unless it
+/// is a trusted peer: an identity asserted from outside the trust domain must not be passed
+/// on as asserted (RFC 3325 §5). Trusted peers' headers are forwarded as they came.
+pub(crate) fn strip_untrusted(
+    compiled: &Compiled,
+    ed: &mut RequestEditor<'_>,
+    msg: &SipMessage,
+    peer: IpAddr,
+) -> IdentityRemoved {
+    let present = |kind| msg.headers_of(kind).next().is_some();
+    let (pai, rpid) = (
+        present(HeaderName::PAssertedIdentity),
+        present(HeaderName::RemotePartyId),
+    );
+    if !(pai || rpid) || compiled.trusted(peer) {
+        return IdentityRemoved::default();
+    }
+    let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+    IdentityRemoved {
+        pai: if pai {
+            count(ed.remove_headers("P-Asserted-Identity"))
+        } else {
+            0
+        },
+        rpid: if rpid {
+            count(ed.remove_headers("Remote-Party-ID"))
+        } else {
+            0
+        },
+    }
 }
 
 impl Compiled {
-    /// Reads the caller of `msg` (whose From is `from`, already parsed), received from
-    /// `peer`.
-    pub(crate) fn identity<'m>(
+    /// Screens every believable identity value of `msg` (whose From is `from`, already
+    /// parsed), received from `peer`, and returns the one that decides (see the module
+    /// docs for the rule).
+    pub(crate) fn screen_identity<'m>(
         &self,
         order: &[IdentitySource],
         msg: &'m SipMessage,
         from: &NameAddr<'m>,
         peer: IpAddr,
+        screen: &dyn Screen,
     ) -> Identity<'m> {
+        let mut best: Option<Identity<'m>> = None;
+        // Lazily: only a message with PAI or RPID needs the trust lookup.
+        let mut trusted = None;
+        let mut is_trusted = || *trusted.get_or_insert_with(|| self.trusted(peer));
         for &source in order {
-            let found = match source {
-                IdentitySource::Pai if self.trusted(peer) => {
-                    self.first_number(msg.p_asserted_identities())
+            let done = match source {
+                IdentitySource::Pai => {
+                    let mut values = msg.p_asserted_identities().peekable();
+                    values.peek().is_some()
+                        && is_trusted()
+                        && self.screen_values(source, values, screen, &mut best)
                 }
-                IdentitySource::Pai => None,
-                IdentitySource::Rpid => self.first_number(
-                    msg.remote_party_ids()
+                IdentitySource::Rpid => {
+                    let mut values = msg
+                        .remote_party_ids()
                         .filter(|r| {
                             !r.as_ref().is_ok_and(|r| {
                                 r.party().is_some_and(|p| p.eq_ignore_ascii_case(b"called"))
                             })
                         })
-                        .map(|r| r.map(|r| r.0)),
-                ),
-                IdentitySource::From => self.first_number(std::iter::once(Ok(*from))),
+                        .map(|r| r.map(|r| r.0))
+                        .peekable();
+                    values.peek().is_some()
+                        && is_trusted()
+                        && self.screen_values(source, values, screen, &mut best)
+                }
+                IdentitySource::From => {
+                    self.screen_values(source, std::iter::once(Ok(*from)), screen, &mut best)
+                }
             };
-            if let Some((raw, caller)) = found {
-                return Identity {
-                    source: Some(source),
-                    raw,
-                    caller,
-                };
+            if done {
+                break;
             }
         }
-        Identity {
+        best.unwrap_or_else(|| Identity {
             source: None,
             raw: b"",
             caller: Caller::Anonymous,
+            verdict: screen_one(screen, &Caller::Anonymous),
+        })
+    }
+
+    /// Screens `values` of one source into `best`; returns `true` once nothing can beat it.
+    fn screen_values<'m>(
+        &self,
+        source: IdentitySource,
+        values: impl Iterator<Item = Result<NameAddr<'m>, ValueError>>,
+        screen: &dyn Screen,
+        best: &mut Option<Identity<'m>>,
+    ) -> bool {
+        for v in values {
+            let (raw, caller) = match v {
+                Ok(na) => {
+                    let raw = na.uri().raw();
+                    if best.as_ref().is_some_and(|b| b.raw == raw) {
+                        continue;
+                    }
+                    (raw, self.profile.normalize(raw))
+                }
+                Err(_) => (&b""[..], Caller::Invalid(InvalidReason::MalformedUri)),
+            };
+            if let (Some(b), Caller::Number(n)) = (best.as_ref(), caller) {
+                if b.caller == Caller::Number(n) {
+                    continue;
+                }
+            }
+            let candidate = Identity {
+                source: Some(source),
+                raw,
+                verdict: screen_one(screen, &caller),
+                caller,
+            };
+            if best.as_ref().is_none_or(|b| candidate.rank() > b.rank()) {
+                *best = Some(candidate);
+            }
+            if best
+                .as_ref()
+                .is_some_and(|b| b.rank() == (true, Action::Block))
+            {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// One screening; a panic in the screen is caught and fails open.
+fn screen_one(screen: &dyn Screen, caller: &Caller) -> Verdict {
+    catch_unwind(AssertUnwindSafe(|| screen.screen(caller)))
+        .unwrap_or_else(|_| Verdict::internal_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::CallerActions;
+    use crate::proxy::core::CoreConfig;
+    use bytes::Bytes;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Blocks +8613800000001, tags +8613800000002; counts calls.
+    #[derive(Default)]
+    struct Two(AtomicUsize);
+    impl Screen for Two {
+        fn screen(&self, caller: &Caller) -> Verdict {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            let Some(n) = caller.number() else {
+                return CallerActions::default()
+                    .for_non_number(caller)
+                    .unwrap_or_else(Verdict::unlisted);
+            };
+            match n.digits() {
+                "8613800000001" => Verdict::listed(Action::Block, "x", 90),
+                "8613800000002" => Verdict::listed(Action::Tag, "y", 50),
+                _ => Verdict::unlisted(),
+            }
         }
     }
 
-    /// Of the values given, the first that normalizes to a number; else the first value's
-    /// outcome; `None` when there are no values.
-    fn first_number<'m>(
-        &self,
-        values: impl Iterator<Item = Result<NameAddr<'m>, ValueError>>,
-    ) -> Option<(&'m [u8], Caller)> {
-        let mut first = None;
-        for v in values {
-            let (raw, caller) = match v {
-                Ok(na) => (na.uri().raw(), self.profile.normalize(na.uri().raw())),
-                Err(_) => (&b""[..], Caller::Invalid(InvalidReason::MalformedUri)),
-            };
-            if matches!(caller, Caller::Number(_)) {
-                return Some((raw, caller));
-            }
-            first.get_or_insert((raw, caller));
+    fn run(
+        headers: &str,
+        order: &[IdentitySource],
+        trusted: bool,
+    ) -> (Option<IdentitySource>, String, Action, usize) {
+        let raw = format!("INVITE sip:b@h SIP/2.0\r\n{headers}\r\n");
+        let msg = SipMessage::parse(Bytes::from(raw), &crate::sip::Limits::default()).unwrap();
+        let from = msg.from().unwrap().unwrap();
+        let config = CoreConfig {
+            trusted_peers: vec!["10.0.0.0/8".into()],
+            ..CoreConfig::default()
+        };
+        let compiled = config.compile().unwrap();
+        let peer: IpAddr = if trusted { "10.0.0.1" } else { "192.0.2.1" }
+            .parse()
+            .unwrap();
+        let screen = Two::default();
+        let id = compiled.screen_identity(order, &msg, &from, peer, &screen);
+        (
+            id.source,
+            String::from_utf8_lossy(id.raw).into_owned(),
+            id.verdict.action,
+            screen.0.load(Ordering::Relaxed),
+        )
+    }
+
+    const ALL: [IdentitySource; 3] = [
+        IdentitySource::Pai,
+        IdentitySource::Rpid,
+        IdentitySource::From,
+    ];
+
+    #[test]
+    fn one_from_is_one_lookup() {
+        let (src, raw, action, calls) = run("From: <sip:+12025550123@h>;tag=1\r\n", &ALL, false);
+        assert_eq!(
+            (src, raw.as_str(), action, calls),
+            (
+                Some(IdentitySource::From),
+                "sip:+12025550123@h",
+                Action::Allow,
+                1
+            )
+        );
+        // A trusted PAI with the same URI as From, or the same number: still one lookup.
+        let h = "From: <sip:+12025550123@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550123@h>, <tel:+12025550123>\r\n";
+        let (src, _, _, calls) = run(h, &ALL, true);
+        assert_eq!((src, calls), (Some(IdentitySource::Pai), 1));
+    }
+
+    #[test]
+    fn the_most_severe_wins_and_ties_go_to_the_earlier_source() {
+        let h = "From: <sip:+8613800000002@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>, <tel:+8613800000001>\r\n";
+        let (src, raw, action, _) = run(h, &ALL, true);
+        assert_eq!(
+            (src, raw.as_str(), action),
+            (
+                Some(IdentitySource::Pai),
+                "tel:+8613800000001",
+                Action::Block
+            )
+        );
+        // Tag in From beats the allowed PAI; two unlisted values: the earlier source.
+        let h =
+            "From: <sip:+8613800000002@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>\r\n";
+        assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::From));
+        let h = "From: <sip:+12025550123@h>;tag=1\r\nP-Asserted-Identity: <sip:+12025550199@h>\r\n";
+        assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
+        let order = [IdentitySource::From, IdentitySource::Pai];
+        assert_eq!(run(h, &order, true).0, Some(IdentitySource::From));
+    }
+
+    #[test]
+    fn a_number_beats_the_lack_of_one() {
+        // Junk and anonymous PAI from a trusted peer cannot hide a listed From...
+        for pai in [
+            "<sip:alice@h>",
+            "<sip:anonymous@anonymous.invalid>",
+            "<junk",
+        ] {
+            let h = format!("From: <sip:+8613800000001@h>;tag=1\r\nP-Asserted-Identity: {pai}\r\n");
+            let (src, _, action, _) = run(&h, &ALL, true);
+            assert_eq!(
+                (src, action),
+                (Some(IdentitySource::From), Action::Block),
+                "{pai}"
+            );
         }
-        first
+        // ...and an anonymous From does not hide a trusted PAI's number.
+        let h = "From: <sip:anonymous@anonymous.invalid>;tag=1\r\nP-Asserted-Identity: <tel:+12025550123>\r\n";
+        assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
+        // Nothing but non-numbers: the first one in order decides.
+        let h =
+            "From: <sip:bob@h>;tag=1\r\nP-Asserted-Identity: <sip:anonymous@anonymous.invalid>\r\n";
+        assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::Pai));
+    }
+
+    #[test]
+    fn rpid_and_pai_count_only_from_trusted_peers() {
+        let h = "From: <sip:+12025550123@h>;tag=1\r\nRemote-Party-ID: <sip:+8613800000001@h>;party=calling\r\n\
+                 P-Asserted-Identity: <tel:+8613800000002>\r\n";
+        let (src, _, action, calls) = run(h, &ALL, false);
+        assert_eq!(
+            (src, action, calls),
+            (Some(IdentitySource::From), Action::Allow, 1)
+        );
+        let (src, _, action, _) = run(h, &ALL, true);
+        assert_eq!((src, action), (Some(IdentitySource::Rpid), Action::Block));
+        // party=called is the callee.
+        let h = "From: <sip:+12025550123@h>;tag=1\r\nRemote-Party-ID: <sip:+8613800000001@h>;party=called\r\n";
+        assert_eq!(run(h, &ALL, true).0, Some(IdentitySource::From));
+    }
+
+    #[test]
+    fn a_block_ends_the_screening() {
+        let h = "From: <sip:+8613800000002@h>;tag=1\r\nP-Asserted-Identity: <tel:+8613800000001>, <tel:+12025550199>\r\n";
+        let (_, _, action, calls) = run(h, &ALL, true);
+        assert_eq!((action, calls), (Action::Block, 1));
     }
 }

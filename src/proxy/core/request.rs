@@ -2,17 +2,16 @@
 //! in [`super`] for the rules in order).
 
 use super::branch::{self, Branch, FieldHasher};
+use super::identity::{self, IdentityRemoved};
 use super::net::{self, uri_destination};
 use super::{actions, Decision, Disposition, MessageClass, Outcome, ProxyCore};
 use crate::blocklist::Action;
-use crate::numbers::Caller;
-use crate::policy::Verdict;
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
-    derive_to_tag, CSeq, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage, Uri, Via,
+    derive_to_tag, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage,
+    Uri, Via,
 };
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 /// Max-Forwards written when a request has none (RFC 3261 §16.6 step 3).
@@ -34,6 +33,14 @@ impl<'m> Checked<'m> {
     fn read(msg: &'m SipMessage) -> Result<Checked<'m>, &'static str> {
         let uri_raw = msg.request_uri().ok_or("bad_request_uri")?;
         let uri = uri_raw.parse_uri().map_err(|_| "bad_request_uri")?;
+        // Two Froms (or `f:` and `From:`) would be screened one way and read another way by
+        // the switch; two To or Call-ID lines are as ambiguous.
+        match msg.repeated_singleton() {
+            Some(HeaderName::From) => return Err("duplicate_from"),
+            Some(HeaderName::To) => return Err("duplicate_to"),
+            Some(_) => return Err("duplicate_call_id"),
+            None => {}
+        }
         let call_id = msg
             .call_id()
             .map(|c| c.as_bytes().trim_ascii())
@@ -243,7 +250,9 @@ impl ProxyCore {
             decision = Some(Decision { applied, ..d });
         }
 
-        // Forward (RFC 3261 §16.6).
+        // Forward (RFC 3261 §16.6), without identity an untrusted sender asserted.
+        let identity_removed =
+            identity::strip_untrusted(&self.compiled, &mut ed, msg, inbound.source.ip());
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
         if self.config.record_route
@@ -272,23 +281,21 @@ impl ProxyCore {
             disposition: Disposition::Forwarded,
             error: None,
             decision,
+            identity_removed,
         }
     }
 
-    /// Reads the caller, screens it (a panic in the screen fails open) and decides the
+    /// Screens every believable identity value (see the `identity` module) and decides the
     /// action to apply.
     fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
-        let id = self.compiled.identity(
+        let id = self.compiled.screen_identity(
             &self.config.identity_order,
             msg,
             &req.from,
             inbound.source.ip(),
+            &*self.screen,
         );
-        let screen = &self.screen;
-        let caller: Caller = id.caller;
-        let verdict = catch_unwind(AssertUnwindSafe(|| screen.screen(&caller)))
-            .unwrap_or_else(|_| Verdict::internal_error());
-        let applied = match verdict.action {
+        let applied = match id.verdict.action {
             Action::Warn if self.compiled.warn_dest.is_none() => Action::Tag,
             a => a,
         };
@@ -296,9 +303,9 @@ impl ProxyCore {
             call_id: String::from_utf8_lossy(req.call_id).into_owned(),
             identity: id.source,
             caller_raw: String::from_utf8_lossy(id.raw).into_owned(),
-            caller,
+            caller: id.caller,
             callee: String::from_utf8_lossy(req.uri_raw).into_owned(),
-            verdict,
+            verdict: id.verdict,
             applied,
         }
     }
@@ -331,6 +338,7 @@ impl ProxyCore {
             disposition: Disposition::Answered(status),
             error: None,
             decision: Some(d),
+            identity_removed: IdentityRemoved::default(),
         }
     }
 
@@ -452,6 +460,7 @@ fn malformed(class: MessageClass, reason: &'static str) -> Outcome {
         disposition: Disposition::Dropped(reason),
         error: Some(reason),
         decision: None,
+        identity_removed: IdentityRemoved::default(),
     }
 }
 

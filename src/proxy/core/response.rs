@@ -20,6 +20,7 @@ impl ProxyCore {
             disposition: Disposition::Dropped(reason),
             error: malformed.then_some(reason),
             decision: None,
+            identity_removed: Default::default(),
         };
         // One pass over the Via list: ours on top, then where the response goes.
         let mut vias = msg.vias();
