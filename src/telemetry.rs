@@ -27,6 +27,7 @@
 //! | `send_errors_total` | counter | `transport` |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
+//! | `admin_refused_total` | counter | `reason` ([`AdminRefusal`]: `cross_origin`, `missing_token`, ...) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -34,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
+use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
 use crate::proxy::Transport;
 
@@ -176,6 +178,7 @@ pub struct Telemetry {
     tcp_accepted: Counter,
     tcp_refused: Counter,
     tcp_outbound: Counter,
+    admin_refused: [Counter; AdminRefusal::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     parse_errors: ReasonCounters,
     dropped: ReasonCounters,
@@ -234,6 +237,12 @@ impl Telemetry {
             tcp_accepted: tcp_total("accepted"),
             tcp_refused: tcp_total("refused"),
             tcp_outbound: tcp_total("outbound"),
+            admin_refused: AdminRefusal::ALL.map(|r| {
+                counter(
+                    "fraudwall_admin_refused_total",
+                    vec![Label::new("reason", r.as_str())],
+                )
+            }),
             messages,
             send_errors,
             verdicts: RwLock::new(Default::default()),
@@ -362,6 +371,11 @@ impl Telemetry {
     /// An inbound connection refused at the limit.
     pub fn tcp_refused(&self) {
         self.tcp_refused.increment(1);
+    }
+
+    /// A state-changing admin request refused.
+    pub fn admin_refused(&self, reason: AdminRefusal) {
+        self.admin_refused[reason as usize].increment(1);
     }
 
     /// A connection closed (lowers the open gauge).
