@@ -614,7 +614,7 @@ mod tests {
         TcpConfig {
             listen: vec![listen.parse().unwrap()],
             max_connections: max,
-            max_connections_per_source: max,
+            max_connections_per_source: 1024,
             idle_timeout: Duration::from_millis(500),
             message_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_millis(500),
