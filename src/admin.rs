@@ -388,12 +388,13 @@ mod tests {
             m
         };
         let good = format!("Bearer {TOKEN}");
-        let cases: Vec<(
-            Option<&TokenFile>,
+        type Case<'a> = (
+            Option<&'a TokenFile>,
             Method,
             HeaderMap,
             Result<(), AdminRefusal>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some(&tokens),
                 Method::POST,
@@ -475,6 +476,9 @@ mod tests {
         ];
         for (i, (t, m, headers, want)) in cases.into_iter().enumerate() {
             assert_eq!(authorize(t, &m, &headers, now), want, "case {i}");
+        }
+        for (i, r) in AdminRefusal::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "{} out of order", r.as_str());
         }
     }
 
