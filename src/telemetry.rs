@@ -18,7 +18,7 @@
 //! | `sip_messages_total` | counter | `direction` (in, out), `method` (INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, other, response) |
 //! | `verdicts_total` | counter | `action`, `category` |
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
-//! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `idle_timeout`, ...) |
+//! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `source_connection_limit`, `idle_timeout`, `message_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
 //! | `snapshot_version` | gauge | |
 //! | `snapshot_reload_failures_total` | counter | |

@@ -211,9 +211,11 @@ impl Handler for CoreHandler {
 
     fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
         match reason {
-            "connection_limit" | "source_connection_limit" | "idle_timeout" | "message_timeout" => {
-                self.telemetry.dropped(reason)
+            "connection_limit" | "source_connection_limit" => {
+                self.telemetry.tcp_refused();
+                self.telemetry.dropped(reason);
             }
+            "idle_timeout" | "message_timeout" => self.telemetry.dropped(reason),
             _ => self.telemetry.parse_error(reason),
         }
     }
