@@ -1,4 +1,7 @@
-//! The admin HTTP listener (axum on the runtime's tokio): `/metrics`, `/healthz`, `/status`.
+//! The admin HTTP listener (axum on the runtime's tokio): `/metrics`, `/healthz`, `/status`,
+//! `/reload`.
+//!
+//! Read-only endpoints, open to anyone who reaches the listener:
 //!
 //! * `GET /metrics`: the Prometheus text exposition of [`crate::telemetry::Telemetry`].
 //! * `GET /healthz`: `200 ok` while a blocklist snapshot is loaded and at least one next hop is
@@ -6,18 +9,46 @@
 //! * `GET /status`: JSON ([`Status`]): version, uptime, listeners, next hops and their health,
 //!   snapshot info.
 //!
-//! The listener should stay on loopback or a management network: it has no authentication.
+//! State-changing endpoints (`POST /reload`: poll the feed now, or re-read the snapshot file):
+//! every one sits behind one guard, which refuses, in this order,
+//!
+//! 1. any method but `POST`: `405` (`method_not_allowed`);
+//! 2. a browser's cross-origin request: any `Origin` header, or `Sec-Fetch-Site` other than
+//!    `none`: `403` (`cross_origin`). Browsers send `Origin` with every `POST`, so a page on
+//!    another site cannot make an operator's browser reload the list, token or not; operators'
+//!    tools (`curl`, scripts) send neither header;
+//! 3. no `admin.tokens_file` configured: `403` (`no_tokens_file`). Secure by default: until
+//!    an operator sets up tokens, nothing can change state over HTTP (`SIGHUP` still reloads);
+//! 4. no `Authorization: Bearer <token>`: `401` with `WWW-Authenticate: Bearer`
+//!    (`missing_token`); a token not in the file: `401` (`invalid_token`); a tokens file that
+//!    became unreadable or malformed: `503` (`tokens_file_error`) until it is fixed.
+//!
+//! Each refusal is counted in `fraudwall_admin_refused_total{reason}` ([`AdminRefusal`]) and
+//! logged without the token. The tokens file's format and rotation: [`tokens`].
+//!
+//! ```text
+//! curl -X POST -H "Authorization: Bearer $(head -1 /etc/fraudwall/admin.tokens)" \
+//!     http://127.0.0.1:9060/reload
+//! ```
+//!
+//! Keep the listener on loopback or a management network all the same: the read-only
+//! endpoints show the network's layout (listeners, next hops).
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+pub mod tokens;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::telemetry::Telemetry;
+use tokens::{TokenFile, TokenRefusal};
 
 /// One SIP listener.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -73,16 +104,170 @@ pub struct AdminState {
     pub source: Arc<dyn StatusSource>,
     /// What `POST /reload` does (poll the feed now, or re-read the snapshot file).
     pub reload: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The bearer tokens of `admin.tokens_file` (`None`: not configured, so every
+    /// state-changing request is refused).
+    pub tokens: Option<Arc<TokenFile>>,
 }
 
-/// The router (exposed for tests and embedding).
+/// Why a request to a state-changing endpoint was refused: the `reason` label of
+/// `fraudwall_admin_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// Not a `POST`.
+    MethodNotAllowed = 0,
+    /// A browser's cross-origin request (`Origin`, or `Sec-Fetch-Site` other than `none`).
+    CrossOrigin = 1,
+    /// `admin.tokens_file` is not configured.
+    NoTokensFile = 2,
+    /// No `Authorization: Bearer` token.
+    MissingToken = 3,
+    /// A token that is not in the file.
+    InvalidToken = 4,
+    /// The tokens file became unreadable or malformed.
+    TokensFileError = 5,
+}
+
+impl AdminRefusal {
+    /// Every reason, in discriminant order.
+    pub const ALL: [AdminRefusal; 6] = [
+        AdminRefusal::MethodNotAllowed,
+        AdminRefusal::CrossOrigin,
+        AdminRefusal::NoTokensFile,
+        AdminRefusal::MissingToken,
+        AdminRefusal::InvalidToken,
+        AdminRefusal::TokensFileError,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminRefusal::MethodNotAllowed => "method_not_allowed",
+            AdminRefusal::CrossOrigin => "cross_origin",
+            AdminRefusal::NoTokensFile => "no_tokens_file",
+            AdminRefusal::MissingToken => "missing_token",
+            AdminRefusal::InvalidToken => "invalid_token",
+            AdminRefusal::TokensFileError => "tokens_file_error",
+        }
+    }
+
+    fn response(self) -> Response {
+        const CHALLENGE: &str = "Bearer realm=\"fraudwall-admin\"";
+        match self {
+            AdminRefusal::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "POST")],
+                "state-changing endpoints accept POST only\n",
+            )
+                .into_response(),
+            AdminRefusal::CrossOrigin => (
+                StatusCode::FORBIDDEN,
+                "cross-origin requests are refused: call state-changing endpoints from a tool \
+                 (curl, a script) without an Origin header, not from a browser\n",
+            )
+                .into_response(),
+            AdminRefusal::NoTokensFile => (
+                StatusCode::FORBIDDEN,
+                "state-changing admin endpoints are off: set admin.tokens_file to a file of \
+                 bearer tokens (one per line) and send Authorization: Bearer <token>\n",
+            )
+                .into_response(),
+            AdminRefusal::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, CHALLENGE)],
+                "send Authorization: Bearer <token>, a token from admin.tokens_file\n",
+            )
+                .into_response(),
+            AdminRefusal::InvalidToken => (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"fraudwall-admin\", error=\"invalid_token\"",
+                )],
+                "token not accepted: it is not in admin.tokens_file\n",
+            )
+                .into_response(),
+            AdminRefusal::TokensFileError => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the admin tokens file is unreadable or malformed (see the log); nothing is \
+                 accepted until it is fixed\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The router (exposed for tests and embedding). Every route of `changes` goes through
+/// [`guard`]; add new state-changing endpoints there.
 pub fn router(state: AdminState) -> Router {
+    let changes = Router::new()
+        .route("/reload", any(reload))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
-        .route("/reload", post(reload))
+        .merge(changes)
         .with_state(state)
+}
+
+/// The gate of every state-changing endpoint (see the module docs for the order of checks).
+async fn guard(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    match authorize(
+        s.tokens.as_deref(),
+        req.method(),
+        req.headers(),
+        Instant::now(),
+    ) {
+        Ok(()) => next.run(req).await,
+        Err(r) => {
+            s.telemetry.admin_refused(r);
+            tracing::warn!(
+                "admin {} {} refused: {}",
+                req.method(),
+                req.uri().path(),
+                r.as_str()
+            );
+            r.response()
+        }
+    }
+}
+
+/// Decides whether a state-changing request may proceed.
+pub fn authorize(
+    tokens: Option<&TokenFile>,
+    method: &Method,
+    headers: &HeaderMap,
+    now: Instant,
+) -> Result<(), AdminRefusal> {
+    if method != Method::POST {
+        return Err(AdminRefusal::MethodNotAllowed);
+    }
+    let fetch_site = headers.get_all("sec-fetch-site");
+    if headers.contains_key(header::ORIGIN) || fetch_site.iter().any(|v| v.as_bytes() != b"none") {
+        return Err(AdminRefusal::CrossOrigin);
+    }
+    let Some(tokens) = tokens else {
+        return Err(AdminRefusal::NoTokensFile);
+    };
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let presented = match (auth.next(), auth.next()) {
+        (None, _) => b"".as_slice(),
+        (Some(_), Some(_)) => return Err(AdminRefusal::InvalidToken),
+        (Some(v), None) => bearer(v.as_bytes()),
+    };
+    tokens.check(presented, now).map_err(|r| match r {
+        TokenRefusal::Missing => AdminRefusal::MissingToken,
+        TokenRefusal::Invalid => AdminRefusal::InvalidToken,
+        TokenRefusal::FileError => AdminRefusal::TokensFileError,
+    })
+}
+
+/// The token of an `Authorization: Bearer <token>` value; empty for any other scheme.
+fn bearer(value: &[u8]) -> &[u8] {
+    match value.iter().position(|&b| b == b' ') {
+        Some(i) if value[..i].eq_ignore_ascii_case(b"bearer") => value[i..].trim_ascii(),
+        _ => b"",
+    }
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` completes.
@@ -161,13 +346,18 @@ mod tests {
     }
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-        request(addr, "GET", path).await
+        request(addr, "GET", path, "").await
     }
 
-    async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
+    async fn request(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &str,
+    ) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(
-            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         )
         .await
@@ -177,8 +367,124 @@ mod tests {
         out
     }
 
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+    fn token_file(dir: &std::path::Path) -> Arc<TokenFile> {
+        let path = dir.join("tokens");
+        std::fs::write(&path, format!("# test\n{TOKEN}\n")).unwrap();
+        Arc::new(TokenFile::open(&path, Instant::now()).unwrap())
+    }
+
+    #[test]
+    fn authorize_checks_method_origin_configuration_then_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = token_file(dir.path());
+        let now = Instant::now();
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            m
+        };
+        let good = format!("Bearer {TOKEN}");
+        type Case<'a> = (
+            Option<&'a TokenFile>,
+            Method,
+            HeaderMap,
+            Result<(), AdminRefusal>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good)]),
+                Ok(()),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &format!("bearer   {TOKEN} "))]),
+                Ok(()),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good), ("sec-fetch-site", "none")]),
+                Ok(()),
+            ),
+            (
+                Some(&tokens),
+                Method::GET,
+                h(&[("authorization", &good)]),
+                Err(AdminRefusal::MethodNotAllowed),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good), ("origin", "http://evil.example")]),
+                Err(AdminRefusal::CrossOrigin),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good), ("origin", "null")]),
+                Err(AdminRefusal::CrossOrigin),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good), ("sec-fetch-site", "cross-site")]),
+                Err(AdminRefusal::CrossOrigin),
+            ),
+            (
+                None,
+                Method::POST,
+                h(&[("authorization", &good)]),
+                Err(AdminRefusal::NoTokensFile),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[]),
+                Err(AdminRefusal::MissingToken),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &format!("Basic {TOKEN}"))]),
+                Err(AdminRefusal::MissingToken),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", "Bearer ")]),
+                Err(AdminRefusal::MissingToken),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", "Bearer 0123456789abcdef0123456789abcdee")]),
+                Err(AdminRefusal::InvalidToken),
+            ),
+            (
+                Some(&tokens),
+                Method::POST,
+                h(&[("authorization", &good), ("authorization", "Bearer x")]),
+                Err(AdminRefusal::InvalidToken),
+            ),
+        ];
+        for (i, (t, m, headers, want)) in cases.into_iter().enumerate() {
+            assert_eq!(authorize(t, &m, &headers, now), want, "case {i}");
+        }
+        for (i, r) in AdminRefusal::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "{} out of order", r.as_str());
+        }
+    }
+
     #[tokio::test]
     async fn endpoints() {
+        let dir = tempfile::tempdir().unwrap();
         for loaded in [true, false] {
             let telemetry = Arc::new(Telemetry::new());
             telemetry.verdict(crate::blocklist::Action::Block, "police");
@@ -190,6 +496,7 @@ mod tests {
                 reload: Some(Arc::new(move || {
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })),
+                tokens: Some(token_file(dir.path())),
             };
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -219,9 +526,38 @@ mod tests {
             assert_eq!(v["next_hops"][0]["healthy"], true);
             assert_eq!(v["snapshot"].is_null(), !loaded);
             assert!(v.get("feed").is_none(), "no feed configured: no feed field");
-            let r = request(addr, "POST", "/reload").await;
+            let r = request(addr, "POST", "/reload", "").await;
+            assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+            assert!(
+                r.to_ascii_lowercase()
+                    .contains("www-authenticate: bearer realm=\"fraudwall-admin\""),
+                "{r}"
+            );
+            let r = request(addr, "GET", "/reload", "").await;
+            assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+            let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+            let r = request(
+                addr,
+                "POST",
+                "/reload",
+                &format!("{auth}Origin: http://evil.example\r\nContent-Type: text/plain\r\n"),
+            )
+            .await;
+            assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+            assert_eq!(reloads.load(std::sync::atomic::Ordering::SeqCst), 0);
+            let r = request(addr, "POST", "/reload", &auth).await;
             assert!(r.starts_with("HTTP/1.1 200"), "{r}");
             assert_eq!(reloads.load(std::sync::atomic::Ordering::SeqCst), 1);
+            let m = get(addr, "/metrics").await;
+            for (reason, n) in [
+                ("missing_token", 1),
+                ("method_not_allowed", 1),
+                ("cross_origin", 1),
+                ("invalid_token", 0),
+            ] {
+                let series = format!("fraudwall_admin_refused_total{{reason=\"{reason}\"}} {n}\n");
+                assert!(m.contains(&series), "{series} in {m}");
+            }
             let _ = tx.send(());
             server.await.unwrap().unwrap();
         }

@@ -59,8 +59,18 @@ udp_realtime_priority = 0
 max_message_size = 65535
 # TCP connections open at once (accepted plus opened to next hops); beyond it accepts are refused.
 tcp_max_connections = 4096
-# A TCP connection idle for this long is closed (humantime: "90s", "2m").
+# Connections accepted from one source IP address at once (IPv6: one address, not a prefix);
+# beyond it that source's new connections are closed at accept and counted (dropped_total,
+# reason "source_connection_limit"), while other sources still connect. Keeps one client from
+# taking every slot of tcp_max_connections.
+tcp_max_connections_per_source = 64
+# A TCP connection that completes no message (nor RFC 5626 keep-alive) for this long is closed
+# (humantime: "90s", "2m"). Bytes that do not complete a message do not restart it.
 tcp_idle_timeout = "120s"
+# Each TCP message must arrive whole (start line, headers and body) within this long of its
+# first byte; a connection that misses it is closed and counted (dropped_total, reason
+# "message_timeout"). Stops slowloris clients that send a byte now and then to hold a slot.
+tcp_message_timeout = "10s"
 # Time allowed to open a TCP connection to a next hop before it counts as a send error.
 tcp_connect_timeout = "2s"
 
@@ -139,8 +149,15 @@ cache_dir = "/var/lib/fraudwall/feed"
 pin_version = 0
 
 [admin]
-# Admin HTTP listener: /metrics (Prometheus), /healthz, /status (JSON). Empty = off.
+# Admin HTTP listener: /metrics (Prometheus), /healthz, /status (JSON), POST /reload. Empty = off.
 listen = "127.0.0.1:9060"
+# Bearer tokens for the state-changing endpoints (POST /reload): a file with one token per line
+# (16 or more characters of letters, digits, -._~+/; `openssl rand -hex 32` makes one; blank
+# lines and `#` comments are ignored), sent as `Authorization: Bearer <token>`. The file is
+# reread within a second of a change. Empty = state-changing endpoints refused (403), secure
+# by default. Read-only endpoints stay open; requests with an Origin header (browsers) are
+# always refused on state-changing endpoints.
+tokens_file = ""
 
 [decision_log]
 # Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
@@ -200,8 +217,12 @@ pub struct SipSection {
     pub max_message_size: usize,
     /// `sip.tcp_max_connections`.
     pub tcp_max_connections: usize,
+    /// `sip.tcp_max_connections_per_source`.
+    pub tcp_max_connections_per_source: usize,
     /// `sip.tcp_idle_timeout`.
     pub tcp_idle_timeout: String,
+    /// `sip.tcp_message_timeout`.
+    pub tcp_message_timeout: String,
     /// `sip.tcp_connect_timeout`.
     pub tcp_connect_timeout: String,
 }
@@ -217,7 +238,9 @@ impl Default for SipSection {
             udp_realtime_priority: 0,
             max_message_size: 65535,
             tcp_max_connections: 4096,
+            tcp_max_connections_per_source: 64,
             tcp_idle_timeout: "120s".into(),
+            tcp_message_timeout: "10s".into(),
             tcp_connect_timeout: "2s".into(),
         }
     }
@@ -366,12 +389,15 @@ impl Default for FeedSection {
 pub struct AdminSection {
     /// `admin.listen` (empty = off).
     pub listen: String,
+    /// `admin.tokens_file` (empty = state-changing endpoints refused).
+    pub tokens_file: String,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: "127.0.0.1:9060".into(),
+            tokens_file: String::new(),
         }
     }
 }
@@ -484,8 +510,12 @@ pub struct Validated {
     pub max_message_size: usize,
     /// TCP connection limit.
     pub tcp_max_connections: usize,
-    /// TCP idle timeout.
+    /// TCP connection limit per source IP address.
+    pub tcp_max_connections_per_source: usize,
+    /// TCP idle timeout (time without a complete message).
     pub tcp_idle_timeout: Duration,
+    /// TCP per-message deadline, from a message's first byte.
+    pub tcp_message_timeout: Duration,
     /// TCP connect timeout.
     pub tcp_connect_timeout: Duration,
     /// Next hops, in failover order.
@@ -530,6 +560,9 @@ pub struct Validated {
     pub feed: Option<crate::feed::run::FeedConfig>,
     /// Admin listener (`None` = off).
     pub admin: Option<SocketAddr>,
+    /// Admin bearer tokens file (`None` = state-changing endpoints refused); checked by
+    /// [`Config::validate`] to hold at least one well-formed token.
+    pub admin_tokens_file: Option<PathBuf>,
     /// Decision-log target.
     pub decision_log: LogTarget,
     /// Decision-log queue length.
@@ -670,6 +703,17 @@ impl Config {
             parse_duration("sip.tcp_connect_timeout", &sip.tcp_connect_timeout)?;
         if tcp_idle_timeout.is_zero() {
             return Err(invalid("sip.tcp_idle_timeout", "must be more than 0s"));
+        }
+        if sip.tcp_max_connections_per_source == 0 {
+            return Err(invalid(
+                "sip.tcp_max_connections_per_source",
+                "must be at least 1",
+            ));
+        }
+        let tcp_message_timeout =
+            parse_duration("sip.tcp_message_timeout", &sip.tcp_message_timeout)?;
+        if tcp_message_timeout.is_zero() {
+            return Err(invalid("sip.tcp_message_timeout", "must be more than 0s"));
         }
         if tcp_connect_timeout.is_zero() {
             return Err(invalid("sip.tcp_connect_timeout", "must be more than 0s"));
@@ -874,6 +918,15 @@ impl Config {
             "" => None,
             s => Some(parse_addr("admin.listen", s)?),
         };
+        let admin_tokens_file = match self.admin.tokens_file.trim() {
+            "" => None,
+            s => {
+                let path = PathBuf::from(s);
+                crate::admin::tokens::read_tokens(&path)
+                    .map_err(|e| invalid("admin.tokens_file", e.to_string()))?;
+                Some(path)
+            }
+        };
         let d = &self.decision_log;
         let decision_log = match d.target.trim() {
             "off" => LogTarget::Off,
@@ -914,7 +967,9 @@ impl Config {
                 .then_some(sip.udp_realtime_priority),
             max_message_size: sip.max_message_size,
             tcp_max_connections: sip.tcp_max_connections,
+            tcp_max_connections_per_source: sip.tcp_max_connections_per_source,
             tcp_idle_timeout,
+            tcp_message_timeout,
             tcp_connect_timeout,
             next_hops,
             next_hop_tcp,
@@ -937,6 +992,7 @@ impl Config {
             reload_interval: (!reload.is_zero()).then_some(reload),
             feed,
             admin,
+            admin_tokens_file,
             decision_log,
             decision_log_queue: d.queue,
             decision_log_allowed: d.include_allowed,
@@ -978,6 +1034,9 @@ mod tests {
         assert_eq!(v.health_probe_interval, Some(Duration::from_secs(5)));
         assert_eq!(v.health_max_missed, 3);
         assert_eq!(v.health_down_for, Duration::from_secs(30));
+        assert_eq!(v.admin_tokens_file, None);
+        assert_eq!(v.tcp_message_timeout, Duration::from_secs(10));
+        assert_eq!(v.tcp_max_connections_per_source, 64);
     }
 
     #[test]
@@ -991,6 +1050,24 @@ mod tests {
         assert_eq!(v.health_probe_interval, None);
         assert_eq!(v.health_max_missed, 2);
         assert_eq!(v.health_down_for, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn tokens_file_is_checked_without_quoting_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.tokens");
+        let cfg = format!("[admin]\ntokens_file = \"{}\"\n", path.display());
+        std::fs::write(&path, "# ok\n0123456789abcdef0123456789abcdef\n").unwrap();
+        let v = Config::from_toml_str(&cfg).unwrap().validate().unwrap();
+        assert_eq!(v.admin_tokens_file, Some(path.clone()));
+        std::fs::write(&path, "secret-but-short\nsecret two\n").unwrap();
+        let e = Config::from_toml_str(&cfg)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("admin.tokens_file: "), "{e}");
+        assert!(e.contains("line 2") && !e.contains("secret"), "{e}");
     }
 
     #[test]
@@ -1033,6 +1110,22 @@ mod tests {
                 "sip.udp_realtime_priority",
             ),
             ("[sip]\ntcp_idle_timeout = \"soon\"", "sip.tcp_idle_timeout"),
+            (
+                "[sip]\ntcp_message_timeout = \"0s\"",
+                "sip.tcp_message_timeout",
+            ),
+            (
+                "[sip]\ntcp_message_timeout = \"soon\"",
+                "sip.tcp_message_timeout",
+            ),
+            (
+                "[sip]\ntcp_max_connections_per_source = 0",
+                "sip.tcp_max_connections_per_source",
+            ),
+            (
+                "[admin]\ntokens_file = \"/nonexistent/fraudwall.tokens\"",
+                "admin.tokens_file",
+            ),
             (
                 "[proxy]\ntrusted_peers = [\"10.0.0.300\"]",
                 "proxy.trusted_peers[0]",

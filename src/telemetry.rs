@@ -19,7 +19,7 @@
 //! | `verdicts_total` | counter | `action`, `category` |
 //! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`) |
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
-//! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `idle_timeout`, ...) |
+//! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `source_connection_limit`, `idle_timeout`, `message_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
 //! | `snapshot_version` | gauge | |
 //! | `snapshot_reload_failures_total` | counter | |
@@ -30,6 +30,7 @@
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 //! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |
+//! | `admin_refused_total` | counter | `reason` ([`AdminRefusal`]: `cross_origin`, `missing_token`, ...) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -37,6 +38,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
+use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
 use crate::policy::Reason;
 use crate::proxy::runtime::LocalSendError;
@@ -185,6 +187,7 @@ pub struct Telemetry {
     tcp_outbound: Counter,
     removed_pai: Counter,
     removed_rpid: Counter,
+    admin_refused: [Counter; AdminRefusal::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     verdict_reasons: [Counter; Reason::ALL.len()],
     parse_errors: ReasonCounters,
@@ -258,6 +261,12 @@ impl Telemetry {
             tcp_outbound: tcp_total("outbound"),
             removed_pai: removed(IdentitySource::Pai),
             removed_rpid: removed(IdentitySource::Rpid),
+            admin_refused: AdminRefusal::ALL.map(|r| {
+                counter(
+                    "fraudwall_admin_refused_total",
+                    vec![Label::new("reason", r.as_str())],
+                )
+            }),
             messages,
             send_errors,
             local_send_errors,
@@ -404,6 +413,11 @@ impl Telemetry {
     /// An inbound connection refused at the limit.
     pub fn tcp_refused(&self) {
         self.tcp_refused.increment(1);
+    }
+
+    /// A state-changing admin request refused.
+    pub fn admin_refused(&self, reason: AdminRefusal) {
+        self.admin_refused[reason as usize].increment(1);
     }
 
     /// A connection closed (lowers the open gauge).

@@ -26,6 +26,8 @@ use feed_support::{
 const L1: &str =
     "+8613800000001,block,impersonation,95,police\n+8613800000002,tag,loan,70,reports\n";
 const NEW_FRAUD: &str = "8613800000003";
+/// The node's admin bearer token (`admin.tokens_file`), which `POST /reload` needs.
+const ADMIN_TOKEN: &str = "feed-run-admin-token-0123456789abcdef";
 
 struct Node {
     child: Guard,
@@ -43,9 +45,15 @@ fn run_node_polling(lab: &Lab, feed_port: u16, cache: &Path, poll: &str) -> Node
     let (sip, admin) = (free_port(), free_port());
     let switch = UdpSocket::bind("127.0.0.1:0").expect("switch socket");
     let switch_addr = switch.local_addr().expect("addr");
+    let tokens = lab.path("admin.tokens");
+    std::fs::write(&tokens, format!("{ADMIN_TOKEN}\n")).expect("write tokens");
+    let config = lab.path("node.toml");
+    std::fs::write(&config, format!("[admin]\ntokens_file = \"{tokens}\"\n")).expect("config");
     let child = Command::new(BIN)
         .args([
             "run",
+            "--config",
+            &config,
             "--feed",
             &manifest_url(feed_port),
             "--feed-key",
@@ -218,8 +226,8 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     let manifest = lab.dir.path().join("feed/manifest.json");
     let text = std::fs::read_to_string(&manifest).expect("read");
     std::fs::write(&manifest, text.replace("\"version\": 2", "\"version\": 99")).expect("tamper");
-    let (code, _) = http(node.admin, "POST", "/reload");
-    assert_eq!(code, 200);
+    assert_eq!(http(node.admin, "POST", "/reload").0, 401, "no token");
+    assert_eq!(post_with_token(node.admin, "/reload"), 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(
         node.admin,
@@ -239,4 +247,23 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     wait_for_version(node.admin, 2);
     assert_eq!(status(node.admin)["feed"]["source"], "cache");
     assert_eq!(invite(&node, NEW_FRAUD, 200), Fate::Answered(608));
+}
+
+/// `POST path` with the node's admin bearer token; the status code.
+fn post_with_token(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }

@@ -206,6 +206,9 @@ pub enum RuntimeError {
     /// The central feed could not start.
     #[error(transparent)]
     Feed(#[from] crate::feed::run::FeedStartError),
+    /// `admin.tokens_file` could not be read or holds no usable token.
+    #[error("admin.tokens_file: {0}")]
+    AdminTokens(#[from] crate::admin::tokens::TokenFileError),
     /// A thread or the tokio runtime could not start.
     #[error("cannot start: {0}")]
     Start(std::io::Error),
@@ -325,7 +328,11 @@ impl Handler for CoreHandler {
 
     fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
         match reason {
-            "connection_limit" | "idle_timeout" => self.telemetry.dropped(reason),
+            "connection_limit" | "source_connection_limit" => {
+                self.telemetry.tcp_refused();
+                self.telemetry.dropped(reason);
+            }
+            "idle_timeout" | "message_timeout" => self.telemetry.dropped(reason),
             _ => self.telemetry.parse_error(reason),
         }
     }
@@ -703,7 +710,9 @@ impl Runtime {
             let cfg = TcpConfig {
                 listen: v.listen.clone(),
                 max_connections: v.tcp_max_connections,
+                max_connections_per_source: v.tcp_max_connections_per_source,
                 idle_timeout: v.tcp_idle_timeout,
+                message_timeout: v.tcp_message_timeout,
                 connect_timeout: v.tcp_connect_timeout,
                 max_message: v.max_message_size,
             };
@@ -772,6 +781,18 @@ impl Runtime {
 
         let (admin, admin_stop) = match v.admin {
             Some(addr) => {
+                let tokens = match &v.admin_tokens_file {
+                    Some(p) => Some(Arc::new(crate::admin::tokens::TokenFile::open(
+                        p,
+                        Instant::now(),
+                    )?)),
+                    None => {
+                        tracing::info!(
+                            "admin.tokens_file not set: POST /reload is refused (SIGHUP reloads)"
+                        );
+                        None
+                    }
+                };
                 let l = tokio
                     .block_on(tokio::net::TcpListener::bind(addr))
                     .map_err(|source| RuntimeError::Bind {
@@ -785,6 +806,7 @@ impl Runtime {
                     telemetry: telemetry.clone(),
                     source: Arc::new(status),
                     reload: Some(reload),
+                    tokens,
                 };
                 tokio.spawn(async move {
                     let stop = async {

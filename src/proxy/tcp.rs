@@ -1,14 +1,22 @@
-//! TCP transport on tokio: framed by Content-Length, a connection limit, idle timeouts, and a
-//! connection table shared by inbound and outbound connections.
+//! TCP transport on tokio: framed by Content-Length, connection limits (in all and per
+//! source), idle and per-message deadlines, and a connection table shared by inbound and
+//! outbound connections.
 //!
-//! Each listen address (IPv4 or IPv6) accepts connections up to a total limit (accepted plus
-//! opened; beyond it a new connection is closed at once and reported to
-//! [`Handler::dropped`] as `connection_limit`). A connection's task reads into one buffer,
-//! cuts complete messages off it with the [`Framer`] (the SIP framing, which enforces the
-//! message size cap), and hands each to the [`Handler`]. A framing error or a buffer that
-//! exceeds the cap without holding a complete message closes the connection (a stream cannot
-//! be resynchronised), reported with the framer's reason. A connection silent for
-//! `idle_timeout` is closed. RFC 5626 CRLF keep-alives are answered.
+//! Each listen address (IPv4 or IPv6) accepts connections up to two limits, checked in
+//! order: per source IP address ([`SourceLimiter`]; beyond it the new connection is closed at
+//! once and reported to [`Handler::dropped`] as `source_connection_limit`, and other sources
+//! still connect), then in all (accepted plus opened; `connection_limit`). A connection's task
+//! reads into one buffer, cuts complete messages off it with the [`Framer`] (the SIP framing,
+//! which enforces the message size cap), and hands each to the [`Handler`]. A framing error
+//! or a buffer that exceeds the cap without holding a complete message closes the connection
+//! (a stream cannot be resynchronised), reported with the framer's reason. RFC 5626 CRLF
+//! keep-alives are answered.
+//!
+//! Two deadlines ([`StreamDeadlines`]) close a connection that holds a slot without using it,
+//! whatever trickle of bytes it sends (slowloris): a message must arrive whole within
+//! `message_timeout` of its first byte (`message_timeout`), and a connection that completes no
+//! message or keep-alive for `idle_timeout` is closed (`idle_timeout`). Bytes that do not
+//! complete a message restart neither clock.
 //!
 //! Every connection is registered in the [`ConnTable`] under its peer address, so a response
 //! whose destination is the peer goes back over the connection its request came on, and
@@ -23,7 +31,7 @@
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,12 +59,157 @@ pub struct TcpConfig {
     pub listen: Vec<SocketAddr>,
     /// Connections open at once (accepted plus outbound).
     pub max_connections: usize,
-    /// Close a connection silent for this long.
+    /// Accepted connections open at once from one source IP address.
+    pub max_connections_per_source: usize,
+    /// Close a connection that completes no message for this long.
     pub idle_timeout: Duration,
+    /// Close a connection whose message is not complete this long after its first byte.
+    pub message_timeout: Duration,
     /// Time allowed to connect to a next hop.
     pub connect_timeout: Duration,
     /// Largest message accepted.
     pub max_message: usize,
+}
+
+/// Why a stream connection was closed for want of data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamExpiry {
+    /// No complete message or keep-alive for the idle timeout.
+    Idle,
+    /// A message still incomplete at its deadline.
+    Message,
+}
+
+impl StreamExpiry {
+    /// The reason reported to [`Handler::dropped`] (and the metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamExpiry::Idle => "idle_timeout",
+            StreamExpiry::Message => "message_timeout",
+        }
+    }
+}
+
+/// The read deadlines of one stream connection, sans I/O (the caller passes the time):
+///
+/// * idle: `idle` after the last complete message (or keep-alive, or the connection's start);
+/// * message: `message` after the first byte of a message that is still incomplete.
+///
+/// Neither restarts on bytes that do not complete a message, so a client sending a byte a
+/// second is closed `message` after its first one. The connection's reader waits for data
+/// until [`StreamDeadlines::next`], and tells the deadlines what the data did.
+#[derive(Debug, Clone)]
+pub struct StreamDeadlines {
+    idle: Duration,
+    message: Duration,
+    last_message: Instant,
+    message_started: Option<Instant>,
+}
+
+impl StreamDeadlines {
+    /// A connection opened at `now`.
+    pub fn new(idle: Duration, message: Duration, now: Instant) -> Self {
+        StreamDeadlines {
+            idle,
+            message,
+            last_message: now,
+            message_started: None,
+        }
+    }
+
+    /// A complete message (or keep-alive) was taken off the buffer at `now`.
+    pub fn message_done(&mut self, now: Instant) {
+        self.last_message = now;
+        self.message_started = None;
+    }
+
+    /// The buffer was processed at `now`; `pending`: bytes of an incomplete message remain
+    /// (its deadline runs from the first time they are seen).
+    pub fn buffered(&mut self, pending: bool, now: Instant) {
+        if !pending {
+            self.message_started = None;
+        } else if self.message_started.is_none() {
+            self.message_started = Some(now);
+        }
+    }
+
+    /// When the connection is to be closed unless a message completes first, and why.
+    pub fn next(&self) -> (Instant, StreamExpiry) {
+        let idle = self.last_message + self.idle;
+        match self.message_started {
+            Some(t) if t + self.message < idle => (t + self.message, StreamExpiry::Message),
+            _ => (idle, StreamExpiry::Idle),
+        }
+    }
+}
+
+/// Connections open per source IP address, under a limit. An accepted connection holds a
+/// [`SourcePermit`] for its life; dropping it frees the slot. Only sources with open
+/// connections have an entry, so memory is bounded by the connections themselves.
+/// IPv4-mapped IPv6 addresses count as their IPv4 address.
+#[derive(Debug)]
+pub struct SourceLimiter {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's slot in a [`SourceLimiter`]; freed on drop.
+#[derive(Debug)]
+pub struct SourcePermit {
+    limiter: Arc<SourceLimiter>,
+    ip: IpAddr,
+}
+
+impl SourceLimiter {
+    /// At most `max` connections per source.
+    pub fn new(max: usize) -> Arc<SourceLimiter> {
+        Arc::new(SourceLimiter {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Nothing panics while the lock is held; a poisoned map is still consistent.
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A slot for one more connection from `ip`, or `None` when it has `max` open.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<SourcePermit> {
+        let ip = ip.to_canonical();
+        let mut m = self.map();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(SourcePermit {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Connections open from `ip`.
+    pub fn open(&self, ip: IpAddr) -> usize {
+        self.map().get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+
+    /// Sources with at least one open connection.
+    pub fn sources(&self) -> usize {
+        self.map().len()
+    }
+}
+
+impl Drop for SourcePermit {
+    fn drop(&mut self) {
+        let mut m = self.limiter.map();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Open connections by peer address.
@@ -68,6 +221,7 @@ pub struct ConnTable {
 struct Shared<H: Handler> {
     handler: Arc<H>,
     table: ConnTable,
+    per_source: Arc<SourceLimiter>,
     config: TcpConfig,
     framer: Framer,
     udp: Option<UdpSender>,
@@ -114,6 +268,7 @@ impl<H: Handler> TcpTransport<H> {
                 conns: Mutex::new(HashMap::new()),
                 open: AtomicUsize::new(0),
             },
+            per_source: SourceLimiter::new(config.max_connections_per_source),
             config,
             framer,
             udp,
@@ -193,6 +348,13 @@ async fn accept_loop<H: Handler>(shared: Arc<Shared<H>>, local: SocketAddr, l: T
                 continue;
             }
         };
+        let Some(permit) = shared.per_source.try_acquire(peer.ip()) else {
+            shared
+                .handler
+                .dropped(peer, Transport::Tcp, "source_connection_limit");
+            drop(stream);
+            continue;
+        };
         if !reserve(&shared.table, shared.config.max_connections) {
             shared
                 .handler
@@ -206,7 +368,11 @@ async fn accept_loop<H: Handler>(shared: Arc<Shared<H>>, local: SocketAddr, l: T
         if let Ok(mut m) = shared.table.conns.lock() {
             m.insert(peer, tx);
         }
-        tokio::spawn(run_connection(shared.clone(), stream, local, peer, rx));
+        let s = shared.clone();
+        tokio::spawn(async move {
+            run_connection(s, stream, local, peer, rx).await;
+            drop(permit);
+        });
     }
 }
 
@@ -325,22 +491,32 @@ async fn run_connection<H: Handler>(
     let mut buf = BytesMut::with_capacity(8192);
     let mut out = Vec::new();
     let cap = shared.config.max_message;
+    let mut deadlines = StreamDeadlines::new(
+        shared.config.idle_timeout,
+        shared.config.message_timeout,
+        Instant::now(),
+    );
     'conn: loop {
-        let read =
-            tokio::time::timeout(shared.config.idle_timeout, reader.read_buf(&mut buf)).await;
+        let (until, expiry) = deadlines.next();
+        let until = tokio::time::Instant::from_std(until);
+        let read = tokio::time::timeout_at(until, reader.read_buf(&mut buf)).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Err(_) => {
-                shared.handler.dropped(peer, Transport::Tcp, "idle_timeout");
+                shared
+                    .handler
+                    .dropped(peer, Transport::Tcp, expiry.as_str());
                 break;
             }
             Ok(Ok(_)) => {}
         }
+        let now = Instant::now();
         loop {
             // RFC 5626 keep-alive: a double CRLF ping is answered with one CRLF; stray CRLFs
             // between messages are skipped (RFC 3261 §7.5).
             if buf.starts_with(b"\r\n\r\n") {
                 let _ = buf.split_to(4);
+                deadlines.message_done(now);
                 send_tcp(
                     &shared,
                     Outbound {
@@ -364,7 +540,7 @@ async fn run_connection<H: Handler>(
             match (shared.framer)(&buf) {
                 Ok(Some(n)) if n > 0 && n <= buf.len() => {
                     let data = buf.split_to(n).freeze();
-                    let now = Instant::now();
+                    deadlines.message_done(now);
                     shared.handler.handle(
                         Inbound {
                             data,
@@ -394,6 +570,7 @@ async fn run_connection<H: Handler>(
                 }
             }
         }
+        deadlines.buffered(!buf.is_empty(), now);
     }
     if let Ok(mut m) = shared.table.conns.lock() {
         m.remove(&peer);
@@ -463,18 +640,27 @@ mod tests {
         }
     }
 
+    fn config(listen: &str, max: usize) -> TcpConfig {
+        TcpConfig {
+            listen: vec![listen.parse().unwrap()],
+            max_connections: max,
+            max_connections_per_source: 1024,
+            idle_timeout: Duration::from_millis(500),
+            message_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_millis(500),
+            max_message: 64,
+        }
+    }
+
     async fn start(listen: &str, max: usize) -> (TcpTransport<Lines>, Arc<Lines>) {
+        start_with(config(listen, max)).await
+    }
+
+    async fn start_with(cfg: TcpConfig) -> (TcpTransport<Lines>, Arc<Lines>) {
         let h = Arc::new(Lines {
             forward_to: Mutex::new(None),
             events: Mutex::default(),
         });
-        let cfg = TcpConfig {
-            listen: vec![listen.parse().unwrap()],
-            max_connections: max,
-            idle_timeout: Duration::from_millis(500),
-            connect_timeout: Duration::from_millis(500),
-            max_message: 64,
-        };
         (
             TcpTransport::start(cfg, h.clone(), line_framer(), None)
                 .await
@@ -602,5 +788,139 @@ mod tests {
         let mut e = TcpStream::connect(t.local_addrs()[0]).await.unwrap();
         e.write_all(b"fwd\n").await.unwrap();
         wait_for(&h, &format!("send_error {closed}")).await;
+    }
+
+    #[test]
+    fn deadlines_are_not_restarted_by_a_trickle() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = StreamDeadlines::new(s(120), s(10), t0);
+        assert_eq!(d.next(), (t0 + s(120), StreamExpiry::Idle));
+        // A byte a second: the message deadline runs from the first one and never moves.
+        for i in 1..=9 {
+            d.buffered(true, t0 + s(i));
+            assert_eq!(d.next(), (t0 + s(11), StreamExpiry::Message), "byte {i}");
+        }
+        // The message completes: idle restarts from it, no message is pending.
+        d.message_done(t0 + s(10));
+        d.buffered(false, t0 + s(10));
+        assert_eq!(d.next(), (t0 + s(130), StreamExpiry::Idle));
+        // A message and the start of the next in one read: the next one's deadline starts.
+        d.message_done(t0 + s(20));
+        d.buffered(true, t0 + s(20));
+        assert_eq!(d.next(), (t0 + s(30), StreamExpiry::Message));
+        // Stray bytes consumed without completing a message (a lone CRLF) restart nothing.
+        d.buffered(false, t0 + s(25));
+        assert_eq!(d.next(), (t0 + s(140), StreamExpiry::Idle));
+
+        // Idle shorter than the message deadline: bytes do not keep the connection past it.
+        let mut d = StreamDeadlines::new(s(2), s(10), t0);
+        d.buffered(true, t0 + s(1));
+        assert_eq!(d.next(), (t0 + s(2), StreamExpiry::Idle));
+        assert_eq!(StreamExpiry::Message.as_str(), "message_timeout");
+        assert_eq!(StreamExpiry::Idle.as_str(), "idle_timeout");
+    }
+
+    #[test]
+    fn source_limiter_counts_per_address_and_frees_on_drop() {
+        let l = SourceLimiter::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let a_mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let p1 = l.try_acquire(a).unwrap();
+        let p2 = l.try_acquire(a_mapped).unwrap();
+        assert!(l.try_acquire(a).is_none(), "a at its limit");
+        assert_eq!(l.open(a), 2);
+        let q = l.try_acquire(b).unwrap();
+        assert_eq!(l.sources(), 2);
+        drop(p1);
+        assert_eq!(l.open(a), 1);
+        let p3 = l.try_acquire(a).unwrap();
+        drop((p2, p3, q));
+        assert_eq!(l.sources(), 0, "no entry for sources without connections");
+    }
+
+    async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trickling_client_is_closed_at_the_message_deadline() {
+        let mut cfg = config("127.0.0.1:0", 8);
+        cfg.idle_timeout = Duration::from_secs(30);
+        cfg.message_timeout = Duration::from_millis(600);
+        let (t, h) = start_with(cfg).await;
+        let addr = t.local_addrs()[0];
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        // A byte every 100 ms: each read would have restarted the old idle timer.
+        for &b in b"ping-ping-ping-ping" {
+            if c.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if started.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
+        assert!(closed_within(&mut c, Duration::from_secs(2)).await);
+        wait_for(&h, "dropped message_timeout").await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // A client sending whole messages stays.
+        let mut ok = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+        for i in 0..4 {
+            ok.get_mut()
+                .write_all(format!("ping{i}\n").as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(read_line(&mut ok).await, format!("re:ping{i}\n"));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn one_source_cannot_take_every_slot() {
+        let mut cfg = config("127.0.0.1:0", 16);
+        cfg.max_connections_per_source = 2;
+        let (t, h) = start_with(cfg).await;
+        let addr = t.local_addrs()[0];
+        let from = |ip: &str| {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            s.connect(addr)
+        };
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut c = tokio::io::BufReader::new(from("127.0.0.1").await.unwrap());
+            c.get_mut().write_all(b"ping\n").await.unwrap();
+            assert_eq!(read_line(&mut c).await, "re:ping\n");
+            held.push(c);
+        }
+        let mut third = from("127.0.0.1").await.unwrap();
+        assert!(closed_within(&mut third, Duration::from_secs(2)).await);
+        wait_for(&h, "dropped source_connection_limit").await;
+        // Another source still gets in.
+        let mut other = tokio::io::BufReader::new(from("127.0.0.2").await.unwrap());
+        other.get_mut().write_all(b"ping\n").await.unwrap();
+        assert_eq!(read_line(&mut other).await, "re:ping\n");
+        // A freed slot is usable again.
+        drop(held.pop());
+        for _ in 0..100 {
+            if t.shared.per_source.open("127.0.0.1".parse().unwrap()) < 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut again = tokio::io::BufReader::new(from("127.0.0.1").await.unwrap());
+        again.get_mut().write_all(b"ping\n").await.unwrap();
+        assert_eq!(read_line(&mut again).await, "re:ping\n");
     }
 }

@@ -35,6 +35,9 @@ pub struct Options<'a> {
     pub list: &'a str,
     /// TOML lines added to the generated config (sections included).
     pub extra_config: &'a str,
+    /// TOML lines added to the generated config's `[sip]` section (which `extra_config`
+    /// cannot open a second time), e.g. `tcp_message_timeout = "2s"`.
+    pub sip_config: &'a str,
     /// More `fraudwall run` arguments.
     pub extra_args: Vec<String>,
     /// Pass `--next-hop <ip>:<switch>`; off when `extra_args` name the hops.
@@ -46,6 +49,7 @@ impl Default for Options<'_> {
         Options {
             list: LIST,
             extra_config: "",
+            sip_config: "",
             extra_args: Vec::new(),
             next_hop: true,
         }
@@ -166,7 +170,8 @@ impl Setup {
         let (sip, switch, admin) = (free_port(ip), free_port(ip), free_port("127.0.0.1"));
         let b = bracket(ip);
         let config = format!(
-            "[sip]\nudp_workers = 2\n[actions]\nwarn_uri = \"sip:announce@{b}:{switch}\"\nredress_url = \"https://redress.example.net/jcard\"\n{extra}\n[decision_log]\ntarget = \"{}\"\n",
+            "[sip]\nudp_workers = 2\n{}\n[actions]\nwarn_uri = \"sip:announce@{b}:{switch}\"\nredress_url = \"https://redress.example.net/jcard\"\n{extra}\n[decision_log]\ntarget = \"{}\"\n",
+            opts.sip_config,
             dir.path().join("decisions.jsonl").display()
         );
         let cfg_path = dir.path().join("fraudwall.toml");
