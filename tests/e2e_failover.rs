@@ -143,6 +143,9 @@ fn killing_the_first_of_two_switches_costs_under_1_percent_and_2_seconds() {
             "-nostdin",
             "-timeout",
             "45s",
+            // A call whose BYE went to the killed switch fails after 8 s instead of hanging.
+            "-recv_timeout",
+            "8000",
             "-trace_stat",
             "-stf",
             stats.to_str().unwrap(),
@@ -166,7 +169,21 @@ fn killing_the_first_of_two_switches_costs_under_1_percent_and_2_seconds() {
         c.kill().expect("kill switch 1");
         let _ = c.wait();
     }
-    let out = caller.wait(Duration::from_secs(60));
+    // sipp ends by itself (every call done, or its -timeout); on a loaded box give it time,
+    // then stop it and judge from its statistics.
+    let mut caller = caller;
+    let child = caller.0.as_mut().expect("caller");
+    let deadline = Instant::now() + Duration::from_secs(50);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let ok = stat(&stats, "SuccessfulCall(C)");
     let failed = stat(&stats, "FailedCall(C)");
     let before_kill = invites_received(&dir.join("switch1.log"));
@@ -182,15 +199,15 @@ fn killing_the_first_of_two_switches_costs_under_1_percent_and_2_seconds() {
     eprintln!(
         "failover: {calls} calls at 200/s, switch 1 killed after 3 s ({before_kill} INVITEs \
          there): {ok} succeeded, {failed} failed; first INVITE at switch 2 {failover:?} s \
-         after the kill; send errors {}; sipp exit {:?}",
+         after the kill; send errors {}; sipp exit {status:?}",
         s.metric("fraudwall_send_errors_total{transport=\"udp\"}"),
-        out.status
     );
     assert!(before_kill > 0, "switch 1 took no calls before the kill");
-    assert_eq!(ok + failed, calls, "every call ended");
+    // A call that neither succeeded nor failed when sipp was stopped counts as failed.
+    let lost = calls - ok;
     assert!(
-        failed * 100 <= calls,
-        "{failed} of {calls} calls failed (at most 1 % may)"
+        lost * 100 <= calls,
+        "{lost} of {calls} calls failed or never ended ({failed} failed; at most 1 % may)"
     );
     let failover = failover.expect("switch 2 never received an INVITE");
     assert!(

@@ -13,10 +13,11 @@
 //! core. Outbound messages are sent straight from their `Bytes` (no copy).
 //!
 //! Datagrams longer than `max_message` are dropped and reported to
-//! [`Handler::dropped`] (`too_large`). A failed send is classified ([`super::runtime::SendFault`]): this
-//! node's refusals (`EMSGSIZE`, `ENOBUFS`, `EACCES`, ...) go to [`Handler::local_send_error`]
-//! and blame nobody; the destination's go to [`Handler::on_send_error`], which marks a next
-//! hop there down. The rest of the batch still goes out.
+//! [`Handler::dropped`] (`too_large`). A failed send is classified
+//! ([`super::runtime::SendFault`]): this node's refusals (`EMSGSIZE`, `ENOBUFS`, `EACCES`,
+//! ...) go to [`Handler::local_send_error`] and blame nobody; the destination's go to
+//! [`Handler::on_send_error`], which marks a next hop there down. The rest of the batch
+//! still goes out.
 //!
 //! Dead hops: on Linux every socket has `IP_RECVERR` (`IPV6_RECVERR`) on, so an ICMP port or
 //! host unreachable for a datagram we sent is queued with the datagram's destination (see

@@ -163,6 +163,7 @@ impl Hops {
     }
 
     /// The hop to use now.
+    #[cfg(test)]
     pub(crate) fn select(&self, now: Instant) -> NextHop {
         self.select_index(now).1
     }
