@@ -27,6 +27,10 @@
 //! | `send_errors_total` | counter | `transport` |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
+//! | `source_refused_total` | counter | (messages from outside `sip.allowed_sources`) |
+//! | `dialog_proofs_total` | counter | `result` (accepted, refused) |
+//! | `routing_refused_total` | counter | `reason` (route_ignored, route_rejected, in_dialog_route, in_dialog_request_uri) |
+//! | `reflection_limited_total` | counter | `result` (trimmed, withheld) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -35,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::blocklist::Action;
+use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RoutingRefusal};
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -176,6 +181,10 @@ pub struct Telemetry {
     tcp_accepted: Counter,
     tcp_refused: Counter,
     tcp_outbound: Counter,
+    source_refused: Counter,
+    dialog_proofs: [Counter; ProofCheck::ALL.len()],
+    routing_refused: [Counter; RoutingRefusal::ALL.len()],
+    reflection_limited: [Counter; ReplyFit::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     parse_errors: ReasonCounters,
     dropped: ReasonCounters,
@@ -234,6 +243,25 @@ impl Telemetry {
             tcp_accepted: tcp_total("accepted"),
             tcp_refused: tcp_total("refused"),
             tcp_outbound: tcp_total("outbound"),
+            source_refused: counter("fraudwall_source_refused_total", vec![]),
+            dialog_proofs: ProofCheck::ALL.map(|p| {
+                counter(
+                    "fraudwall_dialog_proofs_total",
+                    vec![Label::new("result", p.as_str())],
+                )
+            }),
+            routing_refused: RoutingRefusal::ALL.map(|r| {
+                counter(
+                    "fraudwall_routing_refused_total",
+                    vec![Label::new("reason", r.as_str())],
+                )
+            }),
+            reflection_limited: ReplyFit::ALL.map(|f| {
+                counter(
+                    "fraudwall_reflection_limited_total",
+                    vec![Label::new("result", f.as_str())],
+                )
+            }),
             messages,
             send_errors,
             verdicts: RwLock::new(Default::default()),
@@ -362,6 +390,24 @@ impl Telemetry {
     /// An inbound connection refused at the limit.
     pub fn tcp_refused(&self) {
         self.tcp_refused.increment(1);
+    }
+
+    /// Counts what the core's source, dialog-proof, routing and reflection checks did with
+    /// one message.
+    #[inline]
+    pub fn checks(&self, c: &Checks) {
+        if c.source_refused {
+            self.source_refused.increment(1);
+        }
+        if let Some(p) = c.proof {
+            self.dialog_proofs[p as usize].increment(1);
+        }
+        if let Some(r) = c.routing {
+            self.routing_refused[r as usize].increment(1);
+        }
+        if let Some(f) = c.reply {
+            self.reflection_limited[f as usize].increment(1);
+        }
     }
 
     /// A connection closed (lowers the open gauge).
