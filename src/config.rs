@@ -1024,10 +1024,7 @@ mod tests {
                 "[sip]\nallowed_sources = [\"10.0.0.0/40\"]",
                 "sip.allowed_sources[0]",
             ),
-            (
-                "[proxy]\nforeign_route = \"follow\"",
-                "proxy.foreign_route",
-            ),
+            ("[proxy]\nforeign_route = \"follow\"", "proxy.foreign_route"),
             (
                 "[proxy]\ndialog_key_file = \"/nonexistent/fraudwall/dialog.key\"",
                 "proxy.dialog_key_file",
@@ -1085,8 +1082,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short.key");
         std::fs::write(&short, b"too short").unwrap();
-        let text = format!("[proxy]\ndialog_key_file = {:?}", short.display().to_string());
-        let e = Config::from_toml_str(&text).unwrap().validate().unwrap_err();
+        let text = format!(
+            "[proxy]\ndialog_key_file = {:?}",
+            short.display().to_string()
+        );
+        let e = Config::from_toml_str(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(
             matches!(&e, ConfigError::Invalid { key, reason } if key == "proxy.dialog_key_file" && reason.contains("/dev/urandom")),
             "{e}"

@@ -95,8 +95,12 @@ fn relay_attempt(foreign_route: &str) -> (Vec<u16>, usize, usize) {
         format!("Route: <sip:127.0.0.1:{target_port};lr>\r\n"),
         format!("Route: <sip:127.0.0.1:{target_port}>\r\n"),
     ] {
-        sock.send(invite(&s, &sock, CLEAN, &route).replace("tag=made-up", "x=1").as_bytes())
-            .unwrap();
+        sock.send(
+            invite(&s, &sock, CLEAN, &route)
+                .replace("tag=made-up", "x=1")
+                .as_bytes(),
+        )
+        .unwrap();
     }
     let got = statuses(&sock, Duration::from_secs(2));
     let mut at_target = 0;
@@ -113,7 +117,10 @@ fn relay_attempt(foreign_route: &str) -> (Vec<u16>, usize, usize) {
 fn a_route_to_another_port_is_never_followed() {
     let (got, at_target, at_switch) = relay_attempt("ignore");
     assert_eq!(at_target, 0, "the relay target was reached");
-    assert!(at_switch >= 1, "ignore: the INVITE goes to the switch ({got:?})");
+    assert!(
+        at_switch >= 1,
+        "ignore: the INVITE goes to the switch ({got:?})"
+    );
     let (got, at_target, at_switch) = relay_attempt("reject");
     assert_eq!(at_target, 0, "the relay target was reached");
     assert_eq!(at_switch, 0);
@@ -132,7 +139,11 @@ fn a_record_routed_call_with_a_re_invite_and_bye_still_flows() {
         std::fs::read_to_string(s.path("switch_err.log")).unwrap_or_default()
     );
     let at_switch = messages(&s.path("switch_msgs.log"));
-    assert_eq!(invites_from(&at_switch, CLEAN).len(), 2, "INVITE and re-INVITE");
+    assert_eq!(
+        invites_from(&at_switch, CLEAN).len(),
+        2,
+        "INVITE and re-INVITE"
+    );
     assert!(at_switch.iter().any(|(_, m)| m.starts_with("BYE ")));
     assert!(s.metric("fraudwall_dialog_proofs_total{result=\"accepted\"}") >= 1.0);
 }

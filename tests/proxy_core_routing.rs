@@ -139,7 +139,10 @@ fn a_valid_proof_passes_unscreened_from_either_side() {
     assert_eq!(o.checks.proof, Some(ProofCheck::Accepted));
     assert!(o.decision.is_none());
     assert_eq!(out[0].destination, addr(HOP));
-    assert!(header(&parse(&out[0]), "Route").is_none(), "our Route is popped");
+    assert!(
+        header(&parse(&out[0]), "Route").is_none(),
+        "our Route is popped"
+    );
     // The callee's re-INVITE: From-tag is the callee's, To-tag the caller's.
     let from_callee = format!(
         "INVITE sip:+{CLEAN}@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKre\r\n\
@@ -240,17 +243,29 @@ fn in_dialog_requests_go_only_to_next_hops_and_configured_peers() {
     let (o, out) = send(&core, &bye("sip:x@127.0.0.1:5080", ours), CALLER);
     assert_eq!(o.disposition, Disposition::Forwarded);
     assert_eq!(out[0].destination, addr(HOP));
-    let (o, out) = send(&core, &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours), HOP);
+    let (o, out) = send(
+        &core,
+        &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours),
+        HOP,
+    );
     assert_eq!(o.disposition, Disposition::Forwarded);
     assert_eq!(out[0].destination, addr(CALLER));
     // allowed_sources networks count as peers too.
     let core = core_with(|c| c.allowed_sources = vec!["192.0.2.0/24".into()]);
-    let (o, out) = send(&core, &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours), HOP);
+    let (o, out) = send(
+        &core,
+        &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours),
+        HOP,
+    );
     assert_eq!(o.disposition, Disposition::Forwarded);
     assert_eq!(out[0].destination, addr(CALLER));
     // Without either, the same BYE is refused.
     let core = core_with(|_| {});
-    let (o, _) = send(&core, &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours), HOP);
+    let (o, _) = send(
+        &core,
+        &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours),
+        HOP,
+    );
     assert_eq!(o.disposition, Disposition::Answered(403));
 }
 

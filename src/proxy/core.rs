@@ -410,9 +410,7 @@ impl ProxyCore {
         let compiled = config.compile()?;
         let dialog_key = match config.dialog_key {
             Some(k) => k,
-            None => {
-                DialogKey::random().map_err(|e| CoreConfigError::NoRandomKey(e.to_string()))?
-            }
+            None => DialogKey::random().map_err(|e| CoreConfigError::NoRandomKey(e.to_string()))?,
         };
         Ok(ProxyCore {
             dialog_key,

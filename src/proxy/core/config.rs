@@ -789,6 +789,10 @@ mod tests {
         assert!(matches!(e, CoreConfigError::BadWarnService(_)));
         let e = err(|c| c.actions.tag.header = "X Fraud".into());
         assert!(matches!(e, CoreConfigError::BadTagHeader(_)));
+        let e = err(|c| c.allowed_sources = vec!["10.0.0.0/99".into()]);
+        assert!(e.to_string().starts_with("allowed_sources"), "{e}");
+        let e = toml::from_str::<CoreConfig>("foreign_route = \"follow\"").unwrap_err();
+        assert!(e.to_string().contains("foreign_route"), "{e}");
         let e = err(|c| c.limits.max_vias = 0);
         assert_eq!(e.to_string(), "limits.max_vias must be greater than zero");
     }

@@ -97,8 +97,10 @@ mod tests {
 
     #[test]
     fn only_untrusted_udp_sources_are_limited() {
-        let mut c = CoreConfig::default();
-        c.trusted_peers = vec!["10.0.0.0/8".into()];
+        let c = CoreConfig {
+            trusted_peers: vec!["10.0.0.0/8".into()],
+            ..CoreConfig::default()
+        };
         let c = c.compile().unwrap();
         assert_eq!(
             c.answer_limit(&inbound("192.0.2.1:5060", 140, Transport::Udp)),
