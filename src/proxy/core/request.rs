@@ -217,6 +217,7 @@ impl ProxyCore {
                     None if self.config.foreign_route == ForeignRoute::Reject => {
                         let mut o = self.answer(msg, method, 403, "Forbidden", reply, out);
                         o.checks.routing = Some(RoutingRefusal::RouteRejected);
+                        o.checks.proof = checks.proof;
                         return o;
                     }
                     None => {
