@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::blocklist::Action;
+use crate::proxy::core::{DialogKey, ForeignRoute};
 
 /// The commented default configuration. Parsing it yields [`Config::default()`].
 pub const DEFAULT_CONFIG: &str = r#"# fraudwall configuration (TOML). Every key is optional: the values shown are the defaults.
@@ -73,6 +74,14 @@ tcp_idle_timeout = "120s"
 tcp_message_timeout = "10s"
 # Time allowed to open a TCP connection to a next hop before it counts as a send error.
 tcp_connect_timeout = "2s"
+# Sources (IP addresses or networks such as "10.0.0.0/8") SIP is taken from; messages from
+# anyone else are dropped unanswered and counted (fraudwall_source_refused_total).
+# Empty = any source. The next hops, the warn service and proxy.trusted_peers are always allowed.
+# (Whatever the sources: answers fraudwall generates itself, 608, 603, 400, 403 ..., to a UDP
+# source that is neither a trusted peer nor a next hop are never larger than the request that
+# drew them. Optional headers such as the 608's Call-Info are dropped to fit, and if it still
+# does not fit nothing is sent (fraudwall_reflection_limited_total): no reflection attacks.)
+allowed_sources = []
 
 [proxy]
 # Where calls are forwarded (the carrier's switches), tried in order with failover. At least one.
@@ -85,6 +94,19 @@ record_route = false
 # Remote-Party-ID are believed; anyone else's are ignored and removed before forwarding
 # (RFC 3325), counted in fraudwall_identity_headers_removed_total.
 trusted_peers = []
+# An initial request whose Route names neither fraudwall nor a next hop (someone using
+# fraudwall as an open relay): "ignore" removes its Route headers and sends it to the next hop,
+# "reject" answers 403. It is never sent where that Route points (counted either way in
+# fraudwall_routing_refused_total). In-dialog requests go only to the next hops, the warn
+# service and the networks of trusted_peers and sip.allowed_sources, else 403: list your SBCs
+# there, or a callee's BYE towards them is refused.
+foreign_route = "ignore"
+# A file of at least 16 random bytes (e.g. `head -c 32 /dev/urandom > dialog.key`) keying the
+# dialog proof fraudwall writes into its Record-Route: an INVITE with a To-tag passes
+# unscreened only with that proof, else it is screened like a new call. Give every node
+# behind a load balancer the same file. Empty = a random key per process: dialogs then do not
+# survive a restart (their next re-INVITE is screened like a new call).
+dialog_key_file = ""
 # The identity headers screened: "pai", "rpid" (Remote-Party-ID), "from". Every value of each
 # is screened and the most severe verdict wins (block > warn > tag > allow; a number outranks
 # an anonymous or invalid value); this order breaks ties and names the deciding header.
@@ -225,6 +247,8 @@ pub struct SipSection {
     pub tcp_message_timeout: String,
     /// `sip.tcp_connect_timeout`.
     pub tcp_connect_timeout: String,
+    /// `sip.allowed_sources` (empty = any source).
+    pub allowed_sources: Vec<String>,
 }
 
 impl Default for SipSection {
@@ -242,6 +266,7 @@ impl Default for SipSection {
             tcp_idle_timeout: "120s".into(),
             tcp_message_timeout: "10s".into(),
             tcp_connect_timeout: "2s".into(),
+            allowed_sources: Vec::new(),
         }
     }
 }
@@ -258,6 +283,10 @@ pub struct ProxySection {
     pub record_route: bool,
     /// `proxy.trusted_peers`.
     pub trusted_peers: Vec<String>,
+    /// `proxy.foreign_route`: "ignore" or "reject".
+    pub foreign_route: String,
+    /// `proxy.dialog_key_file` (empty = a random key per process).
+    pub dialog_key_file: String,
     /// `proxy.identity_order`.
     pub identity_order: Vec<String>,
     /// `proxy.numbering_profile`.
@@ -271,6 +300,8 @@ impl Default for ProxySection {
             next_hop_transport: "udp".into(),
             record_route: false,
             trusted_peers: Vec::new(),
+            foreign_route: "ignore".into(),
+            dialog_key_file: String::new(),
             identity_order: vec!["pai".into(), "rpid".into(), "from".into()],
             numbering_profile: "generic".into(),
         }
@@ -526,6 +557,12 @@ pub struct Validated {
     pub record_route: bool,
     /// Peers (addresses or CIDR networks) whose PAI and RPID are trusted.
     pub trusted_peers: Vec<String>,
+    /// Sources (addresses or CIDR networks) SIP is taken from (empty = any).
+    pub allowed_sources: Vec<String>,
+    /// What an initial request with a foreign Route gets.
+    pub foreign_route: ForeignRoute,
+    /// The dialog-proof key read from `proxy.dialog_key_file` (`None`: random per process).
+    pub dialog_key: Option<DialogKey>,
     /// Identity sources in order (`pai`, `rpid`, `from`).
     pub identity_order: Vec<IdentitySource>,
     /// Numbering profile name (checked against [`crate::numbers::NumberingProfile::by_name`]).
@@ -591,6 +628,30 @@ fn parse_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
             format!("invalid socket address {s:?}: {e} (expected IP:PORT, IPv6 as [::1]:5060)"),
         )
     })
+}
+
+/// IP addresses or CIDR networks (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`), checked.
+fn parse_networks(key: &str, list: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let s = s.trim();
+        let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let ok = match ip.parse::<IpAddr>() {
+            Ok(ip) => {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            return Err(invalid(
+                format!("{key}[{i}]"),
+                format!("{s:?} is not an IP address or network (e.g. \"10.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\")"),
+            ));
+        }
+        out.push(s.to_string());
+    }
+    Ok(out)
 }
 
 fn parse_duration(key: &str, s: &str) -> Result<Duration, ConfigError> {
@@ -754,25 +815,39 @@ impl Config {
                 "\"udp\" needs \"udp\" in sip.transports",
             ));
         }
-        let mut trusted_peers = Vec::new();
-        for (i, s) in p.trusted_peers.iter().enumerate() {
-            let s = s.trim();
-            let (ip, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
-            let ok = match ip.parse::<IpAddr>() {
-                Ok(ip) => {
-                    let max = if ip.is_ipv4() { 32 } else { 128 };
-                    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
-                }
-                Err(_) => false,
-            };
-            if !ok {
+        let trusted_peers = parse_networks("proxy.trusted_peers", &p.trusted_peers)?;
+        let allowed_sources = parse_networks("sip.allowed_sources", &sip.allowed_sources)?;
+        let foreign_route = match p.foreign_route.trim().to_ascii_lowercase().as_str() {
+            "ignore" => ForeignRoute::Ignore,
+            "reject" => ForeignRoute::Reject,
+            other => {
                 return Err(invalid(
-                    format!("proxy.trusted_peers[{i}]"),
-                    format!("{s:?} is not an IP address or network (e.g. \"10.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\")"),
-                ));
+                    "proxy.foreign_route",
+                    format!("{other:?} is neither \"ignore\" nor \"reject\""),
+                ))
             }
-            trusted_peers.push(s.to_string());
-        }
+        };
+        let dialog_key = match p.dialog_key_file.trim() {
+            "" => None,
+            path => {
+                let secret = std::fs::read(path).map_err(|e| {
+                    invalid(
+                        "proxy.dialog_key_file",
+                        format!("cannot read {path:?}: {e}"),
+                    )
+                })?;
+                Some(DialogKey::from_secret(&secret).ok_or_else(|| {
+                    invalid(
+                        "proxy.dialog_key_file",
+                        format!(
+                            "{path:?} holds {} bytes, at least {} are needed: write one with `head -c 32 /dev/urandom > {path}`",
+                            secret.len(),
+                            DialogKey::MIN_SECRET
+                        ),
+                    )
+                })?)
+            }
+        };
         let mut identity_order = Vec::new();
         for (i, s) in p.identity_order.iter().enumerate() {
             let src = match s.trim().to_ascii_lowercase().as_str() {
@@ -975,6 +1050,9 @@ impl Config {
             next_hop_tcp,
             record_route: p.record_route,
             trusted_peers,
+            allowed_sources,
+            foreign_route,
+            dialog_key,
             identity_order,
             numbering_profile: p.numbering_profile.trim().to_string(),
             health_probe_interval: (!probe_interval.is_zero()).then_some(probe_interval),
@@ -1131,6 +1209,15 @@ mod tests {
                 "proxy.trusted_peers[0]",
             ),
             (
+                "[sip]\nallowed_sources = [\"10.0.0.0/40\"]",
+                "sip.allowed_sources[0]",
+            ),
+            ("[proxy]\nforeign_route = \"follow\"", "proxy.foreign_route"),
+            (
+                "[proxy]\ndialog_key_file = \"/nonexistent/fraudwall/dialog.key\"",
+                "proxy.dialog_key_file",
+            ),
+            (
                 "[proxy]\nidentity_order = [\"pai\", \"pai\"]",
                 "proxy.identity_order[1]",
             ),
@@ -1186,6 +1273,35 @@ mod tests {
             .to_string();
         assert!(e.contains("udp_workers"), "{e}");
         assert!(Config::from_toml_str("[sip\n").is_err());
+    }
+
+    #[test]
+    fn dialog_key_file_must_hold_16_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.key");
+        std::fs::write(&short, b"too short").unwrap();
+        let text = format!(
+            "[proxy]\ndialog_key_file = {:?}",
+            short.display().to_string()
+        );
+        let e = Config::from_toml_str(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, reason } if key == "proxy.dialog_key_file" && reason.contains("/dev/urandom")),
+            "{e}"
+        );
+        let good = dir.path().join("good.key");
+        std::fs::write(&good, [7u8; 32]).unwrap();
+        let text = format!(
+            "[proxy]\ndialog_key_file = {:?}\nforeign_route = \"reject\"\n[sip]\nallowed_sources = [\"10.0.0.0/8\"]",
+            good.display().to_string()
+        );
+        let v = Config::from_toml_str(&text).unwrap().validate().unwrap();
+        assert_eq!(v.dialog_key, DialogKey::from_secret(&[7u8; 32]));
+        assert_eq!(v.foreign_route, ForeignRoute::Reject);
+        assert_eq!(v.allowed_sources, vec!["10.0.0.0/8".to_string()]);
     }
 
     #[test]

@@ -31,6 +31,10 @@
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 //! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |
 //! | `admin_refused_total` | counter | `reason` ([`AdminRefusal`]: `cross_origin`, `missing_token`, ...) |
+//! | `source_refused_total` | counter | (messages from outside `sip.allowed_sources`) |
+//! | `dialog_proofs_total` | counter | `result` (accepted, refused) |
+//! | `routing_refused_total` | counter | `reason` (route_ignored, route_rejected, in_dialog_route, in_dialog_request_uri) |
+//! | `reflection_limited_total` | counter | `result` (trimmed, withheld) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -43,6 +47,7 @@ use crate::blocklist::Action;
 use crate::policy::Reason;
 use crate::proxy::runtime::LocalSendError;
 use crate::proxy::core::{IdentityRemoved, IdentitySource};
+use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RoutingRefusal};
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -188,6 +193,10 @@ pub struct Telemetry {
     removed_pai: Counter,
     removed_rpid: Counter,
     admin_refused: [Counter; AdminRefusal::ALL.len()],
+    source_refused: Counter,
+    dialog_proofs: [Counter; ProofCheck::ALL.len()],
+    routing_refused: [Counter; RoutingRefusal::ALL.len()],
+    reflection_limited: [Counter; ReplyFit::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     verdict_reasons: [Counter; Reason::ALL.len()],
     parse_errors: ReasonCounters,
@@ -265,6 +274,25 @@ impl Telemetry {
                 counter(
                     "fraudwall_admin_refused_total",
                     vec![Label::new("reason", r.as_str())],
+                )
+            }),
+            source_refused: counter("fraudwall_source_refused_total", vec![]),
+            dialog_proofs: ProofCheck::ALL.map(|p| {
+                counter(
+                    "fraudwall_dialog_proofs_total",
+                    vec![Label::new("result", p.as_str())],
+                )
+            }),
+            routing_refused: RoutingRefusal::ALL.map(|r| {
+                counter(
+                    "fraudwall_routing_refused_total",
+                    vec![Label::new("reason", r.as_str())],
+                )
+            }),
+            reflection_limited: ReplyFit::ALL.map(|f| {
+                counter(
+                    "fraudwall_reflection_limited_total",
+                    vec![Label::new("result", f.as_str())],
                 )
             }),
             messages,
@@ -418,6 +446,24 @@ impl Telemetry {
     /// A state-changing admin request refused.
     pub fn admin_refused(&self, reason: AdminRefusal) {
         self.admin_refused[reason as usize].increment(1);
+    }
+
+    /// Counts what the core's source, dialog-proof, routing and reflection checks did with
+    /// one message.
+    #[inline]
+    pub fn checks(&self, c: &Checks) {
+        if c.source_refused {
+            self.source_refused.increment(1);
+        }
+        if let Some(p) = c.proof {
+            self.dialog_proofs[p as usize].increment(1);
+        }
+        if let Some(r) = c.routing {
+            self.routing_refused[r as usize].increment(1);
+        }
+        if let Some(f) = c.reply {
+            self.reflection_limited[f as usize].increment(1);
+        }
     }
 
     /// A connection closed (lowers the open gauge).

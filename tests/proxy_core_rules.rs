@@ -547,7 +547,9 @@ fn no_probes_before_any_sent_by_is_known() {
 
 #[test]
 fn options_to_the_proxy_is_answered_200_and_others_are_forwarded() {
-    let core = core();
+    // The monitoring switch is a trusted peer: its answers are not size-capped (rule 9; an
+    // untrusted source gets the 200 without Allow when it would outgrow the request).
+    let (core, _) = core_with(|c| c.trusted_peers = vec!["192.0.2.1".into()]);
     let opts = |uri: &str, mf: u32| {
         format!(
             "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKo1\r\nMax-Forwards: {mf}\r\n\
@@ -972,18 +974,20 @@ fn a_panicking_screen_fails_open() {
 
 #[test]
 fn in_dialog_requests_pass_unscreened_and_follow_routes() {
-    let (core, table) = core_with(|c| c.record_route = true);
+    // The caller's SBC network is a configured peer, so in-dialog requests may go there.
+    let (core, table) = core_with(|c| {
+        c.record_route = true;
+        c.trusted_peers = vec!["192.0.2.0/24".into()];
+    });
     let s = send(&core, &invite("12025550123", ""), CALLER);
-    assert_eq!(
-        header(&s.msg(), "Record-Route").as_deref(),
-        Some("<sip:127.0.0.1:5060;lr>")
-    );
+    let rr = header(&s.msg(), "Record-Route").unwrap();
+    assert!(rr.starts_with("<sip:127.0.0.1:5060;lr;fwd="), "{rr}");
     assert_eq!(table.calls.load(Ordering::Relaxed), 1);
     // The callee hangs up: BYE from the switch, routed by our Record-Route, to the caller's
     // Contact.
     let bye = format!(
         "BYE sip:+12025550123@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKbye1\r\n\
-         Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:+15550001@127.0.0.1>;tag=callee\r\n\
+         Route: {rr}\r\nMax-Forwards: 70\r\nFrom: <sip:+15550001@127.0.0.1>;tag=callee\r\n\
          To: \"Caller\" <sip:+{BLOCKED}@192.0.2.1>;tag=from-1\r\nCall-ID: call-1@192.0.2.1\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     let s = send(&core, &bye, HOP);
@@ -1000,10 +1004,11 @@ fn in_dialog_requests_pass_unscreened_and_follow_routes() {
         1,
         "BYE is not screened"
     );
-    // A re-INVITE from the caller with our Route and the switch's Route goes to the switch.
+    // A re-INVITE from the caller with our Route (and its proof) and the switch's Route goes
+    // to the switch, unscreened.
     let reinvite = invite(
         BLOCKED,
-        "Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5080;lr>\r\n",
+        &format!("Route: {rr}, <sip:127.0.0.1:5080;lr>\r\n"),
     )
     .replace(
         "To: <sip:+15550001@127.0.0.1>",

@@ -10,6 +10,9 @@
 //!
 //! Requests:
 //!
+//! 0. from a source outside `allowed_sources` (when set; the next hops, the warn service and
+//!    the trusted peers always count as allowed): dropped before parsing, unanswered,
+//!    counted (`source_not_allowed`);
 //! 1. parsed with the zero-copy [`SipMessage`] view; a request with a readable top Via but a
 //!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, a second From, To or Call-ID
 //!    line (compact `f`, `t`, `i` count alike: `duplicate_from`, `duplicate_to`,
@@ -26,20 +29,30 @@
 //! 5. loop: one of our Vias already carries the loop key this request would get (see
 //!    the `branch` module): `482 Loop Detected`; a changed Request-URI is a spiral and
 //!    is forwarded;
-//! 6. the top Route is popped if it names us; the destination is the next Route (an IP
-//!    literal), else for initial requests, CANCEL and an ACK without our Route the first
-//!    healthy next hop (the choice depends only on hop health, so retransmissions, CANCEL and
-//!    a non-2xx ACK follow their INVITE), else for in-dialog requests the Request-URI when it
-//!    is an IP literal that is not us, else the next hop;
-//! 7. an initial INVITE (no To-tag) is screened: every identity value the configured
-//!    sources hold is normalized by the numbering profile and put to the [`Screen`]: all
-//!    P-Asserted-Identity values and all Remote-Party-ID values but `party=called` (both only
-//!    from a trusted peer; `Privacy: id` does not stop the check, the network knows the
-//!    number), and From. The most severe verdict wins (a verdict about a number before one
-//!    about its absence, then block > warn > tag > allow, then the earlier source in
-//!    `identity_order`), and the decision names the header that decided (the `identity`
-//!    module). A panic in the screen is caught and that value allowed (fail open). Then the
-//!    action:
+//! 6. routing, confined: the top Route is popped if it names us. An *initial* request
+//!    (no To-tag, or an INVITE whose To-tag comes without our dialog proof, rule 7; also
+//!    CANCEL and an ACK without our Route) goes only to a next hop: to the next Route if that
+//!    names a next hop, else to the first healthy next hop (the choice depends only on hop
+//!    health, so retransmissions, CANCEL and a non-2xx ACK follow their INVITE). A Route
+//!    naming anything else (another address, a host name, a strict route alike) is never
+//!    followed: with `foreign_route = "ignore"` (the default) the Route headers are removed
+//!    and the request goes to the next hop, with `"reject"` it is answered `403`. An
+//!    *in-dialog* request goes to the next Route, else to the Request-URI when that is an IP
+//!    literal that is not us, else to the next hop; a Route or Request-URI naming an address
+//!    that is not a next hop, the warn service or in `trusted_peers`/`allowed_sources` is
+//!    answered `403` (an ACK dropped). Refusals are counted by [`RoutingRefusal`];
+//! 7. an initial INVITE is screened; an INVITE with a To-tag passes unscreened only when its
+//!    top Route is ours and carries the proof this proxy wrote into its Record-Route (the
+//!    `dialog` module: a keyed hash of the Call-ID and the caller's tag), else it is
+//!    screened (and routed) like an initial one: a To-tag alone means nothing. Every
+//!    identity value the configured sources hold is normalized by the numbering profile and
+//!    put to the [`Screen`]: all P-Asserted-Identity values and all Remote-Party-ID values
+//!    but `party=called` (both only from a trusted peer; `Privacy: id` does not stop the
+//!    check, the network knows the number), and From. The most severe verdict wins (a
+//!    verdict about a number before one about its absence, then block > warn > tag > allow,
+//!    then the earlier source in `identity_order`), and the decision names the header that
+//!    decided (the `identity` module). A panic in the screen is caught and that value
+//!    allowed (fail open). Then the action:
 //!    * allow: forwarded unchanged but for Via, Max-Forwards (and Record-Route if on);
 //!    * tag: `X-Fraud-Label: suspected-fraud;category=<c>;score=<s>` added, and optionally the
 //!      display name of P-Asserted-Identity (and From) prefixed with a label, 15 characters
@@ -52,12 +65,18 @@
 //!      `Call-Info: <redress-url>;purpose=jcard` (RFC 8688), or `603 Decline` with
 //!      `Reason: SIP;cause=603;text="Network Blocked"`;
 //! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
-//!    sender's Via, our Via pushed with a §16.11 branch, and `Record-Route: <sip:ADDR;lr>` on
-//!    dialog-creating requests if configured; P-Asserted-Identity and Remote-Party-ID from
-//!    a sender that is not a trusted peer are removed first (RFC 3325 §5), counted in
-//!    [`Outcome::identity_removed`]; a forwarded copy too big for a UDP datagram
-//!    (65,507 bytes of payload over IPv4, 65,527 over IPv6) is not sent but answered
-//!    `513 Message Too Large`, so the kernel's refusal is never blamed on the next hop.
+//!    sender's Via, our Via pushed with a §16.11 branch, and, if configured,
+//!    `Record-Route: <sip:ADDR;lr;fwd=PROOF>` on dialog-creating requests;
+//!    P-Asserted-Identity and Remote-Party-ID from a sender that is not a trusted peer are
+//!    removed first (RFC 3325 §5), counted in [`Outcome::identity_removed`]; a forwarded
+//!    copy too big for a UDP datagram (65,507 bytes of payload over IPv4, 65,527 over IPv6)
+//!    is not sent but answered `513 Message Too Large`, so the kernel's refusal is never
+//!    blamed on the next hop;
+//! 9. every answer the core generates (rules 1-7) to a UDP source that is neither a trusted
+//!    peer nor a next hop is at most as large as the request that drew it: built without
+//!    its optional headers if needed, else not sent (the `reply` module; a size cap rather
+//!    than a rate limit, so no state and no amplification for any source), counted by
+//!    [`ReplyFit`].
 //!
 //! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
 //! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
@@ -110,8 +129,12 @@
 //! # Quirks
 //!
 //! - The core does no DNS: next hops are socket addresses, and a Route, Request-URI or Via
-//!   whose host is a name is not used as a destination (Route/Request-URI fall back to the
-//!   next hop; a response whose next Via names a host without `received` is dropped).
+//!   whose host is a name is not used as a destination (an initial request's foreign Route
+//!   is ignored or refused by rule 6; an in-dialog Route/Request-URI falls back to the next
+//!   hop; a response whose next Via names a host without `received` is dropped).
+//! - The dialog key is drawn at random in [`ProxyCore::new`] unless
+//!   [`CoreConfig::dialog_key`] is given (the runtime reads `proxy.dialog_key_file`): the
+//!   one place the core touches the system, at construction, never per message.
 //! - Identity: no value hides another. Every believable value is screened, so a clean
 //!   first PAI cannot hide a listed second one, and a junk or anonymous PAI cannot hide a
 //!   listed From (a number outranks the lack of one); `identity_order` only breaks ties.
@@ -123,18 +146,21 @@
 mod actions;
 pub(crate) mod branch;
 mod config;
+mod dialog;
 mod hops;
 mod identity;
 mod net;
+mod reply;
 mod request;
 mod response;
 mod salvage;
 
 pub use config::{
-    ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, HealthConfig, IdentitySource,
-    LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
+    ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
+    IdentitySource, LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
 };
 pub use identity::IdentityRemoved;
+pub use dialog::DialogKey;
 
 use crate::blocklist::Action;
 use crate::numbers::Caller;
@@ -203,6 +229,99 @@ impl Disposition {
     }
 }
 
+/// The dialog proof of an INVITE with a To-tag (rule 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProofCheck {
+    /// Our Route carried a valid proof: passed as in-dialog, unscreened.
+    Accepted,
+    /// No proof, or a wrong one: screened and routed like an initial INVITE.
+    Refused,
+}
+
+impl ProofCheck {
+    /// Every value, in label order.
+    pub const ALL: [ProofCheck; 2] = [ProofCheck::Accepted, ProofCheck::Refused];
+
+    /// The metric label: `accepted`, `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProofCheck::Accepted => "accepted",
+            ProofCheck::Refused => "refused",
+        }
+    }
+}
+
+/// A destination the core would not route to (rule 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoutingRefusal {
+    /// An initial request's Route named neither us nor a next hop: Route removed, sent to
+    /// the next hop (`foreign_route = "ignore"`).
+    RouteIgnored,
+    /// The same, answered 403 (`foreign_route = "reject"`).
+    RouteRejected,
+    /// An in-dialog request's Route named a destination that is not a next hop, the warn
+    /// service or a configured peer: 403.
+    InDialogRoute,
+    /// An in-dialog request's Request-URI did: 403.
+    InDialogRequestUri,
+}
+
+impl RoutingRefusal {
+    /// Every value, in label order.
+    pub const ALL: [RoutingRefusal; 4] = [
+        RoutingRefusal::RouteIgnored,
+        RoutingRefusal::RouteRejected,
+        RoutingRefusal::InDialogRoute,
+        RoutingRefusal::InDialogRequestUri,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutingRefusal::RouteIgnored => "route_ignored",
+            RoutingRefusal::RouteRejected => "route_rejected",
+            RoutingRefusal::InDialogRoute => "in_dialog_route",
+            RoutingRefusal::InDialogRequestUri => "in_dialog_request_uri",
+        }
+    }
+}
+
+/// How an answer to an untrusted UDP source was fitted under the request's size (rule 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyFit {
+    /// Sent without its optional headers.
+    Trimmed,
+    /// Not sent: even the minimal answer was larger than the request.
+    Withheld,
+}
+
+impl ReplyFit {
+    /// Every value, in label order.
+    pub const ALL: [ReplyFit; 2] = [ReplyFit::Trimmed, ReplyFit::Withheld];
+
+    /// The metric label: `trimmed`, `withheld`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyFit::Trimmed => "trimmed",
+            ReplyFit::Withheld => "withheld",
+        }
+    }
+}
+
+/// What the core's protections did with one message, for metrics; all empty when none
+/// applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checks {
+    /// The source is not in `allowed_sources` (the message was dropped unparsed).
+    pub source_refused: bool,
+    /// The dialog proof of an INVITE with a To-tag.
+    pub proof: Option<ProofCheck>,
+    /// A destination refused or ignored.
+    pub routing: Option<RoutingRefusal>,
+    /// An answer trimmed or withheld by the reflection rule.
+    pub reply: Option<ReplyFit>,
+}
+
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -218,6 +337,8 @@ pub struct Outcome {
     /// P-Asserted-Identity and Remote-Party-ID lines removed from a forwarded request
     /// because its sender is not a trusted peer (RFC 3325 §5).
     pub identity_removed: IdentityRemoved,
+    /// What the source, routing, dialog-proof and reflection checks did.
+    pub checks: Checks,
 }
 
 impl Outcome {
@@ -228,7 +349,20 @@ impl Outcome {
             error: None,
             decision: None,
             identity_removed: IdentityRemoved::default(),
+            checks: Checks::default(),
         }
+    }
+
+    /// An answer with `status` that the reflection rule fitted as `fit`: a withheld answer
+    /// is a drop (`reflection_limit`).
+    fn answered(class: MessageClass, status: u16, fit: Option<ReplyFit>) -> Outcome {
+        let disposition = match fit {
+            Some(ReplyFit::Withheld) => Disposition::Dropped("reflection_limit"),
+            _ => Disposition::Answered(status),
+        };
+        let mut o = Outcome::new(class, disposition);
+        o.checks.reply = fit;
+        o
     }
 
     /// What was sent because of this message (direction "out"): the same class when
@@ -270,6 +404,8 @@ pub struct ProxyCore {
     limits: Limits,
     hops: Hops,
     screen: Arc<dyn Screen>,
+    /// The key of the dialog proofs written into Record-Route.
+    dialog_key: DialogKey,
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
     /// `advertise` is configured.
     seen_local: [OnceLock<SocketAddr>; 2],
@@ -290,7 +426,12 @@ impl ProxyCore {
     /// Checks the configuration and builds the core around a [`Screen`].
     pub fn new(config: CoreConfig, screen: Arc<dyn Screen>) -> Result<Self, CoreConfigError> {
         let compiled = config.compile()?;
+        let dialog_key = match config.dialog_key {
+            Some(k) => k,
+            None => DialogKey::random().map_err(|e| CoreConfigError::NoRandomKey(e.to_string()))?,
+        };
         Ok(ProxyCore {
+            dialog_key,
             limits: config.limits.to_limits(),
             hops: Hops::new(&config.next_hops, config.health),
             compiled,
@@ -333,6 +474,14 @@ impl ProxyCore {
         if slot.get().is_none() {
             let _ = slot.set(msg.local);
         }
+        if !self.compiled.source_allowed(msg.source.ip()) {
+            let mut o = Outcome::new(
+                MessageClass::Unparsed,
+                Disposition::Dropped("source_not_allowed"),
+            );
+            o.checks.source_refused = true;
+            return o;
+        }
         let parsed = match SipMessage::parse(msg.data.clone(), &self.limits) {
             Ok(p) => p,
             Err(e) => return self.unparsed(&msg, &e, out),
@@ -356,12 +505,12 @@ impl ProxyCore {
         o.error = Some(e.reason());
         if let Some(s) = salvage::salvage(msg, e, &self.limits) {
             if let Ok(Some(top)) = s.message.top_via() {
-                out.push(Outbound {
-                    data: salvage::answer(&s),
-                    destination: net::reply_destination(msg, &top),
-                    transport: msg.transport,
-                });
-                o.disposition = Disposition::Answered(s.status);
+                let to = reply::ReplyTo::new(&self.compiled, msg, &top);
+                // The answer has no optional header to drop.
+                let fit = to.send(salvage::answer(&s), || salvage::answer(&s), out);
+                let answered = Outcome::answered(o.class, s.status, fit);
+                o.disposition = answered.disposition;
+                o.checks = answered.checks;
             }
         }
         o

@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::core::{CoreConfig, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
+use super::core::{
+    Checks, CoreConfig, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore,
+};
 use super::tcp::{Framer, TcpConfig, TcpTransport};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
 use super::{Inbound, Outbound, Transport};
@@ -259,6 +261,9 @@ impl CoreHandler {
     }
 
     fn account(&self, outcome: Outcome) {
+        if outcome.checks != Checks::default() {
+            self.telemetry.checks(&outcome.checks);
+        }
         if let Some(reason) = outcome.error {
             self.telemetry.parse_error(reason);
         } else if let Disposition::Dropped(reason) = outcome.disposition {
@@ -485,6 +490,9 @@ pub fn core_config(v: &Validated) -> CoreConfig {
             .collect(),
         record_route: v.record_route,
         trusted_peers: v.trusted_peers.clone(),
+        allowed_sources: v.allowed_sources.clone(),
+        foreign_route: v.foreign_route,
+        dialog_key: v.dialog_key,
         identity_order: v
             .identity_order
             .iter()

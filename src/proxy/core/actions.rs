@@ -175,6 +175,13 @@ pub(crate) fn block(
     Ok((608, b.finish()))
 }
 
+/// The block answer without its optional header (Call-Info or Reason), for the reflection
+/// rule: the bare 608 or 603.
+pub(crate) fn block_minimal(msg: &SipMessage, status: u16) -> BytesMut {
+    let reason = if status == 603 { "Decline" } else { "Rejected" };
+    ResponseBuilder::new(msg, status, reason).finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

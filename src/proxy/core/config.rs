@@ -12,6 +12,8 @@
 //! advertise = "192.0.2.10:5060"        # host[:port] written in Via and Record-Route
 //! aliases = ["proxy.example.net"]      # other names of this proxy (loop detection, OPTIONS, Route)
 //! trusted_peers = ["10.0.0.0/8"]       # PAI and Remote-Party-ID are believed only from these
+//! allowed_sources = ["10.0.0.0/8"]     # who may send at all (empty: anyone)
+//! foreign_route = "ignore"             # or "reject": a Route naming neither us nor a next hop
 //! identity_order = ["pai", "rpid", "from"]
 //! numbering_profile = "generic"
 //! [health]
@@ -21,6 +23,7 @@
 //! redress_url = "https://redress.example.net/jcard?c={category}"
 //! ```
 
+use super::dialog::DialogKey;
 use crate::numbers::{NumberingProfile, ProfileError};
 use crate::policy::CallerActions;
 use crate::proxy::Transport;
@@ -52,6 +55,19 @@ pub struct CoreConfig {
     /// Remote-Party-ID are believed. From anyone else both are ignored and removed from the
     /// forwarded request (RFC 3325 §5).
     pub trusted_peers: Vec<String>,
+    /// Sources (`10.0.0.1`, `10.0.0.0/8`) the proxy takes messages from; anything from
+    /// elsewhere is dropped unanswered and counted. Empty (the default): any source. The next
+    /// hops, the warn service and `trusted_peers` are always allowed. These networks (with
+    /// `trusted_peers`) are also where in-dialog requests may be routed: list the SBCs.
+    pub allowed_sources: Vec<String>,
+    /// What an initial request whose Route names neither this proxy nor a next hop gets:
+    /// `ignore` (the default: its Route headers are removed and it goes to the next hop) or
+    /// `reject` (`403 Forbidden`). It is never sent where that Route points.
+    pub foreign_route: ForeignRoute,
+    /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]); the
+    /// runtime reads it from `proxy.dialog_key_file`. `None`: a random key per process.
+    #[serde(skip)]
+    pub dialog_key: Option<DialogKey>,
     /// The identity headers screened: `pai`, `rpid`, `from`. Every value of every listed
     /// header is screened and the most severe verdict wins; the order breaks ties.
     pub identity_order: Vec<IdentitySource>,
@@ -76,6 +92,9 @@ impl Default for CoreConfig {
             advertise: None,
             aliases: Vec::new(),
             trusted_peers: Vec::new(),
+            allowed_sources: Vec::new(),
+            foreign_route: ForeignRoute::Ignore,
+            dialog_key: None,
             identity_order: vec![
                 IdentitySource::Pai,
                 IdentitySource::Rpid,
@@ -102,6 +121,27 @@ pub struct NextHop {
 
 fn udp() -> Transport {
     Transport::Udp
+}
+
+/// What an initial request whose Route names a foreign destination gets (rule 6 of the
+/// module guide in [`super`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeignRoute {
+    /// The Route headers are removed and the request goes to the next hop.
+    Ignore,
+    /// `403 Forbidden`.
+    Reject,
+}
+
+impl ForeignRoute {
+    /// The lowercase config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForeignRoute::Ignore => "ignore",
+            ForeignRoute::Reject => "reject",
+        }
+    }
 }
 
 /// Where a caller identity is read from.
@@ -302,6 +342,12 @@ pub enum CoreConfigError {
     /// A trusted peer is not an address or CIDR.
     #[error("trusted_peers: {0:?} is not an IP address or CIDR such as 10.0.0.0/8")]
     BadTrustedPeer(String),
+    /// An allowed source is not an address or CIDR.
+    #[error("allowed_sources: {0:?} is not an IP address or CIDR such as 10.0.0.0/8")]
+    BadAllowedSource(String),
+    /// No dialog key was given and the system's random source failed.
+    #[error("dialog_key: no key given and the system random source failed ({0}): set proxy.dialog_key_file")]
+    NoRandomKey(String),
     /// `identity_order` is empty or repeats a source.
     #[error("identity_order must list pai, rpid and/or from, each at most once")]
     BadIdentityOrder,
@@ -349,6 +395,14 @@ pub(crate) struct Cidr {
 }
 
 impl Cidr {
+    /// The network holding exactly `ip`.
+    pub(crate) fn host(ip: IpAddr) -> Cidr {
+        Cidr {
+            addr: ip,
+            len: if ip.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
     /// Whether `ip` is inside. IPv4-mapped IPv6 addresses match IPv4 networks.
     pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
@@ -469,6 +523,10 @@ pub(crate) struct Compiled {
     pub(crate) advertise: Option<HostPort>,
     pub(crate) aliases: Vec<HostPort>,
     pub(crate) trusted: Vec<Cidr>,
+    /// `allowed_sources` with the next hops and the warn service added; empty: any source.
+    pub(crate) sources: Vec<Cidr>,
+    /// The next hops' addresses, for routing confinement.
+    pub(crate) hop_addrs: Vec<SocketAddr>,
     pub(crate) profile: NumberingProfile,
     /// Where warned calls go, if warn is configured.
     pub(crate) warn_dest: Option<(SocketAddr, Transport)>,
@@ -499,6 +557,15 @@ impl CoreConfig {
                     .map_err(|()| CoreConfigError::BadTrustedPeer(p.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut sources = self
+            .allowed_sources
+            .iter()
+            .map(|p| {
+                p.parse::<Cidr>()
+                    .map_err(|()| CoreConfigError::BadAllowedSource(p.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hop_addrs: Vec<SocketAddr> = self.next_hops.iter().map(|h| h.address).collect();
         let mut order = self.identity_order.clone();
         order.sort_by_key(|s| *s as u8);
         order.dedup();
@@ -564,10 +631,17 @@ impl CoreConfig {
                 return Err(CoreConfigError::ZeroLimit(key));
             }
         }
+        if !sources.is_empty() {
+            sources.extend(hop_addrs.iter().map(|a| Cidr::host(a.ip())));
+            sources.extend(warn_dest.map(|(a, _)| Cidr::host(a.ip())));
+            sources.extend(trusted.iter().copied());
+        }
         Ok(Compiled {
             advertise,
             aliases,
             trusted,
+            sources,
+            hop_addrs,
             profile,
             warn_dest,
         })
@@ -718,6 +792,10 @@ mod tests {
         assert!(matches!(e, CoreConfigError::BadWarnService(_)));
         let e = err(|c| c.actions.tag.header = "X Fraud".into());
         assert!(matches!(e, CoreConfigError::BadTagHeader(_)));
+        let e = err(|c| c.allowed_sources = vec!["10.0.0.0/99".into()]);
+        assert!(e.to_string().starts_with("allowed_sources"), "{e}");
+        let e = toml::from_str::<CoreConfig>("foreign_route = \"follow\"").unwrap_err();
+        assert!(e.to_string().contains("foreign_route"), "{e}");
         let e = err(|c| c.limits.max_vias = 0);
         assert_eq!(e.to_string(), "limits.max_vias must be greater than zero");
     }

@@ -133,6 +133,30 @@ impl Compiled {
     pub(crate) fn trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(ip))
     }
+
+    /// Whether messages from `ip` are taken (`allowed_sources`, with the next hops, the warn
+    /// service and the trusted peers; everyone when `allowed_sources` is empty).
+    pub(crate) fn source_allowed(&self, ip: IpAddr) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether `dest` is a next hop.
+    pub(crate) fn is_hop(&self, dest: SocketAddr) -> bool {
+        self.hop_addrs.contains(&dest)
+    }
+
+    /// Whether an in-dialog request may go to `dest`: a next hop, the warn service, or an
+    /// address in `trusted_peers` or `allowed_sources`.
+    pub(crate) fn may_reach_in_dialog(&self, dest: SocketAddr) -> bool {
+        self.is_hop(dest)
+            || self.warn_dest.is_some_and(|(w, _)| w == dest)
+            || self.source_allowed_explicitly(dest.ip())
+    }
+
+    /// `trusted_peers` or a configured `allowed_sources` network holds `ip`.
+    fn source_allowed_explicitly(&self, ip: IpAddr) -> bool {
+        self.trusted(ip) || (!self.sources.is_empty() && self.source_allowed(ip))
+    }
 }
 
 fn host_eq(hp: &HostPort, host: &[u8]) -> bool {

@@ -3,8 +3,14 @@
 
 use super::branch::{self, Branch, FieldHasher};
 use super::identity::{self, IdentityRemoved};
+use super::config::ForeignRoute;
+use super::dialog;
 use super::net::{self, uri_destination};
-use super::{actions, Decision, Disposition, MessageClass, Outcome, ProxyCore};
+use super::reply::ReplyTo;
+use super::{
+    actions, Checks, Decision, Disposition, MessageClass, Outcome, ProofCheck, ProxyCore,
+    RoutingRefusal,
+};
 use crate::blocklist::Action;
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
@@ -100,13 +106,6 @@ impl<'m> Checked<'m> {
     }
 }
 
-/// Where the proxy's own answers go, and how.
-#[derive(Clone, Copy)]
-struct ReplyTo {
-    destination: SocketAddr,
-    transport: Transport,
-}
-
 impl ProxyCore {
     pub(super) fn request(
         &self,
@@ -122,10 +121,7 @@ impl ProxyCore {
             Ok(None) => return malformed(class, "no_via"),
             Err(_) => return malformed(class, "bad_via"),
         };
-        let reply = ReplyTo {
-            destination: net::reply_destination(inbound, &top),
-            transport: inbound.transport,
-        };
+        let reply = ReplyTo::new(&self.compiled, inbound, &top);
         let req = match Checked::read(msg) {
             Ok(r) => r,
             Err(reason) => {
@@ -188,39 +184,101 @@ impl ProxyCore {
             return self.answer(msg, method, 482, "Loop Detected", reply, out);
         }
 
-        // Route (RFC 3261 §16.4, §16.6 steps 6-7).
+        // Route (RFC 3261 §16.4, §16.6 steps 6-7), confined to the next hops and peers.
         let mut ed = RequestEditor::new(msg);
         let popped = ed.pop_top_route_if(|na| {
             self.compiled
                 .is_us(na.uri().host(), na.uri().port(), inbound.local)
         });
-        let initial = to_tag.is_none();
+        let mut checks = Checks::default();
+        // An INVITE with a To-tag is in-dialog only with our proof (rule 7).
+        if let (Method::Invite, Some(tag)) = (method, to_tag) {
+            let proof = popped
+                .then(|| msg.routes().next().and_then(Result::ok))
+                .flatten()
+                .and_then(|na| na.uri().params().get(dialog::PARAM).flatten());
+            let ok = proof.is_some_and(|p| {
+                self.dialog_key
+                    .verifies(p, req.call_id, req.from.tag(), Some(tag))
+            });
+            checks.proof = Some(if ok {
+                ProofCheck::Accepted
+            } else {
+                ProofCheck::Refused
+            });
+        }
+        let initial = to_tag.is_none() || checks.proof == Some(ProofCheck::Refused);
         let pending_key = (method == Method::Invite && initial).then(|| branch::key(&branch));
         if let Some(key) = pending_key {
             self.hops.invite_arrived(key, now);
         }
         let (hop_index, hop) = self.hops.select_index(now);
         let hop_dest = (hop.address, hop.transport);
-        let mut dest = match msg.routes().nth(usize::from(popped)) {
-            Some(Ok(route)) => uri_destination(route.uri(), Transport::Udp).unwrap_or(hop_dest),
-            Some(Err(_)) => hop_dest,
-            None if initial || (method == Method::Ack && !popped) => hop_dest,
-            None if self
-                .compiled
-                .is_us(req.uri.host(), req.uri.port(), inbound.local) =>
-            {
-                hop_dest
+        let next_route = msg.routes().nth(usize::from(popped));
+        let mut dest = if initial || (method == Method::Ack && !popped) {
+            // Initial requests (and the ACK of a non-2xx answer) go to a next hop only.
+            match next_route {
+                None => hop_dest,
+                Some(route) => match route
+                    .ok()
+                    .and_then(|r| uri_destination(r.uri(), Transport::Udp))
+                    .filter(|d| self.compiled.is_hop(d.0))
+                {
+                    Some(d) => d,
+                    None if self.config.foreign_route == ForeignRoute::Reject => {
+                        let mut o = self.answer(msg, method, 403, "Forbidden", reply, out);
+                        o.checks.routing = Some(RoutingRefusal::RouteRejected);
+                        o.checks.proof = checks.proof;
+                        return o;
+                    }
+                    None => {
+                        ed.remove_headers("Route");
+                        checks.routing = Some(RoutingRefusal::RouteIgnored);
+                        hop_dest
+                    }
+                },
             }
-            None => uri_destination(&req.uri, Transport::Udp).unwrap_or(hop_dest),
+        } else {
+            // In-dialog: the next Route, else the Request-URI, when an IP literal; only to a
+            // next hop, the warn service or a configured peer.
+            let (target, refusal) = match next_route {
+                Some(Ok(route)) => (
+                    uri_destination(route.uri(), Transport::Udp),
+                    RoutingRefusal::InDialogRoute,
+                ),
+                Some(Err(_)) => (None, RoutingRefusal::InDialogRoute),
+                None if self
+                    .compiled
+                    .is_us(req.uri.host(), req.uri.port(), inbound.local) =>
+                {
+                    (None, RoutingRefusal::InDialogRequestUri)
+                }
+                None => (
+                    uri_destination(&req.uri, Transport::Udp),
+                    RoutingRefusal::InDialogRequestUri,
+                ),
+            };
+            match target {
+                None => hop_dest,
+                Some(d) if self.compiled.may_reach_in_dialog(d.0) => d,
+                Some(_) => {
+                    let mut o = self.answer(msg, method, 403, "Forbidden", reply, out);
+                    o.checks.routing = Some(refusal);
+                    return o;
+                }
+            }
         };
 
-        // The caller check (initial INVITEs only).
+        // The caller check (initial INVITEs, and INVITEs with a To-tag but no proof).
         let mut decision = None;
         if method == Method::Invite && initial {
             let d = self.screen_call(inbound, msg, &req);
             let applied = match d.applied {
                 Action::Block => {
-                    return self.block(msg, class, d, reply, out);
+                    let mut o = self.block(msg, class, d, reply, out);
+                    o.checks.proof = checks.proof;
+                    o.checks.routing = o.checks.routing.or(checks.routing);
+                    return o;
                 }
                 Action::Warn => match (
                     self.compiled.warn_dest,
@@ -256,10 +314,10 @@ impl ProxyCore {
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
         if self.config.record_route
-            && initial
+            && to_tag.is_none()
             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
         {
-            self.record_route(&mut ed, inbound.local);
+            self.record_route(&mut ed, inbound.local, &req);
         }
         let data = ed.finish().freeze();
         if !fits_transport(data.len(), dest.0, dest.1) {
@@ -282,6 +340,7 @@ impl ProxyCore {
             error: None,
             decision,
             identity_removed,
+            checks,
         }
     }
 
@@ -328,18 +387,11 @@ impl ProxyCore {
                 (608, b.finish())
             }
         };
-        out.push(Outbound {
-            data: data.freeze(),
-            destination: reply.destination,
-            transport: reply.transport,
-        });
-        Outcome {
-            class,
-            disposition: Disposition::Answered(status),
-            error: None,
-            decision: Some(d),
-            identity_removed: IdentityRemoved::default(),
-        }
+        // Without Call-Info or Reason when the answer would outgrow the request (rule 9).
+        let fit = reply.send(data, || actions::block_minimal(msg, status), out);
+        let mut o = Outcome::answered(class, status, fit);
+        o.decision = Some(d);
+        o
     }
 
     /// Answers a request with a status of our own; an ACK is never answered (dropped).
@@ -361,20 +413,31 @@ impl ProxyCore {
             // Header values are static; they cannot fail the checks.
             let _ = b.header("Allow", b"INVITE, ACK, CANCEL, BYE, OPTIONS");
         }
-        out.push(Outbound {
-            data: b.finish().freeze(),
-            destination: reply.destination,
-            transport: reply.transport,
-        });
-        Outcome::new(class, Disposition::Answered(status))
+        // Without Allow when the answer would outgrow the request (rule 9).
+        let fit = reply.send(
+            b.finish(),
+            || ResponseBuilder::new(msg, status, reason).finish(),
+            out,
+        );
+        Outcome::answered(class, status, fit)
     }
 
-    /// Inserts `Record-Route: <sip:SENT-BY;lr>` (built on the stack).
-    fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr) {
+    /// Inserts `Record-Route: <sip:SENT-BY;lr;fwd=PROOF>` (built on the stack), the proof
+    /// bound to this dialog's Call-ID and the caller's From-tag (see [`dialog`]).
+    fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr, req: &Checked<'_>) {
         let sent_by = self.sent_by_text(local);
-        let mut rr = net::StackText::<320>::new();
+        let token = self
+            .dialog_key
+            .token(req.call_id, req.from.tag().unwrap_or_default());
+        let mut rr = net::StackText::<340>::new();
         if let Some(sb) = sent_by.bytes() {
-            rr.push(b"<sip:").push(sb).push(b";lr>");
+            rr.push(b"<sip:")
+                .push(sb)
+                .push(b";lr;")
+                .push(dialog::PARAM.as_bytes())
+                .push(b"=")
+                .push(&token)
+                .push(b">");
         }
         if let Some(value) = rr.bytes().filter(|v| !v.is_empty()) {
             ed.insert_record_route(value);
@@ -455,18 +518,15 @@ fn fits_transport(len: usize, dest: SocketAddr, transport: Transport) -> bool {
 }
 
 fn malformed(class: MessageClass, reason: &'static str) -> Outcome {
-    Outcome {
-        class,
-        disposition: Disposition::Dropped(reason),
-        error: Some(reason),
-        decision: None,
-        identity_removed: IdentityRemoved::default(),
-    }
+    let mut o = Outcome::new(class, Disposition::Dropped(reason));
+    o.error = Some(reason);
+    o
 }
 
 fn drop_reason(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
+        403 => "forbidden",
         482 => "loop",
         483 => "too_many_hops",
         513 => "too_large",

@@ -15,12 +15,10 @@ impl ProxyCore {
         out: &mut Vec<Outbound>,
     ) -> Outcome {
         let class = MessageClass::Response(msg.status().unwrap_or(0));
-        let dropped = |reason: &'static str, malformed: bool| Outcome {
-            class,
-            disposition: Disposition::Dropped(reason),
-            error: malformed.then_some(reason),
-            decision: None,
-            identity_removed: Default::default(),
+        let dropped = |reason: &'static str, malformed: bool| {
+            let mut o = Outcome::new(class, Disposition::Dropped(reason));
+            o.error = malformed.then_some(reason);
+            o
         };
         // One pass over the Via list: ours on top, then where the response goes.
         let mut vias = msg.vias();

@@ -9,11 +9,13 @@
 //! version other than SIP/2.0, else `400 Bad Request`. ACKs, responses, oversized messages
 //! and anything whose start line is not a request are only dropped.
 //!
-//! This path allocates (one small buffer), but only for malformed input.
+//! This path allocates (one small buffer), but only for malformed input. Like every answer
+//! of the core, the 400 to an untrusted UDP source is never larger than the datagram that
+//! drew it (see the `reply` module): garbage cannot be used to reflect traffic.
 
 use crate::proxy::Inbound;
 use crate::sip::{HeaderName, Limits, ParseError, ResponseBuilder, SipMessage};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 /// A malformed request that can be answered: the status to answer with and the synthetic
 /// request (holding the lines a response copies) to build the answer from.
@@ -80,14 +82,12 @@ pub(crate) fn salvage(inbound: &Inbound, error: &ParseError, limits: &Limits) ->
     }
 }
 
-/// The response to a salvaged request.
-pub(crate) fn answer(s: &Salvaged) -> Bytes {
+/// The response to a salvaged request (sent under the reflection rule, see `reply`).
+pub(crate) fn answer(s: &Salvaged) -> BytesMut {
     let reason = if s.status == 505 {
         "Version Not Supported"
     } else {
         "Bad Request"
     };
-    ResponseBuilder::new(&s.message, s.status, reason)
-        .finish()
-        .freeze()
+    ResponseBuilder::new(&s.message, s.status, reason).finish()
 }
