@@ -31,7 +31,9 @@ impl Screen for OneListed {
             }
             Caller::Number(_) => Verdict::unlisted(),
             Caller::Anonymous => Verdict::new(Action::Allow, Reason::Anonymous),
-            Caller::Invalid(_) => Verdict::new(Action::Allow, Reason::Invalid),
+            Caller::Invalid(_) | Caller::Decorated { .. } => {
+                Verdict::new(Action::Allow, Reason::Invalid)
+            }
         }
     }
 }

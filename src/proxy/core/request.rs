@@ -2,7 +2,7 @@
 //! in [`super`] for the rules in order).
 
 use super::branch::{self, Branch, FieldHasher};
-use super::identity::{self, IdentityRemoved};
+use super::identity;
 use super::config::ForeignRoute;
 use super::dialog;
 use super::net::{self, uri_destination};
