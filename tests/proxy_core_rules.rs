@@ -61,7 +61,9 @@ impl Screen for Table {
                 .cloned()
                 .unwrap_or_else(Verdict::unlisted),
             Caller::Anonymous => Verdict::new(Action::Allow, Reason::Anonymous),
-            Caller::Invalid(_) => Verdict::new(Action::Allow, Reason::Invalid),
+            Caller::Invalid(_) | Caller::Decorated { .. } => {
+                Verdict::new(Action::Allow, Reason::Invalid)
+            }
         }
     }
 }
