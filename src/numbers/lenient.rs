@@ -210,11 +210,17 @@ mod tests {
         assert_eq!(read("sip:ext2025550100@x"), d("2025550100"));
         assert_eq!(read("<sip:6788675309>"), d("6788675309"));
         assert_eq!(read("sip:6788675309:5060"), d("6788675309"));
-        assert_eq!(read("sip:.+2025550100p1"), Some((true, "2025550100".to_string())));
+        assert_eq!(
+            read("sip:.+2025550100p1"),
+            Some((true, "2025550100".to_string()))
+        );
         assert_eq!(read("sip:10.0.0.1"), None);
         assert_eq!(read("sip:gw1.example.com"), None);
         assert_eq!(read("sip:[2001:db8::1]"), None);
-        assert_eq!(read("\"A\" <sip:**********2025550100@x>;tag=1"), d("2025550100"));
+        assert_eq!(
+            read("\"A\" <sip:**********2025550100@x>;tag=1"),
+            d("2025550100")
+        );
         assert_eq!(
             read("sip:+0012025550100@x"),
             Some((true, "0012025550100".to_string()))
