@@ -54,6 +54,14 @@ const INPUTS: &[&[u8]] = &[
     b"sip:%zz@h",
     b"+123456789012345678901234567890123456789",
     b"\xff\xfe\x00garbage",
+    // Folded and lenient readings (issue 9): no allocation either.
+    "sip:＋１２０２５５５０１００@x".as_bytes(),
+    "sip:+٢٠٢٥٥٥٠١٠٠@x".as_bytes(),
+    b"sip:%EF%BC%8B%EF%BC%91202555%EF%BC%90100@x",
+    b"sip:*67*822025550100p123@x",
+    b"sip:+012025550100%00@x",
+    b"<sip:6788675309>",
+    b"sip:#31#13800000001#@x",
 ];
 
 #[test]
@@ -68,7 +76,7 @@ fn normalize_never_allocates() {
     std::hint::black_box(&v);
     assert_eq!(ALLOCATIONS.with(Cell::get) - probe, 1);
 
-    let mut outcomes = [0usize; 3];
+    let mut outcomes = [0usize; 4];
     let before = ALLOCATIONS.with(Cell::get);
     for p in &profiles {
         for raw in INPUTS {
@@ -76,6 +84,7 @@ fn normalize_never_allocates() {
                 Caller::Number(_) => 0,
                 Caller::Anonymous => 1,
                 Caller::Invalid(_) => 2,
+                Caller::Decorated { .. } => 3,
             };
             outcomes[slot] += 1;
         }

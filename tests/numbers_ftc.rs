@@ -43,7 +43,7 @@ fn ftc_list_matches_the_model_row_by_row() {
                 numbers += 1;
                 Some(n.to_string())
             }
-            Caller::Invalid(_) => {
+            Caller::Invalid(_) | Caller::Decorated { .. } => {
                 invalid += 1;
                 None
             }

@@ -108,7 +108,7 @@ proptest! {
     fn from_international_agrees_with_normalize(digits in "[0-9]{0,20}") {
         let want = match NumberingProfile::by_name("generic").expect("shipped profile").normalize(format!("+{digits}").as_bytes()) {
             Caller::Number(n) => Ok(n),
-            Caller::Invalid(r) => Err(r),
+            Caller::Invalid(r) | Caller::Decorated { reason: r, .. } => Err(r),
             Caller::Anonymous => panic!("+{digits} read as anonymous"),
         };
         prop_assert_eq!(E164::from_international(digits.as_bytes()), want);

@@ -87,9 +87,7 @@ fn decimal_value(c: char) -> Option<u8> {
     // Runs are at most a few tens long (five back-to-back runs of mathematical digits).
     for _ in 0..64 {
         match start.checked_sub(1).and_then(char::from_u32) {
-            Some(prev) if prev.general_category() == GeneralCategory::DecimalNumber => {
-                start -= 1
-            }
+            Some(prev) if prev.general_category() == GeneralCategory::DecimalNumber => start -= 1,
             _ => return Some(((c as u32 - start) % 10) as u8),
         }
     }

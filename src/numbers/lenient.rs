@@ -161,13 +161,21 @@ fn user_part(raw: &[u8]) -> &[u8] {
     match sip {
         Some(rest) => match rest.iter().position(|&b| b == b'@') {
             Some(at) => &rest[..at],
-            // A dotted host is an address (`sip:10.0.0.1`), never a number.
             None => Some(scan::host_name(rest))
-                .filter(|h| !h.contains(&b'.'))
+                .filter(|h| !is_address(h))
                 .unwrap_or(b""),
         },
         None => scan::strip_prefix_ci(raw, b"tel:").unwrap_or(raw),
     }
+}
+
+/// A host that names a machine, never a number (RFC 3261 §25.1): an IPv4 or IPv6 address,
+/// or a hostname, whose top label starts with a letter (`gw1.example.com`, `localhost`).
+fn is_address(host: &[u8]) -> bool {
+    let is_ipv4 = std::str::from_utf8(host).is_ok_and(|h| h.parse::<std::net::Ipv4Addr>().is_ok());
+    let top = host.strip_suffix(b".").unwrap_or(host);
+    let top = top.rsplit(|&b| b == b'.').next().unwrap_or(top);
+    is_ipv4 || host.first() == Some(&b'[') || top.first().is_some_and(u8::is_ascii_alphabetic)
 }
 
 #[cfg(test)]
@@ -202,7 +210,17 @@ mod tests {
         assert_eq!(read("sip:ext2025550100@x"), d("2025550100"));
         assert_eq!(read("<sip:6788675309>"), d("6788675309"));
         assert_eq!(read("sip:6788675309:5060"), d("6788675309"));
-        assert_eq!(read("\"A\" <sip:**********2025550100@x>;tag=1"), d("2025550100"));
+        assert_eq!(
+            read("sip:.+2025550100p1"),
+            Some((true, "2025550100".to_string()))
+        );
+        assert_eq!(read("sip:10.0.0.1"), None);
+        assert_eq!(read("sip:gw1.example.com"), None);
+        assert_eq!(read("sip:[2001:db8::1]"), None);
+        assert_eq!(
+            read("\"A\" <sip:**********2025550100@x>;tag=1"),
+            d("2025550100")
+        );
         assert_eq!(
             read("sip:+0012025550100@x"),
             Some((true, "0012025550100".to_string()))

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::plan::{self, Form, CN_CC, NANP_CC};
 use super::lenient;
+use super::plan::{self, Form, CN_CC, NANP_CC};
 use super::scan::{self, Context, Digits, NotNumber, Subscriber};
 use super::E164;
 
