@@ -45,9 +45,9 @@ use std::sync::RwLock;
 use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
 use crate::policy::Reason;
-use crate::proxy::runtime::LocalSendError;
-use crate::proxy::core::{IdentityRemoved, IdentitySource};
 use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RoutingRefusal};
+use crate::proxy::core::{IdentityRemoved, IdentitySource};
+use crate::proxy::runtime::LocalSendError;
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.

@@ -8,6 +8,7 @@
 //! * A client sending one byte a second is closed at `sip.tcp_message_timeout`.
 //! * One source opening more than `sip.tcp_max_connections_per_source` connections is
 //!   refused while a second loopback source (127.0.0.2) is still served.
+//! * A source outside `sip.allowed_sources` is closed at accept (TCP) and unanswered (UDP).
 //!
 //! Every client is bounded in time (read timeouts, deadlines of a few seconds).
 
@@ -278,4 +279,59 @@ fn one_source_cannot_lock_others_out() {
     assert_eq!(options(&mut other, &s, "other"), "SIP/2.0 200 OK");
     // The held ones still work.
     assert_eq!(options(&mut held[0], &s, "again"), "SIP/2.0 200 OK");
+}
+
+/// `sip.allowed_sources`: a TCP connection from elsewhere is closed at accept, before a byte
+/// is read, and a datagram from elsewhere gets no answer; both are counted, and a listed
+/// source is served over both transports.
+#[test]
+fn sources_outside_allowed_sources_are_refused_at_accept_and_unanswered() {
+    let s = Setup::start_with(
+        "127.0.0.1",
+        Options {
+            sip_config: "allowed_sources = [\"127.0.0.3\"]\n",
+            ..Options::default()
+        },
+    );
+    let to: SocketAddr = format!("127.0.0.1:{}", s.sip).parse().expect("addr");
+    let mut stranger = connect_from("127.0.0.2", to);
+    assert!(
+        closed_within(&mut stranger, Duration::from_secs(3)),
+        "a connection from outside allowed_sources was kept"
+    );
+    let mut listed = connect_from("127.0.0.3", to);
+    assert_eq!(options(&mut listed, &s, "listed-tcp"), "SIP/2.0 200 OK");
+
+    let udp_options = |from: &str, tag: &str| -> Option<String> {
+        let sock = std::net::UdpSocket::bind((from, 0)).expect("bind udp");
+        sock.set_read_timeout(Some(Duration::from_millis(700)))
+            .expect("timeout");
+        let local = sock.local_addr().expect("local");
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{tag}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@{from}>;tag={tag}\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: {tag}@e2e-sources\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            port = s.sip
+        );
+        sock.send_to(msg.as_bytes(), to).expect("send");
+        let mut buf = [0u8; 2048];
+        let n = sock.recv(&mut buf).ok()?;
+        Some(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    assert_eq!(udp_options("127.0.0.2", "stranger-udp"), None);
+    assert_eq!(
+        udp_options("127.0.0.3", "listed-udp").as_deref(),
+        Some("SIP/2.0 200 OK")
+    );
+    assert_eq!(
+        s.metric("fraudwall_dropped_total{reason=\"source_not_allowed\"}"),
+        2.0
+    );
+    assert_eq!(s.metric("fraudwall_source_refused_total"), 1.0);
 }

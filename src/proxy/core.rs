@@ -159,8 +159,8 @@ pub use config::{
     ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
     IdentitySource, LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
 };
-pub use identity::IdentityRemoved;
 pub use dialog::DialogKey;
+pub use identity::IdentityRemoved;
 
 use crate::blocklist::Action;
 use crate::numbers::Caller;
@@ -466,6 +466,13 @@ impl ProxyCore {
     /// The configuration in use.
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    /// Whether messages from `ip` are taken (`allowed_sources`, with the next hops, the warn
+    /// service and the trusted peers; everyone when `allowed_sources` is empty). Stream
+    /// transports ask it at accept.
+    pub fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.compiled.source_allowed(ip)
     }
 
     /// Handles one received message: pushes what to send onto `out`, returns what happened.

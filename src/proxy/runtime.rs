@@ -21,7 +21,7 @@
 //! from the network stops it (see the transports' docs for limits).
 
 use arc_swap::ArcSwapOption;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,6 +65,13 @@ pub trait Handler: Send + Sync + 'static {
     /// A message was dropped before it reached [`Handler::handle`] (too large, framing error,
     /// connection limit), with a short snake_case reason for the metrics.
     fn dropped(&self, source: SocketAddr, transport: Transport, reason: &'static str);
+
+    /// Whether a connection from `source` may be accepted at all (`sip.allowed_sources`):
+    /// a stream transport refuses the others at accept, before reading a byte.
+    fn accepts_source(&self, source: IpAddr) -> bool {
+        let _ = source;
+        true
+    }
 
     /// A TCP connection opened (`inbound`: accepted, else opened to a next hop).
     fn connection_opened(&self, inbound: bool) {
@@ -333,13 +340,17 @@ impl Handler for CoreHandler {
 
     fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
         match reason {
-            "connection_limit" | "source_connection_limit" => {
+            "connection_limit" | "source_connection_limit" | "source_not_allowed" => {
                 self.telemetry.tcp_refused();
                 self.telemetry.dropped(reason);
             }
             "idle_timeout" | "message_timeout" => self.telemetry.dropped(reason),
             _ => self.telemetry.parse_error(reason),
         }
+    }
+
+    fn accepts_source(&self, source: IpAddr) -> bool {
+        self.core.source_allowed(source)
     }
 
     fn connection_opened(&self, inbound: bool) {

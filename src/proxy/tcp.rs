@@ -2,8 +2,9 @@
 //! source), idle and per-message deadlines, and a connection table shared by inbound and
 //! outbound connections.
 //!
-//! Each listen address (IPv4 or IPv6) accepts connections up to two limits, checked in
-//! order: per source IP address ([`SourceLimiter`]; beyond it the new connection is closed at
+//! Each listen address (IPv4 or IPv6) accepts connections only from sources the handler
+//! takes ([`Handler::accepts_source`]: `sip.allowed_sources`; others are closed at once,
+//! unread, as `source_not_allowed`), and up to two limits, checked in order: per source IP address ([`SourceLimiter`]; beyond it the new connection is closed at
 //! once and reported to [`Handler::dropped`] as `source_connection_limit`, and other sources
 //! still connect), then in all (accepted plus opened; `connection_limit`). A connection's task
 //! reads into one buffer, cuts complete messages off it with the [`Framer`] (the SIP framing,
@@ -348,6 +349,13 @@ async fn accept_loop<H: Handler>(shared: Arc<Shared<H>>, local: SocketAddr, l: T
                 continue;
             }
         };
+        if !shared.handler.accepts_source(peer.ip()) {
+            shared
+                .handler
+                .dropped(peer, Transport::Tcp, "source_not_allowed");
+            drop(stream);
+            continue;
+        }
         let Some(permit) = shared.per_source.try_acquire(peer.ip()) else {
             shared
                 .handler

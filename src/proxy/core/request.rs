@@ -2,9 +2,9 @@
 //! in [`super`] for the rules in order).
 
 use super::branch::{self, Branch, FieldHasher};
-use super::identity;
 use super::config::ForeignRoute;
 use super::dialog;
+use super::identity;
 use super::net::{self, uri_destination};
 use super::reply::ReplyTo;
 use super::{
