@@ -280,7 +280,20 @@ fn two_to_or_two_call_id_lines_are_answered_400() {
         "BYE sip:b@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-b\r\n\
                From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nTo: <sip:c@x>;tag=3\r\n\
                Call-ID: c\r\nCSeq: 2 BYE\r\n\r\n";
-    assert_refused(&send(&core(), bye, CALLER), "duplicate_to");
+    // This minimal BYE is smaller than its 400, so from an untrusted UDP source the answer
+    // is withheld (the reflection cap) but the refusal still counts; a trusted peer gets it.
+    let s = send(&core(), bye, CALLER);
+    assert!(s.out.is_empty(), "{s:?}");
+    assert_eq!(s.outcome.error, Some("duplicate_to"));
+    let trusted = "10.0.0.7:5060";
+    let s = send(
+        &trusting(),
+        &bye.replace("192.0.2.1:5060", trusted),
+        trusted,
+    );
+    assert_eq!(s.outcome.disposition, Disposition::Answered(400), "{s:?}");
+    assert_eq!(s.outcome.error, Some("duplicate_to"));
+    assert_eq!(s.one().destination, addr(trusted));
 }
 
 #[test]
