@@ -9,7 +9,7 @@
 //! | outcome | when |
 //! |---|---|
 //! | [`Caller::Number`] | a number the plan accepts |
-//! | [`Caller::Anonymous`] | empty value, `anonymous`, `unknown`, `restricted`, `private`, `withheld`, `unavailable` (any case), any user `@anonymous.invalid` (RFC 3323) |
+//! | [`Caller::Anonymous`] | empty value, `anonymous`, `unknown`, `restricted`, `private`, `withheld`, `unavailable` (any case), any user `@anonymous.invalid` (RFC 3323) that is not a number (`sip:+12025550100@anonymous.invalid` is the number) |
 //! | [`Caller::Decorated`] | invalid as presented, but a number once read leniently (`*672025550100`, `2025550100p123`, `+012025550100`): see [Lenient reading](#lenient-reading) |
 //! | [`Caller::Invalid`] | letters, dial strings, `+0...`, wrong length, unreadable URI ([`InvalidReason`] says which), with no number behind them |
 //!

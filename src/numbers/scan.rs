@@ -189,11 +189,14 @@ fn sip_user(rest: &[u8]) -> Result<Subscriber, NotNumber> {
         }
         return Err(InvalidReason::Empty.into());
     };
-    if is_anonymous_host(&rest[at + 1..]) {
-        return Err(NotNumber::Anonymous);
-    }
     // `user:password@host`: the password is no part of the number.
     let user = &rest[..colon.unwrap_or(at)];
+    if is_anonymous_host(&rest[at + 1..]) {
+        // RFC 3323's anonymous host hides nothing when the user part is a number: the
+        // number is screened (`sip:+12025550100@anonymous.invalid` must not pass as
+        // anonymous); any other user there is anonymous.
+        return telephone_subscriber(user).map_err(|_| NotNumber::Anonymous);
+    }
     if user.is_empty() {
         return Err(InvalidReason::Empty.into());
     }

@@ -146,7 +146,11 @@ const EVERY_PROFILE: &[(&[u8], Want)] = &[
     (b"<sip:anonymous@anonymous.invalid;user=phone>", Want::Anon),
     (b"sip:anonymous@localhost", Want::Anon),
     (b"sips:Anonymous@10.1.1.1:5061", Want::Anon),
-    (b"sip:+8613800138000@anonymous.invalid", Want::Anon),
+    // A number at the anonymous host is still the number: it must not hide a listed caller.
+    (
+        b"sip:+8613800138000@anonymous.invalid",
+        Want::Num("+8613800138000"),
+    ),
     (b"sip:anonymous.invalid", Want::Anon),
     (b"sip:anonymous.invalid?x=1", Want::Anon),
     (
