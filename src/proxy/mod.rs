@@ -8,6 +8,7 @@
 //! The types below are the contract between the core and the transports.
 
 pub mod core;
+pub mod listen;
 pub mod runtime;
 pub mod tcp;
 pub mod udp;
@@ -33,6 +34,14 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+        }
+    }
+
+    /// The lowercase config and status name (`udp`, `tcp`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         }
     }
 }
