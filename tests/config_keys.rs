@@ -58,8 +58,9 @@ fn mentions(text: &str, out: &mut Vec<String>) {
         while let Some(i) = text[from..].find(&pat) {
             let start = from + i;
             from = start + pat.len();
-            let before_ok =
-                start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || b"_.:/".contains(&bytes[start - 1]));
+            let before_ok = start == 0
+                || !(bytes[start - 1].is_ascii_alphanumeric()
+                    || b"_.:/".contains(&bytes[start - 1]));
             if !before_ok {
                 continue;
             }
@@ -130,7 +131,11 @@ fn every_key_the_docs_and_messages_name_can_be_set() {
             }
         }
     }
-    assert!(found.len() > 50, "the scan found too little: {}", found.len());
+    assert!(
+        found.len() > 50,
+        "the scan found too little: {}",
+        found.len()
+    );
     let missing: Vec<_> = found
         .iter()
         .filter(|(w, _)| !keys.contains(w))
