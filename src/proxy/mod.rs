@@ -10,6 +10,7 @@
 pub mod core;
 pub mod runtime;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 pub use self::core::Outcome;
