@@ -24,12 +24,13 @@
 //! only its task, never the accept loop; [`TlsServer::accept`] bounds it by
 //! `tls.handshake_timeout`.
 //!
-//! Renegotiation: rustls never renegotiates. TLS 1.3 has none; on TLS 1.2 a rustls server
-//! answers a client's renegotiation ClientHello with a fatal `unexpected_message` alert and the
-//! connection ends (a read error on the stream), and a rustls client answers a server's
-//! HelloRequest with a `no_renegotiation` warning. The secure-renegotiation indication
-//! (RFC 5746) is sent, so clients know not to try. `tests/tls_module.rs` checks it against
-//! `openssl s_client`.
+//! Renegotiation: rustls never renegotiates. TLS 1.3 has none. On TLS 1.2 a rustls server
+//! answers a client's renegotiation ClientHello with a `no_renegotiation` warning alert
+//! (RFC 5246 §7.2.2; tokio-rustls sends it with the next write or flush) and carries on with
+//! the session it has, and a second attempt on the same connection is a fatal error
+//! (`PeerMisbehaved::TooManyRenegotiationRequests`): a read error that ends the connection.
+//! A rustls client treats a server's HelloRequest the same way. `tests/tls_module.rs` checks
+//! against `openssl s_client` that no second handshake happens.
 
 mod certs;
 mod config;
