@@ -391,8 +391,8 @@ async fn config_errors_name_the_key_and_the_file() {
     c.validate(true, true).unwrap();
 }
 
-/// Renegotiation: `openssl s_client -tls1_2` asks for it ("R" on its stdin); rustls does not
-/// renegotiate (no second ServerHello), and the server goes on serving others.
+/// Renegotiation: `openssl s_client -tls1_2` asks for it ("R" on its stdin); there is no second
+/// ServerHello, the connection is closed and counted, and the server goes on serving others.
 #[tokio::test]
 async fn renegotiation_is_refused() {
     let pki = Pki::new("test CA");
@@ -427,15 +427,11 @@ async fn renegotiation_is_refused() {
     })
     .await
     .expect("echo through s_client");
-    // Ask for renegotiation, then give it time to happen (or not).
+    // Ask for renegotiation: fraudwall closes the connection, so s_client ends by itself.
     stdin.write_all(b"R\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = stdin.write_all(b"after\n").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = child.start_kill();
     let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
         .await
-        .expect("s_client ends")
+        .expect("s_client ends when the server closes")
         .unwrap();
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(1), stdout.read_to_end(&mut rest)).await;
@@ -446,14 +442,18 @@ async fn renegotiation_is_refused() {
         stderr.contains("RENEGOTIATING"),
         "s_client did not try: {stderr}"
     );
-    // -msg shows every handshake message: the renegotiation ClientHello gets no ServerHello
-    // (rustls queues a no_renegotiation warning, sent with the next write), so the first
-    // handshake's is the only one.
+    // -msg shows every handshake message: the renegotiation ClientHello gets no ServerHello,
+    // so the first handshake's is the only one.
     let after_reneg = &stdout[stdout.rfind("ClientHello").unwrap_or(0)..];
     let server_hellos = |t: &str| t.lines().filter(|l| l.ends_with(", ServerHello")).count();
     assert_eq!(server_hellos(after_reneg), 0, "renegotiated: {after_reneg}");
     assert_eq!(server_hellos(&stdout), 1, "{stdout}");
-    // Exactly one handshake, ever; and the server still serves a new client.
+    // Closed and counted; exactly one handshake, ever; the server still serves a new client.
+    assert_eq!(
+        server.next_seen().await.unwrap_err(),
+        HandshakeFailure::Renegotiation
+    );
+    assert_eq!(metrics.inbound_failures(HandshakeFailure::Renegotiation), 1);
     assert_eq!(
         metrics.value("fraudwall_tls_handshakes_total{side=\"inbound\"}"),
         1

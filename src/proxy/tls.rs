@@ -24,18 +24,20 @@
 //! only its task, never the accept loop; [`TlsServer::accept`] bounds it by
 //! `tls.handshake_timeout`.
 //!
-//! Renegotiation: rustls never renegotiates. TLS 1.3 has none. On TLS 1.2 a rustls server
-//! answers a client's renegotiation ClientHello with a `no_renegotiation` warning alert
-//! (RFC 5246 §7.2.2; tokio-rustls sends it with the next write or flush) and carries on with
-//! the session it has, and a second attempt on the same connection is a fatal error
-//! (`PeerMisbehaved::TooManyRenegotiationRequests`): a read error that ends the connection.
-//! A rustls client treats a server's HelloRequest the same way. `tests/tls_module.rs` checks
-//! against `openssl s_client` that no second handshake happens.
+//! Renegotiation: rustls never renegotiates. TLS 1.3 has none. On TLS 1.2 rustls alone would
+//! answer a client's renegotiation ClientHello with a `no_renegotiation` warning and carry on;
+//! fraudwall closes the connection instead: [`RecordWatch`], under the server session, follows
+//! the record headers and fails the next read with [`RenegotiationAttempt`] when a handshake
+//! record arrives after the handshake, counted as
+//! `fraudwall_tls_handshake_failures_total{side="inbound",reason="renegotiation"}`. A rustls
+//! client answers a server's HelloRequest with the warning and never renegotiates either.
+//! `tests/tls_module.rs` checks it against `openssl s_client`'s renegotiation.
 
 mod certs;
 mod config;
 mod handshake;
 mod identity;
+mod record_watch;
 
 pub use self::certs::{TlsCertStore, TlsReload};
 pub use self::config::{TlsConfig, TlsConfigError, TlsVersion, DEFAULT_TOML};
@@ -44,3 +46,4 @@ pub use self::handshake::{
     TlsMetrics, TlsServer, TlsSide,
 };
 pub use self::identity::{certificate_identity, PeerIdentity};
+pub use self::record_watch::{RecordWatch, RenegotiationAttempt};

@@ -206,7 +206,7 @@ impl Metrics {
     }
 }
 
-/// What the echo server saw of each connection's handshake.
+/// What the echo server saw of each connection's handshake (and renegotiation attempts).
 pub type Seen = Result<PeerIdentity, HandshakeFailure>;
 
 /// A TLS echo server on 127.0.0.1: each connection in its own task; reports each handshake.
@@ -247,7 +247,16 @@ impl EchoServer {
                             let mut buf = [0u8; 4096];
                             loop {
                                 match accepted.stream.read(&mut buf).await {
-                                    Ok(0) | Err(_) => break,
+                                    Ok(0) => break,
+                                    Err(e) => {
+                                        // After the handshake: reported only when it is a
+                                        // renegotiation attempt.
+                                        let r = HandshakeFailure::of_io(&e);
+                                        if r == HandshakeFailure::Renegotiation {
+                                            let _ = tx.send(Err(r));
+                                        }
+                                        break;
+                                    }
                                     Ok(n) => {
                                         if accepted.stream.write_all(&buf[..n]).await.is_err() {
                                             break;

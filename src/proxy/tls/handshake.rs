@@ -14,6 +14,7 @@ use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use super::certs::{load_roots, provider, TlsCertStore, TlsReload};
 use super::config::{TlsConfig, TlsConfigError};
 use super::identity::PeerIdentity;
+use super::record_watch::{RecordWatch, RenegotiationAttempt};
 
 /// Which end of the handshake fraudwall was (the `side` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,13 +60,16 @@ pub enum HandshakeFailure {
     Incompatible,
     /// The peer refused our certificate (it sent a certificate alert).
     PeerRefused,
+    /// After the handshake, the peer tried to renegotiate (counted when the connection is
+    /// closed for it, see [`RenegotiationAttempt`]).
+    Renegotiation,
     /// Anything else (I/O errors, internal errors).
     Other,
 }
 
 impl HandshakeFailure {
     /// Every reason, in index order.
-    pub const ALL: [HandshakeFailure; 10] = [
+    pub const ALL: [HandshakeFailure; 11] = [
         HandshakeFailure::Timeout,
         HandshakeFailure::Closed,
         HandshakeFailure::BadHandshake,
@@ -75,6 +79,7 @@ impl HandshakeFailure {
         HandshakeFailure::ProtocolVersion,
         HandshakeFailure::Incompatible,
         HandshakeFailure::PeerRefused,
+        HandshakeFailure::Renegotiation,
         HandshakeFailure::Other,
     ];
 
@@ -90,6 +95,7 @@ impl HandshakeFailure {
             HandshakeFailure::ProtocolVersion => "protocol_version",
             HandshakeFailure::Incompatible => "incompatible",
             HandshakeFailure::PeerRefused => "peer_refused",
+            HandshakeFailure::Renegotiation => "renegotiation",
             HandshakeFailure::Other => "other",
         }
     }
@@ -99,6 +105,11 @@ impl HandshakeFailure {
         use std::io::ErrorKind;
         if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             return HandshakeFailure::of_rustls(tls);
+        }
+        if e.get_ref()
+            .is_some_and(|i| i.downcast_ref::<RenegotiationAttempt>().is_some())
+        {
+            return HandshakeFailure::Renegotiation;
         }
         match e.kind() {
             ErrorKind::UnexpectedEof
@@ -258,8 +269,10 @@ pub struct TlsAcceptError {
 /// A completed inbound handshake.
 #[derive(Debug)]
 pub struct TlsAccepted<S> {
-    /// The stream to read and write SIP on (`get_ref().0` is the inner stream).
-    pub stream: server::TlsStream<S>,
+    /// The stream to read and write SIP on (`get_ref().0.get_ref()` is the inner stream). A
+    /// read fails with [`RenegotiationAttempt`] (already counted) if the client tries to
+    /// renegotiate: close the connection.
+    pub stream: server::TlsStream<RecordWatch<S>>,
     /// The client certificate's identity, and whether it is trusted.
     pub peer: PeerIdentity,
 }
@@ -344,10 +357,17 @@ impl TlsServer {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let watched = RecordWatch::new(
+            stream,
+            self.metrics.failures[TlsSide::Inbound as usize]
+                [HandshakeFailure::Renegotiation as usize]
+                .clone(),
+        );
         let result =
-            tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream)).await;
+            tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(watched)).await;
         let failure = match result {
-            Ok(Ok(stream)) => {
+            Ok(Ok(mut stream)) => {
+                stream.get_mut().0.arm();
                 let peer = PeerIdentity::of(
                     stream
                         .get_ref()
