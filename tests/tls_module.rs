@@ -49,6 +49,28 @@ async fn handshake_ok_by_name_and_by_ip_literal() {
     );
 }
 
+/// What the stream-connection loop shared with TCP needs of a byte stream.
+fn is_stream<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(_: &T) {}
+
+#[tokio::test]
+async fn accepted_and_connected_streams_fit_the_generic_stream_loop() {
+    let pki = Pki::new("test CA");
+    let leaf = pki.leaf(NAME, &[NAME], Validity::Current);
+    let tls = TlsServer::new(&server_config(&leaf), TlsMetrics::noop()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let accepted = tls.accept(tcp).await.unwrap();
+        is_stream(&accepted.stream);
+        assert_eq!(accepted.inner().local_addr().unwrap(), addr);
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let stream = client(&pki.ca_path, None).connect(tcp, NAME).await.unwrap();
+    is_stream(&stream);
+    accept.await.unwrap();
+}
+
 #[tokio::test]
 async fn wrong_server_name_refused() {
     let pki = Pki::new("test CA");

@@ -277,6 +277,14 @@ pub struct TlsAccepted<S> {
     pub peer: PeerIdentity,
 }
 
+impl<S> TlsAccepted<S> {
+    /// The accepted byte stream under TLS (the `TcpStream`: its `local_addr` is the arrival
+    /// address to write in Via).
+    pub fn inner(&self) -> &S {
+        self.stream.get_ref().0.get_ref()
+    }
+}
+
 /// The listener side: our certificate (reloadable), optional client certificates.
 #[derive(Clone)]
 pub struct TlsServer {
