@@ -11,6 +11,7 @@ pub mod core;
 pub mod listen;
 pub mod runtime;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 pub use self::core::Outcome;
