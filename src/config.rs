@@ -41,6 +41,7 @@ pub use crate::proxy::core::{
     ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, ProxyConfig,
 };
 pub use crate::proxy::listen::SipConfig;
+pub use crate::proxy::tls::TlsConfig;
 
 /// The commented default configuration. Parsing it yields [`Config::default()`].
 pub const DEFAULT_CONFIG: &str = r#"# fraudwall configuration (TOML). Every key is optional: the values shown are the defaults.
@@ -203,6 +204,32 @@ max_header_line = 8192
 # Most Via values in one message (each proxy on the path adds one).
 max_vias = 32
 
+[tls]
+# Used when sip.transports has "tls" (listener) or proxy.next_hop_transport = "tls".
+# PEM certificate chain (leaf first, then intermediates) and its private key (PKCS#8, PKCS#1
+# or SEC1 PEM). Both are re-read within a second of a change, without dropping connections;
+# a pair that fails to load keeps the old one (log line, fraudwall_tls_reload_failures_total).
+certificate = ""
+private_key = ""
+# TLS listener port on each sip.listen address (SIP over TLS, RFC 3261 §26).
+port = 5061
+# A handshake not finished in this time is closed (humantime: "5s", "500ms").
+handshake_timeout = "5s"
+# Lowest protocol version accepted and offered: "1.2" or "1.3".
+min_version = "1.2"
+# PEM bundle of the CAs whose client certificates are verified; "" = none asked for.
+client_ca = ""
+# Refuse clients that present no certificate (needs client_ca).
+require_client_certificate = false
+# Certificate identities (DNS SAN, else CN) of trusted peers: their P-Asserted-Identity is
+# believed. Needs client_ca. e.g. ["sbc1.carrier.example"]
+trusted_identities = []
+# PEM bundle of the CAs that next hops' certificates are verified against; "" = the built-in
+# Mozilla root set (webpki-roots). A next hop's certificate must name its configured host.
+next_hop_ca = ""
+# Present our certificate (above) to next hops that ask for one (mutual TLS on trunks).
+next_hop_client_certificate = false
+
 [blocklist]
 # Compiled blocklist snapshot (see `fraudwall blocklist compile`). Empty = the embedded sample list.
 snapshot = ""
@@ -267,6 +294,8 @@ pub struct Config {
     pub actions: ActionsConfig,
     /// `[limits]`: what one message may cost.
     pub limits: LimitsConfig,
+    /// `[tls]`: certificates and peers of SIP over TLS.
+    pub tls: TlsConfig,
     /// `[blocklist]`: the snapshot.
     pub blocklist: BlocklistConfig,
     /// `[feed]`: a central feed instead of a local snapshot.
@@ -287,7 +316,7 @@ pub struct BlocklistConfig {
     #[serde(with = "value::empty_none")]
     pub snapshot: Option<PathBuf>,
     /// How often the file is checked for a new version (zero: never).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub reload_interval: Duration,
 }
 

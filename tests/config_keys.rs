@@ -22,9 +22,7 @@ const SECTIONS: &[&str] = &[
 
 /// Dotted words that are not config keys: file names and example host names.
 fn not_a_key(s: &str) -> bool {
-    s.ends_with(".rs")
-        || s.ends_with(".conf")
-        || matches!(s, "admin.tokens" | "proxy.example" | "feed.example")
+    s.ends_with(".rs") || s.ends_with(".conf") || s.ends_with(".example") || s == "admin.tokens"
 }
 
 /// The keys `fraudwall config default` documents, as `section.key`.

@@ -247,6 +247,28 @@ pub mod opt_socket_addr {
     }
 }
 
+/// `#[serde(with = "duration")]`: a `Duration` written as humantime text (`"5s"`, `"500ms"`,
+/// `"2m"`), with an error that quotes the value and shows the form.
+pub mod duration {
+    use super::*;
+    use std::time::Duration;
+
+    /// Writes e.g. `"5s"`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Reads humantime text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: {e} (expected e.g. \"5s\", \"500ms\", \"2m\")"
+            ))
+        })
+    }
+}
+
 /// `#[serde(with = "socket_addr")]`: a socket address with an error that says how to write one.
 pub mod socket_addr {
     use super::*;

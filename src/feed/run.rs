@@ -39,7 +39,7 @@ pub struct FeedConfig {
     /// Public key files (`fraudwall keygen`'s `.pub`) a manifest may be signed with.
     pub keys: Vec<PathBuf>,
     /// Poll interval.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub poll: Duration,
     /// Cache directory for the last good state.
     pub cache_dir: PathBuf,
@@ -48,7 +48,7 @@ pub struct FeedConfig {
     /// Fraction of the interval removed at random to spread nodes, 0 to 1.
     pub jitter: f64,
     /// Ceiling of the error backoff.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub max_backoff: Duration,
 }
 

@@ -51,13 +51,13 @@ pub struct SipConfig {
     /// Connections accepted from one source IP address at once.
     pub tcp_max_connections_per_source: usize,
     /// A connection that completes no message for this long is closed.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub tcp_idle_timeout: Duration,
     /// Each message must arrive whole within this long of its first byte.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub tcp_message_timeout: Duration,
     /// Time allowed to open a connection to a next hop.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub tcp_connect_timeout: Duration,
     /// Sources SIP is taken from (empty = any source).
     pub allowed_sources: Vec<Cidr>,

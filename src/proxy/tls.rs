@@ -40,7 +40,7 @@ mod identity;
 mod record_watch;
 
 pub use self::certs::{TlsCertStore, TlsReload};
-pub use self::config::{TlsConfig, TlsConfigError, TlsVersion, DEFAULT_TOML};
+pub use self::config::{TlsConfig, TlsConfigError, TlsVersion};
 pub use self::handshake::{
     server_name, HandshakeFailure, TlsAcceptError, TlsAccepted, TlsClient, TlsConnectError,
     TlsMetrics, TlsServer, TlsSide,

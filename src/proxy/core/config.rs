@@ -273,13 +273,13 @@ impl IdentitySource {
 pub struct HealthConfig {
     /// Send an OPTIONS probe to each hop this often (zero: no probes; hops marked down by a
     /// send error come back after `down_for`). At least 1 s when set.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub probe_interval: Duration,
     /// A hop that leaves this many probes in a row unanswered is marked down, 1 to 100.
     pub max_missed: u32,
     /// How long a hop stays down after a send error or missed probes, unless a probe answer
     /// brings it back first. At least 1 s.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::config::value::duration")]
     pub down_for: Duration,
 }
 

@@ -5,34 +5,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The `[tls]` section as `fraudwall config default` writes it (pasted into the full default).
-pub const DEFAULT_TOML: &str = r#"[tls]
-# Used when sip.transports has "tls" (listener) or proxy.next_hop_transport = "tls".
-# PEM certificate chain (leaf first, then intermediates) and its private key (PKCS#8, PKCS#1
-# or SEC1 PEM). Both are re-read within a second of a change, without dropping connections;
-# a pair that fails to load keeps the old one (log line, fraudwall_tls_reload_failures_total).
-certificate = ""
-private_key = ""
-# TLS listener port on each sip.listen address (SIP over TLS, RFC 3261 §26).
-port = 5061
-# A handshake not finished in this time is closed (humantime: "5s", "500ms").
-handshake_timeout = "5s"
-# Lowest protocol version accepted and offered: "1.2" or "1.3".
-min_version = "1.2"
-# PEM bundle of the CAs whose client certificates are verified; "" = none asked for.
-client_ca = ""
-# Refuse clients that present no certificate (needs client_ca).
-require_client_certificate = false
-# Certificate identities (DNS SAN, else CN) of trusted peers: their P-Asserted-Identity is
-# believed. Needs client_ca. e.g. ["sbc1.carrier.example"]
-trusted_identities = []
-# PEM bundle of the CAs that next hops' certificates are verified against; "" = the built-in
-# Mozilla root set (webpki-roots). A next hop's certificate must name its configured host.
-next_hop_ca = ""
-# Present our certificate (above) to next hops that ask for one (mutual TLS on trunks).
-next_hop_client_certificate = false
-"#;
-
 /// A TLS protocol version, as `min_version` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum TlsVersion {
@@ -57,7 +29,7 @@ impl TlsVersion {
     }
 }
 
-/// The `[tls]` config section (see [`DEFAULT_TOML`] for every key with its comment).
+/// The `[tls]` config section (`fraudwall config default` documents every key).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
@@ -68,7 +40,7 @@ pub struct TlsConfig {
     /// TLS listener port on each `sip.listen` address.
     pub port: u16,
     /// Time allowed for a handshake.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::config::value::duration")]
     pub handshake_timeout: Duration,
     /// Lowest protocol version.
     pub min_version: TlsVersion,
@@ -249,39 +221,9 @@ pub(crate) fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsCo
     })
 }
 
-/// Serde helper: a `Duration` written as humantime text ("5s", "500ms").
-mod duration_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim()).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?}: {e} (expected e.g. \"5s\", \"500ms\")"
-            ))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_text_parses_to_defaults() {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Wrap {
-            tls: TlsConfig,
-        }
-        let w: Wrap = toml::from_str(DEFAULT_TOML).unwrap();
-        assert_eq!(w.tls, TlsConfig::default());
-    }
 
     #[test]
     fn round_trips_through_toml() {
