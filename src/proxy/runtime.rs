@@ -524,7 +524,7 @@ pub fn core_config(v: &Validated) -> CoreConfig {
     c.actions.warn.service_uri = v.warn_uri.clone();
     c.actions.callers.anonymous = v.anonymous;
     c.actions.callers.invalid = v.invalid;
-    c.limits.max_message_bytes = v.max_message_size;
+    c.limits.max_message_size = v.max_message_size;
     c.health = super::core::HealthConfig {
         probe_interval_ms: v
             .health_probe_interval

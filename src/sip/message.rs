@@ -83,7 +83,8 @@ pub struct SipMessage {
     body: Span,
     content_length: Option<usize>,
     via_count: usize,
-    /// The first of From, To and Call-ID found on a second header line.
+    /// The first of the single-value headers found on a second header line (see
+    /// [`SipMessage::repeated_singleton`]).
     repeated: Option<HeaderName>,
 }
 
@@ -473,14 +474,25 @@ impl SipMessage {
             .map(|v| v.parse_name_addr())
     }
 
-    /// From, To or Call-ID when one of them appears on more than one header line (full and
-    /// compact names alike: `f:` then `From:` is two Froms), or a From or To line holds a
-    /// comma-separated second value (outside quotes and `<...>`), else `None`. None of the
-    /// three is a list header, so neither is ever legitimate (RFC 3261 §7.3.1), and both are
-    /// attacks: a proxy that reads the first From but forwards both lets the switch believe
-    /// the other. A proxy answers such a request 400. Found during parsing.
+    /// From, To, Call-ID, CSeq, Max-Forwards or Content-Length when one of them appears on
+    /// more than one header line (full and compact names alike: `f:` then `From:` is two
+    /// Froms, `l:` then `Content-Length:` two Content-Lengths, even with equal values), or a
+    /// From or To line holds a comma-separated second value (outside quotes and `<...>`),
+    /// else `None`; the first repeat in message order. None of the six is a list header, so
+    /// a repeat is never legitimate (RFC 3261 §7.3.1, RFC 4475 §3.3.8), and for the identity
+    /// headers it is an attack: a proxy that reads the first From but forwards both lets the
+    /// switch believe the other. A proxy answers such a request 400. Found during parsing.
     pub fn repeated_singleton(&self) -> Option<HeaderName> {
         self.repeated
+    }
+
+    /// The option tags of every Proxy-Require line (RFC 3261 §20.29), split at commas and
+    /// trimmed, empty items skipped; in message order. Each is a token in a well-formed
+    /// request; the caller checks.
+    pub fn proxy_require(&self) -> impl Iterator<Item = Unchecked<'_>> + Clone + '_ {
+        self.list_of(HeaderName::ProxyRequire)
+            .map(|v| Unchecked(trim(v.as_bytes())))
+            .filter(|v| !v.as_bytes().is_empty())
     }
 
     /// The first header a request (or response) must carry but lacks (RFC 3261 §8.1.1:
@@ -530,16 +542,23 @@ struct Singletons {
     from: bool,
     to: bool,
     call_id: bool,
+    cseq: bool,
+    max_forwards: bool,
+    content_length: bool,
 }
 
 impl Singletons {
-    /// Notes one header line of `kind`; whether it is a second From, To or Call-ID.
+    /// Notes one header line of `kind`; whether it is a second From, To, Call-ID, CSeq,
+    /// Max-Forwards or Content-Length.
     #[inline]
     fn repeats(&mut self, kind: HeaderName) -> bool {
         let seen = match kind {
             HeaderName::From => &mut self.from,
             HeaderName::To => &mut self.to,
             HeaderName::CallId => &mut self.call_id,
+            HeaderName::CSeq => &mut self.cseq,
+            HeaderName::MaxForwards => &mut self.max_forwards,
+            HeaderName::ContentLength => &mut self.content_length,
             _ => return false,
         };
         std::mem::replace(seen, true)

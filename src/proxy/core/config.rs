@@ -272,11 +272,14 @@ impl Default for WarnConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlockConfig {
-    /// `608` (Rejected, RFC 8688, the default) or `603` (Decline with
-    /// `Reason: SIP;cause=603;text="Network Blocked"`).
+    /// `608` (Rejected, RFC 8688, the default) or `603` for 603+ (ATIS-1000099, required in
+    /// the US for calls blocked on analytics): `603 Network Blocked` with
+    /// `Reason: SIP;cause=603;text="v=analytics1;url=<redress_url>";location=RLN`.
     pub status: u16,
-    /// For 608: the redress URL sent as `Call-Info: <url>;purpose=jcard`. `{category}` is
-    /// replaced by the entry's category. Empty: no Call-Info.
+    /// The redress URL (where a wrongly blocked caller asks for redress), sent as
+    /// `Call-Info: <url>;purpose=jcard` with either status, and as the `url` of the 603+
+    /// Reason (which ATIS-1000099 wants: an HTTPS URL). `{category}` is replaced by the
+    /// entry's category. Empty: no Call-Info, and a 603+ Reason without `url`.
     pub redress_url: String,
 }
 
@@ -289,17 +292,27 @@ impl Default for BlockConfig {
     }
 }
 
-/// Message limits (see [`crate::sip::Limits`]).
+/// The `[limits]` section: bounds on what one message may cost, checked while parsing.
+///
+/// Sized for carrier traffic (the reasons are in [`crate::sip::Limits`]): raise them only if
+/// real traffic is refused (`fraudwall_parse_errors_total{reason="too_many_vias"}` etc.),
+/// lowering them saves nothing on normal calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest message accepted, in bytes (larger: dropped, counted).
-    pub max_message_bytes: usize,
-    /// Most header fields accepted in one message.
+    /// Largest message accepted, in bytes, 65,535 by default (the UDP maximum). A larger
+    /// datagram is dropped and a larger stream message closes its connection, counted as
+    /// `too_large`.
+    pub max_message_size: usize,
+    /// Most header lines in one message, 256 by default (a 70-hop path writes up to 71 Vias
+    /// and 70 Record-Routes). Over it: `too_many_headers`.
     pub max_headers: usize,
-    /// Longest start line or header field, in bytes.
+    /// Longest start line or header line (folded lines included), in bytes, 16,384 by
+    /// default (a Via or Record-Route list on one line, an Identity header). Over it:
+    /// `line_too_long`.
     pub max_header_line: usize,
-    /// Most Via values in one message.
+    /// Most Via values in one message (lines and comma-separated values), 128 by default:
+    /// Max-Forwards 70 bounds a legitimate path to 71. Over it: `too_many_vias`.
     pub max_vias: usize,
 }
 
@@ -307,7 +320,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         let l = Limits::DEFAULT;
         LimitsConfig {
-            max_message_bytes: l.max_message_size,
+            max_message_size: l.max_message_size,
             max_headers: l.max_headers,
             max_header_line: l.max_header_line,
             max_vias: l.max_vias,
@@ -319,7 +332,7 @@ impl LimitsConfig {
     /// The parser's form.
     pub fn to_limits(self) -> Limits {
         Limits {
-            max_message_size: self.max_message_bytes,
+            max_message_size: self.max_message_size,
             max_headers: self.max_headers,
             max_header_line: self.max_header_line,
             max_vias: self.max_vias,
@@ -372,7 +385,7 @@ pub enum CoreConfigError {
     #[error("actions.warn: header name {0:?} is not valid (letters, digits, '-')")]
     BadWarnHeader(String),
     /// The block status is neither 608 nor 603.
-    #[error("actions.block.status = {0}: use 608 (Rejected, RFC 8688) or 603 (Decline, \"Network Blocked\")")]
+    #[error("actions.block.status = {0}: use 608 (Rejected, RFC 8688) or 603 (603+ \"Network Blocked\", ATIS-1000099)")]
     BadBlockStatus(u16),
     /// The redress URL cannot be written into a header.
     #[error(
@@ -618,8 +631,8 @@ impl CoreConfig {
         if self.health.probe_interval_ms > 0 && self.health.max_missed == 0 {
             return Err(CoreConfigError::BadMaxMissed);
         }
-        if self.limits.max_message_bytes == 0 {
-            return Err(CoreConfigError::ZeroLimit("max_message_bytes"));
+        if self.limits.max_message_size == 0 {
+            return Err(CoreConfigError::ZeroLimit("max_message_size"));
         }
         let l = &self.limits;
         for (v, key) in [
