@@ -945,9 +945,10 @@ v=0\r\nEXTRA";
     }
 
     #[test]
-    fn repeated_from_to_and_call_id_are_found_in_any_spelling() {
+    fn repeated_single_value_headers_are_found_in_any_spelling() {
         let base =
-            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n";
+            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\
+                    CSeq: 1 BYE\r\nMax-Forwards: 70\r\nl: 0\r\n";
         assert_eq!(
             ok(format!("{base}\r\n").as_bytes()).repeated_singleton(),
             None
@@ -960,6 +961,12 @@ v=0\r\nEXTRA";
             ("To: <sip:b@x>\r\n", HeaderName::To),
             ("i: d\r\n", HeaderName::CallId),
             ("call-id: c\r\n", HeaderName::CallId),
+            ("CSeq: 2 BYE\r\n", HeaderName::CSeq),
+            ("cseq: 1 BYE\r\n", HeaderName::CSeq),
+            ("Max-Forwards: 70\r\n", HeaderName::MaxForwards),
+            ("MAX-FORWARDS: 69\r\n", HeaderName::MaxForwards),
+            ("Content-Length: 0\r\n", HeaderName::ContentLength),
+            ("l: 0\r\n", HeaderName::ContentLength),
         ] {
             let m = ok(format!("{base}{extra}\r\n").as_bytes());
             assert_eq!(m.repeated_singleton(), Some(kind), "{extra:?}");

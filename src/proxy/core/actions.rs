@@ -1,7 +1,32 @@
 //! Carrying out a verdict on an initial INVITE: tag, warn and block.
 //!
-//! Allow needs nothing here. Block answers 608 (RFC 8688) or 603+ (ATIS-1000099, see
-//! [`AnalyticsReason`]). Every value written comes from validated config or is
+//! Allow needs nothing here. Block answers 608 (RFC 8688) or 603+.
+//!
+//! # 603+
+//!
+//! ATIS-1000099 ("Robocall Call Blocking Notification", August 2022) profiles the SIP 603
+//! for calls blocked on analytics; the FCC made it the required answer for such calls on IP
+//! networks (FCC 25-15, 47 CFR 64.1200(k)(9), in force since 25 March 2026). A 603+ differs
+//! from a plain 603 in two ways: its status line reads `603 Network Blocked` instead of
+//! `603 Decline`, and it carries an RFC 3326 Reason header whose `text` is the profile's
+//! list of attribute-value pairs, `v=analytics1` first, then at least one redress contact
+//! (`url`, `tel` or `email`), and whose `location` (RFC 8606 values) says which network
+//! blocked. fraudwall writes
+//!
+//! ```text
+//! SIP/2.0 603 Network Blocked
+//! Reason: SIP;cause=603;text="v=analytics1;url=https://redress.example/...";location=RLN
+//! Call-Info: <https://redress.example/...>;purpose=jcard
+//! ```
+//!
+//! (the Call-Info only with a redress URL: the profile does not ask for it, but it is the
+//! same jCard redress pointer a 608 carries). The form matches what deployed implementations
+//! send and detect: FreeSWITCH's 603+ detection keys on the phrase and a Reason text
+//! starting `v=analytics1;`, Asterisk's `NetworkBlocking()` writes the same shape, and
+//! carriers (Telnyx, Twilio) document `Reason: SIP;cause=603;text="v=analytics1;url=...";
+//! location=RLN`. `RLN` (the network serving the called party) because fraudwall stands in
+//! front of the terminating switch. Without a redress URL the text is `v=analytics1` alone,
+//! which the profile does not allow: configure `redress_url` with `block_response = 603`. Every value written comes from validated config or is
 //! sanitized (a category from the list keeps only token characters), so nothing a list or a
 //! caller supplies can inject a header line.
 
@@ -277,6 +302,21 @@ mod tests {
             verdict: &v,
         };
         assert_eq!(l.to_string(), "suspected-fraud");
+    }
+
+    #[test]
+    fn the_analytics_reason_is_one_quoted_text() {
+        assert_eq!(
+            AnalyticsReason { url: None }.to_string(),
+            "SIP;cause=603;text=\"v=analytics1\";location=RLN"
+        );
+        assert_eq!(
+            AnalyticsReason {
+                url: Some("https://r.example/a;b\"c\\d?x=1")
+            }
+            .to_string(),
+            "SIP;cause=603;text=\"v=analytics1;url=https://r.example/a%3Bb%22c%5Cd?x=1\";location=RLN"
+        );
     }
 
     #[test]
