@@ -83,6 +83,9 @@ pub struct SipMessage {
     body: Span,
     content_length: Option<usize>,
     via_count: usize,
+    /// Whether any Proxy-Require line is present (most requests have none: the check then
+    /// costs nothing).
+    has_proxy_require: bool,
     /// The first of the single-value headers found on a second header line (see
     /// [`SipMessage::repeated_singleton`]).
     repeated: Option<HeaderName>,
@@ -185,6 +188,7 @@ impl SipMessage {
 
         // Limits that need the whole index, and Content-Length framing.
         let mut via_count = 0;
+        let mut has_proxy_require = false;
         let mut content_length: Option<usize> = None;
         let mut seen = Singletons::default();
         let mut repeated = None;
@@ -205,6 +209,7 @@ impl SipMessage {
                         });
                     }
                 }
+                HeaderName::ProxyRequire => has_proxy_require = true,
                 HeaderName::ContentLength => {
                     let n = parse_u32(trim(&b[h.value.range()]))
                         .ok_or(ParseError::BadContentLength)? as usize;
@@ -235,6 +240,7 @@ impl SipMessage {
             body,
             content_length,
             via_count,
+            has_proxy_require,
             repeated,
         })
     }
@@ -490,7 +496,15 @@ impl SipMessage {
     /// trimmed, empty items skipped; in message order. Each is a token in a well-formed
     /// request; the caller checks.
     pub fn proxy_require(&self) -> impl Iterator<Item = Unchecked<'_>> + Clone + '_ {
-        self.list_of(HeaderName::ProxyRequire)
+        let headers = if self.has_proxy_require {
+            &self.headers[..]
+        } else {
+            &[]
+        };
+        headers
+            .iter()
+            .filter(|h| h.kind == HeaderName::ProxyRequire)
+            .flat_map(|h| Unchecked(self.slice(h.value)).split_commas())
             .map(|v| Unchecked(trim(v.as_bytes())))
             .filter(|v| !v.as_bytes().is_empty())
     }
