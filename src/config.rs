@@ -161,12 +161,15 @@ max_missed = 3
 down_for = "30s"
 
 [actions]
-# Response to blocked callers: 608 (Rejected, RFC 8688) or 603 (603+ of ATIS-1000099:
-# "603 Network Blocked" with Reason: SIP;cause=603;text="Network Blocked", the answer US
-# rules require for calls blocked on analytics). Either carries the redress jCard below.
+# Response to blocked callers: 608 (Rejected, with a Call-Info redress jCard, RFC 8688)
+# or 603 for 603+ (ATIS-1000099; US rules, 47 CFR 64.1200(k)(9), require it for calls
+# blocked on analytics): "603 Network Blocked" with
+# Reason: SIP;cause=603;text="v=analytics1;url=<redress_url>";location=RLN
 block_response = 608
-# Redress URL carried in the block answer's Call-Info jCard (where a wrongly blocked caller
-# complains); "{category}" is replaced by the list entry's category. Empty = no Call-Info.
+# Redress URL: where a wrongly blocked caller asks for redress (an HTTPS page for 603+).
+# Sent as the Call-Info jCard with either status, and as the url in the 603+ Reason.
+# "{category}" is replaced by the entry's category. A 603+ should always carry one (a
+# warning is logged at start without it).
 redress_url = ""
 # Header added to tagged calls: "<tag_header>: <tag_value>;category=<c>;score=<s>".
 tag_header = "X-Fraud-Label"
@@ -193,16 +196,21 @@ anonymous = "allow"
 invalid = "allow"
 
 [limits]
-# What one SIP message may cost; anything over a limit is dropped (or answered 400 or 513
-# where RFC 3261 asks) and counted in fraudwall_parse_errors_total by reason.
-# Largest message in bytes (a datagram, or one framed TCP message), 512 to 65535.
+# Bounds on what one message may cost, checked while parsing. Sized for carrier paths:
+# Max-Forwards 70 (RFC 3261 §8.1.1.6) bounds a legitimate request to 70 proxies, so 71 Vias
+# and 70 Record-Routes at most (Kamailio and OpenSIPS cap only the message, at 65535 bytes).
+# Raise one only if real traffic is refused: fraudwall_parse_errors_total{reason=...} names
+# it (too_large, too_many_headers, line_too_long, too_many_vias).
+# Largest message in bytes (the UDP maximum), 512 to 65535. Larger: dropped (UDP),
+# connection closed (TCP, TLS).
 max_message_size = 65535
-# Most header fields (lines) in one message.
-max_headers = 128
-# Longest start line or header field in bytes (continuation lines included).
-max_header_line = 8192
-# Most Via values in one message (each proxy on the path adds one).
-max_vias = 32
+# Most header lines in one message (71 Vias + 70 Record-Routes + an INVITE's other headers).
+max_headers = 256
+# Longest start line or header line in bytes, folded lines included (a 70-entry Via or
+# Record-Route list on one line, an Identity header with its PASSporT).
+max_header_line = 16384
+# Most Via values in one message, lines and comma lists alike (a 70-hop path has 71).
+max_vias = 128
 
 [tls]
 # Used when sip.transports has "tls" (listener) or proxy.next_hop_transport = "tls".

@@ -35,6 +35,7 @@
 //! | `dialog_proofs_total` | counter | `result` (accepted, refused) |
 //! | `routing_refused_total` | counter | `reason` (route_ignored, route_rejected, in_dialog_route, in_dialog_request_uri) |
 //! | `reflection_limited_total` | counter | `result` (trimmed, withheld) |
+//! | `requests_refused_total` | counter | `reason` ([`RequestRefusal`], RFC 3261 §16.3: unsupported_uri_scheme (416), too_many_hops (483), loop (482), bad_extension (420)) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -45,7 +46,7 @@ use std::sync::RwLock;
 use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
 use crate::policy::Reason;
-use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RoutingRefusal};
+use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RequestRefusal, RoutingRefusal};
 use crate::proxy::core::{IdentityRemoved, IdentitySource};
 use crate::proxy::runtime::LocalSendError;
 use crate::proxy::Transport;
@@ -197,6 +198,7 @@ pub struct Telemetry {
     dialog_proofs: [Counter; ProofCheck::ALL.len()],
     routing_refused: [Counter; RoutingRefusal::ALL.len()],
     reflection_limited: [Counter; ReplyFit::ALL.len()],
+    requests_refused: [Counter; RequestRefusal::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     verdict_reasons: [Counter; Reason::ALL.len()],
     parse_errors: ReasonCounters,
@@ -293,6 +295,12 @@ impl Telemetry {
                 counter(
                     "fraudwall_reflection_limited_total",
                     vec![Label::new("result", f.as_str())],
+                )
+            }),
+            requests_refused: RequestRefusal::ALL.map(|r| {
+                counter(
+                    "fraudwall_requests_refused_total",
+                    vec![Label::new("reason", r.as_str())],
                 )
             }),
             messages,
@@ -464,6 +472,9 @@ impl Telemetry {
         if let Some(f) = c.reply {
             self.reflection_limited[f as usize].increment(1);
         }
+        if let Some(r) = c.request {
+            self.requests_refused[r as usize].increment(1);
+        }
     }
 
     /// A connection closed (lowers the open gauge).
@@ -489,6 +500,32 @@ mod tests {
     fn value(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn request_refusals_are_counted_by_reason() {
+        let t = Telemetry::new();
+        let c = Checks {
+            request: Some(RequestRefusal::BadExtension),
+            ..Checks::default()
+        };
+        t.checks(&c);
+        t.checks(&c);
+        let r = t.render();
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_requests_refused_total{reason=\"bad_extension\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &r,
+                "fraudwall_requests_refused_total{reason=\"unsupported_uri_scheme\"}"
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]

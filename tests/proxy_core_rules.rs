@@ -790,8 +790,13 @@ fn block_with_603_network_blocked() {
     let m = s.msg();
     assert_eq!(m.status(), Some(603));
     assert_eq!(
+        m.reason_phrase().map(|r| r.as_bytes().to_vec()),
+        Some(b"Network Blocked".to_vec())
+    );
+    // 603+ (ATIS-1000099); the details are in tests/proxy_core_checks.rs.
+    assert_eq!(
         header(&m, "Reason").as_deref(),
-        Some("SIP;cause=603;text=\"Network Blocked\"")
+        Some("SIP;cause=603;text=\"v=analytics1\";location=RLN")
     );
     assert!(header(&m, "Call-Info").is_none());
 }

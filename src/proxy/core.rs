@@ -13,22 +13,31 @@
 //! 0. from a source outside `allowed_sources` (when set; the next hops, the warn service and
 //!    the trusted peers always count as allowed): dropped before parsing, unanswered,
 //!    counted (`source_not_allowed`);
-//! 1. parsed with the zero-copy [`SipMessage`] view; a request with a readable top Via but a
-//!    bad Call-ID, CSeq, From, To, Max-Forwards or lower Via, a second From, To or Call-ID
-//!    line (compact `f`, `t`, `i` count alike: `duplicate_from`, `duplicate_to`,
-//!    `duplicate_call_id`), or one the parser refused
-//!    (a broken header line, a short body: the `salvage` module), is answered `400`
-//!    (`505` for another SIP version); anything else unparsable is dropped; the reason is
-//!    counted either way, and an ACK is never answered, only dropped;
+//! 1. parsed with the zero-copy [`SipMessage`] view (RFC 3261 §16.3 step 1); a request with a
+//!    readable top Via but a bad Call-ID, CSeq, From, To, Max-Forwards, Proxy-Require or
+//!    lower Via, a second From, To, Call-ID, CSeq, Max-Forwards or Content-Length line
+//!    (compact `f`, `t`, `i`, `l` count alike, equal values too: `duplicate_from` ...
+//!    `duplicate_content_length`, see [`RequestError`]), or one the parser refused (a broken
+//!    header line, a short body, Content-Lengths that disagree: the `salvage` module), is
+//!    answered `400` (`505` for another SIP version); anything else unparsable is dropped;
+//!    the reason is counted either way, and an ACK is never answered, only dropped;
 //! 2. an ACK whose To-tag is the one this proxy derived for its own final response (608,
 //!    603, 4xx) is absorbed: the tag is recomputed from the ACK (Call-ID, From-tag and top
 //!    Via, identical in the ACK for a non-2xx response), so no state is needed;
-//! 3. OPTIONS addressed to the proxy (Request-URI host is us, with no user part or with
-//!    Max-Forwards 0) is answered `200 OK` so switches can health-check it;
-//! 4. Max-Forwards 0: `483 Too Many Hops`; otherwise decremented (70 inserted if absent);
-//! 5. loop: one of our Vias already carries the loop key this request would get (see
-//!    the `branch` module): `482 Loop Detected`; a changed Request-URI is a spiral and
-//!    is forwarded;
+//! 3. a Request-URI scheme other than `sip`, `sips` and `tel` (§16.3 step 2; `tel:`, RFC
+//!    3966, is how carriers address numbers, and goes to the next hop like `sip:`):
+//!    `416 Unsupported URI Scheme`. Then OPTIONS addressed to the proxy (Request-URI host is
+//!    us, with no user part or with Max-Forwards 0) is answered `200 OK` so switches can
+//!    health-check it;
+//! 4. Max-Forwards 0 (step 3): `483 Too Many Hops`; otherwise decremented (70 inserted if
+//!    absent);
+//! 5. loop (step 4): one of our Vias already carries the loop key this request would get
+//!    (see the `branch` module): `482 Loop Detected`; a changed Request-URI is a spiral and
+//!    is forwarded. Then Proxy-Require (step 5): this proxy supports no option tag, so a
+//!    request naming any (several lines and comma lists alike) is answered `420 Bad
+//!    Extension` with `Unsupported:` listing them all; on ACK and CANCEL, Proxy-Require is
+//!    ignored and forwarded as it is (§8.2.2.3: it MUST be ignored there). Refusals of
+//!    rules 3 to 5 are counted by [`RequestRefusal`];
 //! 6. routing, confined: the top Route is popped if it names us. An *initial* request
 //!    (no To-tag, or an INVITE whose To-tag comes without our dialog proof, rule 7; also
 //!    CANCEL and an ACK without our Route) goes only to a next hop: to the next Route if that
@@ -62,8 +71,11 @@
 //!      `X-Fraud-Reason: suspected-fraud;category=<c>;score=<s>`, and the request sent to
 //!      the service (warn without a configured service falls back to tag);
 //!    * block: never forwarded; answered `608 Rejected` with
-//!      `Call-Info: <redress-url>;purpose=jcard` (RFC 8688), or `603 Decline` with
-//!      `Reason: SIP;cause=603;text="Network Blocked"`;
+//!      `Call-Info: <redress-url>;purpose=jcard` (RFC 8688), or with 603+ (ATIS-1000099,
+//!      the profile US rules, 47 CFR 64.1200(k)(9), require for calls blocked on
+//!      analytics): `603 Network Blocked` with
+//!      `Reason: SIP;cause=603;text="v=analytics1;url=<redress-url>";location=RLN` and,
+//!      with a redress URL, the same `Call-Info` as the 608;
 //! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
 //!    sender's Via, our Via pushed with a §16.11 branch, and, if configured,
 //!    `Record-Route: <sip:ADDR;lr;fwd=PROOF>` on dialog-creating requests;
@@ -208,8 +220,8 @@ impl MessageClass {
 pub enum Disposition {
     /// Relayed: a request to its next hop (or the announcement service), a response upstream.
     Forwarded,
-    /// Answered by the proxy itself with this status (200 to OPTIONS, 400, 482, 483, 513,
-    /// 603, 608).
+    /// Answered by the proxy itself with this status (200 to OPTIONS, 400, 403, 416, 420,
+    /// 482, 483, 505, 513, 603, 608).
     Answered(u16),
     /// Consumed: an ACK for our own final response, an answer to our own probe.
     Absorbed,
@@ -286,6 +298,131 @@ impl RoutingRefusal {
     }
 }
 
+/// Why a request was malformed (RFC 3261 §16.3 step 1): answered `400 Bad Request`, or
+/// dropped when it is an ACK or has no usable top Via. Counted as
+/// `fraudwall_parse_errors_total{reason}`, with the parser's own [`ParseError`] reasons.
+///
+/// [`ParseError`]: crate::sip::ParseError
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestError {
+    /// No Via at all.
+    NoVia,
+    /// A Via value that does not parse.
+    BadVia,
+    /// The Request-URI is not a URI.
+    BadRequestUri,
+    /// Two From values (lines, or a comma list; `f` counts).
+    DuplicateFrom,
+    /// Two To values (`t` counts).
+    DuplicateTo,
+    /// Two Call-ID lines (`i` counts).
+    DuplicateCallId,
+    /// Two CSeq lines.
+    DuplicateCSeq,
+    /// Two Max-Forwards lines.
+    DuplicateMaxForwards,
+    /// Two Content-Length lines (`l` counts), even with one value.
+    DuplicateContentLength,
+    /// No or an empty Call-ID.
+    NoCallId,
+    /// No CSeq, one that does not parse, or one whose method is not the request's.
+    BadCSeq,
+    /// No From, or one that does not parse.
+    BadFrom,
+    /// No To, or one that does not parse.
+    BadTo,
+    /// Max-Forwards is not a number.
+    BadMaxForwards,
+    /// A Proxy-Require value that is not a comma-separated list of option tags (tokens).
+    BadProxyRequire,
+}
+
+impl RequestError {
+    /// Every value, in label order.
+    pub const ALL: [RequestError; 15] = [
+        RequestError::NoVia,
+        RequestError::BadVia,
+        RequestError::BadRequestUri,
+        RequestError::DuplicateFrom,
+        RequestError::DuplicateTo,
+        RequestError::DuplicateCallId,
+        RequestError::DuplicateCSeq,
+        RequestError::DuplicateMaxForwards,
+        RequestError::DuplicateContentLength,
+        RequestError::NoCallId,
+        RequestError::BadCSeq,
+        RequestError::BadFrom,
+        RequestError::BadTo,
+        RequestError::BadMaxForwards,
+        RequestError::BadProxyRequire,
+    ];
+
+    /// The metric label (`reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestError::NoVia => "no_via",
+            RequestError::BadVia => "bad_via",
+            RequestError::BadRequestUri => "bad_request_uri",
+            RequestError::DuplicateFrom => "duplicate_from",
+            RequestError::DuplicateTo => "duplicate_to",
+            RequestError::DuplicateCallId => "duplicate_call_id",
+            RequestError::DuplicateCSeq => "duplicate_cseq",
+            RequestError::DuplicateMaxForwards => "duplicate_max_forwards",
+            RequestError::DuplicateContentLength => "duplicate_content_length",
+            RequestError::NoCallId => "no_call_id",
+            RequestError::BadCSeq => "bad_cseq",
+            RequestError::BadFrom => "bad_from",
+            RequestError::BadTo => "bad_to",
+            RequestError::BadMaxForwards => "bad_max_forwards",
+            RequestError::BadProxyRequire => "bad_proxy_require",
+        }
+    }
+}
+
+/// A well-formed request the proxy refused by a check of RFC 3261 §16.3 (steps 2 to 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestRefusal {
+    /// Step 2: the Request-URI scheme is not sip, sips or tel: `416 Unsupported URI Scheme`.
+    UnsupportedUriScheme,
+    /// Step 3: Max-Forwards 0: `483 Too Many Hops`.
+    TooManyHops,
+    /// Step 4: the request has been here before: `482 Loop Detected`.
+    Loop,
+    /// Step 5: Proxy-Require names an option tag (the proxy supports none): `420 Bad
+    /// Extension` with `Unsupported` listing them.
+    BadExtension,
+}
+
+impl RequestRefusal {
+    /// Every value, in label order.
+    pub const ALL: [RequestRefusal; 4] = [
+        RequestRefusal::UnsupportedUriScheme,
+        RequestRefusal::TooManyHops,
+        RequestRefusal::Loop,
+        RequestRefusal::BadExtension,
+    ];
+
+    /// The metric label (`reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestRefusal::UnsupportedUriScheme => "unsupported_uri_scheme",
+            RequestRefusal::TooManyHops => "too_many_hops",
+            RequestRefusal::Loop => "loop",
+            RequestRefusal::BadExtension => "bad_extension",
+        }
+    }
+
+    /// The status and reason phrase the refusal is answered with.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            RequestRefusal::UnsupportedUriScheme => (416, "Unsupported URI Scheme"),
+            RequestRefusal::TooManyHops => (483, "Too Many Hops"),
+            RequestRefusal::Loop => (482, "Loop Detected"),
+            RequestRefusal::BadExtension => (420, "Bad Extension"),
+        }
+    }
+}
+
 /// How an answer to an untrusted UDP source was fitted under the request's size (rule 9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReplyFit {
@@ -320,6 +457,8 @@ pub struct Checks {
     pub routing: Option<RoutingRefusal>,
     /// An answer trimmed or withheld by the reflection rule.
     pub reply: Option<ReplyFit>,
+    /// A §16.3 check that refused the request (416, 420, 482, 483).
+    pub request: Option<RequestRefusal>,
 }
 
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
@@ -329,8 +468,9 @@ pub struct Outcome {
     pub class: MessageClass,
     /// What the core did.
     pub disposition: Disposition,
-    /// Why the message was malformed (dropped or answered 400): a stable label such as
-    /// `bad_start_line`, `truncated`, `no_call_id`, `bad_cseq`.
+    /// Why the message was malformed (dropped or answered 400): the label of a
+    /// [`ParseError`](crate::sip::ParseError) (`bad_start_line`, `truncated` ...) or of a
+    /// [`RequestError`] (`no_call_id`, `duplicate_cseq` ...).
     pub error: Option<&'static str>,
     /// The caller check of an initial INVITE.
     pub decision: Option<Decision>,
@@ -576,6 +716,16 @@ mod tests {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<ProxyCore>();
         send_sync::<Outcome>();
+    }
+
+    #[test]
+    fn refusal_metrics_are_indexed_by_discriminant() {
+        for (i, r) in RequestRefusal::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i);
+        }
+        let labels: std::collections::HashSet<_> =
+            RequestError::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(labels.len(), RequestError::ALL.len());
     }
 
     #[test]

@@ -599,6 +599,13 @@ impl Runtime {
             .map_err(RuntimeError::Start)?;
 
         let core_cfg = v.core()?;
+        if core_cfg.actions.block_response == super::core::BlockResponse::NetworkBlocked603
+            && core_cfg.actions.redress_url.is_empty()
+        {
+            tracing::warn!(
+                "actions.block_response = 603 without actions.redress_url: ATIS-1000099's 603+ carries a redress contact; set one"
+            );
+        }
         let callers = core_cfg.actions.callers();
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).

@@ -611,7 +611,7 @@ impl<'m> ResponseBuilder<'m> {
         }
     }
 
-    /// Adds `name: value`, e.g. `Reason: SIP;cause=603;text="Network Blocked"` or
+    /// Adds `name: value`, e.g. `Reason: SIP;cause=603;text="v=analytics1";location=RLN` or
     /// `Server: fraudwall`.
     pub fn header(&mut self, name: &str, value: &[u8]) -> Result<&mut Self, EditError> {
         check_name(name)?;

@@ -63,6 +63,8 @@ pub enum HeaderName {
     AllowEvents,
     /// Identity (`y`).
     Identity,
+    /// Proxy-Require (RFC 3261 §20.29; no compact form).
+    ProxyRequire,
     /// Any other header.
     Other,
 }
@@ -152,6 +154,7 @@ const FULL_NAMES: &[(&str, HeaderName)] = &[
     ("Refer-To", HeaderName::ReferTo),
     ("Allow-Events", HeaderName::AllowEvents),
     ("Identity", HeaderName::Identity),
+    ("Proxy-Require", HeaderName::ProxyRequire),
 ];
 
 /// Full names grouped by length, so a lookup compares against one to four candidates.
@@ -182,7 +185,10 @@ const BY_LENGTH: [&[(&str, HeaderName)]; 21] = [
         ("Record-Route", HeaderName::RecordRoute),
         ("Allow-Events", HeaderName::AllowEvents),
     ],
-    &[("Identity-Info", HeaderName::IdentityInfo)],
+    &[
+        ("Identity-Info", HeaderName::IdentityInfo),
+        ("Proxy-Require", HeaderName::ProxyRequire),
+    ],
     &[
         ("Content-Length", HeaderName::ContentLength),
         ("Accept-Contact", HeaderName::AcceptContact),

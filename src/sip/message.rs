@@ -83,7 +83,11 @@ pub struct SipMessage {
     body: Span,
     content_length: Option<usize>,
     via_count: usize,
-    /// The first of From, To and Call-ID found on a second header line.
+    /// Whether any Proxy-Require line is present (most requests have none: the check then
+    /// costs nothing).
+    has_proxy_require: bool,
+    /// The first of the single-value headers found on a second header line (see
+    /// [`SipMessage::repeated_singleton`]).
     repeated: Option<HeaderName>,
 }
 
@@ -184,6 +188,7 @@ impl SipMessage {
 
         // Limits that need the whole index, and Content-Length framing.
         let mut via_count = 0;
+        let mut has_proxy_require = false;
         let mut content_length: Option<usize> = None;
         let mut seen = Singletons::default();
         let mut repeated = None;
@@ -204,6 +209,7 @@ impl SipMessage {
                         });
                     }
                 }
+                HeaderName::ProxyRequire => has_proxy_require = true,
                 HeaderName::ContentLength => {
                     let n = parse_u32(trim(&b[h.value.range()]))
                         .ok_or(ParseError::BadContentLength)? as usize;
@@ -234,6 +240,7 @@ impl SipMessage {
             body,
             content_length,
             via_count,
+            has_proxy_require,
             repeated,
         })
     }
@@ -473,14 +480,33 @@ impl SipMessage {
             .map(|v| v.parse_name_addr())
     }
 
-    /// From, To or Call-ID when one of them appears on more than one header line (full and
-    /// compact names alike: `f:` then `From:` is two Froms), or a From or To line holds a
-    /// comma-separated second value (outside quotes and `<...>`), else `None`. None of the
-    /// three is a list header, so neither is ever legitimate (RFC 3261 §7.3.1), and both are
-    /// attacks: a proxy that reads the first From but forwards both lets the switch believe
-    /// the other. A proxy answers such a request 400. Found during parsing.
+    /// From, To, Call-ID, CSeq, Max-Forwards or Content-Length when one of them appears on
+    /// more than one header line (full and compact names alike: `f:` then `From:` is two
+    /// Froms, `l:` then `Content-Length:` two Content-Lengths, even with equal values), or a
+    /// From or To line holds a comma-separated second value (outside quotes and `<...>`),
+    /// else `None`; the first repeat in message order. None of the six is a list header, so
+    /// a repeat is never legitimate (RFC 3261 §7.3.1, RFC 4475 §3.3.8), and for the identity
+    /// headers it is an attack: a proxy that reads the first From but forwards both lets the
+    /// switch believe the other. A proxy answers such a request 400. Found during parsing.
     pub fn repeated_singleton(&self) -> Option<HeaderName> {
         self.repeated
+    }
+
+    /// The option tags of every Proxy-Require line (RFC 3261 §20.29), split at commas and
+    /// trimmed, empty items skipped; in message order. Each is a token in a well-formed
+    /// request; the caller checks.
+    pub fn proxy_require(&self) -> impl Iterator<Item = Unchecked<'_>> + Clone + '_ {
+        let headers = if self.has_proxy_require {
+            &self.headers[..]
+        } else {
+            &[]
+        };
+        headers
+            .iter()
+            .filter(|h| h.kind == HeaderName::ProxyRequire)
+            .flat_map(|h| Unchecked(self.slice(h.value)).split_commas())
+            .map(|v| Unchecked(trim(v.as_bytes())))
+            .filter(|v| !v.as_bytes().is_empty())
     }
 
     /// The first header a request (or response) must carry but lacks (RFC 3261 §8.1.1:
@@ -530,16 +556,23 @@ struct Singletons {
     from: bool,
     to: bool,
     call_id: bool,
+    cseq: bool,
+    max_forwards: bool,
+    content_length: bool,
 }
 
 impl Singletons {
-    /// Notes one header line of `kind`; whether it is a second From, To or Call-ID.
+    /// Notes one header line of `kind`; whether it is a second From, To, Call-ID, CSeq,
+    /// Max-Forwards or Content-Length.
     #[inline]
     fn repeats(&mut self, kind: HeaderName) -> bool {
         let seen = match kind {
             HeaderName::From => &mut self.from,
             HeaderName::To => &mut self.to,
             HeaderName::CallId => &mut self.call_id,
+            HeaderName::CSeq => &mut self.cseq,
+            HeaderName::MaxForwards => &mut self.max_forwards,
+            HeaderName::ContentLength => &mut self.content_length,
             _ => return false,
         };
         std::mem::replace(seen, true)
@@ -926,9 +959,10 @@ v=0\r\nEXTRA";
     }
 
     #[test]
-    fn repeated_from_to_and_call_id_are_found_in_any_spelling() {
+    fn repeated_single_value_headers_are_found_in_any_spelling() {
         let base =
-            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n";
+            "BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\
+                    CSeq: 1 BYE\r\nMax-Forwards: 70\r\nl: 0\r\n";
         assert_eq!(
             ok(format!("{base}\r\n").as_bytes()).repeated_singleton(),
             None
@@ -941,6 +975,12 @@ v=0\r\nEXTRA";
             ("To: <sip:b@x>\r\n", HeaderName::To),
             ("i: d\r\n", HeaderName::CallId),
             ("call-id: c\r\n", HeaderName::CallId),
+            ("CSeq: 2 BYE\r\n", HeaderName::CSeq),
+            ("cseq: 1 BYE\r\n", HeaderName::CSeq),
+            ("Max-Forwards: 70\r\n", HeaderName::MaxForwards),
+            ("MAX-FORWARDS: 69\r\n", HeaderName::MaxForwards),
+            ("Content-Length: 0\r\n", HeaderName::ContentLength),
+            ("l: 0\r\n", HeaderName::ContentLength),
         ] {
             let m = ok(format!("{base}{extra}\r\n").as_bytes());
             assert_eq!(m.repeated_singleton(), Some(kind), "{extra:?}");

@@ -77,6 +77,7 @@ pub use header::HeaderName;
 pub use limits::Limits;
 pub use message::{Header, SipMessage};
 pub use method::Method;
+pub(crate) use scan::is_token;
 pub use scan::{ParamIter, Params};
 pub use uri::{Scheme, Uri};
 pub use value::{CSeq, NameAddr, Privacy, RemotePartyId, Unchecked, Via};

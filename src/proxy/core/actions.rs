@@ -1,6 +1,32 @@
 //! Carrying out a verdict on an initial INVITE: tag, warn and block.
 //!
-//! Allow needs nothing here. Every value written comes from validated config or is
+//! Allow needs nothing here. Block answers 608 (RFC 8688) or 603+.
+//!
+//! # 603+
+//!
+//! ATIS-1000099 ("Robocall Call Blocking Notification", August 2022) profiles the SIP 603
+//! for calls blocked on analytics; the FCC made it the required answer for such calls on IP
+//! networks (FCC 25-15, 47 CFR 64.1200(k)(9), in force since 25 March 2026). A 603+ differs
+//! from a plain 603 in two ways: its status line reads `603 Network Blocked` instead of
+//! `603 Decline`, and it carries an RFC 3326 Reason header whose `text` is the profile's
+//! list of attribute-value pairs, `v=analytics1` first, then at least one redress contact
+//! (`url`, `tel` or `email`), and whose `location` (RFC 8606 values) says which network
+//! blocked. fraudwall writes
+//!
+//! ```text
+//! SIP/2.0 603 Network Blocked
+//! Reason: SIP;cause=603;text="v=analytics1;url=https://redress.example/...";location=RLN
+//! Call-Info: <https://redress.example/...>;purpose=jcard
+//! ```
+//!
+//! (the Call-Info only with a redress URL: the profile does not ask for it, but it is the
+//! same jCard redress pointer a 608 carries). The form matches what deployed implementations
+//! send and detect: FreeSWITCH's 603+ detection keys on the phrase and a Reason text
+//! starting `v=analytics1;`, Asterisk's `NetworkBlocking()` writes the same shape, and
+//! carriers (Telnyx, Twilio) document `Reason: SIP;cause=603;text="v=analytics1;url=...";
+//! location=RLN`. `RLN` (the network serving the called party) because fraudwall stands in
+//! front of the terminating switch. Without a redress URL the text is `v=analytics1` alone,
+//! which the profile does not allow: configure `redress_url` with `block_response = 603`. Every value written comes from validated config or is
 //! sanitized (a category from the list keeps only token characters), so nothing a list or a
 //! caller supplies can inject a header line.
 
@@ -152,34 +178,100 @@ pub(crate) fn warn(
     Ok(())
 }
 
-/// The block action's response: 608 with a jCard redress Call-Info, or 603 with a Reason.
+/// The 603+ Reason (ATIS-1000099): `SIP;cause=603;text="v=analytics1[;url=URL]";location=RLN`.
+///
+/// The `text` is the profile's list of attribute-value pairs: the version `v=analytics1`
+/// first, then the redress contact (`url`, an HTTPS page where a wrongly blocked caller
+/// asks for redress). `location=RLN` says the block happened in the network serving the
+/// called party (RFC 8606 location values; fraudwall stands in front of the terminating
+/// switch). In the URL, `;` (the pair separator), `"` and `\` (which would end or escape
+/// the quoted string) are percent-encoded.
+pub(crate) struct AnalyticsReason<'a> {
+    /// The redress URL with `{category}` filled in; `None`: no `url` pair.
+    pub(crate) url: Option<&'a str>,
+}
+
+impl fmt::Display for AnalyticsReason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SIP;cause=603;text=\"v=analytics1")?;
+        if let Some(url) = self.url {
+            f.write_str(";url=")?;
+            for c in url.chars() {
+                match c {
+                    ';' => f.write_str("%3B")?,
+                    '"' => f.write_str("%22")?,
+                    '\\' => f.write_str("%5C")?,
+                    c => fmt::Write::write_char(f, c)?,
+                }
+            }
+        }
+        f.write_str("\";location=RLN")
+    }
+}
+
+/// How much of the block answer to build: all of it, or less to fit under the reflection
+/// cap (rule 9), dropping first what matters least downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockShape {
+    /// Every header: the 603+ Reason with its redress `url`, and the jCard Call-Info.
+    Full,
+    /// 603+ without Call-Info; the 608 bare.
+    NoCallInfo,
+    /// 603+ with `text="v=analytics1"` only (no `url`) and no Call-Info; the 608 bare.
+    NoRedress,
+    /// Status line and the copied headers only.
+    Bare,
+}
+
+impl BlockShape {
+    /// From the fullest to the barest.
+    pub(crate) const LADDER: [BlockShape; 4] = [
+        BlockShape::Full,
+        BlockShape::NoCallInfo,
+        BlockShape::NoRedress,
+        BlockShape::Bare,
+    ];
+}
+
+/// The 603 reason phrase of the 603+ profile (ATIS-1000099), instead of RFC 3261's "Decline".
+pub(crate) const NETWORK_BLOCKED: &str = "Network Blocked";
+
+/// The block answer's status and reason phrase: `603 Network Blocked` or `608 Rejected`.
+pub(crate) fn block_status(cfg: &BlockConfig) -> (u16, &'static str) {
+    if cfg.status == 603 {
+        (603, NETWORK_BLOCKED)
+    } else {
+        (608, "Rejected")
+    }
+}
+
+/// The block action's response in `shape`: `608 Rejected` with a jCard redress Call-Info
+/// (RFC 8688), or 603+ (ATIS-1000099): `603 Network Blocked` with the analytics Reason (see
+/// [`AnalyticsReason`]) first and, with a redress URL, the same jCard Call-Info as the 608
+/// (which the profile does not require but a 608-aware caller can use).
 pub(crate) fn block(
     msg: &SipMessage,
     cfg: &BlockConfig,
     verdict: &Verdict,
-) -> Result<(u16, BytesMut), EditFailed> {
-    if cfg.status == 603 {
-        let mut b = ResponseBuilder::new(msg, 603, "Decline");
-        edit(b.header("Reason", b"SIP;cause=603;text=\"Network Blocked\""))?;
-        return Ok((603, b.finish()));
-    }
-    let mut b = ResponseBuilder::new(msg, 608, "Rejected");
-    if !cfg.redress_url.is_empty() {
+    shape: BlockShape,
+) -> Result<BytesMut, EditFailed> {
+    let (status, phrase) = block_status(cfg);
+    let url = (!cfg.redress_url.is_empty()).then(|| {
         let category = verdict.category.as_deref().unwrap_or("");
-        let url = cfg
-            .redress_url
-            .replace("{category}", &Token(category).to_string());
-        let value = format!("<{url}>;purpose=jcard");
-        edit(b.header("Call-Info", value.as_bytes()))?;
+        cfg.redress_url
+            .replace("{category}", &Token(category).to_string())
+    });
+    let mut b = ResponseBuilder::new(msg, status, phrase);
+    if status == 603 && shape != BlockShape::Bare {
+        let reason = AnalyticsReason {
+            url: url.as_deref().filter(|_| shape != BlockShape::NoRedress),
+        };
+        edit(b.header("Reason", reason.to_string().as_bytes()))?;
     }
-    Ok((608, b.finish()))
-}
-
-/// The block answer without its optional header (Call-Info or Reason), for the reflection
-/// rule: the bare 608 or 603.
-pub(crate) fn block_minimal(msg: &SipMessage, status: u16) -> BytesMut {
-    let reason = if status == 603 { "Decline" } else { "Rejected" };
-    ResponseBuilder::new(msg, status, reason).finish()
+    if let Some(u) = url.as_deref().filter(|_| shape == BlockShape::Full) {
+        edit(b.header("Call-Info", format!("<{u}>;purpose=jcard").as_bytes()))?;
+    }
+    Ok(b.finish())
 }
 
 #[cfg(test)]
@@ -210,6 +302,21 @@ mod tests {
             verdict: &v,
         };
         assert_eq!(l.to_string(), "suspected-fraud");
+    }
+
+    #[test]
+    fn the_analytics_reason_is_one_quoted_text() {
+        assert_eq!(
+            AnalyticsReason { url: None }.to_string(),
+            "SIP;cause=603;text=\"v=analytics1\";location=RLN"
+        );
+        assert_eq!(
+            AnalyticsReason {
+                url: Some("https://r.example/a;b\"c\\d?x=1")
+            }
+            .to_string(),
+            "SIP;cause=603;text=\"v=analytics1;url=https://r.example/a%3Bb%22c%5Cd?x=1\";location=RLN"
+        );
     }
 
     #[test]

@@ -399,18 +399,27 @@ impl ActionsConfig {
     }
 }
 
-/// `[limits]`: message size and header limits (see [`crate::sip::Limits`]).
+/// The `[limits]` section: bounds on what one message may cost, checked while parsing.
+///
+/// Sized for carrier traffic (the reasons are in [`crate::sip::Limits`]): raise them only if
+/// real traffic is refused (`fraudwall_parse_errors_total{reason="too_many_vias"}` etc.),
+/// lowering them saves nothing on normal calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest message accepted, in bytes (a datagram or one framed stream message), 512 to
-    /// 65535; larger ones are dropped and counted.
+    /// Largest message accepted, in bytes, 65,535 by default (the UDP maximum). A larger
+    /// datagram is dropped and a larger stream message closes its connection, counted as
+    /// `too_large`.
     pub max_message_size: usize,
-    /// Most header fields accepted in one message.
+    /// Most header lines in one message, 256 by default (a 70-hop path writes up to 71 Vias
+    /// and 70 Record-Routes). Over it: `too_many_headers`.
     pub max_headers: usize,
-    /// Longest start line or header field, in bytes.
+    /// Longest start line or header line (folded lines included), in bytes, 16,384 by
+    /// default (a Via or Record-Route list on one line, an Identity header). Over it:
+    /// `line_too_long`.
     pub max_header_line: usize,
-    /// Most Via values in one message.
+    /// Most Via values in one message (lines and comma-separated values), 128 by default:
+    /// Max-Forwards 70 bounds a legitimate path to 71. Over it: `too_many_vias`.
     pub max_vias: usize,
 }
 

@@ -2,12 +2,14 @@
 //! [`super`]).
 //!
 //! A UDP source address can be forged, so every answer the core generates (608, 603, 400,
-//! 403, 482, 483, 505, 200 to OPTIONS) could be aimed at a victim: a small spoofed request
-//! drawing a larger response. The rule: **over UDP, an answer to a source that is neither a
-//! trusted peer (`trusted_peers`) nor a next hop is never larger than the datagram that drew
-//! it.** The answer is built in full; if it is too large it is built again without its
-//! optional headers (the 608's Call-Info jCard, the 603's Reason, the 200's Allow); if that is
-//! still too large nothing is sent. Both cases are counted
+//! 403, 416, 420, 482, 483, 505, 200 to OPTIONS) could be aimed at a victim: a small spoofed
+//! request drawing a larger response. The rule: **over UDP, an answer to a source that is
+//! neither a trusted peer (`trusted_peers`) nor a next hop is never larger than the datagram
+//! that drew it.** The answer is built in full; if it is too large it is built again with
+//! less: the 608 without its Call-Info jCard; the 603+ without Call-Info, then without the
+//! redress `url` in its Reason, then without Reason; the 200 without Allow. If the smallest
+//! is still too large nothing is sent; so is a 420, whose `Unsupported` is required, when it
+//! does not fit. Both cases are counted
 //! (`fraudwall_reflection_limited_total{result="trimmed"|"withheld"}`).
 //!
 //! A size cap rather than a per-source rate limit: it keeps the core stateless, costs one
@@ -51,14 +53,28 @@ impl ReplyTo {
         minimal: impl FnOnce() -> BytesMut,
         out: &mut Vec<Outbound>,
     ) -> Option<ReplyFit> {
+        self.send_fitting(
+            std::iter::once(full).chain(std::iter::once_with(minimal)),
+            out,
+        )
+    }
+
+    /// Sends the first of `candidates` (the full answer, then ever smaller ones) that fits,
+    /// or nothing; says which (`None`: the first, in full). The iterator is advanced only as
+    /// far as needed, so smaller answers are built only when the full one is too large.
+    pub(crate) fn send_fitting(
+        &self,
+        mut candidates: impl Iterator<Item = BytesMut>,
+        out: &mut Vec<Outbound>,
+    ) -> Option<ReplyFit> {
+        let Some(full) = candidates.next() else {
+            return Some(ReplyFit::Withheld);
+        };
         let (data, fit) = match self.limit {
-            Some(max) if full.len() > max => {
-                let m = minimal();
-                if m.len() > max {
-                    return Some(ReplyFit::Withheld);
-                }
-                (m, Some(ReplyFit::Trimmed))
-            }
+            Some(max) if full.len() > max => match candidates.find(|c| c.len() <= max) {
+                Some(smaller) => (smaller, Some(ReplyFit::Trimmed)),
+                None => return Some(ReplyFit::Withheld),
+            },
             _ => (full, None),
         };
         out.push(Outbound {

@@ -9,13 +9,13 @@ use super::net::{self, uri_destination};
 use super::reply::ReplyTo;
 use super::{
     actions, Checks, Decision, Disposition, MessageClass, Outcome, ProofCheck, ProxyCore,
-    RoutingRefusal,
+    RequestError, RequestRefusal, RoutingRefusal,
 };
 use crate::blocklist::Action;
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
-    derive_to_tag, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder, SipMessage,
-    Uri, Via,
+    derive_to_tag, is_token, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder,
+    Scheme, SipMessage, Uri, Via,
 };
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -36,35 +36,45 @@ struct Checked<'m> {
 
 impl<'m> Checked<'m> {
     /// Reads the mandatory headers (RFC 3261 §8.1.1), or the reason they are unusable.
-    fn read(msg: &'m SipMessage) -> Result<Checked<'m>, &'static str> {
-        let uri_raw = msg.request_uri().ok_or("bad_request_uri")?;
-        let uri = uri_raw.parse_uri().map_err(|_| "bad_request_uri")?;
+    fn read(msg: &'m SipMessage) -> Result<Checked<'m>, RequestError> {
+        let uri_raw = msg.request_uri().ok_or(RequestError::BadRequestUri)?;
+        let uri = uri_raw
+            .parse_uri()
+            .map_err(|_| RequestError::BadRequestUri)?;
         // Two Froms (or `f:` and `From:`) would be screened one way and read another way by
-        // the switch; two To or Call-ID lines are as ambiguous.
+        // the switch; two To or Call-ID lines are as ambiguous, and two CSeq, Max-Forwards
+        // or Content-Length lines leave the transaction, hop count or framing to whoever
+        // reads which (RFC 4475 §3.3.8, §3.3.9).
         match msg.repeated_singleton() {
-            Some(HeaderName::From) => return Err("duplicate_from"),
-            Some(HeaderName::To) => return Err("duplicate_to"),
-            Some(_) => return Err("duplicate_call_id"),
             None => {}
+            Some(HeaderName::From) => return Err(RequestError::DuplicateFrom),
+            Some(HeaderName::To) => return Err(RequestError::DuplicateTo),
+            Some(HeaderName::CSeq) => return Err(RequestError::DuplicateCSeq),
+            Some(HeaderName::MaxForwards) => return Err(RequestError::DuplicateMaxForwards),
+            Some(HeaderName::ContentLength) => return Err(RequestError::DuplicateContentLength),
+            // The parser reports no other kind.
+            Some(_) => return Err(RequestError::DuplicateCallId),
         }
         let call_id = msg
             .call_id()
             .map(|c| c.as_bytes().trim_ascii())
             .filter(|c| !c.is_empty())
-            .ok_or("no_call_id")?;
+            .ok_or(RequestError::NoCallId)?;
         let cseq = match msg.cseq() {
             Ok(Some(c)) if Some(c.method_bytes) == msg.method_bytes() => c,
-            _ => return Err("bad_cseq"),
+            _ => return Err(RequestError::BadCSeq),
         };
         let from = match msg.from() {
             Ok(Some(f)) => f,
-            _ => return Err("bad_from"),
+            _ => return Err(RequestError::BadFrom),
         };
         let to = match msg.to() {
             Ok(Some(t)) => t,
-            _ => return Err("bad_to"),
+            _ => return Err(RequestError::BadTo),
         };
-        let max_forwards = msg.max_forwards().map_err(|_| "bad_max_forwards")?;
+        let max_forwards = msg
+            .max_forwards()
+            .map_err(|_| RequestError::BadMaxForwards)?;
         Ok(Checked {
             call_id,
             cseq,
@@ -118,15 +128,15 @@ impl ProxyCore {
         let class = MessageClass::Request(method);
         let top = match msg.top_via() {
             Ok(Some(v)) => v,
-            Ok(None) => return malformed(class, "no_via"),
-            Err(_) => return malformed(class, "bad_via"),
+            Ok(None) => return malformed(class, RequestError::NoVia),
+            Err(_) => return malformed(class, RequestError::BadVia),
         };
         let reply = ReplyTo::new(&self.compiled, inbound, &top);
         let req = match Checked::read(msg) {
             Ok(r) => r,
             Err(reason) => {
                 let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
-                o.error = Some(reason);
+                o.error = Some(reason.as_str());
                 return o;
             }
         };
@@ -142,6 +152,19 @@ impl ProxyCore {
             }
         }
 
+        // §16.3 step 2: a scheme we cannot route. tel: (RFC 3966) is a carrier's everyday
+        // Request-URI and goes to the next hop like sip:; sips: is sip: over TLS (§19.1).
+        if !matches!(req.uri.scheme(), Scheme::Sip | Scheme::Sips | Scheme::Tel) {
+            return self.refuse(
+                msg,
+                method,
+                RequestRefusal::UnsupportedUriScheme,
+                None,
+                reply,
+                out,
+            );
+        }
+
         // OPTIONS addressed to the proxy itself (RFC 3261 §11, §16.3 step 3).
         if method == Method::Options
             && to_tag.is_none()
@@ -154,7 +177,9 @@ impl ProxyCore {
         }
 
         let max_forwards = match req.max_forwards {
-            Some(0) => return self.answer(msg, method, 483, "Too Many Hops", reply, out),
+            Some(0) => {
+                return self.refuse(msg, method, RequestRefusal::TooManyHops, None, reply, out)
+            }
             Some(n) => n - 1,
             None => DEFAULT_MAX_FORWARDS,
         };
@@ -174,14 +199,34 @@ impl ProxyCore {
                     Ok(v) => looped |= ours(&v),
                     Err(_) => {
                         let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
-                        o.error = Some("bad_via");
+                        o.error = Some(RequestError::BadVia.as_str());
                         return o;
                     }
                 }
             }
         }
         if looped {
-            return self.answer(msg, method, 482, "Loop Detected", reply, out);
+            return self.refuse(msg, method, RequestRefusal::Loop, None, reply, out);
+        }
+
+        // §16.3 step 5: this proxy supports no option tag, so any Proxy-Require is refused,
+        // but on ACK and CANCEL, where it MUST be ignored (§8.2.2.3).
+        if !matches!(method, Method::Ack | Method::Cancel) && msg.proxy_require().next().is_some() {
+            return match unsupported(msg) {
+                Some(tags) => self.refuse(
+                    msg,
+                    method,
+                    RequestRefusal::BadExtension,
+                    Some(&tags),
+                    reply,
+                    out,
+                ),
+                None => {
+                    let mut o = self.answer(msg, method, 400, "Bad Request", reply, out);
+                    o.error = Some(RequestError::BadProxyRequire.as_str());
+                    o
+                }
+            };
         }
 
         // Route (RFC 3261 §16.4, §16.6 steps 6-7), confined to the next hops and peers.
@@ -367,8 +412,8 @@ impl ProxyCore {
         }
     }
 
-    /// Answers a blocked call (608 or 603); fails open (forwarding is not possible here, so
-    /// the call is answered by nobody) only if the response cannot be built.
+    /// Answers a blocked call (608, or 603+); if a header cannot be written (never with a
+    /// validated config) the bare answer is sent: the call stays blocked.
     fn block(
         &self,
         msg: &SipMessage,
@@ -377,16 +422,17 @@ impl ProxyCore {
         reply: ReplyTo,
         out: &mut Vec<Outbound>,
     ) -> Outcome {
-        let (status, data) = match actions::block(msg, &self.compiled.block, &d.verdict) {
-            Ok(r) => r,
-            Err(_) => {
-                // The redress URL is validated at start; a plain 608 still blocks.
-                let b = ResponseBuilder::new(msg, 608, "Rejected");
-                (608, b.finish())
-            }
-        };
-        // Without Call-Info or Reason when the answer would outgrow the request (rule 9).
-        let fit = reply.send(data, || actions::block_minimal(msg, status), out);
+        let cfg = &self.compiled.block;
+        let (status, phrase) = actions::block_status(cfg);
+        // From the full answer down to the bare one while it would outgrow the request
+        // (rule 9); built only as far as needed.
+        let candidates = actions::BlockShape::LADDER.into_iter().map(|shape| {
+            actions::block(msg, cfg, &d.verdict, shape).unwrap_or_else(|_| {
+                // The redress URL is validated at start; the bare answer still blocks.
+                ResponseBuilder::new(msg, status, phrase).finish()
+            })
+        });
+        let fit = reply.send_fitting(candidates, out);
         let mut o = Outcome::answered(class, status, fit);
         o.decision = Some(d);
         o
@@ -418,6 +464,39 @@ impl ProxyCore {
             out,
         );
         Outcome::answered(class, status, fit)
+    }
+
+    /// Refuses a request by a §16.3 check (416, 420, 482, 483), with `unsupported` as the
+    /// `Unsupported` value of a 420; an ACK is never answered (dropped). The answer has no
+    /// optional header: if it outgrows the request (rule 9) it is withheld, never sent
+    /// without what the RFC requires in it.
+    fn refuse(
+        &self,
+        msg: &SipMessage,
+        method: Method,
+        refusal: RequestRefusal,
+        unsupported: Option<&[u8]>,
+        reply: ReplyTo,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let class = MessageClass::Request(method);
+        let mut o = if method == Method::Ack {
+            Outcome::new(class, Disposition::Dropped(refusal.as_str()))
+        } else {
+            let (status, phrase) = refusal.status();
+            let build = || {
+                let mut b = ResponseBuilder::new(msg, status, phrase);
+                if let Some(tags) = unsupported {
+                    // Tokens joined by ", ": they cannot fail the header checks.
+                    let _ = b.header("Unsupported", tags);
+                }
+                b.finish()
+            };
+            let fit = reply.send(build(), build, out);
+            Outcome::answered(class, status, fit)
+        };
+        o.checks.request = Some(refusal);
+        o
     }
 
     /// Inserts `Record-Route: <sip:SENT-BY;lr;fwd=PROOF>` (built on the stack), the proof
@@ -515,18 +594,33 @@ fn fits_transport(len: usize, dest: SocketAddr, transport: Transport) -> bool {
     }
 }
 
-fn malformed(class: MessageClass, reason: &'static str) -> Outcome {
-    let mut o = Outcome::new(class, Disposition::Dropped(reason));
-    o.error = Some(reason);
+fn malformed(class: MessageClass, reason: RequestError) -> Outcome {
+    let mut o = Outcome::new(class, Disposition::Dropped(reason.as_str()));
+    o.error = Some(reason.as_str());
     o
+}
+
+/// The `Unsupported` value for a request's Proxy-Require tags (all of them: this proxy
+/// supports none), joined by `, `; `None` when one of them is not a token (a 400, not 420).
+fn unsupported(msg: &SipMessage) -> Option<Vec<u8>> {
+    let mut tags = Vec::new();
+    for tag in msg.proxy_require() {
+        let tag = tag.as_bytes();
+        if !tag.iter().all(|&b| is_token(b)) {
+            return None;
+        }
+        if !tags.is_empty() {
+            tags.extend_from_slice(b", ");
+        }
+        tags.extend_from_slice(tag);
+    }
+    Some(tags)
 }
 
 fn drop_reason(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
         403 => "forbidden",
-        482 => "loop",
-        483 => "too_many_hops",
         513 => "too_large",
         _ => "ack_not_answered",
     }
@@ -593,9 +687,9 @@ mod tests {
     fn mandatory_header_problems_have_reasons() {
         let no_uri = INVITE.replace("INVITE sip:b@10.0.0.1", "INVITE b@10.0.0.1");
         if let Ok(m) = SipMessage::parse(Bytes::from(no_uri), &Limits::default()) {
-            assert_eq!(Checked::read(&m).err(), Some("bad_request_uri"));
+            assert_eq!(Checked::read(&m).err(), Some(RequestError::BadRequestUri));
         }
         let m = parse(&INVITE.replace("Call-ID: c\r\n", "Call-ID:  \r\n"));
-        assert_eq!(Checked::read(&m).err(), Some("no_call_id"));
+        assert_eq!(Checked::read(&m).err(), Some(RequestError::NoCallId));
     }
 }
