@@ -47,7 +47,7 @@ use crate::blocklist::Action;
 use crate::policy::Reason;
 use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RoutingRefusal};
 use crate::proxy::core::{IdentityRemoved, IdentitySource};
-use crate::proxy::runtime::LocalSendError;
+use crate::proxy::LocalSendError;
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -184,7 +184,7 @@ pub struct Telemetry {
     reload_failures: Counter,
     decision_log_dropped: Counter,
     fail_open: Counter,
-    send_errors: [Counter; 2],
+    send_errors: [Counter; Transport::ALL.len()],
     local_send_errors: [Counter; LocalSendError::ALL.len()],
     tcp_open: Gauge,
     tcp_accepted: Counter,
@@ -232,10 +232,10 @@ impl Telemetry {
                 )
             })
         });
-        let send_errors = ["udp", "tcp"].map(|t| {
+        let send_errors = Transport::ALL.map(|t| {
             counter(
                 "fraudwall_send_errors_total",
-                vec![Label::new("transport", t)],
+                vec![Label::new("transport", t.as_str())],
             )
         });
         let local_send_errors = LocalSendError::ALL.map(|r| {
@@ -418,7 +418,7 @@ impl Telemetry {
 
     /// Counts a failed send.
     pub fn send_error(&self, transport: Transport) {
-        self.send_errors[(transport == Transport::Tcp) as usize].increment(1);
+        self.send_errors[transport.index()].increment(1);
     }
 
     /// Counts a send this node refused (see [`LocalSendError`]).

@@ -408,7 +408,7 @@ pub struct ProxyCore {
     dialog_key: DialogKey,
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
     /// `advertise` is configured.
-    seen_local: [OnceLock<SocketAddr>; 2],
+    seen_local: [OnceLock<SocketAddr>; Transport::ALL.len()],
     /// Sent-by text per local address (a few listen addresses), so the hot path does not
     /// format socket addresses.
     sent_by_cache: [OnceLock<(SocketAddr, net::SentByText)>; 4],
@@ -437,7 +437,7 @@ impl ProxyCore {
             compiled,
             config,
             screen,
-            seen_local: [OnceLock::new(), OnceLock::new()],
+            seen_local: Default::default(),
             sent_by_cache: Default::default(),
         })
     }
@@ -543,6 +543,7 @@ impl ProxyCore {
                     data,
                     destination: p.hop.address,
                     transport: p.hop.transport,
+                    source: None,
                 });
             }
         });
@@ -561,10 +562,7 @@ impl ProxyCore {
 }
 
 fn transport_slot(t: Transport) -> usize {
-    match t {
-        Transport::Udp => 0,
-        Transport::Tcp => 1,
-    }
+    t.index()
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ use std::net::SocketAddr;
 pub(crate) struct ReplyTo {
     pub(crate) destination: SocketAddr,
     pub(crate) transport: Transport,
+    /// The local address to answer from: the one the request arrived on.
+    pub(crate) source: std::net::IpAddr,
     /// The largest answer allowed (`None`: any size).
     pub(crate) limit: Option<usize>,
 }
@@ -39,6 +41,7 @@ impl ReplyTo {
         ReplyTo {
             destination: super::net::reply_destination(inbound, top),
             transport: inbound.transport,
+            source: inbound.local.ip(),
             limit: c.answer_limit(inbound),
         }
     }
@@ -65,6 +68,7 @@ impl ReplyTo {
             data: data.freeze(),
             destination: self.destination,
             transport: self.transport,
+            source: Some(self.source),
         });
         fit
     }
@@ -126,6 +130,7 @@ mod tests {
         let to = ReplyTo {
             destination: "192.0.2.1:5060".parse().unwrap(),
             transport: Transport::Udp,
+            source: "192.0.2.9".parse().unwrap(),
             limit: Some(10),
         };
         let mut out = Vec::new();
