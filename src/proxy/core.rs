@@ -543,7 +543,9 @@ impl ProxyCore {
                     data,
                     destination: p.hop.address,
                     transport: p.hop.transport,
-                    source: None,
+                    // From the address its Via names, so the answer (over a stream: the
+                    // connection) comes back to a sent-by that is ours.
+                    source: local.map(|l| l.ip()),
                 });
             }
         });

@@ -29,7 +29,9 @@
 //! * **Send.** Every connection is registered in the pool's table under its transport and
 //!   peer address, so a response whose destination is the peer goes back over the connection
 //!   its request came on, and messages to a next hop reuse one outbound connection (opened on
-//!   first use: TCP connect plus [`StreamLayer::connect`], both within `connect_timeout`; a
+//!   first use, from the message's [`Outbound::source`] or the listener's address, so that
+//!   what comes back over it is addressed to the sent-by our Via names: TCP connect plus
+//!   [`StreamLayer::connect`], both within `connect_timeout`; a
 //!   connect that is refused or times out, or a write the peer breaks, is reported to
 //!   [`Handler::on_send_error`]; the connection limit or a full queue is this node's fault and
 //!   goes to [`Handler::local_send_error`], blaming nobody).
@@ -344,6 +346,8 @@ impl StreamPool {
 
 struct Shared<L: StreamLayer, H: Handler> {
     layer: L,
+    /// The bound listen addresses (ports resolved).
+    listen: Vec<SocketAddr>,
     handler: Arc<H>,
     pool: Arc<StreamPool>,
     settings: StreamSettings,
@@ -355,6 +359,40 @@ impl<L: StreamLayer, H: Handler> Shared<L, H> {
     fn transport(&self) -> Transport {
         self.layer.transport()
     }
+
+    /// This transport's listener of `dest`'s address family.
+    fn listener_for(&self, dest: SocketAddr) -> Option<SocketAddr> {
+        self.listen
+            .iter()
+            .find(|l| l.is_ipv4() == dest.is_ipv4())
+            .copied()
+    }
+
+    /// The local IP a new connection for `msg` is opened from: the message's source (the
+    /// address its Via names), else the listener's own address when it has a specific one,
+    /// else the kernel's choice (`None`).
+    fn connect_from(&self, msg: &Outbound) -> Option<IpAddr> {
+        let family = |ip: &IpAddr| ip.is_ipv4() == msg.destination.is_ipv4() && !ip.is_unspecified();
+        msg.source.filter(family).or_else(|| {
+            self.listener_for(msg.destination)
+                .map(|l| l.ip())
+                .filter(family)
+        })
+    }
+}
+
+/// Connects to `dest`, from `from` when given.
+async fn connect_tcp(dest: SocketAddr, from: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(ip) = from else {
+        return TcpStream::connect(dest).await;
+    };
+    let sock = if dest.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.bind(SocketAddr::new(ip, 0))?;
+    sock.connect(dest).await
 }
 
 /// A running stream transport (TCP, or TLS with its layer): listeners, connections, and
@@ -398,6 +436,7 @@ impl<L: StreamLayer, H: Handler> StreamTransport<L, H> {
         }
         let shared = Arc::new(Shared {
             layer,
+            listen: listeners.iter().map(|(a, _)| *a).collect(),
             handler,
             pool,
             settings,
@@ -553,11 +592,18 @@ fn send_stream<L: StreamLayer, H: Handler>(shared: &Arc<Shared<L, H>>, msg: Outb
     shared.handler.sent(&msg);
     shared.pool.table().insert((transport, dest), tx);
     let s = shared.clone();
+    let from = shared.connect_from(&msg);
     shared.runtime.spawn(async move {
         let connect = async {
-            let tcp = TcpStream::connect(dest).await?;
+            let tcp = connect_tcp(dest, from).await?;
             let _ = tcp.set_nodelay(true);
-            let local = tcp.local_addr().unwrap_or(dest);
+            // Messages that come back over this connection (responses to what we sent) are
+            // addressed to the sent-by our Via wrote: this IP at the listening port.
+            let ip = tcp.local_addr()?.ip();
+            let local = match s.listener_for(dest) {
+                Some(l) => SocketAddr::new(ip, l.port()),
+                None => tcp.local_addr()?,
+            };
             let stream = s.layer.connect(tcp, dest).await?;
             io::Result::Ok((stream, local))
         };
