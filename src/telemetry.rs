@@ -25,8 +25,8 @@
 //! | `snapshot_reload_failures_total` | counter | |
 //! | `decision_log_dropped_total` | counter | |
 //! | `fail_open_total` | counter | |
-//! | `send_errors_total` | counter | `transport` (sends that failed at the destination: refused, unreachable) |
-//! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `other`; no hop is blamed) |
+//! | `send_errors_total` | counter | `transport` (`udp`, `tcp`, `tls`: sends that failed at the destination: refused, unreachable) |
+//! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `no_transport` (the message's transport does not run here), `other`; no hop is blamed) |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 //! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |

@@ -201,7 +201,10 @@ fn a_wildcard_udp_listener_names_and_answers_from_the_arrival_address() {
         .expect("send 180");
     let (ringing, from) = recv_starting(&caller, "SIP/2.0 180", Duration::from_secs(5))
         .expect("the 180 reaches the caller");
-    assert_eq!(from, arrival, "answered from the arrival address: {ringing}");
+    assert_eq!(
+        from, arrival,
+        "answered from the arrival address: {ringing}"
+    );
     assert_eq!(headers(&ringing, "Via").len(), 1, "{ringing}");
 }
 
@@ -219,7 +222,9 @@ fn a_wildcard_tcp_listener_names_the_arrival_address() {
     std::thread::spawn(move || {
         // Skip probe connections' OPTIONS: take the connection that carries the INVITE.
         loop {
-            let Ok((mut conn, _)) = hop.accept() else { return };
+            let Ok((mut conn, _)) = hop.accept() else {
+                return;
+            };
             let m = read_message(&mut conn);
             if m.starts_with("INVITE ") {
                 let _ = tx.send((conn, m));

@@ -126,7 +126,11 @@ mod tests {
         assert!(d.install(Transport::Tcp, Arc::new(Record(h.clone()))));
         assert!(!d.install(Transport::Tcp, Arc::new(Record(h.clone()))));
         let now = Instant::now();
-        let mut out = vec![msg(Transport::Tcp), msg(Transport::Udp), msg(Transport::Tls)];
+        let mut out = vec![
+            msg(Transport::Tcp),
+            msg(Transport::Udp),
+            msg(Transport::Tls),
+        ];
         d.send_all(&mut out, now);
         assert!(out.is_empty());
         assert_eq!(*h.routed.lock().unwrap(), vec![Transport::Tcp]);

@@ -25,20 +25,20 @@
 
 use arc_swap::ArcSwapOption;
 use std::net::{IpAddr, SocketAddr};
-use std::thread::JoinHandle;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::core::{
     Checks, CoreConfig, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore,
 };
+use super::stream::StreamPool;
 use super::tcp::{start_tcp, Framer, TcpConfig, TcpTransport};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
 use super::{
-    ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError, Outbound,
-    Transport,
+    ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError, Outbound, Transport,
 };
 use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSource};
 use crate::blocklist::{Snapshot, SnapshotError};
@@ -562,6 +562,9 @@ impl Runtime {
         let core = ProxyCore::new(core_cfg, screen)?;
         let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
         let dispatch = Dispatch::new(handler.clone());
+        // One connection pool for every stream transport (TCP, and TLS when it runs), so
+        // `sip.tcp_max_connections` and `_per_source` bound them together.
+        let stream_pool = StreamPool::new(v.tcp_max_connections, v.tcp_max_connections_per_source);
 
         let udp_bound = if v.udp {
             let cfg = UdpConfig {
@@ -597,14 +600,12 @@ impl Runtime {
                 connect_timeout: v.tcp_connect_timeout,
                 max_message: v.max_message_size,
             };
-            // One pool: a TLS transport takes `pool` too, so the limits bound both.
-            let pool = cfg.pool();
             let t = tokio
                 .block_on(start_tcp(
                     &cfg,
                     handler.clone(),
                     framer,
-                    pool,
+                    stream_pool.clone(),
                     dispatch.clone(),
                 ))
                 .map_err(|source| RuntimeError::Bind {

@@ -53,8 +53,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{
-    report_send_error, ConnectionOrigin, Dispatch, DropReason, Handler, Inbound,
-    LocalSendError, Outbound, Route, Transport,
+    report_send_error, ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError,
+    Outbound, Route, Transport,
 };
 
 /// Outbound messages queued per connection before further ones count as send errors.
@@ -284,7 +284,6 @@ impl Drop for SourcePermit {
     }
 }
 
-
 /// The connections of every stream transport sharing one set of limits: how many are open
 /// (accepted plus opened, against `max_connections`), how many per source IP address, and
 /// which connection carries messages to a given (transport, peer).
@@ -325,7 +324,9 @@ impl StreamPool {
         &self.per_source
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<(Transport, SocketAddr), mpsc::Sender<Bytes>>> {
+    fn table(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(Transport, SocketAddr), mpsc::Sender<Bytes>>> {
         // Nothing panics while the lock is held; a poisoned map is still consistent.
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -372,7 +373,8 @@ impl<L: StreamLayer, H: Handler> Shared<L, H> {
     /// address its Via names), else the listener's own address when it has a specific one,
     /// else the kernel's choice (`None`).
     fn connect_from(&self, msg: &Outbound) -> Option<IpAddr> {
-        let family = |ip: &IpAddr| ip.is_ipv4() == msg.destination.is_ipv4() && !ip.is_unspecified();
+        let family =
+            |ip: &IpAddr| ip.is_ipv4() == msg.destination.is_ipv4() && !ip.is_unspecified();
         msg.source.filter(family).or_else(|| {
             self.listener_for(msg.destination)
                 .map(|l| l.ip())
@@ -560,7 +562,11 @@ async fn accept_loop<L: StreamLayer, H: Handler>(
 
 /// Sends one message over this transport: over the open connection to its destination, or
 /// a new one.
-fn send_stream<L: StreamLayer, H: Handler>(shared: &Arc<Shared<L, H>>, msg: Outbound, now: Instant) {
+fn send_stream<L: StreamLayer, H: Handler>(
+    shared: &Arc<Shared<L, H>>,
+    msg: Outbound,
+    now: Instant,
+) {
     let transport = shared.transport();
     let dest = msg.destination;
     let existing = shared.pool.table().get(&(transport, dest)).cloned();
@@ -617,7 +623,9 @@ fn send_stream<L: StreamLayer, H: Handler>(shared: &Arc<Shared<L, H>>, msg: Outb
                 s.pool.table().remove(&(transport, dest));
                 s.pool.release();
                 match failed {
-                    Ok(Err(e)) => report_send_error(&*s.handler, dest, transport, &e, Instant::now()),
+                    Ok(Err(e)) => {
+                        report_send_error(&*s.handler, dest, transport, &e, Instant::now())
+                    }
                     // Timed out: the destination's fault.
                     _ => s.handler.on_send_error(dest, transport, Instant::now()),
                 }
@@ -721,7 +729,9 @@ async fn run_connection<L: StreamLayer, H: Handler>(
                 }
                 Ok(None) => {
                     if buf.len() > cap {
-                        shared.handler.dropped(peer, transport, DropReason::TooLarge);
+                        shared
+                            .handler
+                            .dropped(peer, transport, DropReason::TooLarge);
                         break 'conn;
                     }
                     break;

@@ -675,6 +675,38 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    fn a_wildcard_socket_reports_and_answers_from_the_arrival_address() {
+        let (t, h) = start("0.0.0.0:0", "127.0.0.1:9".parse().unwrap());
+        let port = t.local_addrs()[0].port();
+        let c = client("127.0.0.1:0");
+        let mut buf = [0u8; 2000];
+        for ip in ["127.0.0.2", "127.0.0.3", "127.0.0.1"] {
+            let arrival: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+            for i in 0..5 {
+                c.send_to(format!("w{i}").as_bytes(), arrival).unwrap();
+                let (n, from) = c.recv_from(&mut buf).unwrap();
+                assert_eq!(&buf[..n], format!("re:w{i}").as_bytes());
+                assert_eq!(from, arrival, "answered from the address it was sent to");
+            }
+        }
+        // A single datagram through the route (the timer's and other transports' path)
+        // is sent from its source too.
+        let sender = t.sender();
+        let arrival: SocketAddr = format!("127.0.0.4:{port}").parse().unwrap();
+        let msg = Outbound {
+            data: Bytes::from_static(b"single"),
+            destination: c.local_addr().unwrap(),
+            transport: Transport::Udp,
+            source: Some(arrival.ip()),
+        };
+        sender.send_reporting(&*h, &msg, Instant::now());
+        let (n, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"single"[..], arrival));
+        t.shutdown();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
     fn realtime_priority_is_set_or_refused_cleanly() {
         // Root (CI) may set it, a plain user may not: either way the answer is exact.
         let (policy, result) = std::thread::spawn(|| {

@@ -45,7 +45,10 @@ pub(super) fn enable_pktinfo(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> 
 
 /// The destination address in a received header's packet-info control message.
 fn pktinfo_of(h: &libc::msghdr) -> Option<IpAddr> {
-    if h.msg_control.is_null() || (h.msg_controllen as usize) < size_of::<libc::cmsghdr>() {
+    // `msg_controllen` is a size_t on glibc, a socklen_t on musl.
+    #[allow(clippy::unnecessary_cast)]
+    let len = h.msg_controllen as usize;
+    if h.msg_control.is_null() || len < size_of::<libc::cmsghdr>() {
         return None;
     }
     // SAFETY: the kernel filled `msg_controllen` bytes of the header's control buffer with
@@ -56,11 +59,12 @@ fn pktinfo_of(h: &libc::msghdr) -> Option<IpAddr> {
             let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
             if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
                 let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))));
+                return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
             }
             if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
-                let info: libc::in6_pktinfo =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
                 return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
             }
             c = libc::CMSG_NXTHDR(h, c);
