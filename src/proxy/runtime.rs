@@ -452,9 +452,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often the timer thread looks at its stop flag.
 const TIMER_WAKE: Duration = Duration::from_millis(100);
 
-/// The runtime's one timer: [`Handler::poll_timeout`] every [`TICK`] (health probes, state
+/// The runtime's one timer: [`Handler::poll_timeout`] once a second (health probes, state
 /// expiry), whatever transports run, its messages sent through `dispatch`. Stops within
-/// [`TIMER_WAKE`] of `stop` being set.
+/// 100 ms of `stop` being set.
 pub fn spawn_timer<H: Handler + ?Sized>(
     handler: Arc<H>,
     dispatch: Arc<Dispatch>,
