@@ -578,10 +578,12 @@ mod tests {
         local_errors: Mutex<Vec<(SocketAddr, LocalSendError)>>,
         drops: Mutex<Vec<&'static str>>,
         ticks: Mutex<u32>,
+        locals: Mutex<Vec<SocketAddr>>,
     }
 
     impl Handler for Echo {
         fn handle(&self, msg: Inbound, _now: Instant, out: &mut Vec<Outbound>) {
+            self.locals.lock().unwrap().push(msg.local);
             let destination = if msg.data.starts_with(b"fwd:") {
                 self.forward_to
             } else {
@@ -636,6 +638,7 @@ mod tests {
             local_errors: Mutex::default(),
             drops: Mutex::default(),
             ticks: Mutex::default(),
+            locals: Mutex::default(),
         });
         let dispatch = Dispatch::new(h.clone());
         (bound.start(h.clone(), dispatch).unwrap(), h)
@@ -688,6 +691,11 @@ mod tests {
                 assert_eq!(&buf[..n], format!("re:w{i}").as_bytes());
                 assert_eq!(from, arrival, "answered from the address it was sent to");
             }
+            assert_eq!(
+                h.locals.lock().unwrap().last(),
+                Some(&arrival),
+                "Inbound.local"
+            );
         }
         // A single datagram through the route (the timer's and other transports' path)
         // is sent from its source too.
@@ -703,6 +711,17 @@ mod tests {
         let (n, from) = c.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from), (&b"single"[..], arrival));
         t.shutdown();
+        // IPv6: `[::]` learns `::1` (IPV6_RECVPKTINFO) and answers from it.
+        let (t6, h6) = start("[::]:0", "[::1]:9".parse().unwrap());
+        let arrival: SocketAddr = format!("[::1]:{}", t6.local_addrs()[0].port())
+            .parse()
+            .unwrap();
+        let c6 = client("[::1]:0");
+        c6.send_to(b"v6", arrival).unwrap();
+        let (n, from) = c6.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"re:v6"[..], arrival));
+        assert_eq!(*h6.locals.lock().unwrap(), vec![arrival], "Inbound.local");
+        t6.shutdown();
     }
 
     #[cfg(target_os = "linux")]
