@@ -89,10 +89,8 @@ fn bench(c: &mut Criterion) {
     let snapshot = Snapshot::open(&path).expect("open bench list");
     let slot = Arc::new(ArcSwapOption::from_pointee(snapshot));
     let screen = Arc::new(SnapshotScreen::new(slot, CallerActions::default()));
-    let config = CoreConfig {
-        trusted_peers: vec!["192.0.2.0/24".into()],
-        ..CoreConfig::default()
-    };
+    let mut config = CoreConfig::default();
+    config.proxy.trusted_peers = vec!["192.0.2.0/24".parse().expect("network")];
     let core = ProxyCore::new(config, screen).expect("bench config");
     let now = Instant::now();
     let mut out = Vec::with_capacity(4);

@@ -36,6 +36,42 @@
 
 pub mod tokens;
 
+/// `[admin]`: the admin HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where it listens (`None`, written `""`: off).
+    #[serde(with = "crate::config::value::opt_socket_addr")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer tokens for the state-changing endpoints (`None`, written `""`: those endpoints
+    /// are refused). See [`tokens`].
+    #[serde(with = "crate::config::value::empty_none")]
+    pub tokens_file: Option<std::path::PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9060))),
+            tokens_file: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Checks that a configured tokens file holds at least one well-formed token (the error
+    /// never quotes a token).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if let Some(path) = &self.tokens_file {
+            tokens::read_tokens(path).map_err(|e| crate::config::ConfigError::Invalid {
+                key: "admin.tokens_file".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};

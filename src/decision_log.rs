@@ -137,10 +137,95 @@ pub enum Sink {
     Writer(Box<dyn Write + Send>),
 }
 
+/// `[decision_log]`: the per-call JSON lines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// Where the lines go.
+    pub target: LogTarget,
+    /// At most this many lines, and this many KiB, wait for the writer thread, 1 to 16777216.
+    pub queue: usize,
+    /// Also log allowed calls.
+    pub include_allowed: bool,
+}
+
+impl Default for DecisionLogConfig {
+    fn default() -> Self {
+        DecisionLogConfig {
+            target: LogTarget::Stdout,
+            queue: 65536,
+            include_allowed: true,
+        }
+    }
+}
+
+impl DecisionLogConfig {
+    /// Checks the queue bound; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if self.queue == 0 || self.queue > 16 * 1024 * 1024 {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "decision_log.queue".into(),
+                reason: format!("{} is out of range 1 to 16777216", self.queue),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where decision-log lines go: `"stdout"` (or `"-"`), `"stderr"`, `"off"`, or a file path
+/// (appended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Not written.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Appended to a file.
+    File(PathBuf),
+}
+
+impl std::str::FromStr for LogTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "off" => LogTarget::Off,
+            "stdout" | "-" => LogTarget::Stdout,
+            "stderr" => LogTarget::Stderr,
+            "" => return Err("empty: use \"off\", \"stdout\", \"stderr\" or a path".into()),
+            path => LogTarget::File(PathBuf::from(path)),
+        })
+    }
+}
+
+impl std::fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogTarget::Off => f.write_str("off"),
+            LogTarget::Stdout => f.write_str("stdout"),
+            LogTarget::Stderr => f.write_str("stderr"),
+            LogTarget::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl serde::Serialize for LogTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Sink {
-    /// Opens a [`crate::config::LogTarget`].
-    pub fn open(target: &crate::config::LogTarget) -> Result<Sink, DecisionLogError> {
-        use crate::config::LogTarget;
+    /// Opens a [`LogTarget`].
+    pub fn open(target: &LogTarget) -> Result<Sink, DecisionLogError> {
         Ok(match target {
             LogTarget::Off => Sink::Off,
             LogTarget::Stdout => Sink::Writer(Box::new(std::io::stdout())),

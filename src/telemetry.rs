@@ -235,7 +235,7 @@ impl Telemetry {
         let send_errors = Transport::ALL.map(|t| {
             counter(
                 "fraudwall_send_errors_total",
-                vec![Label::new("transport", t.as_str())],
+                vec![Label::new("transport", t.config_name())],
             )
         });
         let local_send_errors = LocalSendError::ALL.map(|r| {

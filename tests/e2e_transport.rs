@@ -105,7 +105,8 @@ fn tcp_only_mode_probes_its_next_hops() {
         "127.0.0.1",
         Options {
             sip_config: "transports = [\"tcp\"]\n",
-            extra_config: "[proxy]\nnext_hop_transport = \"tcp\"\n\
+            // Still in [actions]: the warn service must use a running transport.
+            extra_config: "warn_transport = \"tcp\"\n[proxy]\nnext_hop_transport = \"tcp\"\n\
                            [health]\nprobe_interval = \"1s\"\nmax_missed = 1\ndown_for = \"60s\"\n",
             extra_args: vec!["--next-hop".into(), hop_addr.to_string()],
             next_hop: false,

@@ -179,10 +179,8 @@ fn cores() -> &'static [(&'static str, ProxyCore)] {
             .map(|&name| {
                 let slot = Arc::new(ArcSwapOption::from(Some(Arc::clone(&snapshot))));
                 let screen = Arc::new(SnapshotScreen::new(slot, CallerActions::default()));
-                let config = CoreConfig {
-                    numbering_profile: name.to_string(),
-                    ..CoreConfig::default()
-                };
+                let mut config = CoreConfig::default();
+                config.proxy.numbering_profile = name.to_string();
                 (name, ProxyCore::new(config, screen).expect("core config"))
             })
             .collect();

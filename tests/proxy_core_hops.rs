@@ -32,21 +32,24 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn core(hops: &[&str]) -> ProxyCore {
-    let c = CoreConfig {
-        next_hops: hops
-            .iter()
-            .map(|h| NextHop {
-                address: addr(h),
-                transport: Transport::Udp,
-            })
-            .collect(),
+    let mut c = CoreConfig {
         health: HealthConfig {
-            probe_interval_ms: 1000,
+            probe_interval: std::time::Duration::from_secs(1),
             max_missed: 3,
-            down_for_ms: 30_000,
+            down_for: std::time::Duration::from_secs(30),
         },
         ..CoreConfig::default()
     };
+    c.proxy.next_hops = hops
+        .iter()
+        .map(|h| {
+            NextHop {
+                address: addr(h),
+                transport: Transport::Udp,
+            }
+            .into()
+        })
+        .collect();
     ProxyCore::new(c, Arc::new(AllowAll)).unwrap()
 }
 

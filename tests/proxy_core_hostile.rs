@@ -30,14 +30,12 @@ const RESPONSE: &str = "SIP/2.0 180 Ringing\r\n\
     From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: c@h\r\nCSeq: 1 INVITE\r\n\r\n";
 
 fn core(tcp: bool) -> ProxyCore {
-    let mut c = CoreConfig {
-        trusted_peers: vec!["0.0.0.0/0".into()],
-        record_route: true,
-        ..CoreConfig::default()
-    };
-    c.actions.tag.display_label = "FRAUD?".into();
+    let mut c = CoreConfig::default();
+    c.proxy.trusted_peers = vec!["0.0.0.0/0".parse().unwrap()];
+    c.proxy.record_route = true;
+    c.actions.tag_display_label = "FRAUD?".into();
     if tcp {
-        c.next_hops[0].transport = Transport::Tcp;
+        c.proxy.next_hops[0].transport = Some(Transport::Tcp);
     }
     ProxyCore::new(c, Arc::new(BlockAll)).unwrap()
 }

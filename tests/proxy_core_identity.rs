@@ -20,7 +20,7 @@ const CLEAN: &str = "12025550199";
 
 /// A core that trusts 10.0.0.0/8 for identity; CALLER (192.0.2.1) is untrusted.
 fn trusting() -> ProxyCore {
-    core_with(|c| c.trusted_peers = vec!["10.0.0.0/8".into()]).0
+    core_with(|c| c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()]).0
 }
 
 /// Asserts a call was blocked with 608, decided by `by`, and nothing was forwarded.
@@ -146,8 +146,8 @@ fn the_most_severe_verdict_wins_and_the_order_breaks_ties() {
         Some(IdentitySource::Pai)
     );
     let (core, _) = core_with(|c| {
-        c.trusted_peers = vec!["10.0.0.0/8".into()];
-        c.identity_order = vec![IdentitySource::From, IdentitySource::Pai];
+        c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()];
+        c.proxy.identity_order = vec![IdentitySource::From, IdentitySource::Pai];
     });
     let s = send(&core, &invite("12025550123", &pai), TRUSTED);
     assert_eq!(
@@ -170,7 +170,7 @@ fn an_anonymous_from_does_not_hide_a_trusted_pai_number() {
 
 #[test]
 fn the_common_call_is_one_lookup() {
-    let (core, table) = core_with(|c| c.trusted_peers = vec!["10.0.0.0/8".into()]);
+    let (core, table) = core_with(|c| c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()]);
     send(&core, &invite(CLEAN, ""), CALLER);
     assert_eq!(table.calls.load(Ordering::Relaxed), 1);
     // A trusted PAI carrying the From URI, and its tel twin: still one lookup.

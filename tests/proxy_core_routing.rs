@@ -44,10 +44,10 @@ fn addr(s: &str) -> SocketAddr {
 
 fn core_with(f: impl FnOnce(&mut CoreConfig)) -> ProxyCore {
     let mut c = CoreConfig {
-        record_route: true,
         dialog_key: DialogKey::from_secret(b"a test key of enough bytes"),
         ..CoreConfig::default()
     };
+    c.proxy.record_route = true;
     f(&mut c);
     ProxyCore::new(c, std::sync::Arc::new(OneListed)).unwrap()
 }
@@ -125,7 +125,7 @@ fn a_to_tag_without_proof_is_screened_like_an_initial_invite() {
     let (o, _) = send(&core, &invite(LISTED, "x", "c1", r), CALLER);
     assert_eq!(o.disposition, Disposition::Answered(608));
     // Nor without record_route, where no proof is ever written.
-    let core = core_with(|c| c.record_route = false);
+    let core = core_with(|c| c.proxy.record_route = false);
     let (o, _) = send(&core, &invite(LISTED, "x", "c1", ""), CALLER);
     assert_eq!(o.disposition, Disposition::Answered(608));
 }
@@ -151,7 +151,7 @@ fn a_valid_proof_passes_unscreened_from_either_side() {
          Route: {rr}\r\nMax-Forwards: 70\r\nFrom: <sip:+15550001@127.0.0.1>;tag=callee\r\n\
          To: <sip:+{CLEAN}@192.0.2.1>;tag=from-1\r\nCall-ID: c2\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"
     );
-    let core = core_with(|c| c.trusted_peers = vec!["192.0.2.0/24".into()]);
+    let core = core_with(|c| c.proxy.trusted_peers = vec!["192.0.2.0/24".parse().unwrap()]);
     let (o, out) = send(&core, &from_callee, HOP);
     assert_eq!(o.checks.proof, Some(ProofCheck::Accepted), "{o:?}");
     assert_eq!(o.disposition, Disposition::Forwarded);
@@ -195,7 +195,7 @@ fn a_foreign_route_on_an_initial_invite_is_ignored_or_rejected() {
         assert_eq!(out[0].destination, addr(HOP), "{route}");
         assert!(header(&parse(&out[0]), "Route").is_none(), "{route}");
 
-        let core = core_with(|c| c.foreign_route = ForeignRoute::Reject);
+        let core = core_with(|c| c.proxy.foreign_route = ForeignRoute::Reject);
         let (o, out) = send(&core, &invite(CLEAN, "", "r1", route), CALLER);
         assert_eq!(o.disposition, Disposition::Answered(403), "{route}");
         assert_eq!(o.checks.routing, Some(RoutingRefusal::RouteRejected));
@@ -203,7 +203,7 @@ fn a_foreign_route_on_an_initial_invite_is_ignored_or_rejected() {
         assert_eq!(out[0].destination, addr(CALLER));
     }
     // A Route naming a next hop is followed.
-    let core = core_with(|c| c.foreign_route = ForeignRoute::Reject);
+    let core = core_with(|c| c.proxy.foreign_route = ForeignRoute::Reject);
     let (o, out) = send(
         &core,
         &invite(CLEAN, "", "r2", "Route: <sip:127.0.0.1:5080;lr>\r\n"),
@@ -225,7 +225,7 @@ fn bye(uri: &str, route: &str) -> String {
 #[test]
 fn in_dialog_requests_go_only_to_next_hops_and_configured_peers() {
     let ours = "Route: <sip:127.0.0.1:5060;lr>\r\n";
-    let core = core_with(|c| c.trusted_peers = vec!["192.0.2.0/24".into()]);
+    let core = core_with(|c| c.proxy.trusted_peers = vec!["192.0.2.0/24".parse().unwrap()]);
     // To a foreign address by Request-URI, or by Route.
     let (o, out) = send(&core, &bye("sip:x@127.0.0.9:5999", ours), CALLER);
     assert_eq!(o.disposition, Disposition::Answered(403));
@@ -253,7 +253,7 @@ fn in_dialog_requests_go_only_to_next_hops_and_configured_peers() {
     assert_eq!(o.disposition, Disposition::Forwarded);
     assert_eq!(out[0].destination, addr(CALLER));
     // allowed_sources networks count as peers too.
-    let core = core_with(|c| c.allowed_sources = vec!["192.0.2.0/24".into()]);
+    let core = core_with(|c| c.sip.allowed_sources = vec!["192.0.2.0/24".parse().unwrap()]);
     let (o, out) = send(
         &core,
         &bye(&format!("sip:+{CLEAN}@192.0.2.1:5060"), ours),
@@ -275,7 +275,7 @@ fn in_dialog_requests_go_only_to_next_hops_and_configured_peers() {
 
 #[test]
 fn sources_outside_allowed_sources_get_nothing() {
-    let core = core_with(|c| c.allowed_sources = vec!["10.0.0.0/8".into()]);
+    let core = core_with(|c| c.sip.allowed_sources = vec!["10.0.0.0/8".parse().unwrap()]);
     let (o, out) = send(&core, &invite(LISTED, "", "s1", ""), CALLER);
     assert!(out.is_empty());
     assert_eq!(o.disposition, Disposition::Dropped("source_not_allowed"));
@@ -297,7 +297,7 @@ fn sources_outside_allowed_sources_get_nothing() {
 #[test]
 fn answers_to_untrusted_udp_sources_are_never_larger_than_the_request() {
     let long = format!("https://redress.example.net/{}", "r".repeat(300));
-    let core = core_with(|c| c.actions.block.redress_url = long.clone());
+    let core = core_with(|c| c.actions.redress_url = long.clone());
     // A minimal blocked INVITE, about 140 bytes.
     let minimal = format!(
         "INVITE sip:a@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
@@ -319,8 +319,8 @@ fn answers_to_untrusted_udp_sources_are_never_larger_than_the_request() {
     assert!(header(&parse(&out[0]), "Call-Info").is_none());
     // Trusted peers and TCP are not limited.
     let trusting = core_with(|c| {
-        c.actions.block.redress_url = long.clone();
-        c.trusted_peers = vec!["192.0.2.1".into()];
+        c.actions.redress_url = long.clone();
+        c.proxy.trusted_peers = vec!["192.0.2.1".parse().unwrap()];
     });
     let (o, out) = send(&trusting, &minimal, CALLER);
     assert_eq!(o.disposition, Disposition::Answered(608));

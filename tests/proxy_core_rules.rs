@@ -202,10 +202,11 @@ fn a_request_that_comes_back_unchanged_is_a_loop_482() {
 #[test]
 fn a_next_hop_pointing_at_the_proxy_itself_is_a_loop_482() {
     let (core, _) = core_with(|c| {
-        c.next_hops = vec![NextHop {
+        c.proxy.next_hops = vec![NextHop {
             address: addr(LOCAL),
             transport: Transport::Udp,
-        }]
+        }
+        .into()]
     });
     let first = send(&core, &invite("12025550123", ""), CALLER);
     assert_eq!(first.one().destination, addr(LOCAL));
@@ -310,10 +311,11 @@ fn responses_whose_top_via_is_not_ours_are_dropped() {
 #[test]
 fn ipv6_vias_and_response_routing() {
     let (core, _) = core_with(|c| {
-        c.next_hops = vec![NextHop {
+        c.proxy.next_hops = vec![NextHop {
             address: addr("[::1]:5080"),
             transport: Transport::Udp,
-        }]
+        }
+        .into()]
     });
     let input = invite("12025550123", "").replace("192.0.2.1:5060;branch", "[::1]:5070;branch");
     let fwd = send_at(
@@ -375,10 +377,11 @@ fn ipv6_vias_and_response_routing() {
 #[test]
 fn tcp_in_and_out() {
     let (core, _) = core_with(|c| {
-        c.next_hops = vec![NextHop {
+        c.proxy.next_hops = vec![NextHop {
             address: addr(HOP),
             transport: Transport::Tcp,
-        }]
+        }
+        .into()]
     });
     let input = invite("12025550123", "")
         .replace("SIP/2.0/UDP 192.0.2.1:5060", "SIP/2.0/TCP 192.0.2.1:5060");
@@ -431,17 +434,19 @@ fn tcp_in_and_out() {
 // ----- next hops: failover and probes -------------------------------------------------------
 
 fn two_hops(c: &mut CoreConfig) {
-    c.next_hops = vec![
+    c.proxy.next_hops = vec![
         NextHop {
             address: addr("10.0.0.1:5060"),
             transport: Transport::Udp,
-        },
+        }
+        .into(),
         NextHop {
             address: addr("10.0.0.2:5060"),
             transport: Transport::Udp,
-        },
+        }
+        .into(),
     ];
-    c.health.down_for_ms = 30_000;
+    c.health.down_for = std::time::Duration::from_secs(30);
 }
 
 #[test]
@@ -470,9 +475,9 @@ fn failover_when_a_hop_is_marked_down_and_back_after_down_for() {
 fn probes_are_options_their_answers_absorbed_and_missed_ones_mark_down() {
     let (core, _) = core_with(|c| {
         two_hops(c);
-        c.health.probe_interval_ms = 1000;
+        c.health.probe_interval = std::time::Duration::from_secs(1);
         c.health.max_missed = 2;
-        c.advertise = Some("192.0.2.10:5060".into());
+        c.sip.advertise = Some("192.0.2.10:5060".parse().unwrap());
     });
     let t0 = Instant::now();
     let mut out = Vec::new();
@@ -516,7 +521,7 @@ fn probes_are_options_their_answers_absorbed_and_missed_ones_mark_down() {
 #[test]
 fn no_probes_before_any_sent_by_is_known() {
     let (core, _) = core_with(|c| {
-        c.health.probe_interval_ms = 1000;
+        c.health.probe_interval = std::time::Duration::from_secs(1);
     });
     let mut out = Vec::new();
     let t0 = Instant::now();
@@ -549,7 +554,7 @@ fn no_probes_before_any_sent_by_is_known() {
 fn options_to_the_proxy_is_answered_200_and_others_are_forwarded() {
     // The monitoring switch is a trusted peer: its answers are not size-capped (rule 9; an
     // untrusted source gets the 200 without Allow when it would outgrow the request).
-    let (core, _) = core_with(|c| c.trusted_peers = vec!["192.0.2.1".into()]);
+    let (core, _) = core_with(|c| c.proxy.trusted_peers = vec!["192.0.2.1".parse().unwrap()]);
     let opts = |uri: &str, mf: u32| {
         format!(
             "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKo1\r\nMax-Forwards: {mf}\r\n\
@@ -738,7 +743,7 @@ fn bad_mandatory_headers_are_answered_400_when_routable() {
 #[test]
 fn block_answers_608_with_jcard_and_absorbs_the_ack() {
     let (core, table) = core_with(|c| {
-        c.actions.block.redress_url = "https://redress.example.net/jcard?c={category}".into();
+        c.actions.redress_url = "https://redress.example.net/jcard?c={category}".into();
     });
     let s = send(&core, &invite(BLOCKED, ""), CALLER);
     assert_eq!(s.outcome.disposition, Disposition::Answered(608));
@@ -777,7 +782,9 @@ fn block_answers_608_with_jcard_and_absorbs_the_ack() {
 
 #[test]
 fn block_with_603_network_blocked() {
-    let (core, _) = core_with(|c| c.actions.block.status = 603);
+    let (core, _) = core_with(|c| {
+        c.actions.block_response = fraudwall::proxy::core::BlockResponse::NetworkBlocked603
+    });
     let s = send(&core, &invite(BLOCKED, ""), CALLER);
     assert_eq!(s.outcome.disposition, Disposition::Answered(603));
     let m = s.msg();
@@ -792,9 +799,9 @@ fn block_with_603_network_blocked() {
 #[test]
 fn tag_adds_the_label_header_and_display_names() {
     let (core, _) = core_with(|c| {
-        c.trusted_peers = vec!["192.0.2.0/24".into()];
-        c.actions.tag.display_label = "FRAUD?".into();
-        c.actions.tag.label_from = true;
+        c.proxy.trusted_peers = vec!["192.0.2.0/24".parse().unwrap()];
+        c.actions.tag_display_label = "FRAUD?".into();
+        c.actions.tag_from_display = true;
     });
     let s = send(
         &core,
@@ -821,7 +828,7 @@ fn tag_adds_the_label_header_and_display_names() {
         (Some(IdentitySource::Pai), Action::Tag)
     );
     // Default config: header only, display names untouched, custom header name honoured.
-    let (core, _) = core_with(|c| c.actions.tag.header = "X-Scam".into());
+    let (core, _) = core_with(|c| c.actions.tag_header = "X-Scam".into());
     let s = send(&core, &invite(TAGGED, ""), CALLER);
     let m = s.msg();
     assert_eq!(
@@ -837,7 +844,7 @@ fn tag_adds_the_label_header_and_display_names() {
 
 #[test]
 fn warn_goes_to_the_announcement_service_with_callee_and_reason() {
-    let (core, _) = core_with(|c| c.actions.warn.service_uri = "sip:announce@10.0.0.5:5090".into());
+    let (core, _) = core_with(|c| c.actions.warn_uri = "sip:announce@10.0.0.5:5090".into());
     let s = send(&core, &invite(WARNED, ""), CALLER);
     assert_eq!(s.outcome.disposition, Disposition::Forwarded);
     assert_eq!(s.one().destination, addr("10.0.0.5:5090"));
@@ -868,7 +875,7 @@ fn warn_goes_to_the_announcement_service_with_callee_and_reason() {
 fn pai_is_trusted_only_from_trusted_peers_and_privacy_does_not_hide_it() {
     let pai = format!("P-Asserted-Identity: <sip:+{BLOCKED}@carrier.example>, <tel:+{BLOCKED}>\r\nPrivacy: id\r\n");
     // Untrusted source: PAI ignored, the From (unlisted) decides.
-    let (core, _) = core_with(|c| c.trusted_peers = vec!["10.0.0.0/8".into()]);
+    let (core, _) = core_with(|c| c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()]);
     let s = send(&core, &invite("12025550123", &pai), CALLER);
     assert_eq!(s.outcome.disposition, Disposition::Forwarded);
     assert_eq!(
@@ -889,7 +896,7 @@ fn remote_party_id_and_configurable_order() {
     let trusted = "10.1.2.3:5060";
     let rpid =
         format!("Remote-Party-ID: <sip:+{TAGGED}@gw>;party=calling;screen=yes;privacy=full\r\n");
-    let (core, _) = core_with(|c| c.trusted_peers = vec!["10.0.0.0/8".into()]);
+    let (core, _) = core_with(|c| c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()]);
     let s = send(&core, &invite("12025550123", &rpid), trusted);
     let d = s.outcome.decision.as_ref().unwrap();
     assert_eq!(
@@ -906,8 +913,8 @@ fn remote_party_id_and_configurable_order() {
     // The order breaks ties only: From first, two unlisted values, From decides; the tagged
     // RPID still wins over an unlisted From whatever the order.
     let (core, _) = core_with(|c| {
-        c.trusted_peers = vec!["10.0.0.0/8".into()];
-        c.identity_order = vec![IdentitySource::From, IdentitySource::Rpid];
+        c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()];
+        c.proxy.identity_order = vec![IdentitySource::From, IdentitySource::Rpid];
     });
     let clean = rpid.replace(TAGGED, "12025550199");
     let s = send(&core, &invite("12025550123", &clean), trusted);
@@ -976,8 +983,8 @@ fn a_panicking_screen_fails_open() {
 fn in_dialog_requests_pass_unscreened_and_follow_routes() {
     // The caller's SBC network is a configured peer, so in-dialog requests may go there.
     let (core, table) = core_with(|c| {
-        c.record_route = true;
-        c.trusted_peers = vec!["192.0.2.0/24".into()];
+        c.proxy.record_route = true;
+        c.proxy.trusted_peers = vec!["192.0.2.0/24".parse().unwrap()];
     });
     let s = send(&core, &invite("12025550123", ""), CALLER);
     let rr = header(&s.msg(), "Record-Route").unwrap();

@@ -84,23 +84,48 @@ pub enum ConfigCommand {
     },
 }
 
+/// A command-line value that does not parse: named by its flag.
+fn flag_error(flag: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: flag.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
 /// The configuration `run` would use: the file (or defaults) with the flags applied.
 pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
+    use crate::config::LogTarget;
+    use crate::proxy::core::NextHopEntry;
+    use crate::proxy::listen::Listener;
     let mut cfg = match &args.config {
         Some(p) => Config::from_file(p)?,
         None => Config::default(),
     };
     if let Some(b) = &args.blocklist {
-        cfg.blocklist.snapshot = b.to_string_lossy().into_owned();
+        cfg.blocklist.snapshot = Some(b.clone());
     }
     if !args.listen.is_empty() {
-        cfg.sip.listen = args.listen.clone();
+        cfg.sip.listen = args
+            .listen
+            .iter()
+            .map(|s| Listener::parse(s).map_err(|e| flag_error("--listen", e)))
+            .collect::<Result<_, _>>()?;
     }
     if !args.next_hop.is_empty() {
-        cfg.proxy.next_hops = args.next_hop.clone();
+        cfg.proxy.next_hops = args
+            .next_hop
+            .iter()
+            .map(|s| NextHopEntry::parse(s).map_err(|e| flag_error("--next-hop", e)))
+            .collect::<Result<_, _>>()?;
     }
     if let Some(a) = &args.admin {
-        cfg.admin.listen = a.clone();
+        cfg.admin.listen = match a.trim() {
+            "" => None,
+            a => Some(
+                crate::config::value::socket_addr::parse(a)
+                    .map_err(|e| flag_error("--admin", e))?,
+            ),
+        };
     }
     if let Some(w) = args.workers {
         cfg.sip.udp_workers = w;
@@ -112,7 +137,9 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
         cfg.sip.udp_realtime_priority = p;
     }
     if let Some(d) = &args.decision_log {
-        cfg.decision_log.target = d.clone();
+        cfg.decision_log.target = d
+            .parse::<LogTarget>()
+            .map_err(|e| flag_error("--decision-log", e))?;
     }
     if let Some(l) = &args.log_level {
         cfg.log.level = l.clone();
@@ -121,13 +148,18 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
         cfg.feed.url = url.clone();
     }
     if !args.feed_key.is_empty() {
-        cfg.feed.keys = args.feed_key.clone();
+        cfg.feed.keys = args.feed_key.iter().map(PathBuf::from).collect();
     }
     if let Some(p) = &args.feed_poll {
-        cfg.feed.poll = p.clone();
+        cfg.feed.poll = humantime::parse_duration(p.trim()).map_err(|e| {
+            flag_error(
+                "--feed-poll",
+                format!("invalid duration {p:?}: {e} (expected e.g. \"2s\")"),
+            )
+        })?;
     }
     if let Some(d) = &args.cache_dir {
-        cfg.feed.cache_dir = d.clone();
+        cfg.feed.cache_dir = PathBuf::from(d);
     }
     if let Some(v) = args.feed_pin {
         cfg.feed.pin_version = v;
@@ -137,14 +169,14 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
 
 /// Runs the proxy until SIGINT/SIGTERM.
 pub fn run(args: RunArgs) -> ExitCode {
-    let validated = match resolve(&args).and_then(|c| c.validate()) {
+    let validated = match resolve(&args).and_then(|c| c.validate().map(|()| c)) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("fraudwall: {e}");
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&validated.log_level)
+    let filter = tracing_subscriber::EnvFilter::try_new(&validated.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -170,10 +202,10 @@ pub fn config(cmd: ConfigCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         ConfigCommand::Check { file } => {
-            match Config::from_file(&file).and_then(|c| c.validate()) {
+            match Config::from_file(&file).and_then(|c| c.validate().map(|()| c)) {
                 Ok(v) => {
-                    println!("{}: ok", file.display());
-                    println!("{v:#?}");
+                    println!("# {}: ok; the resolved configuration:", file.display());
+                    print!("{}", v.to_toml());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -216,13 +248,19 @@ mod tests {
             "--blocklist",
             "/x/list.fwsnap",
         ]);
-        let v = resolve(&t.run).unwrap().validate().unwrap();
-        assert_eq!(v.listen.len(), 2);
-        assert_eq!(v.next_hops, vec!["10.0.0.1:5060".parse().unwrap()]);
-        assert_eq!(v.admin, Some("127.0.0.1:9999".parse().unwrap()));
-        assert_eq!(v.snapshot, Some(PathBuf::from("/x/list.fwsnap")));
+        let v = resolve(&t.run).unwrap();
+        v.validate().unwrap();
+        assert_eq!(v.sip.addresses().len(), 2);
+        assert_eq!(v.proxy.hops()[0].address, "10.0.0.1:5060".parse().unwrap());
+        assert_eq!(v.admin.listen, Some("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(v.blocklist.snapshot, Some(PathBuf::from("/x/list.fwsnap")));
         let t = T::parse_from(["t", "--next-hop", "nope", "--admin", ""]);
-        let e = resolve(&t.run).unwrap().validate().unwrap_err().to_string();
-        assert!(e.starts_with("proxy.next_hops[0]"), "{e}");
+        let e = resolve(&t.run).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--next-hop: invalid socket address \"nope\""),
+            "{e}"
+        );
+        let t = T::parse_from(["t", "--admin", ""]);
+        assert_eq!(resolve(&t.run).unwrap().admin.listen, None);
     }
 }

@@ -29,23 +29,26 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The feed settings of `fraudwall run` (the `[feed]` config section, checked, with the
-/// command-line flags applied).
-#[derive(Debug, Clone, PartialEq)]
+/// `[feed]`: a central feed instead of a local snapshot (the section as the file writes it;
+/// `--feed`, `--feed-key`, `--feed-poll`, `--cache-dir` and `--feed-pin` override its keys).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FeedConfig {
-    /// URL of the feed's `manifest.json`.
+    /// URL of the feed's `manifest.json` (empty: no feed, screen against the snapshot).
     pub url: String,
     /// Public key files (`fraudwall keygen`'s `.pub`) a manifest may be signed with.
     pub keys: Vec<PathBuf>,
     /// Poll interval.
+    #[serde(with = "crate::config::value::duration")]
     pub poll: Duration,
     /// Cache directory for the last good state.
     pub cache_dir: PathBuf,
-    /// Accept only this feed version (a deliberate rollback or freeze).
-    pub pin_version: Option<u64>,
-    /// Fraction of the interval removed at random to spread nodes.
+    /// Accept only this feed version (a deliberate rollback or freeze); 0 = follow the feed.
+    pub pin_version: u64,
+    /// Fraction of the interval removed at random to spread nodes, 0 to 1.
     pub jitter: f64,
     /// Ceiling of the error backoff.
+    #[serde(with = "crate::config::value::duration")]
     pub max_backoff: Duration,
 }
 
@@ -54,25 +57,29 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 /// Default cache directory.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/fraudwall/feed";
 
-impl FeedConfig {
-    /// A config from the `[feed]` values or the command-line flags (`--feed`, `--feed-key`,
-    /// `--feed-poll`, `--cache-dir`, `--feed-pin`), defaults for the rest.
-    pub fn from_flags(
-        url: String,
-        keys: Vec<PathBuf>,
-        poll: Option<Duration>,
-        cache_dir: Option<PathBuf>,
-        pin_version: Option<u64>,
-    ) -> Self {
+impl Default for FeedConfig {
+    fn default() -> Self {
         FeedConfig {
-            url,
-            keys,
-            poll: poll.unwrap_or(DEFAULT_POLL),
-            cache_dir: cache_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR)),
-            pin_version,
+            url: String::new(),
+            keys: Vec::new(),
+            poll: DEFAULT_POLL,
+            cache_dir: PathBuf::from(DEFAULT_CACHE_DIR),
+            pin_version: 0,
             jitter: 0.1,
             max_backoff: Duration::from_secs(300),
         }
+    }
+}
+
+impl FeedConfig {
+    /// Whether a feed is configured (`url` set).
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    /// The pinned version, if any.
+    pub fn pinned(&self) -> Option<u64> {
+        (self.pin_version != 0).then_some(self.pin_version)
     }
 
     /// Checks what can be checked before start; an error names the config key and the
@@ -159,7 +166,7 @@ pub fn start(
         })?;
         keys.push(key);
     }
-    let url = match config.pin_version {
+    let url = match config.pinned() {
         Some(v) => pinned_manifest_url(&config.url, v),
         None => config.url.clone(),
     };
@@ -171,7 +178,7 @@ pub fn start(
             interval: config.poll,
             jitter: config.jitter,
             max_backoff: config.max_backoff.max(config.poll),
-            pinned: config.pin_version,
+            pinned: config.pinned(),
         },
         fetch: FetchConfig::default(),
     };
@@ -211,13 +218,12 @@ mod tests {
 
     #[test]
     fn flags_defaults_and_checks() {
-        let ok = FeedConfig::from_flags(
-            "http://127.0.0.1:8080/manifest.json".into(),
-            vec!["/tmp/op.pub".into()],
-            Some(Duration::from_secs(2)),
-            None,
-            None,
-        );
+        let ok = FeedConfig {
+            url: "http://127.0.0.1:8080/manifest.json".into(),
+            keys: vec!["/tmp/op.pub".into()],
+            poll: Duration::from_secs(2),
+            ..Default::default()
+        };
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.cache_dir, PathBuf::from(DEFAULT_CACHE_DIR));
         let check = |f: &dyn Fn(&mut FeedConfig)| {

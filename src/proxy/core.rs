@@ -156,8 +156,8 @@ mod response;
 mod salvage;
 
 pub use config::{
-    ActionsConfig, BlockConfig, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
-    IdentitySource, LimitsConfig, NextHop, TagConfig, WarnConfig, MAX_DISPLAY_LABEL,
+    ActionsConfig, BlockResponse, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
+    IdentitySource, LimitsConfig, NextHop, NextHopEntry, ProxyConfig, MAX_DISPLAY_LABEL,
 };
 pub use dialog::DialogKey;
 pub use identity::IdentityRemoved;
@@ -433,7 +433,7 @@ impl ProxyCore {
         Ok(ProxyCore {
             dialog_key,
             limits: config.limits.to_limits(),
-            hops: Hops::new(&config.next_hops, config.health),
+            hops: Hops::new(&compiled.hops, compiled.health),
             compiled,
             config,
             screen,
@@ -524,7 +524,7 @@ impl ProxyCore {
     }
 
     /// Sends the next-hop health probes that are due: an `OPTIONS` to each hop every
-    /// `health.probe_interval_ms`; any answer marks the hop up, `health.max_missed`
+    /// `health.probe_interval`; any answer marks the hop up, `health.max_missed`
     /// unanswered in a row mark it down. Call about once a second.
     pub fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>) {
         // Without a sent-by (no `advertise`, no message received yet) a probe could not be

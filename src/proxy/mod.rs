@@ -10,9 +10,11 @@
 pub mod core;
 pub mod dispatch;
 pub mod handler;
+pub mod listen;
 pub mod runtime;
 pub mod stream;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 pub use self::core::Outcome;
@@ -58,21 +60,21 @@ impl Transport {
         }
     }
 
-    /// The config and metric label (`udp`, `tcp`, `tls`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
     /// Whether messages ride a connection (TCP, TLS): framed by Content-Length, answered
     /// over the connection they came on, no datagram size limit.
     pub const fn is_stream(self) -> bool {
         match self {
             Transport::Udp => false,
             Transport::Tcp | Transport::Tls => true,
+        }
+    }
+
+    /// The lowercase config, status and metric name (`udp`, `tcp`, `tls`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 }
@@ -117,7 +119,7 @@ mod tests {
     fn transport_indexes_match_all() {
         for (i, t) in Transport::ALL.iter().enumerate() {
             assert_eq!(t.index(), i);
-            assert_eq!(t.via_token().to_ascii_lowercase(), t.as_str());
+            assert_eq!(t.via_token().to_ascii_lowercase(), t.config_name());
         }
     }
 }

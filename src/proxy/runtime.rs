@@ -1,6 +1,6 @@
 //! Wiring: the running proxy. Sockets, the core, the blocklist, metrics and logs, together.
 //!
-//! [`Runtime::start`] takes a [`Validated`] configuration and brings up, in order:
+//! [`Runtime::start`] takes a checked [`Config`] and brings up, in order:
 //!
 //! 1. the metrics ([`Telemetry`]) and the decision-log writer thread;
 //! 2. the blocklist snapshot, memory-mapped into an `ArcSwapOption` (the embedded sample list
@@ -31,9 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::core::{
-    Checks, CoreConfig, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore,
-};
+use super::core::{Checks, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
 use super::stream::StreamPool;
 use super::tcp::{start_tcp, Framer, TcpConfig, TcpTransport};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
@@ -42,7 +40,7 @@ use super::{
 };
 use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSource};
 use crate::blocklist::{Snapshot, SnapshotError};
-use crate::config::Validated;
+use crate::config::Config;
 use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
 use crate::feed::run::StartedFeed;
 use crate::numbers::Caller;
@@ -59,8 +57,11 @@ pub const SAMPLE_CSV: &str = include_str!("../../blocklists/sample.csv");
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The core refused the configuration.
-    #[error("[proxy] {0}")]
+    #[error(transparent)]
     Core(#[from] CoreConfigError),
+    /// A configuration value (e.g. the dialog key file) could not be used.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The decision log could not be opened.
     #[error(transparent)]
     DecisionLog(#[from] DecisionLogError),
@@ -355,56 +356,6 @@ impl SnapshotSlot {
     }
 }
 
-/// Maps the runtime configuration to the core's.
-pub fn core_config(v: &Validated) -> CoreConfig {
-    use super::core::{IdentitySource as Src, NextHop};
-    let transport = if v.next_hop_tcp {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    let mut c = CoreConfig {
-        next_hops: v
-            .next_hops
-            .iter()
-            .map(|&address| NextHop { address, transport })
-            .collect(),
-        record_route: v.record_route,
-        trusted_peers: v.trusted_peers.clone(),
-        allowed_sources: v.allowed_sources.clone(),
-        foreign_route: v.foreign_route,
-        dialog_key: v.dialog_key,
-        identity_order: v
-            .identity_order
-            .iter()
-            .map(|s| match s {
-                crate::config::IdentitySource::Pai => Src::Pai,
-                crate::config::IdentitySource::Rpid => Src::Rpid,
-                crate::config::IdentitySource::From => Src::From,
-            })
-            .collect(),
-        numbering_profile: v.numbering_profile.clone(),
-        ..CoreConfig::default()
-    };
-    c.actions.block.status = v.block_response;
-    c.actions.block.redress_url = v.redress_url.clone();
-    c.actions.tag.header = v.tag_header.clone();
-    c.actions.tag.display_label = v.tag_display_label.clone();
-    c.actions.tag.label_from = v.tag_from_display;
-    c.actions.warn.service_uri = v.warn_uri.clone();
-    c.actions.callers.anonymous = v.anonymous;
-    c.actions.callers.invalid = v.invalid;
-    c.limits.max_message_bytes = v.max_message_size;
-    c.health = super::core::HealthConfig {
-        probe_interval_ms: v
-            .health_probe_interval
-            .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
-        max_missed: v.health_max_missed,
-        down_for_ms: v.health_down_for.as_millis().try_into().unwrap_or(u64::MAX),
-    };
-    c
-}
-
 struct RuntimeStatus {
     started: Instant,
     listeners: Vec<ListenerStatus>,
@@ -498,27 +449,27 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts everything (see the module docs).
-    pub fn start(v: &Validated) -> Result<Runtime, RuntimeError> {
+    pub fn start(v: &Config) -> Result<Runtime, RuntimeError> {
         let telemetry = Arc::new(Telemetry::new());
         let (log, log_writer) = DecisionLog::start(
-            Sink::open(&v.decision_log)?,
-            v.decision_log_queue,
-            v.decision_log_allowed,
+            Sink::open(&v.decision_log.target)?,
+            v.decision_log.queue,
+            v.decision_log.include_allowed,
             telemetry.clone(),
         );
         let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads((v.udp_workers / 2).max(1))
+            .worker_threads((v.sip.effective_udp_workers() / 2).max(1))
             .thread_name("fraudwall-io")
             .enable_all()
             .build()
             .map_err(RuntimeError::Start)?;
 
-        let core_cfg = core_config(v);
-        let callers = core_cfg.actions.callers;
+        let core_cfg = v.core()?;
+        let callers = core_cfg.actions.callers();
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
-            Some(fc) => {
+            fc if fc.enabled() => {
                 let started = crate::feed::run::start(
                     fc,
                     telemetry.recorder(),
@@ -529,9 +480,9 @@ impl Runtime {
                 let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
                 (screen, None, Some(started))
             }
-            None => {
+            _ => {
                 let slot = Arc::new(SnapshotSlot::load(
-                    v.snapshot.as_deref(),
+                    v.blocklist.snapshot.as_deref(),
                     telemetry.clone(),
                 )?);
                 let screen = SnapshotScreen::new(slot.shared(), callers);
@@ -564,41 +515,41 @@ impl Runtime {
         let dispatch = Dispatch::new(handler.clone());
         // One connection pool for every stream transport (TCP, and TLS when it runs), so
         // `sip.tcp_max_connections` and `_per_source` bound them together.
-        let stream_pool = StreamPool::new(v.tcp_max_connections, v.tcp_max_connections_per_source);
-
-        let udp_bound = if v.udp {
+        let listen = v.sip.addresses();
+        let sip = &v.sip;
+        let stream_pool =
+            StreamPool::new(sip.tcp_max_connections, sip.tcp_max_connections_per_source);
+        let udp_bound = if sip.runs(Transport::Udp) {
             let cfg = UdpConfig {
-                listen: v.listen.clone(),
-                workers: v.udp_workers,
-                batch: v.udp_batch,
-                max_message: v.max_message_size,
-                reuseport: v.udp_reuseport,
-                realtime_priority: v.udp_realtime_priority,
+                listen: listen.clone(),
+                workers: sip.effective_udp_workers(),
+                batch: sip.udp_batch,
+                max_message: v.limits.max_message_size,
+                reuseport: sip.udp_reuseport,
+                realtime_priority: (sip.udp_realtime_priority > 0)
+                    .then_some(sip.udp_realtime_priority),
             };
             Some(UdpBound::bind(cfg).map_err(|source| RuntimeError::Bind {
                 transport: "udp",
-                address: v.listen[0],
+                address: listen[0],
                 source,
             })?)
         } else {
             None
         };
-        let tcp = if v.tcp {
-            let limits = crate::sip::Limits {
-                max_message_size: v.max_message_size,
-                ..Default::default()
-            };
+        let tcp = if sip.runs(Transport::Tcp) {
+            let limits = v.limits.to_limits();
             let framer: Framer = Arc::new(move |b: &[u8]| {
                 crate::sip::framing::message_len(b, &limits).map_err(|e| e.reason())
             });
             let cfg = TcpConfig {
-                listen: v.listen.clone(),
-                max_connections: v.tcp_max_connections,
-                max_connections_per_source: v.tcp_max_connections_per_source,
-                idle_timeout: v.tcp_idle_timeout,
-                message_timeout: v.tcp_message_timeout,
-                connect_timeout: v.tcp_connect_timeout,
-                max_message: v.max_message_size,
+                listen: listen.clone(),
+                max_connections: sip.tcp_max_connections,
+                max_connections_per_source: sip.tcp_max_connections_per_source,
+                idle_timeout: sip.tcp_idle_timeout,
+                message_timeout: sip.tcp_message_timeout,
+                connect_timeout: sip.tcp_connect_timeout,
+                max_message: v.limits.max_message_size,
             };
             let t = tokio
                 .block_on(start_tcp(
@@ -610,7 +561,7 @@ impl Runtime {
                 ))
                 .map_err(|source| RuntimeError::Bind {
                     transport: "tcp",
-                    address: v.listen[0],
+                    address: listen[0],
                     source,
                 })?;
             Some(t)
@@ -650,19 +601,23 @@ impl Runtime {
             address: a.to_string(),
             transport: "tcp",
         }));
-        let hop_transport = if v.next_hop_tcp { "tcp" } else { "udp" };
         let status = RuntimeStatus {
             started: Instant::now(),
             listeners,
-            hops: v.next_hops.iter().map(|&a| (a, hop_transport)).collect(),
+            hops: v
+                .proxy
+                .hops()
+                .iter()
+                .map(|h| (h.address, h.transport.config_name()))
+                .collect(),
             handler: handler.clone(),
             snapshot: snapshot.clone(),
             feed,
         };
 
-        let (admin, admin_stop) = match v.admin {
+        let (admin, admin_stop) = match v.admin.listen {
             Some(addr) => {
-                let tokens = match &v.admin_tokens_file {
+                let tokens = match &v.admin.tokens_file {
                     Some(p) => Some(Arc::new(crate::admin::tokens::TokenFile::open(
                         p,
                         Instant::now(),
@@ -703,8 +658,9 @@ impl Runtime {
         };
 
         let stop_reload = Arc::new(AtomicBool::new(false));
-        let reload = match (v.reload_interval, &snapshot, v.snapshot.is_some()) {
-            (Some(every), Some(slot), true) => {
+        let every = v.blocklist.reload_interval;
+        let reload = match (&snapshot, v.blocklist.snapshot.is_some()) {
+            (Some(slot), true) if !every.is_zero() => {
                 let (slot, stop) = (slot.clone(), stop_reload.clone());
                 let t = std::thread::Builder::new()
                     .name("blocklist-reload".into())
@@ -731,7 +687,7 @@ impl Runtime {
             env!("CARGO_PKG_VERSION"),
             udp_addrs,
             tcp_addrs,
-            v.next_hops,
+            v.proxy.hops().iter().map(|h| h.address).collect::<Vec<_>>(),
             admin
         );
         Ok(Runtime {
@@ -918,39 +874,23 @@ mod tests {
     }
 
     #[test]
-    fn core_config_maps_every_action_key() {
+    fn the_core_gets_every_section_whole() {
         let text = "[proxy]\nnext_hops = [\"127.0.0.1:5080\", \"[::1]:5080\"]\nnext_hop_transport = \"udp\"\n\
                     record_route = true\ntrusted_peers = [\"10.0.0.0/8\"]\nidentity_order = [\"from\"]\n\
                     [actions]\nblock_response = 603\ntag_header = \"X-Scam\"\ntag_display_label = \"FRAUD?\"\n\
                     warn_uri = \"sip:announce@127.0.0.1:5090\"\nanonymous = \"tag\"\n\
-                    [health]\nprobe_interval = \"2s\"\nmax_missed = 1\ndown_for = \"10s\"\n";
-        let v = crate::config::Config::from_toml_str(text)
-            .unwrap()
-            .validate()
-            .unwrap();
-        let c = core_config(&v);
-        assert_eq!(c.next_hops.len(), 2);
-        assert!(c.record_route);
-        assert_eq!(c.trusted_peers, vec!["10.0.0.0/8".to_string()]);
-        assert_eq!(
-            c.identity_order,
-            vec![super::super::core::IdentitySource::From]
-        );
-        assert_eq!(c.actions.block.status, 603);
-        assert_eq!(c.actions.tag.header, "X-Scam");
-        assert_eq!(c.actions.tag.display_label, "FRAUD?");
-        assert_eq!(c.actions.warn.service_uri, "sip:announce@127.0.0.1:5090");
-        assert_eq!(c.actions.callers.anonymous, crate::blocklist::Action::Tag);
-        assert_eq!(
-            c.health,
-            super::super::core::HealthConfig {
-                probe_interval_ms: 2000,
-                max_missed: 1,
-                down_for_ms: 10_000,
-            }
-        );
+                    [health]\nprobe_interval = \"2s\"\nmax_missed = 1\ndown_for = \"10s\"\n\
+                    [limits]\nmax_vias = 90\n[sip]\nadvertise = \"sbc.example.net\"\n";
+        let v = crate::config::Config::from_toml_str(text).unwrap();
+        v.validate().unwrap();
+        let c = v.core().unwrap();
+        assert_eq!(c.proxy, v.proxy);
+        assert_eq!(c.actions, v.actions);
+        assert_eq!(c.health, v.health);
+        assert_eq!(c.limits, v.limits);
+        assert_eq!(c.sip, v.sip);
         // The core accepts what the config validated.
-        let screen = SnapshotScreen::new(Arc::new(ArcSwapOption::empty()), c.actions.callers);
+        let screen = SnapshotScreen::new(Arc::new(ArcSwapOption::empty()), c.actions.callers());
         assert!(ProxyCore::new(c, Arc::new(screen)).is_ok());
     }
 }

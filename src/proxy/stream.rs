@@ -513,7 +513,7 @@ async fn accept_loop<L: StreamLayer, H: Handler>(
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("{} accept on {local}: {e}", transport.as_str());
+                tracing::warn!("{} accept on {local}: {e}", transport.config_name());
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -1,126 +1,225 @@
-//! [`CoreConfig`]: everything the proxy core needs to know, fixed at start.
+//! The proxy core's configuration: the `[proxy]`, `[health]`, `[actions]` and `[limits]`
+//! sections of the configuration file, each a struct that *is* its TOML section, and
+//! [`CoreConfig`], which hands them (with `[sip]`) to [`super::ProxyCore::new`] whole.
 //!
-//! Every field has a default (see [`CoreConfig::default`]), so an empty `[proxy]` table is a
-//! working proxy that forwards to `127.0.0.1:5080` over UDP, screens P-Asserted-Identity and
-//! Remote-Party-ID (trusted peers only) and From, tags with `X-Fraud-Label` and blocks with
-//! `608 Rejected`. [`CoreConfig::validate`] (run by [`super::ProxyCore::new`]) turns a bad value
-//! into a [`CoreConfigError`] that names the key and says how to fix it.
+//! Values are typed where they are read (addresses, networks, durations, actions), so the
+//! file is checked once, at parse time, with the line and key of any mistake; what serde
+//! cannot check (ranges, header tokens, a warn URI's address) is checked by each section's
+//! `validate`, which both `fraudwall config check` and [`super::ProxyCore::new`] call. Every
+//! error names the key as the file spells it and says how to fix it.
 //!
 //! ```toml
-//! next_hops = [{ address = "10.0.0.20:5060" }, { address = "10.0.0.21:5060", transport = "tcp" }]
+//! [proxy]
+//! next_hops = ["10.0.0.20:5060", { address = "10.0.0.21:5061", transport = "tls", server_name = "switch.example.net" }]
+//! next_hop_transport = "udp"          # for entries that do not name their own
 //! record_route = false
-//! advertise = "192.0.2.10:5060"        # host[:port] written in Via and Record-Route
 //! aliases = ["proxy.example.net"]      # other names of this proxy (loop detection, OPTIONS, Route)
 //! trusted_peers = ["10.0.0.0/8"]       # PAI and Remote-Party-ID are believed only from these
-//! allowed_sources = ["10.0.0.0/8"]     # who may send at all (empty: anyone)
 //! foreign_route = "ignore"             # or "reject": a Route naming neither us nor a next hop
 //! identity_order = ["pai", "rpid", "from"]
 //! numbering_profile = "generic"
 //! [health]
-//! probe_interval_ms = 5000
-//! [actions.block]
-//! status = 608
+//! probe_interval = "5s"
+//! [actions]
+//! block_response = 608
 //! redress_url = "https://redress.example.net/jcard?c={category}"
+//! [limits]
+//! max_vias = 70
 //! ```
 
 use super::dialog::DialogKey;
+use crate::blocklist::Action;
+use crate::config::value::{empty_none, socket_addr, Cidr, HostPort};
 use crate::numbers::{NumberingProfile, ProfileError};
 use crate::policy::CallerActions;
+use crate::proxy::listen::SipConfig;
 use crate::proxy::Transport;
 use crate::sip::Limits;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// The longest display-name label the tag action writes (the CNAM limit).
 pub const MAX_DISPLAY_LABEL: usize = 15;
 
-/// The proxy core's configuration.
+/// Everything the core is built from: the sections it reads, whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CoreConfig {
+    /// `[sip]`: the core reads `listen` (and each listener's `advertise`), `advertise` and
+    /// `allowed_sources`.
+    pub sip: SipConfig,
+    /// `[proxy]`.
+    pub proxy: ProxyConfig,
+    /// `[health]`.
+    pub health: HealthConfig,
+    /// `[actions]`.
+    pub actions: ActionsConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+    /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]), read from
+    /// `proxy.dialog_key_file` by the runtime. `None`: a random key per process.
+    pub dialog_key: Option<DialogKey>,
+}
+
+/// `[proxy]`: forwarding and caller identity.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct CoreConfig {
+pub struct ProxyConfig {
     /// Where requests go, in order of preference: the first hop not marked down is used, so
     /// every message of a call follows the same hop while it is up. At least one.
-    pub next_hops: Vec<NextHop>,
+    pub next_hops: Vec<NextHopEntry>,
+    /// The transport of next hops that do not name their own.
+    pub next_hop_transport: Transport,
     /// Insert `Record-Route: <sip:ADDR;lr>` into dialog-creating requests so in-dialog requests
     /// come back through the proxy.
     pub record_route: bool,
-    /// `host[:port]` written into Via and Record-Route. Default: the local address the message
-    /// arrived on (set this when listening on a wildcard address or behind NAT).
-    pub advertise: Option<String>,
     /// Other hostnames or addresses (`host` or `host:port`) that mean this proxy, for loop
     /// detection, our own Route headers and OPTIONS addressed to the proxy.
-    pub aliases: Vec<String>,
+    pub aliases: Vec<HostPort>,
     /// Peers (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`) whose P-Asserted-Identity and
     /// Remote-Party-ID are believed. From anyone else both are ignored and removed from the
     /// forwarded request (RFC 3325 §5).
-    pub trusted_peers: Vec<String>,
-    /// Sources (`10.0.0.1`, `10.0.0.0/8`) the proxy takes messages from; anything from
-    /// elsewhere is dropped unanswered and counted. Empty (the default): any source. The next
-    /// hops, the warn service and `trusted_peers` are always allowed. These networks (with
-    /// `trusted_peers`) are also where in-dialog requests may be routed: list the SBCs.
-    pub allowed_sources: Vec<String>,
-    /// What an initial request whose Route names neither this proxy nor a next hop gets:
-    /// `ignore` (the default: its Route headers are removed and it goes to the next hop) or
-    /// `reject` (`403 Forbidden`). It is never sent where that Route points.
+    pub trusted_peers: Vec<Cidr>,
+    /// What an initial request whose Route names neither this proxy nor a next hop gets.
     pub foreign_route: ForeignRoute,
-    /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]); the
-    /// runtime reads it from `proxy.dialog_key_file`. `None`: a random key per process.
-    #[serde(skip)]
-    pub dialog_key: Option<DialogKey>,
+    /// The file keying the dialog proof (`None`, written `""`: a random key per process).
+    #[serde(with = "empty_none")]
+    pub dialog_key_file: Option<PathBuf>,
     /// The identity headers screened: `pai`, `rpid`, `from`. Every value of every listed
     /// header is screened and the most severe verdict wins; the order breaks ties.
     pub identity_order: Vec<IdentitySource>,
     /// The numbering profile that normalizes callers (`cn`, `nanp`, `generic`).
     pub numbering_profile: String,
-    /// Next-hop health probing.
-    pub health: HealthConfig,
-    /// How each action is carried out.
-    pub actions: ActionsConfig,
-    /// Message size and header limits.
-    pub limits: LimitsConfig,
 }
 
-impl Default for CoreConfig {
+impl Default for ProxyConfig {
     fn default() -> Self {
-        CoreConfig {
-            next_hops: vec![NextHop {
-                address: SocketAddr::from(([127, 0, 0, 1], 5080)),
-                transport: Transport::Udp,
-            }],
+        ProxyConfig {
+            next_hops: vec![NextHopEntry::at(SocketAddr::from(([127, 0, 0, 1], 5080)))],
+            next_hop_transport: Transport::Udp,
             record_route: false,
-            advertise: None,
             aliases: Vec::new(),
             trusted_peers: Vec::new(),
-            allowed_sources: Vec::new(),
             foreign_route: ForeignRoute::Ignore,
-            dialog_key: None,
+            dialog_key_file: None,
             identity_order: vec![
                 IdentitySource::Pai,
                 IdentitySource::Rpid,
                 IdentitySource::From,
             ],
             numbering_profile: "generic".to_string(),
-            health: HealthConfig::default(),
-            actions: ActionsConfig::default(),
-            limits: LimitsConfig::default(),
         }
     }
 }
 
-/// One next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NextHop {
+impl ProxyConfig {
+    /// The next hops with their transports resolved, in failover order.
+    pub fn hops(&self) -> Vec<NextHop> {
+        self.next_hops
+            .iter()
+            .map(|h| NextHop {
+                address: h.address,
+                transport: h.transport.unwrap_or(self.next_hop_transport),
+            })
+            .collect()
+    }
+}
+
+/// One `proxy.next_hops` entry: `"IP:PORT"`, or a table
+/// `{ address = "IP:PORT", transport = "tls", server_name = "switch.example.net" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextHopEntry {
     /// Its address (an IP literal and port: the core does no DNS).
     pub address: SocketAddr,
-    /// The transport to reach it (default UDP).
-    #[serde(default = "udp")]
+    /// Its transport (`None`: `proxy.next_hop_transport`).
+    pub transport: Option<Transport>,
+    /// The name its TLS certificate must carry (`None`: its IP address).
+    pub server_name: Option<String>,
+}
+
+impl NextHopEntry {
+    /// A hop at `address` on the default transport.
+    pub fn at(address: SocketAddr) -> NextHopEntry {
+        NextHopEntry {
+            address,
+            transport: None,
+            server_name: None,
+        }
+    }
+
+    /// Parses the text form `IP:PORT` (as `--next-hop` takes it).
+    pub fn parse(s: &str) -> Result<NextHopEntry, String> {
+        socket_addr::parse(s).map(NextHopEntry::at)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NextHopText {
+    Text(String),
+    Table(NextHopTable),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NextHopTable {
+    #[serde(with = "socket_addr")]
+    address: SocketAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transport: Option<Transport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for NextHopEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match NextHopText::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "a next hop is \"IP:PORT\" or { address = \"IP:PORT\", transport = \"udp\"|\"tcp\"|\"tls\", server_name = \"name\" }",
+            )
+        })? {
+            NextHopText::Text(s) => NextHopEntry::parse(&s).map_err(serde::de::Error::custom),
+            NextHopText::Table(t) => Ok(NextHopEntry {
+                address: t.address,
+                transport: t.transport,
+                server_name: t.server_name,
+            }),
+        }
+    }
+}
+
+impl Serialize for NextHopEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.transport.is_none() && self.server_name.is_none() {
+            return s.collect_str(&self.address);
+        }
+        NextHopTable {
+            address: self.address,
+            transport: self.transport,
+            server_name: self.server_name.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+/// A next hop as the core uses it: an address and the transport to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Its address.
+    pub address: SocketAddr,
+    /// The transport to reach it.
     pub transport: Transport,
 }
 
-fn udp() -> Transport {
-    Transport::Udp
+impl From<NextHop> for NextHopEntry {
+    fn from(h: NextHop) -> NextHopEntry {
+        NextHopEntry {
+            address: h.address,
+            transport: Some(h.transport),
+            server_name: None,
+        }
+    }
 }
 
 /// What an initial request whose Route names a foreign destination gets (rule 6 of the
@@ -168,133 +267,145 @@ impl IdentitySource {
     }
 }
 
-/// Next-hop health: OPTIONS probes and passive marking.
+/// `[health]`: OPTIONS probes and passive marking of the next hops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
-    /// Send an OPTIONS probe to each hop this often (0: no probes; hops marked down by a send
-    /// error come back after `down_for_ms`).
-    pub probe_interval_ms: u64,
-    /// A hop that leaves this many probes in a row unanswered is marked down.
+    /// Send an OPTIONS probe to each hop this often (zero: no probes; hops marked down by a
+    /// send error come back after `down_for`). At least 1 s when set.
+    #[serde(with = "crate::config::value::duration")]
+    pub probe_interval: Duration,
+    /// A hop that leaves this many probes in a row unanswered is marked down, 1 to 100.
     pub max_missed: u32,
     /// How long a hop stays down after a send error or missed probes, unless a probe answer
-    /// brings it back first.
-    pub down_for_ms: u64,
+    /// brings it back first. At least 1 s.
+    #[serde(with = "crate::config::value::duration")]
+    pub down_for: Duration,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
-            probe_interval_ms: 5_000,
+            probe_interval: Duration::from_secs(5),
             max_missed: 3,
-            down_for_ms: 30_000,
+            down_for: Duration::from_secs(30),
         }
     }
 }
 
-/// How the actions are carried out, and the actions for callers that are not numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+/// `actions.block_response`: which rejection a blocked call gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum BlockResponse {
+    /// `608 Rejected` with the RFC 8688 redress jCard.
+    Rejected608,
+    /// 603+ (ATIS-1000099): `603 Network Blocked` with its Reason header (and the jCard).
+    NetworkBlocked603,
+}
+
+impl BlockResponse {
+    /// The status code.
+    pub fn code(self) -> u16 {
+        match self {
+            BlockResponse::Rejected608 => 608,
+            BlockResponse::NetworkBlocked603 => 603,
+        }
+    }
+}
+
+impl From<BlockResponse> for u16 {
+    fn from(b: BlockResponse) -> u16 {
+        b.code()
+    }
+}
+
+impl TryFrom<u16> for BlockResponse {
+    type Error = String;
+    fn try_from(v: u16) -> Result<Self, String> {
+        match v {
+            608 => Ok(BlockResponse::Rejected608),
+            603 => Ok(BlockResponse::NetworkBlocked603),
+            other => Err(format!(
+                "block_response = {other}: use 608 (Rejected, RFC 8688) or 603 (603+, \"Network Blocked\")"
+            )),
+        }
+    }
+}
+
+/// `[actions]`: what each verdict does.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActionsConfig {
-    /// The tag action.
-    pub tag: TagConfig,
-    /// The warn action.
-    pub warn: WarnConfig,
-    /// The block action.
-    pub block: BlockConfig,
-    /// Actions for anonymous and invalid callers (default allow). Used by
-    /// [`crate::policy::SnapshotScreen`]; kept here so one config table says it all.
-    pub callers: CallerActions,
-}
-
-/// The tag action: a header, and optionally a display-name label.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TagConfig {
-    /// The header name (default `X-Fraud-Label`).
-    pub header: String,
-    /// The header value before the `;category=..;score=..` parameters (default
-    /// `suspected-fraud`).
-    pub value: String,
+    /// The block action's response.
+    pub block_response: BlockResponse,
+    /// The redress URL sent as `Call-Info: <url>;purpose=jcard` with a block (`{category}`
+    /// is replaced by the entry's category). Empty: no Call-Info.
+    pub redress_url: String,
+    /// The tag header's name.
+    pub tag_header: String,
+    /// The tag header's value before the `;category=..;score=..` parameters.
+    pub tag_value: String,
     /// A label (at most 15 characters, the CNAM limit) written as the display name of
     /// P-Asserted-Identity, e.g. `FRAUD?`. Empty: the display name is left alone.
-    pub display_label: String,
+    pub tag_display_label: String,
     /// Also write the label into From's display name.
-    pub label_from: bool,
+    pub tag_from_display: bool,
+    /// The announcement service's SIP URI, e.g. `sip:announce@10.0.0.5:5090`. Empty: warned
+    /// calls are tagged instead.
+    pub warn_uri: String,
+    /// Where to send warned calls (`None`, written `""`: the host and port of `warn_uri`,
+    /// which must then be an IP literal).
+    #[serde(with = "crate::config::value::opt_socket_addr")]
+    pub warn_address: Option<SocketAddr>,
+    /// The transport to the announcement service.
+    pub warn_transport: Transport,
+    /// Header carrying the original Request-URI to the announcement service.
+    pub warn_original_to_header: String,
+    /// Header carrying the reason to the announcement service.
+    pub warn_reason_header: String,
+    /// Action for anonymous callers.
+    pub anonymous: Action,
+    /// Action for callers that are not a valid number.
+    pub invalid: Action,
 }
 
-impl Default for TagConfig {
+impl Default for ActionsConfig {
     fn default() -> Self {
-        TagConfig {
-            header: "X-Fraud-Label".to_string(),
-            value: "suspected-fraud".to_string(),
-            display_label: String::new(),
-            label_from: false,
-        }
-    }
-}
-
-/// The warn action: forward through an announcement service.
-///
-/// The Request-URI is rewritten to `service_uri`; the original Request-URI travels in the
-/// `original_to_header` header (as `<uri>`) and the reason in `reason_header`
-/// (`category=..;score=..`), so the service can play its announcement and then complete the
-/// call to the original callee. With no `service_uri`, warn falls back to tag (logged as such).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WarnConfig {
-    /// The announcement service's SIP URI, e.g. `sip:announce@10.0.0.5:5090`.
-    pub service_uri: String,
-    /// Where to send warned calls. Default: the host and port of `service_uri` (an IP literal).
-    pub service_address: Option<SocketAddr>,
-    /// The transport to the service.
-    #[serde(default = "udp")]
-    pub transport: Transport,
-    /// Header carrying the original Request-URI (default `X-Fraud-Original-To`).
-    pub original_to_header: String,
-    /// Header carrying the reason (default `X-Fraud-Reason`).
-    pub reason_header: String,
-}
-
-impl Default for WarnConfig {
-    fn default() -> Self {
-        WarnConfig {
-            service_uri: String::new(),
-            service_address: None,
-            transport: Transport::Udp,
-            original_to_header: "X-Fraud-Original-To".to_string(),
-            reason_header: "X-Fraud-Reason".to_string(),
-        }
-    }
-}
-
-/// The block action: which rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BlockConfig {
-    /// `608` (Rejected, RFC 8688, the default) or `603` (Decline with
-    /// `Reason: SIP;cause=603;text="Network Blocked"`).
-    pub status: u16,
-    /// For 608: the redress URL sent as `Call-Info: <url>;purpose=jcard`. `{category}` is
-    /// replaced by the entry's category. Empty: no Call-Info.
-    pub redress_url: String,
-}
-
-impl Default for BlockConfig {
-    fn default() -> Self {
-        BlockConfig {
-            status: 608,
+        ActionsConfig {
+            block_response: BlockResponse::Rejected608,
             redress_url: String::new(),
+            tag_header: "X-Fraud-Label".to_string(),
+            tag_value: "suspected-fraud".to_string(),
+            tag_display_label: String::new(),
+            tag_from_display: false,
+            warn_uri: String::new(),
+            warn_address: None,
+            warn_transport: Transport::Udp,
+            warn_original_to_header: "X-Fraud-Original-To".to_string(),
+            warn_reason_header: "X-Fraud-Reason".to_string(),
+            anonymous: Action::Allow,
+            invalid: Action::Allow,
         }
     }
 }
 
-/// Message limits (see [`crate::sip::Limits`]).
+impl ActionsConfig {
+    /// The actions for callers that are not numbers, as the screen takes them.
+    pub fn callers(&self) -> CallerActions {
+        CallerActions {
+            anonymous: self.anonymous,
+            invalid: self.invalid,
+        }
+    }
+}
+
+/// `[limits]`: message size and header limits (see [`crate::sip::Limits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest message accepted, in bytes (larger: dropped, counted).
-    pub max_message_bytes: usize,
+    /// Largest message accepted, in bytes (a datagram or one framed stream message), 512 to
+    /// 65535; larger ones are dropped and counted.
+    pub max_message_size: usize,
     /// Most header fields accepted in one message.
     pub max_headers: usize,
     /// Longest start line or header field, in bytes.
@@ -307,7 +418,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         let l = Limits::DEFAULT;
         LimitsConfig {
-            max_message_bytes: l.max_message_size,
+            max_message_size: l.max_message_size,
             max_headers: l.max_headers,
             max_header_line: l.max_header_line,
             max_vias: l.max_vias,
@@ -319,7 +430,7 @@ impl LimitsConfig {
     /// The parser's form.
     pub fn to_limits(self) -> Limits {
         Limits {
-            max_message_size: self.max_message_bytes,
+            max_message_size: self.max_message_size,
             max_headers: self.max_headers,
             max_header_line: self.max_header_line,
             max_vias: self.max_vias,
@@ -330,175 +441,87 @@ impl LimitsConfig {
 /// A configuration value the core cannot use: names the key and says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreConfigError {
-    /// `next_hops` is empty.
-    #[error("next_hops is empty: give at least one next hop, e.g. next_hops = [{{ address = \"127.0.0.1:5080\" }}]")]
+    /// `proxy.next_hops` is empty.
+    #[error(
+        "proxy.next_hops: empty: give at least one next hop, e.g. next_hops = [\"127.0.0.1:5080\"]"
+    )]
     NoNextHop,
-    /// `advertise` is not `host[:port]`.
-    #[error("advertise = {0:?} is not host[:port]: write e.g. \"192.0.2.10:5060\" or \"[2001:db8::1]:5060\"")]
-    BadAdvertise(String),
-    /// An alias is not `host[:port]`.
-    #[error("aliases: {0:?} is not host[:port]")]
-    BadAlias(String),
-    /// A trusted peer is not an address or CIDR.
-    #[error("trusted_peers: {0:?} is not an IP address or CIDR such as 10.0.0.0/8")]
-    BadTrustedPeer(String),
-    /// An allowed source is not an address or CIDR.
-    #[error("allowed_sources: {0:?} is not an IP address or CIDR such as 10.0.0.0/8")]
-    BadAllowedSource(String),
     /// No dialog key was given and the system's random source failed.
-    #[error("dialog_key: no key given and the system random source failed ({0}): set proxy.dialog_key_file")]
+    #[error("proxy.dialog_key_file: no key given and the system random source failed ({0}): set proxy.dialog_key_file")]
     NoRandomKey(String),
     /// `identity_order` is empty or repeats a source.
-    #[error("identity_order must list pai, rpid and/or from, each at most once")]
+    #[error("proxy.identity_order: list pai, rpid and/or from, each at most once")]
     BadIdentityOrder,
     /// Unknown numbering profile.
-    #[error("numbering_profile: {0}")]
+    #[error("proxy.numbering_profile: {0}")]
     Profile(#[from] ProfileError),
-    /// The tag header name is not a SIP token.
-    #[error("actions.tag.header = {0:?} is not a valid header name (letters, digits, '-')")]
-    BadTagHeader(String),
+    /// A header name is not a SIP token.
+    #[error("actions.{key}: {value:?} is not a SIP header name (letters, digits, '-', no colon)")]
+    BadHeaderName {
+        /// The key (`tag_header`, `warn_original_to_header`, `warn_reason_header`).
+        key: &'static str,
+        /// The value given.
+        value: String,
+    },
     /// The tag value holds characters a header value cannot.
     #[error(
-        "actions.tag.value = {0:?} must be non-empty printable ASCII without ';' or line breaks"
+        "actions.tag_value: {0:?} must be non-empty printable ASCII without ';' or line breaks"
     )]
     BadTagValue(String),
     /// The display label is too long or not printable.
-    #[error("actions.tag.display_label = {0:?} must be at most 15 printable ASCII characters without '\"' or '\\\\'")]
+    #[error("actions.tag_display_label: {0:?} must be at most 15 printable ASCII characters (the CNAM limit) without '\"' or '\\\\'")]
     BadDisplayLabel(String),
     /// The warn service URI is not a usable SIP URI.
-    #[error("actions.warn.service_uri = {0:?} must be a sip: URI whose host is an IP literal, or set actions.warn.service_address")]
+    #[error("actions.warn_uri: {0:?} must be a sip: URI whose host is an IP literal, or set actions.warn_address")]
     BadWarnService(String),
-    /// A warn header name is not a SIP token.
-    #[error("actions.warn: header name {0:?} is not valid (letters, digits, '-')")]
-    BadWarnHeader(String),
-    /// The block status is neither 608 nor 603.
-    #[error("actions.block.status = {0}: use 608 (Rejected, RFC 8688) or 603 (Decline, \"Network Blocked\")")]
-    BadBlockStatus(u16),
     /// The redress URL cannot be written into a header.
-    #[error(
-        "actions.block.redress_url = {0:?} must be printable ASCII without '<', '>' or spaces"
-    )]
+    #[error("actions.redress_url: {0:?} must be printable ASCII without '<', '>' or spaces")]
     BadRedressUrl(String),
-    /// `health.max_missed` is zero while probing.
-    #[error("health.max_missed must be at least 1 when health.probe_interval_ms is set")]
-    BadMaxMissed,
-    /// A limit is zero.
-    #[error("limits.{0} must be greater than zero")]
-    ZeroLimit(&'static str),
+    /// A health value is out of range.
+    #[error("health.{key}: {reason}")]
+    BadHealth {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A limit is out of range.
+    #[error("limits.{key}: {reason}")]
+    BadLimit {
+        /// The key.
+        key: &'static str,
+        /// Why and what is allowed.
+        reason: String,
+    },
+    /// A next hop or the warn service uses a transport that `sip.transports` does not run.
+    #[error(
+        "{key}: transport {transport:?} is not in sip.transports: add it there or change this"
+    )]
+    TransportNotRunning {
+        /// The key.
+        key: String,
+        /// The transport.
+        transport: Transport,
+    },
 }
 
-/// An IP network (`addr/len`), for trusted peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    addr: IpAddr,
-    len: u8,
-}
-
-impl Cidr {
-    /// The network holding exactly `ip`.
-    pub(crate) fn host(ip: IpAddr) -> Cidr {
-        Cidr {
-            addr: ip,
-            len: if ip.is_ipv4() { 32 } else { 128 },
+impl CoreConfigError {
+    /// The key at fault, as the file spells it (`proxy.next_hops`, `limits.max_vias`).
+    pub fn key(&self) -> String {
+        match self {
+            CoreConfigError::NoNextHop => "proxy.next_hops".into(),
+            CoreConfigError::NoRandomKey(_) => "proxy.dialog_key_file".into(),
+            CoreConfigError::BadIdentityOrder => "proxy.identity_order".into(),
+            CoreConfigError::Profile(_) => "proxy.numbering_profile".into(),
+            CoreConfigError::BadHeaderName { key, .. } => format!("actions.{key}"),
+            CoreConfigError::BadTagValue(_) => "actions.tag_value".into(),
+            CoreConfigError::BadDisplayLabel(_) => "actions.tag_display_label".into(),
+            CoreConfigError::BadWarnService(_) => "actions.warn_uri".into(),
+            CoreConfigError::BadRedressUrl(_) => "actions.redress_url".into(),
+            CoreConfigError::BadHealth { key, .. } => format!("health.{key}"),
+            CoreConfigError::BadLimit { key, .. } => format!("limits.{key}"),
+            CoreConfigError::TransportNotRunning { key, .. } => key.clone(),
         }
-    }
-
-    /// Whether `ip` is inside. IPv4-mapped IPv6 addresses match IPv4 networks.
-    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.len),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.len),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let full = usize::from(bits / 8);
-    let rest = bits % 8;
-    if a[..full] != b[..full] {
-        return false;
-    }
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    (a[full] & mask) == (b[full] & mask)
-}
-
-impl FromStr for Cidr {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.trim().parse().map_err(|_| ())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match l {
-            Some(l) => l.trim().parse::<u8>().map_err(|_| ())?,
-            None => max,
-        };
-        if len > max {
-            return Err(());
-        }
-        Ok(Cidr { addr, len })
-    }
-}
-
-/// A `host[:port]` this proxy answers to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostPort {
-    /// Lowercase host, IPv6 without brackets.
-    pub(crate) host: Box<str>,
-    /// The port, if given.
-    pub(crate) port: Option<u16>,
-}
-
-impl HostPort {
-    /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
-    pub(crate) fn parse(s: &str) -> Option<HostPort> {
-        let s = s.trim();
-        if s.is_empty() || s.bytes().any(|b| b.is_ascii_whitespace() || b == b'/') {
-            return None;
-        }
-        if let Some(rest) = s.strip_prefix('[') {
-            let (h, after) = rest.split_once(']')?;
-            h.parse::<std::net::Ipv6Addr>().ok()?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':')?.parse().ok()?),
-            };
-            return Some(HostPort {
-                host: h.to_ascii_lowercase().into(),
-                port,
-            });
-        }
-        if s.parse::<std::net::Ipv6Addr>().is_ok() {
-            return Some(HostPort {
-                host: s.to_ascii_lowercase().into(),
-                port: None,
-            });
-        }
-        let (h, port) = match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p.parse().ok()?)),
-            None => (s, None),
-        };
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        {
-            return None;
-        }
-        Some(HostPort {
-            host: h.to_ascii_lowercase().into(),
-            port,
-        })
     }
 }
 
@@ -517,140 +540,283 @@ fn printable(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
-/// The configuration in the form the hot path uses: parsed once, checked once.
-#[derive(Debug)]
-pub(crate) struct Compiled {
-    pub(crate) advertise: Option<HostPort>,
-    pub(crate) aliases: Vec<HostPort>,
-    pub(crate) trusted: Vec<Cidr>,
-    /// `allowed_sources` with the next hops and the warn service added; empty: any source.
-    pub(crate) sources: Vec<Cidr>,
-    /// The next hops' addresses, for routing confinement.
-    pub(crate) hop_addrs: Vec<SocketAddr>,
-    pub(crate) profile: NumberingProfile,
-    /// Where warned calls go, if warn is configured.
-    pub(crate) warn_dest: Option<(SocketAddr, Transport)>,
-}
-
-impl CoreConfig {
-    /// Checks every value and compiles the hot-path form.
-    pub(crate) fn compile(&self) -> Result<Compiled, CoreConfigError> {
+impl ProxyConfig {
+    /// Checks what serde cannot: at least one hop, a usable identity order and profile.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
         if self.next_hops.is_empty() {
             return Err(CoreConfigError::NoNextHop);
         }
-        let advertise = match &self.advertise {
-            Some(a) => {
-                Some(HostPort::parse(a).ok_or_else(|| CoreConfigError::BadAdvertise(a.clone()))?)
-            }
-            None => None,
-        };
-        let aliases = self
-            .aliases
-            .iter()
-            .map(|a| HostPort::parse(a).ok_or_else(|| CoreConfigError::BadAlias(a.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let trusted = self
-            .trusted_peers
-            .iter()
-            .map(|p| {
-                p.parse::<Cidr>()
-                    .map_err(|()| CoreConfigError::BadTrustedPeer(p.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut sources = self
-            .allowed_sources
-            .iter()
-            .map(|p| {
-                p.parse::<Cidr>()
-                    .map_err(|()| CoreConfigError::BadAllowedSource(p.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let hop_addrs: Vec<SocketAddr> = self.next_hops.iter().map(|h| h.address).collect();
         let mut order = self.identity_order.clone();
         order.sort_by_key(|s| *s as u8);
         order.dedup();
         if self.identity_order.is_empty() || order.len() != self.identity_order.len() {
             return Err(CoreConfigError::BadIdentityOrder);
         }
-        let profile = NumberingProfile::by_name(&self.numbering_profile)?;
-        let tag = &self.actions.tag;
-        if !is_token(&tag.header) {
-            return Err(CoreConfigError::BadTagHeader(tag.header.clone()));
+        NumberingProfile::by_name(self.numbering_profile.trim())?;
+        Ok(())
+    }
+}
+
+impl HealthConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
+        let bad = |key, reason: String| Err(CoreConfigError::BadHealth { key, reason });
+        if !self.probe_interval.is_zero() && self.probe_interval < Duration::from_secs(1) {
+            return bad(
+                "probe_interval",
+                format!(
+                    "{:?} is shorter than 1s (probes are sent from a once-a-second timer); use \"1s\" or more, or \"0s\" for none",
+                    self.probe_interval
+                ),
+            );
         }
-        if tag.value.is_empty() || !printable(&tag.value) || tag.value.contains(';') {
-            return Err(CoreConfigError::BadTagValue(tag.value.clone()));
+        if !(1..=100).contains(&self.max_missed) {
+            return bad(
+                "max_missed",
+                format!("{} is out of range 1 to 100", self.max_missed),
+            );
         }
-        if tag.display_label.chars().count() > MAX_DISPLAY_LABEL
-            || !printable(&tag.display_label)
-            || tag.display_label.contains(['"', '\\'])
-        {
-            return Err(CoreConfigError::BadDisplayLabel(tag.display_label.clone()));
+        if self.down_for < Duration::from_secs(1) {
+            return bad(
+                "down_for",
+                format!(
+                    "{:?} is shorter than 1s: a failed hop would be retried at once",
+                    self.down_for
+                ),
+            );
         }
-        let warn = &self.actions.warn;
-        for h in [&warn.original_to_header, &warn.reason_header] {
+        Ok(())
+    }
+}
+
+impl ActionsConfig {
+    /// Checks header names and values, the label, the warn URI and the redress URL; returns
+    /// where warned calls go (`None`: warn is not configured).
+    pub fn validate(&self) -> Result<Option<(SocketAddr, Transport)>, CoreConfigError> {
+        for (key, h) in [
+            ("tag_header", &self.tag_header),
+            ("warn_original_to_header", &self.warn_original_to_header),
+            ("warn_reason_header", &self.warn_reason_header),
+        ] {
             if !is_token(h) {
-                return Err(CoreConfigError::BadWarnHeader(h.clone()));
+                return Err(CoreConfigError::BadHeaderName {
+                    key,
+                    value: h.clone(),
+                });
             }
         }
-        let warn_dest = if warn.service_uri.is_empty() {
-            None
-        } else {
-            let bad = || CoreConfigError::BadWarnService(warn.service_uri.clone());
-            if !printable(&warn.service_uri)
-                || warn.service_uri.contains([' ', '<', '>'])
-                || !warn.service_uri.to_ascii_lowercase().starts_with("sip:")
-            {
-                return Err(bad());
-            }
-            let addr = match warn.service_address {
-                Some(a) => a,
-                None => uri_socket_addr(&warn.service_uri).ok_or_else(bad)?,
-            };
-            Some((addr, warn.transport))
+        let v = &self.tag_value;
+        if v.is_empty() || !printable(v) || v.contains(';') {
+            return Err(CoreConfigError::BadTagValue(v.clone()));
+        }
+        let l = &self.tag_display_label;
+        if l.chars().count() > MAX_DISPLAY_LABEL || !printable(l) || l.contains(['"', '\\']) {
+            return Err(CoreConfigError::BadDisplayLabel(l.clone()));
+        }
+        let r = &self.redress_url;
+        if !printable(r) || r.contains([' ', '<', '>']) {
+            return Err(CoreConfigError::BadRedressUrl(r.clone()));
+        }
+        let uri = &self.warn_uri;
+        if uri.is_empty() {
+            return Ok(None);
+        }
+        let bad = || CoreConfigError::BadWarnService(uri.clone());
+        let lower = uri.to_ascii_lowercase();
+        if !printable(uri)
+            || uri.contains([' ', '<', '>'])
+            || !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+        {
+            return Err(bad());
+        }
+        let addr = match self.warn_address {
+            Some(a) => a,
+            None => uri_socket_addr(uri).ok_or_else(bad)?,
         };
-        let block = &self.actions.block;
-        if block.status != 608 && block.status != 603 {
-            return Err(CoreConfigError::BadBlockStatus(block.status));
+        Ok(Some((addr, self.warn_transport)))
+    }
+}
+
+impl LimitsConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
+        if !(512..=65535).contains(&self.max_message_size) {
+            return Err(CoreConfigError::BadLimit {
+                key: "max_message_size",
+                reason: format!("{} is out of range 512 to 65535", self.max_message_size),
+            });
         }
-        if !printable(&block.redress_url) || block.redress_url.contains([' ', '<', '>']) {
-            return Err(CoreConfigError::BadRedressUrl(block.redress_url.clone()));
-        }
-        if self.health.probe_interval_ms > 0 && self.health.max_missed == 0 {
-            return Err(CoreConfigError::BadMaxMissed);
-        }
-        if self.limits.max_message_bytes == 0 {
-            return Err(CoreConfigError::ZeroLimit("max_message_bytes"));
-        }
-        let l = &self.limits;
         for (v, key) in [
-            (l.max_headers, "max_headers"),
-            (l.max_header_line, "max_header_line"),
-            (l.max_vias, "max_vias"),
+            (self.max_headers, "max_headers"),
+            (self.max_header_line, "max_header_line"),
+            (self.max_vias, "max_vias"),
         ] {
             if v == 0 {
-                return Err(CoreConfigError::ZeroLimit(key));
+                return Err(CoreConfigError::BadLimit {
+                    key,
+                    reason: "must be greater than zero".into(),
+                });
             }
         }
+        Ok(())
+    }
+}
+
+/// The tag action as the hot path uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TagConfig {
+    pub(crate) header: String,
+    pub(crate) value: String,
+    pub(crate) display_label: String,
+    pub(crate) label_from: bool,
+}
+
+/// The warn action as the hot path uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WarnConfig {
+    pub(crate) service_uri: String,
+    pub(crate) original_to_header: String,
+    pub(crate) reason_header: String,
+}
+
+/// The block action as the hot path uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BlockConfig {
+    pub(crate) status: u16,
+    pub(crate) redress_url: String,
+}
+
+/// A listener's own advertised address, matched by the local address messages arrive on.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenerAdvertise {
+    pub(crate) address: SocketAddr,
+    pub(crate) advertise: HostPort,
+}
+
+/// The configuration in the form the hot path uses: parsed once, checked once.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    /// `sip.advertise`.
+    pub(crate) advertise: Option<HostPort>,
+    /// Listeners with an `advertise` of their own.
+    pub(crate) listener_advertise: Vec<ListenerAdvertise>,
+    pub(crate) aliases: Vec<HostPort>,
+    pub(crate) trusted: Vec<Cidr>,
+    /// `allowed_sources` with the next hops and the warn service added; empty: any source.
+    pub(crate) sources: Vec<Cidr>,
+    /// The next hops, transports resolved.
+    pub(crate) hops: Vec<NextHop>,
+    /// The next hops' addresses, for routing confinement.
+    pub(crate) hop_addrs: Vec<SocketAddr>,
+    pub(crate) profile: NumberingProfile,
+    /// Where warned calls go, if warn is configured.
+    pub(crate) warn_dest: Option<(SocketAddr, Transport)>,
+    pub(crate) tag: TagConfig,
+    pub(crate) warn: WarnConfig,
+    pub(crate) block: BlockConfig,
+    /// Next-hop health in milliseconds.
+    pub(crate) health: HealthConfig,
+}
+
+impl CoreConfig {
+    /// The core's sections out of a whole configuration file.
+    pub fn from_file_config(c: &crate::config::Config) -> CoreConfig {
+        CoreConfig {
+            sip: c.sip.clone(),
+            proxy: c.proxy.clone(),
+            health: c.health,
+            actions: c.actions.clone(),
+            limits: c.limits,
+            dialog_key: None,
+        }
+    }
+
+    /// Checks every section the core reads (the same checks `fraudwall config check` runs)
+    /// and the transports the hops need.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
+        self.compile().map(|_| ())
+    }
+
+    /// Checks every value and compiles the hot-path form.
+    pub(crate) fn compile(&self) -> Result<Compiled, CoreConfigError> {
+        self.proxy.validate()?;
+        self.health.validate()?;
+        self.limits.validate()?;
+        let warn_dest = self.actions.validate()?;
+        let hops = self.proxy.hops();
+        for (i, h) in hops.iter().enumerate() {
+            if !self.sip.runs(h.transport) {
+                return Err(CoreConfigError::TransportNotRunning {
+                    key: if self.proxy.next_hops[i].transport.is_some() {
+                        format!("proxy.next_hops[{i}].transport")
+                    } else {
+                        "proxy.next_hop_transport".into()
+                    },
+                    transport: h.transport,
+                });
+            }
+        }
+        if let Some((_, t)) = warn_dest {
+            if !self.sip.runs(t) {
+                return Err(CoreConfigError::TransportNotRunning {
+                    key: "actions.warn_transport".into(),
+                    transport: t,
+                });
+            }
+        }
+        let profile = NumberingProfile::by_name(self.proxy.numbering_profile.trim())?;
+        let trusted = self.proxy.trusted_peers.clone();
+        let hop_addrs: Vec<SocketAddr> = hops.iter().map(|h| h.address).collect();
+        let mut sources = self.sip.allowed_sources.clone();
         if !sources.is_empty() {
             sources.extend(hop_addrs.iter().map(|a| Cidr::host(a.ip())));
             sources.extend(warn_dest.map(|(a, _)| Cidr::host(a.ip())));
             sources.extend(trusted.iter().copied());
         }
+        let a = &self.actions;
         Ok(Compiled {
-            advertise,
-            aliases,
+            advertise: self.sip.advertise.clone(),
+            listener_advertise: self
+                .sip
+                .listen
+                .iter()
+                .filter_map(|l| {
+                    l.advertise.clone().map(|advertise| ListenerAdvertise {
+                        address: l.address,
+                        advertise,
+                    })
+                })
+                .collect(),
+            aliases: self.proxy.aliases.clone(),
             trusted,
             sources,
+            hops,
             hop_addrs,
             profile,
             warn_dest,
+            tag: TagConfig {
+                header: a.tag_header.clone(),
+                value: a.tag_value.clone(),
+                display_label: a.tag_display_label.clone(),
+                label_from: a.tag_from_display,
+            },
+            warn: WarnConfig {
+                service_uri: a.warn_uri.clone(),
+                original_to_header: a.warn_original_to_header.clone(),
+                reason_header: a.warn_reason_header.clone(),
+            },
+            block: BlockConfig {
+                status: a.block_response.code(),
+                redress_url: a.redress_url.clone(),
+            },
+            health: self.health,
         })
     }
 }
 
 /// The socket address of a `sip:[user@]ip[:port][;params]` URI whose host is an IP literal.
 fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
-    let rest = uri.get(4..)?;
+    let rest = uri.split_once(':')?.1;
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let hostport = rest.split([';', '?']).next()?;
     let hp = HostPort::parse(hostport)?;
@@ -667,42 +833,35 @@ mod tests {
         let c = CoreConfig::default().compile().unwrap();
         assert!(c.warn_dest.is_none());
         assert_eq!(c.profile.name(), "generic");
+        assert_eq!(c.block.status, 608);
     }
 
     #[test]
-    fn empty_toml_is_the_default() {
-        let c: CoreConfig = toml::from_str("").unwrap();
-        assert_eq!(c, CoreConfig::default());
-    }
-
-    #[test]
-    fn toml_with_every_table() {
-        let c: CoreConfig = toml::from_str(
+    fn sections_with_every_form() {
+        let proxy: ProxyConfig = toml::from_str(
             r#"
-            next_hops = [{ address = "10.0.0.20:5060" }, { address = "[2001:db8::1]:5070", transport = "tcp" }]
+            next_hops = ["10.0.0.20:5060", { address = "[2001:db8::1]:5070", transport = "tcp" }]
             record_route = true
-            advertise = "192.0.2.10:5060"
             aliases = ["proxy.example.net", "[2001:db8::9]:5060"]
             trusted_peers = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]
             identity_order = ["from", "pai"]
-            [health]
-            probe_interval_ms = 1000
-            [actions.tag]
-            display_label = "FRAUD?"
-            label_from = true
-            [actions.warn]
-            service_uri = "sip:announce@10.0.0.5:5090"
-            [actions.block]
-            status = 603
-            [actions.callers]
-            anonymous = "tag"
-            [limits]
-            max_headers = 64
             "#,
         )
         .unwrap();
-        assert_eq!(c.next_hops[1].transport, Transport::Tcp);
+        let actions: ActionsConfig = toml::from_str(
+            "tag_display_label = \"FRAUD?\"\ntag_from_display = true\nwarn_uri = \"sip:announce@10.0.0.5:5090\"\nblock_response = 603\nanonymous = \"tag\"",
+        )
+        .unwrap();
+        let c = CoreConfig {
+            proxy,
+            actions,
+            limits: toml::from_str("max_headers = 64").unwrap(),
+            health: toml::from_str("probe_interval = \"1s\"").unwrap(),
+            ..Default::default()
+        };
         let k = c.compile().unwrap();
+        assert_eq!(k.hops[0].transport, Transport::Udp);
+        assert_eq!(k.hops[1].transport, Transport::Tcp);
         assert_eq!(
             k.warn_dest,
             Some(("10.0.0.5:5090".parse().unwrap(), Transport::Udp))
@@ -720,108 +879,88 @@ mod tests {
             .iter()
             .any(|n| n.contains("192.0.2.2".parse().unwrap())));
         assert_eq!(k.aliases[1].host.as_ref(), "2001:db8::9");
+        assert_eq!(k.block.status, 603);
+        assert_eq!(c.actions.callers().anonymous, Action::Tag);
+        assert_eq!(k.health.probe_interval, Duration::from_secs(1));
     }
 
     #[test]
-    fn the_default_serializes_to_toml_and_back() {
-        let text = toml::to_string(&CoreConfig::default()).unwrap();
+    fn sections_serialize_to_toml_and_back() {
+        let p = ProxyConfig {
+            next_hops: vec![
+                NextHopEntry::at("127.0.0.1:5080".parse().unwrap()),
+                NextHopEntry {
+                    address: "127.0.0.1:5061".parse().unwrap(),
+                    transport: Some(Transport::Tcp),
+                    server_name: Some("switch.example.net".into()),
+                },
+            ],
+            ..Default::default()
+        };
+        let back: ProxyConfig = toml::from_str(&toml::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        let a = ActionsConfig::default();
+        let text = toml::to_string(&a).unwrap();
         assert!(text.contains("X-Fraud-Label"), "{text}");
-        let back: CoreConfig = toml::from_str(&text).unwrap();
-        assert_eq!(back, CoreConfig::default());
+        assert_eq!(toml::from_str::<ActionsConfig>(&text).unwrap(), a);
     }
 
     #[test]
     fn unknown_key_is_rejected_by_name() {
-        let e = toml::from_str::<CoreConfig>("record_rout = true").unwrap_err();
+        let e = toml::from_str::<ProxyConfig>("record_rout = true").unwrap_err();
         assert!(e.to_string().contains("record_rout"), "{e}");
+        let e = toml::from_str::<ProxyConfig>("foreign_route = \"follow\"").unwrap_err();
+        assert!(e.to_string().contains("follow"), "{e}");
+        let e = toml::from_str::<ActionsConfig>("block_response = 486").unwrap_err();
+        assert!(e.to_string().contains("608"), "{e}");
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: Vec<(CoreConfig, &str)> = vec![
-            (
-                CoreConfig {
-                    next_hops: vec![],
-                    ..Default::default()
-                },
-                "next_hops",
-            ),
-            (
-                CoreConfig {
-                    advertise: Some("a b".into()),
-                    ..Default::default()
-                },
-                "advertise",
-            ),
-            (
-                CoreConfig {
-                    trusted_peers: vec!["10.0.0.0/33".into()],
-                    ..Default::default()
-                },
-                "trusted_peers",
-            ),
-            (
-                CoreConfig {
-                    identity_order: vec![IdentitySource::Pai, IdentitySource::Pai],
-                    ..Default::default()
-                },
-                "identity_order",
-            ),
-            (
-                CoreConfig {
-                    numbering_profile: "xx".into(),
-                    ..Default::default()
-                },
-                "numbering_profile",
-            ),
-        ];
-        for (c, key) in cases {
-            let e = c.compile().unwrap_err().to_string();
-            assert!(e.contains(key), "{e} should name {key}");
-        }
         let err = |f: fn(&mut CoreConfig)| {
             let mut c = CoreConfig::default();
             f(&mut c);
             c.compile().unwrap_err()
         };
-        let e = err(|c| c.actions.tag.display_label = "0123456789abcdef".into());
-        assert!(matches!(e, CoreConfigError::BadDisplayLabel(_)));
-        let e = err(|c| c.actions.block.status = 486);
-        assert!(e.to_string().contains("actions.block.status"));
-        let e = err(|c| c.actions.warn.service_uri = "sip:announce@media.example.net".into());
-        assert!(matches!(e, CoreConfigError::BadWarnService(_)));
-        let e = err(|c| c.actions.tag.header = "X Fraud".into());
-        assert!(matches!(e, CoreConfigError::BadTagHeader(_)));
-        let e = err(|c| c.allowed_sources = vec!["10.0.0.0/99".into()]);
-        assert!(e.to_string().starts_with("allowed_sources"), "{e}");
-        let e = toml::from_str::<CoreConfig>("foreign_route = \"follow\"").unwrap_err();
-        assert!(e.to_string().contains("foreign_route"), "{e}");
-        let e = err(|c| c.limits.max_vias = 0);
-        assert_eq!(e.to_string(), "limits.max_vias must be greater than zero");
-    }
-
-    #[test]
-    fn host_port_forms() {
-        let hp = HostPort::parse("[::1]:5060").unwrap();
-        assert_eq!((hp.host.as_ref(), hp.port), ("::1", Some(5060)));
-        let hp = HostPort::parse("2001:db8::1").unwrap();
-        assert_eq!((hp.host.as_ref(), hp.port), ("2001:db8::1", None));
-        let hp = HostPort::parse("Proxy.Example.NET").unwrap();
-        assert_eq!((hp.host.as_ref(), hp.port), ("proxy.example.net", None));
-        assert!(HostPort::parse("host:notaport").is_none());
-        assert!(HostPort::parse("").is_none());
-    }
-
-    #[test]
-    fn cidr_edges() {
-        let n: Cidr = "10.1.0.0/15".parse().unwrap();
-        assert!(n.contains("10.0.255.255".parse().unwrap()));
-        assert!(n.contains("10.1.0.1".parse().unwrap()));
-        assert!(!n.contains("10.2.0.0".parse().unwrap()));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("203.0.113.9".parse().unwrap()));
-        assert!(all.contains("::ffff:203.0.113.9".parse().unwrap()));
-        assert!(!all.contains("2001:db8::1".parse().unwrap()));
-        assert!("10.0.0.1/x".parse::<Cidr>().is_err());
+        let cases: Vec<(CoreConfigError, &str)> = vec![
+            (err(|c| c.proxy.next_hops.clear()), "proxy.next_hops"),
+            (
+                err(|c| c.proxy.identity_order = vec![IdentitySource::Pai, IdentitySource::Pai]),
+                "proxy.identity_order",
+            ),
+            (
+                err(|c| c.proxy.numbering_profile = "xx".into()),
+                "proxy.numbering_profile",
+            ),
+            (
+                err(|c| c.actions.tag_display_label = "0123456789abcdef".into()),
+                "actions.tag_display_label",
+            ),
+            (
+                err(|c| c.actions.warn_uri = "sip:announce@media.example.net".into()),
+                "actions.warn_uri",
+            ),
+            (
+                err(|c| c.actions.tag_header = "X Fraud".into()),
+                "actions.tag_header",
+            ),
+            (err(|c| c.limits.max_vias = 0), "limits.max_vias"),
+            (
+                err(|c| c.health.probe_interval = Duration::from_millis(200)),
+                "health.probe_interval",
+            ),
+            (err(|c| c.health.max_missed = 0), "health.max_missed"),
+            (
+                err(|c| c.sip.transports = vec![Transport::Tcp]),
+                "proxy.next_hop_transport",
+            ),
+        ];
+        for (e, key) in cases {
+            assert_eq!(e.key(), key, "{e}");
+            assert!(
+                e.to_string().starts_with(key),
+                "{e} should start with {key}"
+            );
+        }
     }
 }

@@ -4,11 +4,11 @@
 //! choice depends only on health, never on the message, a retransmission, the CANCEL and the
 //! ACK for a non-2xx response follow their INVITE for as long as that hop stays up.
 //!
-//! A hop is marked down for [`HealthConfig::down_for_ms`] when the transport reports a send
+//! A hop is marked down for [`HealthConfig::down_for`] when the transport reports a send
 //! error ([`super::ProxyCore::on_send_error`], e.g. ICMP port unreachable) or when
 //! [`HealthConfig::max_missed`] OPTIONS probes in a row go unanswered; any answer to a probe
 //! brings it back at once. Probes keep going to a down hop, so a hop that comes back is used
-//! again at its first answer; without probes it comes back when `down_for_ms` is over. When
+//! again at its first answer; without probes it comes back when `down_for` is over. When
 //! every hop is down the first is used anyway: a call is never refused for want of a hop.
 //!
 //! Unanswered INVITEs count too, for a hop that dies without an ICMP error (a host that is
@@ -127,8 +127,10 @@ impl Hops {
             let n = h.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
             if n >= self.health.max_missed.max(1) {
                 h.unanswered.store(0, Ordering::Relaxed);
-                h.down_until
-                    .store(t + self.health.down_for_ms, Ordering::Relaxed);
+                h.down_until.store(
+                    t + (self.health.down_for.as_millis() as u64),
+                    Ordering::Relaxed,
+                );
             }
         }
     }
@@ -202,7 +204,7 @@ impl Hops {
         transport: Transport,
         now: Instant,
     ) -> usize {
-        let until = self.ms(now) + self.health.down_for_ms;
+        let until = self.ms(now) + (self.health.down_for.as_millis() as u64);
         let mut n = 0;
         for h in self.hops.iter() {
             if h.hop.address == destination && h.hop.transport == transport {
@@ -225,7 +227,7 @@ impl Hops {
     /// threads polling at once never send the same probe twice. A hop with `max_missed`
     /// probes outstanding is marked down.
     pub(crate) fn due_probes(&self, now: Instant, mut emit: impl FnMut(Probe)) {
-        let interval = self.health.probe_interval_ms;
+        let interval = self.health.probe_interval.as_millis() as u64;
         if interval == 0 {
             return;
         }
@@ -241,8 +243,10 @@ impl Hops {
             }
             let missed = h.missed.fetch_add(1, Ordering::Relaxed);
             if missed >= self.health.max_missed {
-                h.down_until
-                    .store(t + self.health.down_for_ms, Ordering::Relaxed);
+                h.down_until.store(
+                    t + (self.health.down_for.as_millis() as u64),
+                    Ordering::Relaxed,
+                );
             }
             let seq = h.probe_seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
             emit(Probe {
@@ -272,9 +276,9 @@ mod tests {
                 },
             ],
             HealthConfig {
-                probe_interval_ms: 1000,
+                probe_interval: Duration::from_secs(1),
                 max_missed: 2,
-                down_for_ms: 10_000,
+                down_for: Duration::from_secs(10),
             },
         )
     }

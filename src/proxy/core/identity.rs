@@ -257,9 +257,10 @@ mod tests {
         let raw = format!("INVITE sip:b@h SIP/2.0\r\n{headers}\r\n");
         let msg = SipMessage::parse(Bytes::from(raw), &crate::sip::Limits::default()).unwrap();
         let from = msg.from().unwrap().unwrap();
-        let config = CoreConfig {
-            trusted_peers: vec!["10.0.0.0/8".into()],
-            ..CoreConfig::default()
+        let config = {
+            let mut c = CoreConfig::default();
+            c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()];
+            c
         };
         let compiled = config.compile().unwrap();
         let peer: IpAddr = if trusted { "10.0.0.1" } else { "192.0.2.1" }

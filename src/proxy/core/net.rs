@@ -4,8 +4,9 @@
 //! Route or Request-URI host) must be an IP literal; names yield `None` and the caller falls
 //! back or drops, counting why.
 
-use super::config::{Compiled, HostPort};
+use super::config::Compiled;
 use super::hops::Probe;
+use crate::config::value::HostPort;
 use crate::proxy::{Inbound, Transport};
 use crate::sip::{Uri, Via};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -73,8 +74,9 @@ pub(crate) type SentByText = StackText<300>;
 /// The `host[:port]` this proxy writes into Via and Record-Route.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SentBy<'a> {
-    /// `advertise` from the config.
-    Configured(&'a HostPort),
+    /// `advertise` from the config (the listener's or `sip.advertise`), and the port to write
+    /// when it names none (the port the message arrived on).
+    Configured(&'a HostPort, u16),
     /// The local address the message arrived on.
     Local(SocketAddr),
 }
@@ -82,16 +84,13 @@ pub(crate) enum SentBy<'a> {
 impl fmt::Display for SentBy<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SentBy::Configured(hp) => {
+            SentBy::Configured(hp, port) => {
                 if hp.host.contains(':') {
                     write!(f, "[{}]", hp.host)?;
                 } else {
                     f.write_str(&hp.host)?;
                 }
-                match hp.port {
-                    Some(p) => write!(f, ":{p}"),
-                    None => Ok(()),
-                }
+                write!(f, ":{}", hp.port.unwrap_or(*port))
             }
             // SocketAddr's Display brackets IPv6 addresses.
             SentBy::Local(a) => write!(f, "{a}"),
@@ -100,10 +99,25 @@ impl fmt::Display for SentBy<'_> {
 }
 
 impl Compiled {
+    /// The `advertise` that applies to a message that arrived on `local`: the listener's own
+    /// (bound to exactly `local`, or to the unspecified address of its family on its port),
+    /// else `sip.advertise`.
+    pub(crate) fn advertise_for(&self, local: SocketAddr) -> Option<&HostPort> {
+        let own = self.listener_advertise.iter().find(|l| l.address == local);
+        let own = own.or_else(|| {
+            self.listener_advertise.iter().find(|l| {
+                l.address.ip().is_unspecified()
+                    && l.address.port() == local.port()
+                    && l.address.is_ipv4() == local.is_ipv4()
+            })
+        });
+        own.map(|l| &l.advertise).or(self.advertise.as_ref())
+    }
+
     /// What to write as our sent-by for a message that arrived on `local`.
     pub(crate) fn sent_by(&self, local: SocketAddr) -> SentBy<'_> {
-        match &self.advertise {
-            Some(hp) => SentBy::Configured(hp),
+        match self.advertise_for(local) {
+            Some(hp) => SentBy::Configured(hp, local.port()),
             None => SentBy::Local(local),
         }
     }
@@ -119,8 +133,12 @@ impl Compiled {
             }
         }
         let same = |hp: &HostPort| host_eq(hp, host);
-        if let Some(adv) = &self.advertise {
-            if same(adv) && adv.port.unwrap_or(SIP_PORT) == port {
+        let advertised = self
+            .advertise
+            .iter()
+            .chain(self.listener_advertise.iter().map(|l| &l.advertise));
+        for adv in advertised {
+            if same(adv) && adv.port.unwrap_or(local.port()) == port {
                 return true;
             }
         }
@@ -249,8 +267,8 @@ pub(crate) fn reply_destination(inbound: &Inbound, top: &Via<'_>) -> SocketAddr 
 /// recognised. `None` when no sent-by is known yet (no `advertise`, no message seen).
 pub(crate) fn probe(c: &Compiled, local: Option<SocketAddr>, p: &Probe) -> Option<Bytes> {
     let sent_by = match (&c.advertise, local) {
-        (Some(hp), _) => SentBy::Configured(hp),
-        (None, Some(l)) => SentBy::Local(l),
+        (_, Some(l)) => c.sent_by(l),
+        (Some(hp), None) => SentBy::Configured(hp, SIP_PORT),
         (None, None) => return None,
     };
     let branch = super::branch::probe_branch(p.index, p.seq);
@@ -301,8 +319,11 @@ mod tests {
     #[test]
     fn us_by_local_address_advertise_and_alias() {
         let c = compiled(|c| {
-            c.advertise = Some("[2001:db8::10]:5062".into());
-            c.aliases = vec!["proxy.example.net".into(), "10.9.9.9:5070".into()];
+            c.sip.advertise = HostPort::parse("[2001:db8::10]:5062");
+            c.proxy.aliases = ["proxy.example.net", "10.9.9.9:5070"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
         });
         let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         assert!(c.is_us(b"127.0.0.1", None, local));
@@ -326,11 +347,35 @@ mod tests {
             c.sent_by("[::1]:5060".parse().unwrap()).to_string(),
             "[::1]:5060"
         );
-        let c = compiled(|c| c.advertise = Some("2001:db8::1".into()));
+        let c = compiled(|c| c.sip.advertise = HostPort::parse("2001:db8::1"));
         assert_eq!(
-            c.sent_by("[::1]:5060".parse().unwrap()).to_string(),
-            "[2001:db8::1]"
+            c.sent_by("[::1]:5070".parse().unwrap()).to_string(),
+            "[2001:db8::1]:5070"
         );
+        // A listener's own advertise wins, matched exactly or through its wildcard bind.
+        let c = compiled(|c| {
+            c.sip.advertise = HostPort::parse("sbc.example.net:5999");
+            c.sip.listen = vec![
+                crate::proxy::listen::Listener {
+                    address: "0.0.0.0:5070".parse().unwrap(),
+                    advertise: HostPort::parse("pub.example.net"),
+                },
+                crate::proxy::listen::Listener {
+                    address: "10.0.0.1:5060".parse().unwrap(),
+                    advertise: HostPort::parse("192.0.2.9:5062"),
+                },
+            ];
+        });
+        let text = |l: &str| c.sent_by(l.parse().unwrap()).to_string();
+        assert_eq!(text("10.1.1.1:5070"), "pub.example.net:5070");
+        assert_eq!(text("10.0.0.1:5060"), "192.0.2.9:5062");
+        assert_eq!(text("10.0.0.2:5060"), "sbc.example.net:5999");
+        assert!(c.is_us(
+            b"pub.example.net",
+            Some(5070),
+            "10.1.1.1:5070".parse().unwrap()
+        ));
+        assert!(c.is_us(b"192.0.2.9", Some(5062), "10.0.0.1:5060".parse().unwrap()));
     }
 
     #[test]

@@ -101,9 +101,10 @@ mod tests {
 
     #[test]
     fn only_untrusted_udp_sources_are_limited() {
-        let c = CoreConfig {
-            trusted_peers: vec!["10.0.0.0/8".into()],
-            ..CoreConfig::default()
+        let c = {
+            let mut c = CoreConfig::default();
+            c.proxy.trusted_peers = vec!["10.0.0.0/8".parse().unwrap()];
+            c
         };
         let c = c.compile().unwrap();
         assert_eq!(

@@ -225,7 +225,7 @@ impl ProxyCore {
                     .filter(|d| self.compiled.is_hop(d.0))
                 {
                     Some(d) => d,
-                    None if self.config.foreign_route == ForeignRoute::Reject => {
+                    None if self.config.proxy.foreign_route == ForeignRoute::Reject => {
                         let mut o = self.answer(msg, method, 403, "Forbidden", reply, out);
                         o.checks.routing = Some(RoutingRefusal::RouteRejected);
                         o.checks.proof = checks.proof;
@@ -284,8 +284,8 @@ impl ProxyCore {
                     self.compiled.warn_dest,
                     actions::warn(
                         &mut ed,
-                        &self.config.actions.warn,
-                        &self.config.actions.tag.value,
+                        &self.compiled.warn,
+                        &self.compiled.tag.value,
                         &d.verdict,
                         req.uri_raw,
                     ),
@@ -297,12 +297,10 @@ impl ProxyCore {
                     // Unreachable with a validated config; fail open.
                     _ => Action::Allow,
                 },
-                Action::Tag => {
-                    match actions::tag(&mut ed, msg, &self.config.actions.tag, &d.verdict) {
-                        Ok(()) => Action::Tag,
-                        Err(_) => Action::Allow,
-                    }
-                }
+                Action::Tag => match actions::tag(&mut ed, msg, &self.compiled.tag, &d.verdict) {
+                    Ok(()) => Action::Tag,
+                    Err(_) => Action::Allow,
+                },
                 Action::Allow => Action::Allow,
             };
             decision = Some(Decision { applied, ..d });
@@ -313,7 +311,7 @@ impl ProxyCore {
             identity::strip_untrusted(&self.compiled, &mut ed, msg, inbound.source.ip());
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
-        if self.config.record_route
+        if self.config.proxy.record_route
             && to_tag.is_none()
             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
         {
@@ -349,7 +347,7 @@ impl ProxyCore {
     /// action to apply.
     fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
         let id = self.compiled.screen_identity(
-            &self.config.identity_order,
+            &self.config.proxy.identity_order,
             msg,
             &req.from,
             inbound.source.ip(),
@@ -380,7 +378,7 @@ impl ProxyCore {
         reply: ReplyTo,
         out: &mut Vec<Outbound>,
     ) -> Outcome {
-        let (status, data) = match actions::block(msg, &self.config.actions.block, &d.verdict) {
+        let (status, data) = match actions::block(msg, &self.compiled.block, &d.verdict) {
             Ok(r) => r,
             Err(_) => {
                 // The redress URL is validated at start; a plain 608 still blocks.
