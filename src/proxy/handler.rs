@@ -68,7 +68,7 @@ pub enum ConnectionOrigin {
 /// Why a message, or a whole connection, was dropped before the core saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
-    /// A datagram, or a stream message, larger than `sip.max_message_size`.
+    /// A datagram, or a stream message, larger than `limits.max_message_size`.
     TooLarge,
     /// The stream's framing is broken (the reason is the framer's metric label); a stream
     /// cannot be resynchronised, so the connection is closed.
