@@ -20,9 +20,8 @@
 //! It runs until killed (Ctrl-C, SIGTERM).
 
 use bytes::{Bytes, BytesMut};
-use fraudwall::proxy::runtime::Handler;
 use fraudwall::proxy::udp::{UdpBound, UdpConfig};
-use fraudwall::proxy::{Inbound, Outbound, Transport};
+use fraudwall::proxy::{Dispatch, DropReason, Handler, Inbound, Outbound, Transport};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -57,6 +56,7 @@ impl Handler for Relay {
                     data: b.freeze(),
                     destination,
                     transport: Transport::Udp,
+                    source: None,
                 });
             }
         } else {
@@ -69,6 +69,7 @@ impl Handler for Relay {
                 data: Bytes::from(b),
                 destination: self.next_hop,
                 transport: Transport::Udp,
+                source: None,
             });
         }
     }
@@ -77,7 +78,7 @@ impl Handler for Relay {
 
     fn on_send_error(&self, _destination: SocketAddr, _transport: Transport, _now: Instant) {}
 
-    fn dropped(&self, _source: SocketAddr, _transport: Transport, _reason: &'static str) {}
+    fn dropped(&self, _source: SocketAddr, _transport: Transport, _reason: DropReason) {}
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -97,7 +98,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         next_hop,
         caller: OnceLock::new(),
     });
-    let _transport = bound.start(relay, None)?;
+    let dispatch = Dispatch::new(relay.clone());
+    let _transport = bound.start(relay, dispatch)?;
     eprintln!(
         "udp_floor: {listen} -> {next_hop}, pid {}",
         std::process::id()

@@ -25,8 +25,8 @@
 //! | `snapshot_reload_failures_total` | counter | |
 //! | `decision_log_dropped_total` | counter | |
 //! | `fail_open_total` | counter | |
-//! | `send_errors_total` | counter | `transport` (sends that failed at the destination: refused, unreachable) |
-//! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `other`; no hop is blamed) |
+//! | `send_errors_total` | counter | `transport` (`udp`, `tcp`, `tls`: sends that failed at the destination: refused, unreachable) |
+//! | `local_send_errors_total` | counter | `reason` (sends this node refused: `too_large`, `no_buffers`, `connection_limit`, `no_transport` (the message's transport does not run here), `other`; no hop is blamed) |
 //! | `tcp_connections` | gauge (open) | |
 //! | `tcp_connections_total` | counter | `result` (accepted, refused, outbound) |
 //! | `identity_headers_removed_total` | counter | `header` (pai, rpid): identity lines from untrusted senders removed before forwarding (RFC 3325 §5) |
@@ -48,7 +48,7 @@ use crate::blocklist::Action;
 use crate::policy::Reason;
 use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RequestRefusal, RoutingRefusal};
 use crate::proxy::core::{IdentityRemoved, IdentitySource};
-use crate::proxy::runtime::LocalSendError;
+use crate::proxy::LocalSendError;
 use crate::proxy::Transport;
 
 /// At most this many distinct categories (or parse-error reasons) get their own label value.
@@ -185,7 +185,7 @@ pub struct Telemetry {
     reload_failures: Counter,
     decision_log_dropped: Counter,
     fail_open: Counter,
-    send_errors: [Counter; 2],
+    send_errors: [Counter; Transport::ALL.len()],
     local_send_errors: [Counter; LocalSendError::ALL.len()],
     tcp_open: Gauge,
     tcp_accepted: Counter,
@@ -234,10 +234,10 @@ impl Telemetry {
                 )
             })
         });
-        let send_errors = ["udp", "tcp"].map(|t| {
+        let send_errors = Transport::ALL.map(|t| {
             counter(
                 "fraudwall_send_errors_total",
-                vec![Label::new("transport", t)],
+                vec![Label::new("transport", t.config_name())],
             )
         });
         let local_send_errors = LocalSendError::ALL.map(|r| {
@@ -426,7 +426,7 @@ impl Telemetry {
 
     /// Counts a failed send.
     pub fn send_error(&self, transport: Transport) {
-        self.send_errors[(transport == Transport::Tcp) as usize].increment(1);
+        self.send_errors[transport.index()].increment(1);
     }
 
     /// Counts a send this node refused (see [`LocalSendError`]).

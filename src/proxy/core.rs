@@ -548,7 +548,7 @@ pub struct ProxyCore {
     dialog_key: DialogKey,
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
     /// `advertise` is configured.
-    seen_local: [OnceLock<SocketAddr>; 2],
+    seen_local: [OnceLock<SocketAddr>; Transport::ALL.len()],
     /// Sent-by text per local address (a few listen addresses), so the hot path does not
     /// format socket addresses.
     sent_by_cache: [OnceLock<(SocketAddr, net::SentByText)>; 4],
@@ -577,7 +577,7 @@ impl ProxyCore {
             compiled,
             config,
             screen,
-            seen_local: [OnceLock::new(), OnceLock::new()],
+            seen_local: Default::default(),
             sent_by_cache: Default::default(),
         })
     }
@@ -683,6 +683,9 @@ impl ProxyCore {
                     data,
                     destination: p.hop.address,
                     transport: p.hop.transport,
+                    // From the address its Via names, so the answer (over a stream: the
+                    // connection) comes back to a sent-by that is ours.
+                    source: local.map(|l| l.ip()),
                 });
             }
         });
@@ -701,10 +704,7 @@ impl ProxyCore {
 }
 
 fn transport_slot(t: Transport) -> usize {
-    match t {
-        Transport::Udp => 0,
-        Transport::Tcp => 1,
-    }
+    t.index()
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@
 //!
 //! The transports drive the core through [`Handler`]; [`CoreHandler`] is the production one:
 //! it calls the core, counts what came in and went out, and logs each screening decision.
+//! Every outbound message goes through one [`Dispatch`] keyed by transport, and one timer
+//! thread owned here calls [`Handler::poll_timeout`] once a second (health probes, expiry)
+//! whichever transports run.
 //!
 //! A failure to bind a socket or start a thread is an error at start; once running, nothing
 //! from the network stops it (see the transports' docs for limits).
@@ -25,12 +28,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::core::{Checks, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
-use super::tcp::{Framer, TcpConfig, TcpTransport};
+use super::stream::StreamPool;
+use super::tcp::{start_tcp, Framer, TcpConfig, TcpTransport};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
-use super::{Inbound, Outbound, Transport};
+use super::{
+    ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError, Outbound, Transport,
+};
 use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSource};
 use crate::blocklist::{Snapshot, SnapshotError};
 use crate::config::Config;
@@ -39,148 +46,6 @@ use crate::feed::run::StartedFeed;
 use crate::numbers::Caller;
 use crate::policy::{Reason, Screen, SnapshotScreen, Verdict};
 use crate::telemetry::{Direction, Telemetry};
-
-/// What a transport drives: one message in, messages out.
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one complete message received at `now`, pushing what to send onto `out`.
-    fn handle(&self, msg: Inbound, now: Instant, out: &mut Vec<Outbound>);
-
-    /// Called about once a second: expire state, retry, probe next hops.
-    fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>);
-
-    /// A message to `destination` could not be sent, and the destination is at fault
-    /// ([`SendFault::Destination`]: refused, unreachable, reset): a next hop there is marked
-    /// down. Transports classify with [`report_send_error`].
-    fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant);
-
-    /// A message to `destination` could not be sent, and this node is at fault
-    /// ([`SendFault::Local`]: too big for a datagram, no buffer, connection limit): counted,
-    /// and nobody is blamed, so no sender can steer traffic off a healthy hop.
-    fn local_send_error(&self, destination: SocketAddr, transport: Transport, why: LocalSendError) {
-        let _ = (destination, transport, why);
-    }
-
-    /// A message was dropped before it reached [`Handler::handle`] (too large, framing error,
-    /// connection limit), with a short snake_case reason for the metrics.
-    fn dropped(&self, source: SocketAddr, transport: Transport, reason: &'static str);
-
-    /// Whether a connection from `source` may be accepted at all (`sip.allowed_sources`):
-    /// a stream transport refuses the others at accept, before reading a byte.
-    fn accepts_source(&self, source: IpAddr) -> bool {
-        let _ = source;
-        true
-    }
-
-    /// A TCP connection opened (`inbound`: accepted, else opened to a next hop).
-    fn connection_opened(&self, inbound: bool) {
-        let _ = inbound;
-    }
-
-    /// A TCP connection closed.
-    fn connection_closed(&self) {}
-
-    /// Called once per message the transport has sent (for the metrics).
-    fn sent(&self, msg: &Outbound) {
-        let _ = msg;
-    }
-}
-
-/// Who is at fault when a send fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFault {
-    /// The destination: connection refused (for UDP, an ICMP port unreachable), host or
-    /// network unreachable, reset, broken pipe, timed out.
-    Destination,
-    /// This node.
-    Local(LocalSendError),
-}
-
-/// A send that failed because of this node, by reason (the `reason` label of
-/// `fraudwall_local_send_errors_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalSendError {
-    /// `EMSGSIZE`: larger than a datagram can carry.
-    TooLarge,
-    /// `ENOBUFS`, `ENOMEM`, `EAGAIN`, or a full write queue: out of buffer space.
-    NoBuffers,
-    /// No connection could be opened: the TCP connection limit is reached.
-    ConnectionLimit,
-    /// Anything else the socket refused (`EINVAL`, `EACCES`, `EAFNOSUPPORT`, ...).
-    Other,
-}
-
-impl LocalSendError {
-    /// Every reason, in label order.
-    pub const ALL: [LocalSendError; 4] = [
-        LocalSendError::TooLarge,
-        LocalSendError::NoBuffers,
-        LocalSendError::ConnectionLimit,
-        LocalSendError::Other,
-    ];
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LocalSendError::TooLarge => "too_large",
-            LocalSendError::NoBuffers => "no_buffers",
-            LocalSendError::ConnectionLimit => "connection_limit",
-            LocalSendError::Other => "other",
-        }
-    }
-}
-
-impl SendFault {
-    /// Classifies a send error. Unknown errors count as ours: blaming a hop for them would
-    /// let any sender who can provoke one move traffic off the hop.
-    pub fn of(e: &std::io::Error) -> SendFault {
-        use std::io::ErrorKind as K;
-        #[cfg(unix)]
-        if let Some(code) = e.raw_os_error() {
-            return match code {
-                libc::ECONNREFUSED
-                | libc::EHOSTUNREACH
-                | libc::ENETUNREACH
-                | libc::EHOSTDOWN
-                | libc::ENETDOWN
-                | libc::ECONNRESET
-                | libc::ECONNABORTED
-                | libc::EPIPE
-                | libc::ETIMEDOUT => SendFault::Destination,
-                libc::EMSGSIZE => SendFault::Local(LocalSendError::TooLarge),
-                libc::ENOBUFS | libc::ENOMEM | libc::EAGAIN => {
-                    SendFault::Local(LocalSendError::NoBuffers)
-                }
-                _ => SendFault::Local(LocalSendError::Other),
-            };
-        }
-        match e.kind() {
-            K::ConnectionRefused
-            | K::ConnectionReset
-            | K::ConnectionAborted
-            | K::BrokenPipe
-            | K::TimedOut
-            | K::HostUnreachable
-            | K::NetworkUnreachable
-            | K::NetworkDown => SendFault::Destination,
-            K::WouldBlock | K::OutOfMemory => SendFault::Local(LocalSendError::NoBuffers),
-            _ => SendFault::Local(LocalSendError::Other),
-        }
-    }
-}
-
-/// Reports a failed send to the handler as the fault [`SendFault::of`] says.
-pub fn report_send_error<H: Handler + ?Sized>(
-    h: &H,
-    destination: SocketAddr,
-    transport: Transport,
-    e: &std::io::Error,
-    now: Instant,
-) {
-    match SendFault::of(e) {
-        SendFault::Destination => h.on_send_error(destination, transport, now),
-        SendFault::Local(why) => h.local_send_error(destination, transport, why),
-    }
-}
 
 /// The embedded sample blocklist (`blocklists/sample.csv`), compiled at start when no
 /// snapshot is configured. Embedding the CSV rather than a compiled snapshot keeps the source
@@ -339,14 +204,20 @@ impl Handler for CoreHandler {
         self.telemetry.local_send_error(why);
     }
 
-    fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: &'static str) {
+    fn dropped(&self, _source: SocketAddr, _transport: Transport, reason: DropReason) {
         match reason {
-            "connection_limit" | "source_connection_limit" | "source_not_allowed" => {
+            DropReason::SourceNotAllowed
+            | DropReason::SourceConnectionLimit
+            | DropReason::ConnectionLimit => {
                 self.telemetry.tcp_refused();
-                self.telemetry.dropped(reason);
+                self.telemetry.dropped(reason.as_str());
             }
-            "idle_timeout" | "message_timeout" => self.telemetry.dropped(reason),
-            _ => self.telemetry.parse_error(reason),
+            DropReason::IdleTimeout | DropReason::MessageTimeout => {
+                self.telemetry.dropped(reason.as_str())
+            }
+            DropReason::TooLarge | DropReason::Malformed(_) => {
+                self.telemetry.parse_error(reason.as_str())
+            }
         }
     }
 
@@ -354,15 +225,14 @@ impl Handler for CoreHandler {
         self.core.source_allowed(source)
     }
 
-    fn connection_opened(&self, inbound: bool) {
-        if inbound {
-            self.telemetry.tcp_accepted();
-        } else {
-            self.telemetry.tcp_outbound();
+    fn connection_opened(&self, _transport: Transport, origin: ConnectionOrigin) {
+        match origin {
+            ConnectionOrigin::Accepted => self.telemetry.tcp_accepted(),
+            ConnectionOrigin::Opened => self.telemetry.tcp_outbound(),
         }
     }
 
-    fn connection_closed(&self) {
+    fn connection_closed(&self, _transport: Transport) {
         self.telemetry.tcp_closed();
     }
 
@@ -528,37 +398,33 @@ impl StatusSource for RuntimeStatus {
     }
 }
 
-/// The timer thread when only TCP runs: [`Handler::poll_timeout`] once a second, its
-/// messages (probes to TCP next hops) sent over `tcp`.
-fn spawn_tcp_timer(
-    handler: Arc<CoreHandler>,
-    tcp: Arc<dyn super::udp::OutboundRoute>,
+/// How often the runtime's timer calls [`Handler::poll_timeout`].
+const TICK: Duration = Duration::from_secs(1);
+/// How often the timer thread looks at its stop flag.
+const TIMER_WAKE: Duration = Duration::from_millis(100);
+
+/// The runtime's one timer: [`Handler::poll_timeout`] once a second (health probes, state
+/// expiry), whatever transports run, its messages sent through `dispatch`. Stops within
+/// 100 ms of `stop` being set.
+pub fn spawn_timer<H: Handler + ?Sized>(
+    handler: Arc<H>,
+    dispatch: Arc<Dispatch>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("sip-timer".into())
         .spawn(move || {
             let mut out = Vec::new();
             let mut last = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(TIMER_WAKE);
                 let now = Instant::now();
-                if now.duration_since(last) < Duration::from_secs(1) {
+                if now.duration_since(last) < TICK {
                     continue;
                 }
                 last = now;
                 handler.poll_timeout(now, &mut out);
-                for msg in out.drain(..) {
-                    match msg.transport {
-                        Transport::Tcp => tcp.send(msg),
-                        // No UDP socket to send from: ours, not the destination's fault.
-                        Transport::Udp => handler.local_send_error(
-                            msg.destination,
-                            Transport::Udp,
-                            LocalSendError::Other,
-                        ),
-                    }
-                }
+                dispatch.send_all(&mut out, now);
             }
         })
 }
@@ -573,7 +439,7 @@ pub struct Runtime {
     stop_reload: Arc<AtomicBool>,
     reload: Option<std::thread::JoinHandle<()>>,
     stop_timer: Arc<AtomicBool>,
-    timer: Option<std::thread::JoinHandle<()>>,
+    timer: Option<JoinHandle<()>>,
     log_writer: Option<DecisionLogWriter>,
     handler: Arc<CoreHandler>,
     telemetry: Arc<Telemetry>,
@@ -653,9 +519,13 @@ impl Runtime {
         }
         let core = ProxyCore::new(core_cfg, screen)?;
         let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
-
+        let dispatch = Dispatch::new(handler.clone());
+        // One connection pool for every stream transport (TCP, and TLS when it runs), so
+        // `sip.tcp_max_connections` and `_per_source` bound them together.
         let listen = v.sip.addresses();
         let sip = &v.sip;
+        let stream_pool =
+            StreamPool::new(sip.tcp_max_connections, sip.tcp_max_connections_per_source);
         let udp_bound = if sip.runs(Transport::Udp) {
             let cfg = UdpConfig {
                 listen: listen.clone(),
@@ -674,11 +544,6 @@ impl Runtime {
         } else {
             None
         };
-        let udp_sender = udp_bound
-            .as_ref()
-            .map(|b| b.sender())
-            .transpose()
-            .map_err(RuntimeError::Start)?;
         let tcp = if sip.runs(Transport::Tcp) {
             let limits = v.limits.to_limits();
             let framer: Framer = Arc::new(move |b: &[u8]| {
@@ -694,11 +559,12 @@ impl Runtime {
                 max_message: v.limits.max_message_size,
             };
             let t = tokio
-                .block_on(TcpTransport::start(
-                    cfg,
+                .block_on(start_tcp(
+                    &cfg,
                     handler.clone(),
                     framer,
-                    udp_sender,
+                    stream_pool.clone(),
+                    dispatch.clone(),
                 ))
                 .map_err(|source| RuntimeError::Bind {
                     transport: "tcp",
@@ -711,21 +577,17 @@ impl Runtime {
         };
         let udp = match udp_bound {
             Some(b) => Some(
-                b.start(handler.clone(), tcp.as_ref().map(|t| t.route()))
+                b.start(handler.clone(), dispatch.clone())
                     .map_err(RuntimeError::Start)?,
             ),
             None => None,
         };
-        // The UDP transport runs the once-a-second timer (health probes); without UDP the
-        // probes to TCP next hops need a timer of their own.
+        // One timer for every transport mode (health probes to any next hop).
         let stop_timer = Arc::new(AtomicBool::new(false));
-        let timer = match (&udp, &tcp) {
-            (None, Some(t)) => Some(
-                spawn_tcp_timer(handler.clone(), t.route(), stop_timer.clone())
-                    .map_err(RuntimeError::Start)?,
-            ),
-            _ => None,
-        };
+        let timer = Some(
+            spawn_timer(handler.clone(), dispatch.clone(), stop_timer.clone())
+                .map_err(RuntimeError::Start)?,
+        );
         let udp_addrs = udp
             .as_ref()
             .map(|u| u.local_addrs().to_vec())

@@ -207,6 +207,8 @@ pub(crate) fn transport_of(token: &[u8]) -> Option<Transport> {
         Some(Transport::Udp)
     } else if token.eq_ignore_ascii_case(b"tcp") {
         Some(Transport::Tcp)
+    } else if token.eq_ignore_ascii_case(b"tls") {
+        Some(Transport::Tls)
     } else {
         None
     }
@@ -250,7 +252,7 @@ pub(crate) fn response_destination(via: &Via<'_>) -> Result<(SocketAddr, Transpo
 /// asked for, else at the Via's sent-by port.
 pub(crate) fn reply_destination(inbound: &Inbound, top: &Via<'_>) -> SocketAddr {
     match inbound.transport {
-        Transport::Tcp => inbound.source,
+        Transport::Tcp | Transport::Tls => inbound.source,
         Transport::Udp => {
             if top.rport().is_some() {
                 inbound.source

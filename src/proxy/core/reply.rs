@@ -31,6 +31,8 @@ use std::net::SocketAddr;
 pub(crate) struct ReplyTo {
     pub(crate) destination: SocketAddr,
     pub(crate) transport: Transport,
+    /// The local address to answer from: the one the request arrived on.
+    pub(crate) source: std::net::IpAddr,
     /// The largest answer allowed (`None`: any size).
     pub(crate) limit: Option<usize>,
 }
@@ -41,6 +43,7 @@ impl ReplyTo {
         ReplyTo {
             destination: super::net::reply_destination(inbound, top),
             transport: inbound.transport,
+            source: inbound.local.ip(),
             limit: c.answer_limit(inbound),
         }
     }
@@ -81,6 +84,7 @@ impl ReplyTo {
             data: data.freeze(),
             destination: self.destination,
             transport: self.transport,
+            source: Some(self.source),
         });
         fit
     }
@@ -143,6 +147,7 @@ mod tests {
         let to = ReplyTo {
             destination: "192.0.2.1:5060".parse().unwrap(),
             transport: Transport::Udp,
+            source: "192.0.2.9".parse().unwrap(),
             limit: Some(10),
         };
         let mut out = Vec::new();

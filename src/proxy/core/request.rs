@@ -376,6 +376,7 @@ impl ProxyCore {
             data,
             destination: dest.0,
             transport: dest.1,
+            source: Some(inbound.local.ip()),
         });
         Outcome {
             class,
@@ -545,7 +546,7 @@ impl ProxyCore {
             ed.push_via(v);
         }
         let source = inbound.source;
-        let rport = inbound.transport == Transport::Tcp || top.rport().is_some();
+        let rport = inbound.transport.is_stream() || top.rport().is_some();
         if !rport && net::parse_ip(top.host()) == Some(source.ip()) {
             return;
         }
@@ -588,7 +589,7 @@ const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 /// fragmentation still carries anything up to the limit). A stream has no such bound.
 fn fits_transport(len: usize, dest: SocketAddr, transport: Transport) -> bool {
     match transport {
-        Transport::Tcp => true,
+        Transport::Tcp | Transport::Tls => true,
         Transport::Udp if dest.is_ipv4() => len <= MAX_UDP_PAYLOAD_V4,
         Transport::Udp => len <= MAX_UDP_PAYLOAD_V6,
     }

@@ -54,6 +54,8 @@ impl ProxyCore {
             data: ed.finish().freeze(),
             destination,
             transport,
+            // From the address the response reached, which is the one our Via named.
+            source: Some(inbound.local.ip()),
         });
         Outcome::new(class, Disposition::Forwarded)
     }

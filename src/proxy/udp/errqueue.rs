@@ -16,7 +16,7 @@
 //! runs on the normal packet path.
 
 use super::mmsg::from_storage;
-use crate::proxy::runtime::SendFault;
+use crate::proxy::SendFault;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};

@@ -1,10 +1,165 @@
-//! `recvmmsg`/`sendmmsg` batches over reused buffers (Linux).
+//! `recvmmsg`/`sendmmsg` batches over reused buffers (Linux), and the packet-info control
+//! messages of a socket bound to an unspecified address: `IP_PKTINFO` / `IPV6_PKTINFO` say
+//! which local address a datagram arrived at, and, on send, which one to send it from.
 
 use super::Outbound;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
+
+/// Room for one packet-info control message (`in6_pktinfo` is the larger, 20 bytes, plus
+/// the 16-byte header), in u64 words for alignment. Other control messages the kernel
+/// might add do not fit and are cut (`MSG_CTRUNC`), which loses nothing we read.
+const CTRL_WORDS: usize = 8;
+
+/// One control-message buffer, aligned for `cmsghdr`.
+type Ctrl = [u64; CTRL_WORDS];
+
+/// Turns on `IP_PKTINFO` (IPv4) or `IPV6_RECVPKTINFO` (IPv6): every received datagram then
+/// carries its destination address as a control message. Only for sockets bound to an
+/// unspecified address; a socket bound to one address knows its address.
+pub(super) fn enable_pktinfo(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd, and a c_int option value of the stated size.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The destination address in a received header's packet-info control message.
+fn pktinfo_of(h: &libc::msghdr) -> Option<IpAddr> {
+    // `msg_controllen` is a size_t on glibc, a socklen_t on musl.
+    #[allow(clippy::unnecessary_cast)]
+    let len = h.msg_controllen as usize;
+    if h.msg_control.is_null() || len < size_of::<libc::cmsghdr>() {
+        return None;
+    }
+    // SAFETY: the kernel filled `msg_controllen` bytes of the header's control buffer with
+    // well-formed cmsghdrs; the CMSG_* macros stay within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
+            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
+            }
+            if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
+}
+
+/// Writes a packet-info control message asking to send from `source` into `ctrl`; returns
+/// its length for `msg_controllen`.
+fn write_pktinfo(ctrl: &mut Ctrl, source: IpAddr) -> usize {
+    // SAFETY: `ctrl` is aligned for cmsghdr and CTRL_WORDS * 8 bytes long, more than
+    // CMSG_SPACE of either pktinfo struct; we write one header and its data inside it.
+    unsafe {
+        let base = ctrl.as_mut_ptr().cast::<u8>();
+        let c = base.cast::<libc::cmsghdr>();
+        match source {
+            IpAddr::V4(ip) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(ip).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                (*c).cmsg_level = libc::IPPROTO_IP;
+                (*c).cmsg_type = libc::IP_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
+                libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize
+            }
+            IpAddr::V6(ip) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: ip.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                (*c).cmsg_level = libc::IPPROTO_IPV6;
+                (*c).cmsg_type = libc::IPV6_PKTINFO;
+                (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
+                libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize
+            }
+        }
+    }
+}
+
+/// The source to ask for when sending `msg` on a socket bound to an unspecified address of
+/// the destination's family: the message's own, if it is of that family and specified.
+fn wanted_source(msg: &Outbound) -> Option<IpAddr> {
+    msg.source
+        .filter(|s| s.is_ipv4() == msg.destination.is_ipv4() && !s.is_unspecified())
+}
+
+/// Sends one datagram from `source` (a local address) on a socket bound to an unspecified
+/// address, with a packet-info control message.
+pub(super) fn send_from(
+    sock: &UdpSocket,
+    data: &[u8],
+    destination: SocketAddr,
+    source: IpAddr,
+) -> io::Result<usize> {
+    let (mut st, len) = to_storage(destination);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut ctrl: Ctrl = [0; CTRL_WORDS];
+    let ctrl_len = write_pktinfo(&mut ctrl, source);
+    // SAFETY: all-zero is a valid msghdr; we point it at live locals.
+    let mut h: libc::msghdr = unsafe { zeroed() };
+    h.msg_name = (&mut st as *mut libc::sockaddr_storage).cast();
+    h.msg_namelen = len;
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    h.msg_control = ctrl.as_mut_ptr().cast();
+    h.msg_controllen = ctrl_len as _;
+    // SAFETY: the header points at the locals above, alive for the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &h, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sends one datagram: from its [`Outbound::source`] when the socket is bound to an
+/// unspecified address (`wildcard`), else plainly.
+pub(super) fn send_one(sock: &UdpSocket, msg: &Outbound, wildcard: bool) -> io::Result<usize> {
+    match wanted_source(msg).filter(|_| wildcard) {
+        Some(src) => send_from(sock, &msg.data, msg.destination, src),
+        None => sock.send_to(&msg.data, msg.destination),
+    }
+}
 
 /// How often one message is tried again after a pending (earlier datagram's) error.
 const MAX_RETRIES: u32 = 3;
@@ -16,6 +171,8 @@ pub(super) struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// One packet-info buffer per datagram; empty unless asked for (wildcard sockets).
+    ctrls: Vec<Ctrl>,
 }
 
 // SAFETY: the raw pointers inside point into the struct's own heap buffers, which never
@@ -23,7 +180,9 @@ pub(super) struct RecvBatch {
 unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
-    pub(super) fn new(n: usize, size: usize) -> RecvBatch {
+    /// `n` buffers of `size` bytes; `pktinfo`: also read each datagram's destination address
+    /// (the socket has [`enable_pktinfo`]).
+    pub(super) fn new(n: usize, size: usize, pktinfo: bool) -> RecvBatch {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs; all-zero is valid.
         let mut b = RecvBatch {
             bufs: vec![0u8; n * size],
@@ -31,6 +190,11 @@ impl RecvBatch {
             addrs: vec![unsafe { zeroed() }; n],
             iovs: vec![unsafe { zeroed() }; n],
             hdrs: vec![unsafe { zeroed() }; n],
+            ctrls: if pktinfo {
+                vec![[0; CTRL_WORDS]; n]
+            } else {
+                Vec::new()
+            },
         };
         for i in 0..n {
             b.iovs[i].iov_base = b.bufs[i * size..].as_mut_ptr().cast();
@@ -47,8 +211,16 @@ impl RecvBatch {
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            match self.ctrls.get_mut(i) {
+                Some(c) => {
+                    h.msg_control = c.as_mut_ptr().cast();
+                    h.msg_controllen = size_of::<Ctrl>() as _;
+                }
+                None => {
+                    h.msg_control = std::ptr::null_mut();
+                    h.msg_controllen = 0;
+                }
+            }
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
@@ -76,6 +248,14 @@ impl RecvBatch {
         let data = &self.bufs[i * self.size..i * self.size + len];
         (data, from_storage(&self.addrs[i]), truncated)
     }
+
+    /// The local address datagram `i` of the last batch was sent to (with `pktinfo` only).
+    pub(super) fn destination(&self, i: usize) -> Option<IpAddr> {
+        if self.ctrls.is_empty() {
+            return None;
+        }
+        pktinfo_of(&self.hdrs[i].msg_hdr)
+    }
 }
 
 /// Send side: headers, iovecs and addresses, reused across batches.
@@ -84,6 +264,7 @@ pub(super) struct SendBatch {
     lens: Vec<libc::socklen_t>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    ctrls: Vec<(Ctrl, usize)>,
 }
 
 // SAFETY: as for RecvBatch; the iovecs only point at data during `send_all`.
@@ -96,16 +277,22 @@ impl SendBatch {
             lens: Vec::with_capacity(n),
             iovs: Vec::with_capacity(n),
             hdrs: Vec::with_capacity(n),
+            ctrls: Vec::new(),
         }
     }
 
     /// Sends every message, calling `sent(msg)` for each one sent and `failed(msg, error)`
     /// for each one the kernel refused; when `failed` returns `true` (the error was a
     /// pending one, now cleared) the message is tried again, a few times at most.
+    ///
+    /// `wildcard`: the socket is bound to an unspecified address, so each message with an
+    /// [`Outbound::source`] is sent from it (a packet-info control message); otherwise no
+    /// control message is built.
     pub(super) fn send_all(
         &mut self,
         sock: &UdpSocket,
         msgs: &[Outbound],
+        wildcard: bool,
         mut sent: impl FnMut(&Outbound),
         mut failed: impl FnMut(&Outbound, &io::Error) -> bool,
     ) {
@@ -113,6 +300,14 @@ impl SendBatch {
         self.iovs.clear();
         self.hdrs.clear();
         self.lens.clear();
+        self.ctrls.clear();
+        if wildcard {
+            for m in msgs {
+                let mut c: Ctrl = [0; CTRL_WORDS];
+                let len = wanted_source(m).map_or(0, |src| write_pktinfo(&mut c, src));
+                self.ctrls.push((c, len));
+            }
+        }
         for m in msgs {
             let (st, len) = to_storage(m.destination);
             self.addrs.push(st);
@@ -122,11 +317,12 @@ impl SendBatch {
                 iov_len: m.data.len(),
             });
         }
-        for ((addr, iov), &len) in self
+        for (i, ((addr, iov), &len)) in self
             .addrs
             .iter_mut()
             .zip(self.iovs.iter_mut())
             .zip(&self.lens)
+            .enumerate()
         {
             // SAFETY: all-zero is a valid mmsghdr.
             let mut h: libc::mmsghdr = unsafe { zeroed() };
@@ -134,6 +330,10 @@ impl SendBatch {
             h.msg_hdr.msg_namelen = len;
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            if let Some((c, clen)) = self.ctrls.get_mut(i).filter(|(_, l)| *l > 0) {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = *clen as _;
+            }
             self.hdrs.push(h);
         }
         let mut start = 0;
