@@ -79,6 +79,7 @@ fn inbound(data: Bytes, source: &str) -> Inbound {
         source: source.parse().expect("bench address"),
         local: "127.0.0.1:5060".parse().expect("bench address"),
         transport: Transport::Udp,
+        verified_peer: false,
     }
 }
 

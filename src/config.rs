@@ -384,6 +384,9 @@ pub enum ConfigError {
     /// A value the proxy core cannot use.
     #[error(transparent)]
     Core(#[from] CoreConfigError),
+    /// The `[tls]` section or its files cannot be used.
+    #[error(transparent)]
+    Tls(Box<crate::proxy::tls::TlsConfigError>),
 }
 
 impl ConfigError {
@@ -392,6 +395,7 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { key, .. } => Some(key.clone()),
             ConfigError::Core(e) => Some(e.key()),
+            ConfigError::Tls(e) => Some(e.key()),
             ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
         }
     }
@@ -437,6 +441,16 @@ impl Config {
             self.feed
                 .validate()
                 .map_err(|(key, reason)| invalid(key, reason))?;
+        }
+        if self.sip.runs(crate::proxy::Transport::Tls) {
+            let client = self
+                .proxy
+                .hops()
+                .iter()
+                .any(|h| h.transport == crate::proxy::Transport::Tls);
+            self.tls
+                .validate(true, client)
+                .map_err(|e| ConfigError::Tls(Box::new(e)))?;
         }
         self.admin.validate()?;
         self.decision_log.validate()?;

@@ -50,6 +50,7 @@ fn call(core: &ProxyCore, caller: &str) -> (fraudwall::proxy::Outcome, Vec<Outbo
             source: "192.0.2.1:5060".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             transport: Transport::Udp,
+            verified_peer: false,
         },
         Instant::now(),
         &mut out,

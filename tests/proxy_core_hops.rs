@@ -66,6 +66,7 @@ fn handle(
             source: addr(source),
             local: addr(LOCAL),
             transport: Transport::Udp,
+            verified_peer: false,
         },
         now,
         &mut out,

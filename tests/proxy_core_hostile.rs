@@ -48,6 +48,7 @@ fn check(core: &ProxyCore, data: Vec<u8>, transport: Transport) -> Result<(), Te
             source: "192.0.2.1:5060".parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             transport,
+            verified_peer: false,
         },
         Instant::now(),
         &mut out,

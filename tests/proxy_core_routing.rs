@@ -60,6 +60,7 @@ fn send_over(core: &ProxyCore, data: &str, source: &str, t: Transport) -> (Outco
             source: addr(source),
             local: addr(LOCAL),
             transport: t,
+            verified_peer: false,
         },
         Instant::now(),
         &mut out,

@@ -603,6 +603,7 @@ fn garbage_is_dropped_with_a_reason() {
             source: addr(CALLER),
             local: addr(LOCAL),
             transport: Transport::Udp,
+            verified_peer: false,
         },
         Instant::now(),
         &mut out,

@@ -83,6 +83,9 @@ pub enum DropReason {
     IdleTimeout,
     /// A message still incomplete at its deadline.
     MessageTimeout,
+    /// The TLS handshake failed (garbage, a bad or missing client certificate, a timeout);
+    /// the reason is counted in `fraudwall_tls_handshake_failures_total{reason}`.
+    TlsHandshake,
 }
 
 impl DropReason {
@@ -96,6 +99,7 @@ impl DropReason {
             DropReason::ConnectionLimit => "connection_limit",
             DropReason::IdleTimeout => "idle_timeout",
             DropReason::MessageTimeout => "message_timeout",
+            DropReason::TlsHandshake => "tls_handshake",
         }
     }
 

@@ -92,6 +92,10 @@ pub struct Inbound {
     pub local: SocketAddr,
     /// The transport it arrived on.
     pub transport: Transport,
+    /// The transport authenticated the sender as a trusted peer: a TLS client certificate
+    /// whose identity is in `tls.trusted_identities`. Its P-Asserted-Identity and
+    /// Remote-Party-ID are then believed as from `proxy.trusted_peers`. `false` on UDP and TCP.
+    pub verified_peer: bool,
 }
 
 /// One message to send.

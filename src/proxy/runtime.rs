@@ -32,8 +32,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::core::{Checks, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
-use super::stream::StreamPool;
+use super::stream::{StreamPool, StreamSettings, StreamTransport};
 use super::tcp::{start_tcp, Framer, TcpConfig, TcpTransport};
+use super::tls::{TlsClient, TlsLayer, TlsMetrics, TlsServer};
 use super::udp::{UdpBound, UdpConfig, UdpTransport};
 use super::{
     ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError, Outbound, Transport,
@@ -78,6 +79,9 @@ pub enum RuntimeError {
     /// The embedded sample list could not be compiled.
     #[error("cannot compile the embedded sample blocklist: {0}")]
     Sample(String),
+    /// The TLS certificate, key or CA files could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::proxy::tls::TlsConfigError),
     /// The central feed could not start.
     #[error(transparent)]
     Feed(#[from] crate::feed::run::FeedStartError),
@@ -212,7 +216,7 @@ impl Handler for CoreHandler {
                 self.telemetry.tcp_refused();
                 self.telemetry.dropped(reason.as_str());
             }
-            DropReason::IdleTimeout | DropReason::MessageTimeout => {
+            DropReason::IdleTimeout | DropReason::MessageTimeout | DropReason::TlsHandshake => {
                 self.telemetry.dropped(reason.as_str())
             }
             DropReason::TooLarge | DropReason::Malformed(_) => {
@@ -410,6 +414,7 @@ pub fn spawn_timer<H: Handler + ?Sized>(
     handler: Arc<H>,
     dispatch: Arc<Dispatch>,
     stop: Arc<AtomicBool>,
+    on_tick: Box<dyn Fn() + Send>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("sip-timer".into())
@@ -425,6 +430,7 @@ pub fn spawn_timer<H: Handler + ?Sized>(
                 last = now;
                 handler.poll_timeout(now, &mut out);
                 dispatch.send_all(&mut out, now);
+                on_tick();
             }
         })
 }
@@ -434,6 +440,7 @@ pub struct Runtime {
     tokio: tokio::runtime::Runtime,
     udp: Option<UdpTransport>,
     tcp: Option<TcpTransport<CoreHandler>>,
+    tls: Option<StreamTransport<TlsLayer, CoreHandler>>,
     admin_stop: Option<tokio::sync::oneshot::Sender<()>>,
     admin: Option<SocketAddr>,
     stop_reload: Arc<AtomicBool>,
@@ -445,6 +452,7 @@ pub struct Runtime {
     telemetry: Arc<Telemetry>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
 }
 
 impl Runtime {
@@ -575,6 +583,70 @@ impl Runtime {
         } else {
             None
         };
+        // TLS: its own port on every listen address, the same stream loop and pool as TCP.
+        let tls_server = if sip.runs(Transport::Tls) {
+            let metrics = TlsMetrics::register(telemetry.recorder());
+            Some(Arc::new(TlsServer::new(&v.tls, metrics.clone())?))
+        } else {
+            None
+        };
+        let tls = match &tls_server {
+            Some(server) => {
+                let hops = v.proxy.hops();
+                let wants_client = hops.iter().any(|h| h.transport == Transport::Tls)
+                    || v.actions.warn_transport == Transport::Tls
+                    || !v.proxy.trusted_peers.is_empty()
+                    || !v.sip.allowed_sources.is_empty();
+                let client = if wants_client {
+                    let ours = v.tls.next_hop_client_certificate.then(|| server.certs());
+                    let metrics = TlsMetrics::register(telemetry.recorder());
+                    Some(Arc::new(TlsClient::new(&v.tls, ours, metrics)?))
+                } else {
+                    None
+                };
+                let names = v
+                    .proxy
+                    .next_hops
+                    .iter()
+                    .filter_map(|h| h.server_name.clone().map(|n| (h.address, n)))
+                    .collect();
+                let mut tls_listen: Vec<SocketAddr> = Vec::new();
+                for a in &listen {
+                    let t = SocketAddr::new(a.ip(), v.tls.port);
+                    if !tls_listen.contains(&t) {
+                        tls_listen.push(t);
+                    }
+                }
+                let limits = v.limits.to_limits();
+                let framer: Framer = Arc::new(move |b: &[u8]| {
+                    crate::sip::framing::message_len(b, &limits).map_err(|e| e.reason())
+                });
+                let settings = StreamSettings {
+                    idle_timeout: sip.tcp_idle_timeout,
+                    message_timeout: sip.tcp_message_timeout,
+                    connect_timeout: sip.tcp_connect_timeout + v.tls.handshake_timeout,
+                    max_message: v.limits.max_message_size,
+                    framer,
+                };
+                let layer = TlsLayer::new(server.clone(), client, names);
+                let t = tokio
+                    .block_on(StreamTransport::start(
+                        &tls_listen,
+                        layer,
+                        settings,
+                        handler.clone(),
+                        stream_pool.clone(),
+                        dispatch.clone(),
+                    ))
+                    .map_err(|source| RuntimeError::Bind {
+                        transport: "tls",
+                        address: tls_listen[0],
+                        source,
+                    })?;
+                Some(t)
+            }
+            None => None,
+        };
         let udp = match udp_bound {
             Some(b) => Some(
                 b.start(handler.clone(), dispatch.clone())
@@ -585,8 +657,18 @@ impl Runtime {
         // One timer for every transport mode (health probes to any next hop).
         let stop_timer = Arc::new(AtomicBool::new(false));
         let timer = Some(
-            spawn_timer(handler.clone(), dispatch.clone(), stop_timer.clone())
-                .map_err(RuntimeError::Start)?,
+            spawn_timer(
+                handler.clone(),
+                dispatch.clone(),
+                stop_timer.clone(),
+                Box::new(move || {
+                    // A changed certificate pair is swapped in; a bad one keeps the old.
+                    if let Some(s) = &tls_server {
+                        s.reload_if_changed();
+                    }
+                }),
+            )
+            .map_err(RuntimeError::Start)?,
         );
         let udp_addrs = udp
             .as_ref()
@@ -607,6 +689,14 @@ impl Runtime {
         listeners.extend(tcp_addrs.iter().map(|a| ListenerStatus {
             address: a.to_string(),
             transport: "tcp",
+        }));
+        let tls_addrs = tls
+            .as_ref()
+            .map(|t| t.local_addrs().to_vec())
+            .unwrap_or_default();
+        listeners.extend(tls_addrs.iter().map(|a| ListenerStatus {
+            address: a.to_string(),
+            transport: "tls",
         }));
         let status = RuntimeStatus {
             started: Instant::now(),
@@ -690,10 +780,11 @@ impl Runtime {
         };
 
         tracing::info!(
-            "fraudwall {} listening on udp {:?} tcp {:?}, next hops {:?}, admin {:?}",
+            "fraudwall {} listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}",
             env!("CARGO_PKG_VERSION"),
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
             v.proxy.hops().iter().map(|h| h.address).collect::<Vec<_>>(),
             admin
         );
@@ -701,6 +792,7 @@ impl Runtime {
             tokio,
             udp,
             tcp,
+            tls,
             admin_stop,
             admin,
             stop_reload,
@@ -712,6 +804,7 @@ impl Runtime {
             telemetry,
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
         })
     }
 
@@ -723,6 +816,11 @@ impl Runtime {
     /// Bound TCP addresses.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp_addrs
+    }
+
+    /// Bound TLS addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// The admin listener's address.
@@ -774,6 +872,9 @@ impl Runtime {
             let _ = t.join();
         }
         if let Some(mut t) = self.tcp.take() {
+            t.shutdown();
+        }
+        if let Some(mut t) = self.tls.take() {
             t.shutdown();
         }
         self.stop_reload.store(true, Ordering::Relaxed);

@@ -75,12 +75,14 @@ pub trait StreamLayer: Send + Sync + 'static {
 
     /// Turns an accepted socket from `peer` into a stream (a server handshake). Runs in the
     /// connection's own task; it should bound its own time (a handshake timeout). `Err`
-    /// closes the connection, reported to [`Handler::dropped`] with the reason.
+    /// closes the connection, reported to [`Handler::dropped`] with the reason. With the
+    /// stream comes whether the layer authenticated the peer as trusted (a TLS client
+    /// certificate in `tls.trusted_identities`): [`Inbound::verified_peer`] of its messages.
     fn accept(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> impl Future<Output = Result<Self::Stream, DropReason>> + Send;
+    ) -> impl Future<Output = Result<(Self::Stream, bool), DropReason>> + Send;
 
     /// Turns a socket connected to `destination` into a stream (a client handshake), within
     /// the transport's `connect_timeout`. `Err` is reported against the destination as
@@ -103,8 +105,12 @@ impl StreamLayer for PlainTcp {
         Transport::Tcp
     }
 
-    async fn accept(&self, tcp: TcpStream, _peer: SocketAddr) -> Result<TcpStream, DropReason> {
-        Ok(tcp)
+    async fn accept(
+        &self,
+        tcp: TcpStream,
+        _peer: SocketAddr,
+    ) -> Result<(TcpStream, bool), DropReason> {
+        Ok((tcp, false))
     }
 
     async fn connect(&self, tcp: TcpStream, _destination: SocketAddr) -> io::Result<TcpStream> {
@@ -543,12 +549,12 @@ async fn accept_loop<L: StreamLayer, H: Handler>(
         let s = shared.clone();
         tokio::spawn(async move {
             match s.layer.accept(stream, peer).await {
-                Ok(stream) => {
+                Ok((stream, verified)) => {
                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                     s.pool.table().insert((transport, peer), tx);
                     s.handler
                         .connection_opened(transport, ConnectionOrigin::Accepted);
-                    run_connection(&s, stream, conn_local, peer, rx).await;
+                    run_connection(&s, stream, conn_local, peer, verified, rx).await;
                 }
                 Err(reason) => {
                     s.handler.dropped(peer, transport, reason);
@@ -617,7 +623,7 @@ fn send_stream<L: StreamLayer, H: Handler>(
             Ok(Ok((stream, local))) => {
                 s.handler
                     .connection_opened(transport, ConnectionOrigin::Opened);
-                run_connection(&s, stream, local, dest, rx).await;
+                run_connection(&s, stream, local, dest, false, rx).await;
             }
             failed => {
                 s.pool.table().remove(&(transport, dest));
@@ -641,6 +647,7 @@ async fn run_connection<L: StreamLayer, H: Handler>(
     stream: L::Stream,
     local: SocketAddr,
     peer: SocketAddr,
+    verified_peer: bool,
     mut rx: mpsc::Receiver<Bytes>,
 ) {
     let transport = shared.transport();
@@ -715,6 +722,7 @@ async fn run_connection<L: StreamLayer, H: Handler>(
                             source: peer,
                             local,
                             transport,
+                            verified_peer,
                         },
                         now,
                         &mut out,

@@ -37,6 +37,7 @@ mod certs;
 mod config;
 mod handshake;
 mod identity;
+mod layer;
 mod record_watch;
 
 pub use self::certs::{TlsCertStore, TlsReload};
@@ -46,4 +47,5 @@ pub use self::handshake::{
     TlsMetrics, TlsServer, TlsSide,
 };
 pub use self::identity::{certificate_identity, PeerIdentity};
+pub use self::layer::{TlsLayer, TlsSipStream};
 pub use self::record_watch::{RecordWatch, RenegotiationAttempt};

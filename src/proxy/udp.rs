@@ -449,6 +449,7 @@ impl<H: Handler> Worker<H> {
                 None => self.local,
             },
             transport: Transport::Udp,
+            verified_peer: false,
         };
         self.handler.handle(msg, now, &mut self.out);
     }

@@ -134,6 +134,7 @@ pub fn send_at(
             source: addr(source),
             local: addr(local),
             transport: t,
+            verified_peer: false,
         },
         now,
         &mut out,

@@ -94,13 +94,14 @@ pub(crate) fn strip_untrusted(
     ed: &mut RequestEditor<'_>,
     msg: &SipMessage,
     peer: IpAddr,
+    verified: bool,
 ) -> IdentityRemoved {
     let present = |kind| msg.headers_of(kind).next().is_some();
     let (pai, rpid) = (
         present(HeaderName::PAssertedIdentity),
         present(HeaderName::RemotePartyId),
     );
-    if !(pai || rpid) || compiled.trusted(peer) {
+    if !(pai || rpid) || verified || compiled.trusted(peer) {
         return IdentityRemoved::default();
     }
     let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
@@ -128,12 +129,13 @@ impl Compiled {
         msg: &'m SipMessage,
         from: &NameAddr<'m>,
         peer: IpAddr,
+        verified: bool,
         screen: &dyn Screen,
     ) -> Identity<'m> {
         let mut best: Option<Identity<'m>> = None;
         // Lazily: only a message with PAI or RPID needs the trust lookup.
         let mut trusted = None;
-        let mut is_trusted = || *trusted.get_or_insert_with(|| self.trusted(peer));
+        let mut is_trusted = || *trusted.get_or_insert_with(|| verified || self.trusted(peer));
         for &source in order {
             let done = match source {
                 IdentitySource::Pai => {
@@ -267,7 +269,7 @@ mod tests {
             .parse()
             .unwrap();
         let screen = Two::default();
-        let id = compiled.screen_identity(order, &msg, &from, peer, &screen);
+        let id = compiled.screen_identity(order, &msg, &from, peer, false, &screen);
         (
             id.source,
             String::from_utf8_lossy(id.raw).into_owned(),

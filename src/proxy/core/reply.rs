@@ -95,7 +95,9 @@ impl Compiled {
     /// a source that is neither a trusted peer nor a next hop, else no limit.
     pub(crate) fn answer_limit(&self, inbound: &Inbound) -> Option<usize> {
         let ip = inbound.source.ip();
-        let known = self.trusted(ip) || self.hop_addrs.iter().any(|h| h.ip() == ip);
+        let known = inbound.verified_peer
+            || self.trusted(ip)
+            || self.hop_addrs.iter().any(|h| h.ip() == ip);
         (inbound.transport == Transport::Udp && !known).then_some(inbound.data.len())
     }
 }
@@ -112,6 +114,7 @@ mod tests {
             source: source.parse().unwrap(),
             local: "127.0.0.1:5060".parse().unwrap(),
             transport,
+            verified_peer: false,
         }
     }
 

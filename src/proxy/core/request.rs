@@ -352,8 +352,13 @@ impl ProxyCore {
         }
 
         // Forward (RFC 3261 §16.6), without identity an untrusted sender asserted.
-        let identity_removed =
-            identity::strip_untrusted(&self.compiled, &mut ed, msg, inbound.source.ip());
+        let identity_removed = identity::strip_untrusted(
+            &self.compiled,
+            &mut ed,
+            msg,
+            inbound.source.ip(),
+            inbound.verified_peer,
+        );
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
         if self.config.proxy.record_route
@@ -396,6 +401,7 @@ impl ProxyCore {
             msg,
             &req.from,
             inbound.source.ip(),
+            inbound.verified_peer,
             &*self.screen,
         );
         let applied = match id.verdict.action {

@@ -213,6 +213,21 @@ pub enum TlsConfigError {
     },
 }
 
+impl TlsConfigError {
+    /// The key at fault, as the file spells it (`tls.certificate`).
+    pub fn key(&self) -> String {
+        let k = match self {
+            TlsConfigError::NotSet { key, .. }
+            | TlsConfigError::Read { key, .. }
+            | TlsConfigError::NoPem { key, .. }
+            | TlsConfigError::BadPem { key, .. }
+            | TlsConfigError::BadKey { key, .. }
+            | TlsConfigError::Invalid { key, .. } => key,
+        };
+        format!("tls.{k}")
+    }
+}
+
 pub(crate) fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsConfigError> {
     std::fs::read(path).map_err(|source| TlsConfigError::Read {
         key,
