@@ -35,7 +35,7 @@
 //! | `dialog_proofs_total` | counter | `result` (accepted, refused) |
 //! | `routing_refused_total` | counter | `reason` (route_ignored, route_rejected, in_dialog_route, in_dialog_request_uri) |
 //! | `reflection_limited_total` | counter | `result` (trimmed, withheld) |
-//! | `requests_refused_total` | counter | `reason` ([`RequestRefusal`], RFC 3261 §16.3: unsupported_uri_scheme (416), too_many_hops (483), loop (482), bad_extension (420)) |
+//! | `requests_refused_total` | counter | `reason` ([`RequestRefusal`], RFC 3261 §16.3: unsupported_uri_scheme (416), too_many_hops (483), loop (482), bad_extension (420), sips_without_tls (416)) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};

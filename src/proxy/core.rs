@@ -76,9 +76,16 @@
 //!      analytics): `603 Network Blocked` with
 //!      `Reason: SIP;cause=603;text="v=analytics1;url=<redress-url>";location=RLN` and,
 //!      with a redress URL, the same `Call-Info` as the 608;
-//! 8. forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
+//! 8. a `sips:` Request-URI whose destination is not reached over TLS is answered `416`
+//!    (`sips_without_tls`): SIPS means TLS on every hop (RFC 3261 §26.2.2, RFC 5630), so it
+//!    is never forwarded in the clear. Otherwise forwarded with `received` (and `rport` when asked for, or always on TCP) set on the
 //!    sender's Via, our Via pushed with a §16.11 branch, and, if configured,
-//!    `Record-Route: <sip:ADDR;lr;fwd=PROOF>` on dialog-creating requests;
+//!    `Record-Route: <sip:ADDR;lr;fwd=PROOF>` on dialog-creating requests (with
+//!    `;transport=tcp` or `;transport=tls` when the request came over a stream; a request
+//!    crossing between TLS and UDP/TCP gets the leaving side's port in its Via, since the
+//!    TLS listener has its own, `tls.port`); a peer the transport verified
+//!    ([`Inbound::verified_peer`]: a TLS client certificate in `tls.trusted_identities`)
+//!    counts as a trusted peer;
 //!    P-Asserted-Identity and Remote-Party-ID from a sender that is not a trusted peer are
 //!    removed first (RFC 3325 §5), counted in [`Outcome::identity_removed`]; a forwarded
 //!    copy too big for a UDP datagram (65,507 bytes of payload over IPv4, 65,527 over IPv6)
@@ -392,15 +399,20 @@ pub enum RequestRefusal {
     /// Step 5: Proxy-Require names an option tag (the proxy supports none): `420 Bad
     /// Extension` with `Unsupported` listing them.
     BadExtension,
+    /// A `sips:` Request-URI whose next hop is not reached over TLS: SIPS asks for TLS on
+    /// every hop (RFC 3261 §26.2.2, RFC 5630 §3.1.3), which this node cannot give it, so
+    /// it is refused rather than forwarded in the clear: `416 Unsupported URI Scheme`.
+    SipsWithoutTls,
 }
 
 impl RequestRefusal {
     /// Every value, in label order.
-    pub const ALL: [RequestRefusal; 4] = [
+    pub const ALL: [RequestRefusal; 5] = [
         RequestRefusal::UnsupportedUriScheme,
         RequestRefusal::TooManyHops,
         RequestRefusal::Loop,
         RequestRefusal::BadExtension,
+        RequestRefusal::SipsWithoutTls,
     ];
 
     /// The metric label (`reason`).
@@ -410,6 +422,7 @@ impl RequestRefusal {
             RequestRefusal::TooManyHops => "too_many_hops",
             RequestRefusal::Loop => "loop",
             RequestRefusal::BadExtension => "bad_extension",
+            RequestRefusal::SipsWithoutTls => "sips_without_tls",
         }
     }
 
@@ -420,6 +433,7 @@ impl RequestRefusal {
             RequestRefusal::TooManyHops => (483, "Too Many Hops"),
             RequestRefusal::Loop => (482, "Loop Detected"),
             RequestRefusal::BadExtension => (420, "Bad Extension"),
+            RequestRefusal::SipsWithoutTls => (416, "Unsupported URI Scheme"),
         }
     }
 }

@@ -44,7 +44,7 @@ use std::time::Duration;
 pub const MAX_DISPLAY_LABEL: usize = 15;
 
 /// Everything the core is built from: the sections it reads, whole.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
     /// `[sip]`: the core reads `listen` (and each listener's `advertise`), `advertise` and
     /// `allowed_sources`.
@@ -60,6 +60,22 @@ pub struct CoreConfig {
     /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]), read from
     /// `proxy.dialog_key_file` by the runtime. `None`: a random key per process.
     pub dialog_key: Option<DialogKey>,
+    /// The TLS listener's port (`tls.port`): the port written for this node on the TLS side.
+    pub tls_port: u16,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            sip: SipConfig::default(),
+            proxy: ProxyConfig::default(),
+            health: HealthConfig::default(),
+            actions: ActionsConfig::default(),
+            limits: LimitsConfig::default(),
+            dialog_key: None,
+            tls_port: crate::proxy::tls::TlsConfig::default().port,
+        }
+    }
 }
 
 /// `[proxy]`: forwarding and caller identity.
@@ -723,8 +739,12 @@ pub(crate) struct Compiled {
     pub(crate) tag: TagConfig,
     pub(crate) warn: WarnConfig,
     pub(crate) block: BlockConfig,
-    /// Next-hop health in milliseconds.
+    /// Next-hop health.
     pub(crate) health: HealthConfig,
+    /// `tls.port`.
+    pub(crate) tls_port: u16,
+    /// The `sip.listen` addresses (UDP and TCP).
+    pub(crate) listen: Vec<SocketAddr>,
 }
 
 impl CoreConfig {
@@ -737,6 +757,7 @@ impl CoreConfig {
             actions: c.actions.clone(),
             limits: c.limits,
             dialog_key: None,
+            tls_port: c.tls.port,
         }
     }
 
@@ -819,6 +840,8 @@ impl CoreConfig {
                 redress_url: a.redress_url.clone(),
             },
             health: self.health,
+            tls_port: self.tls_port,
+            listen: self.sip.addresses(),
         })
     }
 }

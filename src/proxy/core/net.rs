@@ -74,8 +74,9 @@ pub(crate) type SentByText = StackText<300>;
 /// The `host[:port]` this proxy writes into Via and Record-Route.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SentBy<'a> {
-    /// `advertise` from the config (the listener's or `sip.advertise`), and the port to write
-    /// when it names none (the port the message arrived on).
+    /// `advertise` from the config (the listener's or `sip.advertise`), and the port to
+    /// write: the advertised one, or when it names none or the message came over TLS (whose
+    /// listener has its own port, `tls.port`), the port the message arrived on.
     Configured(&'a HostPort, u16),
     /// The local address the message arrived on.
     Local(SocketAddr),
@@ -90,7 +91,7 @@ impl fmt::Display for SentBy<'_> {
                 } else {
                     f.write_str(&hp.host)?;
                 }
-                write!(f, ":{}", hp.port.unwrap_or(*port))
+                write!(f, ":{port}")
             }
             // SocketAddr's Display brackets IPv6 addresses.
             SentBy::Local(a) => write!(f, "{a}"),
@@ -117,8 +118,41 @@ impl Compiled {
     /// What to write as our sent-by for a message that arrived on `local`.
     pub(crate) fn sent_by(&self, local: SocketAddr) -> SentBy<'_> {
         match self.advertise_for(local) {
-            Some(hp) => SentBy::Configured(hp, local.port()),
+            Some(hp) => SentBy::Configured(hp, self.advertised_port(hp, local)),
             None => SentBy::Local(local),
+        }
+    }
+
+    /// The port written with an advertised host for a message on `local`.
+    fn advertised_port(&self, hp: &HostPort, local: SocketAddr) -> u16 {
+        match hp.port {
+            Some(p) if local.port() != self.tls_port => p,
+            _ => local.port(),
+        }
+    }
+
+    /// Our address on the side a message leaves by: the one it arrived on, unless it
+    /// crosses between TLS and UDP/TCP, whose listeners have different ports (`tls.port`
+    /// and the `sip.listen` port of that address). Written in the Via of what we forward,
+    /// so the answer, which comes back on the leaving side, is recognised as ours.
+    pub(crate) fn local_for(
+        &self,
+        local: SocketAddr,
+        arrived: Transport,
+        leaving: Transport,
+    ) -> SocketAddr {
+        match (arrived == Transport::Tls, leaving == Transport::Tls) {
+            (false, true) => SocketAddr::new(local.ip(), self.tls_port),
+            (true, false) => {
+                let port = self
+                    .listen
+                    .iter()
+                    .find(|l| l.ip() == local.ip())
+                    .or_else(|| self.listen.iter().find(|l| l.ip().is_unspecified()))
+                    .map_or(SIP_PORT, |l| l.port());
+                SocketAddr::new(local.ip(), port)
+            }
+            _ => local,
         }
     }
 
@@ -138,7 +172,7 @@ impl Compiled {
             .iter()
             .chain(self.listener_advertise.iter().map(|l| &l.advertise));
         for adv in advertised {
-            if same(adv) && adv.port.unwrap_or(local.port()) == port {
+            if same(adv) && self.advertised_port(adv, local) == port {
                 return true;
             }
         }
@@ -268,7 +302,7 @@ pub(crate) fn reply_destination(inbound: &Inbound, top: &Via<'_>) -> SocketAddr 
 pub(crate) fn probe(c: &Compiled, local: Option<SocketAddr>, p: &Probe) -> Option<Bytes> {
     let sent_by = match (&c.advertise, local) {
         (_, Some(l)) => c.sent_by(l),
-        (Some(hp), None) => SentBy::Configured(hp, SIP_PORT),
+        (Some(hp), None) => SentBy::Configured(hp, hp.port.unwrap_or(SIP_PORT)),
         (None, None) => return None,
     };
     let branch = super::branch::probe_branch(p.index, p.seq);

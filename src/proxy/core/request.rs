@@ -314,6 +314,21 @@ impl ProxyCore {
             }
         };
 
+        // SIPS: TLS on every hop (RFC 3261 §26.2.2), never forwarded in the clear.
+        if req.uri.scheme() == Scheme::Sips && dest.1 != Transport::Tls {
+            let mut o = self.refuse(
+                msg,
+                method,
+                RequestRefusal::SipsWithoutTls,
+                None,
+                reply,
+                out,
+            );
+            o.checks.proof = checks.proof;
+            o.checks.routing = o.checks.routing.or(checks.routing);
+            return o;
+        }
+
         // The caller check (initial INVITEs, and INVITEs with a To-tag but no proof).
         let mut decision = None;
         if method == Method::Invite && initial {
@@ -365,7 +380,7 @@ impl ProxyCore {
             && to_tag.is_none()
             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
         {
-            self.record_route(&mut ed, inbound.local, &req);
+            self.record_route(&mut ed, inbound.local, inbound.transport, &req);
         }
         let data = ed.finish().freeze();
         if !fits_transport(data.len(), dest.0, dest.1) {
@@ -508,16 +523,32 @@ impl ProxyCore {
 
     /// Inserts `Record-Route: <sip:SENT-BY;lr;fwd=PROOF>` (built on the stack), the proof
     /// bound to this dialog's Call-ID and the caller's From-tag (see [`dialog`]).
-    fn record_route(&self, ed: &mut RequestEditor<'_>, local: SocketAddr, req: &Checked<'_>) {
+    fn record_route(
+        &self,
+        ed: &mut RequestEditor<'_>,
+        local: SocketAddr,
+        transport: Transport,
+        req: &Checked<'_>,
+    ) {
         let sent_by = self.sent_by_text(local);
         let token = self
             .dialog_key
             .token(req.call_id, req.from.tag().unwrap_or_default());
         let mut rr = net::StackText::<340>::new();
         if let Some(sb) = sent_by.bytes() {
-            rr.push(b"<sip:")
-                .push(sb)
-                .push(b";lr;")
+            rr.push(b"<sip:").push(sb);
+            // A stream transport is named, so in-dialog requests come back over it (UDP is
+            // the default of a sip: URI).
+            match transport {
+                Transport::Udp => {}
+                Transport::Tcp => {
+                    rr.push(b";transport=tcp");
+                }
+                Transport::Tls => {
+                    rr.push(b";transport=tls");
+                }
+            }
+            rr.push(b";lr;")
                 .push(dialog::PARAM.as_bytes())
                 .push(b"=")
                 .push(&token)
@@ -540,7 +571,11 @@ impl ProxyCore {
         out_transport: Transport,
         branch: &Branch,
     ) {
-        let sent_by = self.sent_by_text(inbound.local);
+        let sent_by = self.sent_by_text(self.compiled.local_for(
+            inbound.local,
+            inbound.transport,
+            out_transport,
+        ));
         let mut via = net::StackText::<400>::new();
         via.push(b"SIP/2.0/")
             .push(out_transport.via_token().as_bytes())
