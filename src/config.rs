@@ -828,6 +828,21 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_example_parses_and_names_its_files() {
+        let text = include_str!("../integration/deploy/tls.toml");
+        let c = Config::from_toml_str(text).unwrap();
+        assert!(c.sip.runs(crate::proxy::Transport::Tls));
+        assert!(c
+            .proxy
+            .hops()
+            .iter()
+            .all(|h| h.transport == crate::proxy::Transport::Tls));
+        // The files are not on this machine: validation says which key names one.
+        let e = c.validate().unwrap_err();
+        assert!(e.key().is_some_and(|k| k.starts_with("tls.")), "{e}");
+    }
+
+    #[test]
     fn ipv6_and_several_listeners() {
         let c = Config::from_toml_str(
             "[sip]\nlisten = [\"127.0.0.1:5060\", \"[::1]:5060\", \"127.0.0.1:5060\"]",
