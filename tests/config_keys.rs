@@ -22,7 +22,11 @@ const SECTIONS: &[&str] = &[
 
 /// Dotted words that are not config keys: file names and example host names.
 fn not_a_key(s: &str) -> bool {
-    s.ends_with(".rs") || s.ends_with(".conf") || s.ends_with(".example") || s == "admin.tokens"
+    s.ends_with(".rs")
+        || s.ends_with(".toml")
+        || s.ends_with(".conf")
+        || s.ends_with(".example")
+        || s == "admin.tokens"
 }
 
 /// The keys `fraudwall config default` documents, as `section.key`.
