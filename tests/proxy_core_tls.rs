@@ -6,13 +6,12 @@
 
 mod core_support;
 
-use bytes::Bytes;
 use core_support::*;
 use fraudwall::config::value::HostPort;
 use fraudwall::proxy::core::{
     CoreConfig, Disposition, NextHop, NextHopEntry, ProxyCore, RequestRefusal,
 };
-use fraudwall::proxy::{Inbound, Transport};
+use fraudwall::proxy::Transport;
 use std::time::Instant;
 
 const TLS_LOCAL: &str = "127.0.0.1:5061";
@@ -26,19 +25,14 @@ fn tls_hop(c: &mut CoreConfig) {
 }
 
 fn over(core: &ProxyCore, data: &str, local: &str, t: Transport, verified: bool) -> Sent {
-    let mut out = Vec::new();
-    let outcome = core.handle(
-        Inbound {
-            data: Bytes::copy_from_slice(data.as_bytes()),
-            source: addr(CALLER),
-            local: addr(local),
-            transport: t,
-            verified_peer: verified,
-        },
-        Instant::now(),
-        &mut out,
-    );
-    Sent { outcome, out }
+    send_verified(core, data, CALLER, local, t, verified, Instant::now())
+}
+
+/// The text of the one message sent, which must contain `needle`.
+fn sent_with(s: &Sent, needle: &str) -> String {
+    let text = s.text();
+    assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    text
 }
 
 fn sips_invite(caller: &str) -> String {
@@ -80,11 +74,7 @@ fn sips_is_refused_416_when_the_next_hop_is_not_tls_and_forwarded_over_tls_other
     );
     assert_eq!(s.outcome.disposition, Disposition::Forwarded);
     assert_eq!(s.one().transport, Transport::Tls);
-    assert!(
-        s.text().contains("Via: SIP/2.0/TLS 127.0.0.1:5061;branch="),
-        "{}",
-        s.text()
-    );
+    sent_with(&s, "Via: SIP/2.0/TLS 127.0.0.1:5061;branch=");
 }
 
 #[test]
@@ -117,11 +107,7 @@ fn crossing_from_udp_to_tls_writes_the_tls_port_and_the_answer_comes_back() {
     let (c, _) = core_with(tls_hop);
     let s = over(&c, &invite(CLEAN_CALLER, ""), LOCAL, Transport::Udp, false);
     assert_eq!(s.outcome.disposition, Disposition::Forwarded);
-    let fwd = s.text();
-    assert!(
-        fwd.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;branch="),
-        "{fwd}"
-    );
+    let fwd = sent_with(&s, "Via: SIP/2.0/TLS 127.0.0.1:5061;branch=");
     // The switch answers over the TLS connection (local: our TLS listener's port).
     let vias: Vec<&str> = fwd.lines().filter(|l| l.starts_with("Via:")).collect();
     let answer = format!(
@@ -130,21 +116,23 @@ fn crossing_from_udp_to_tls_writes_the_tls_port_and_the_answer_comes_back() {
          Content-Length: 0\r\n\r\n",
         vias.join("\r\n")
     );
-    let mut out = Vec::new();
-    let o = c.handle(
-        Inbound {
-            data: Bytes::from(answer),
-            source: addr(HOP),
-            local: addr(TLS_LOCAL),
-            transport: Transport::Tls,
-            verified_peer: false,
-        },
+    let back = send_verified(
+        &c,
+        &answer,
+        HOP,
+        TLS_LOCAL,
+        Transport::Tls,
+        false,
         Instant::now(),
-        &mut out,
     );
-    assert_eq!(o.disposition, Disposition::Forwarded, "{o:?}");
-    assert_eq!(out[0].destination, addr(CALLER));
-    assert_eq!(out[0].transport, Transport::Udp);
+    assert_eq!(
+        back.outcome.disposition,
+        Disposition::Forwarded,
+        "{:?}",
+        back.outcome
+    );
+    assert_eq!(back.one().destination, addr(CALLER));
+    assert_eq!(back.one().transport, Transport::Udp);
 }
 
 #[test]
@@ -160,20 +148,13 @@ fn record_route_names_stream_transports() {
         Transport::Tls,
         false,
     );
-    assert!(
-        s.text()
-            .contains("Record-Route: <sip:127.0.0.1:5061;transport=tls;lr;fwd="),
-        "{}",
-        s.text()
+    sent_with(
+        &s,
+        "Record-Route: <sip:127.0.0.1:5061;transport=tls;lr;fwd=",
     );
     let (c, _) = core_with(|c| c.proxy.record_route = true);
     let s = over(&c, &invite(CLEAN_CALLER, ""), LOCAL, Transport::Udp, false);
-    assert!(
-        s.text()
-            .contains("Record-Route: <sip:127.0.0.1:5060;lr;fwd="),
-        "{}",
-        s.text()
-    );
+    sent_with(&s, "Record-Route: <sip:127.0.0.1:5060;lr;fwd=");
 }
 
 #[test]
@@ -189,20 +170,10 @@ fn an_advertised_port_is_not_written_on_the_tls_side() {
         Transport::Tls,
         false,
     );
-    assert!(
-        s.text()
-            .contains("Via: SIP/2.0/TLS sbc.example.net:5061;branch="),
-        "{}",
-        s.text()
-    );
+    sent_with(&s, "Via: SIP/2.0/TLS sbc.example.net:5061;branch=");
     let (c, _) = core_with(|c| c.sip.advertise = HostPort::parse("sbc.example.net:5070"));
     let s = over(&c, &invite(CLEAN_CALLER, ""), LOCAL, Transport::Udp, false);
-    assert!(
-        s.text()
-            .contains("Via: SIP/2.0/UDP sbc.example.net:5070;branch="),
-        "{}",
-        s.text()
-    );
+    sent_with(&s, "Via: SIP/2.0/UDP sbc.example.net:5070;branch=");
 }
 
 /// Digits no list entry names.

@@ -127,6 +127,20 @@ pub fn send_at(
     t: Transport,
     now: Instant,
 ) -> Sent {
+    send_verified(core, data, source, local, t, false, now)
+}
+
+/// Like [`send_at`], from a peer the transport verified (a trusted TLS client certificate)
+/// when `verified`.
+pub fn send_verified(
+    core: &ProxyCore,
+    data: &str,
+    source: &str,
+    local: &str,
+    t: Transport,
+    verified: bool,
+    now: Instant,
+) -> Sent {
     let mut out = Vec::new();
     let outcome = core.handle(
         Inbound {
@@ -134,7 +148,7 @@ pub fn send_at(
             source: addr(source),
             local: addr(local),
             transport: t,
-            verified_peer: false,
+            verified_peer: verified,
         },
         now,
         &mut out,

@@ -28,26 +28,10 @@ const MAX_PER_DRAIN: usize = 64;
 
 /// Turns on `IP_RECVERR` (or `IPV6_RECVERR` for an IPv6 socket).
 pub(super) fn enable(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
-    let (level, name) = if ipv6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    if ipv6 {
+        super::mmsg::set_flag(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
     } else {
-        (libc::IPPROTO_IP, libc::IP_RECVERR)
-    };
-    let on: libc::c_int = 1;
-    // SAFETY: a valid fd, and a c_int option value of the stated size.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+        super::mmsg::set_flag(sock, libc::IPPROTO_IP, libc::IP_RECVERR)
     }
 }
 

@@ -20,11 +20,19 @@ type Ctrl = [u64; CTRL_WORDS];
 /// carries its destination address as a control message. Only for sockets bound to an
 /// unspecified address; a socket bound to one address knows its address.
 pub(super) fn enable_pktinfo(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
-    let (level, name) = if ipv6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    if ipv6 {
+        set_flag(sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
     } else {
-        (libc::IPPROTO_IP, libc::IP_PKTINFO)
-    };
+        set_flag(sock, libc::IPPROTO_IP, libc::IP_PKTINFO)
+    }
+}
+
+/// Sets an on/off (`c_int` 1) socket option at `level`.
+pub(super) fn set_flag(
+    sock: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: a valid fd, and a c_int option value of the stated size.
     let r = unsafe {
