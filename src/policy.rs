@@ -35,6 +35,8 @@
 //! Memory: a [`Verdict`] for an unlisted caller holds no heap data; a listed one holds the
 //! category, source and entry text (a few short strings, one call in many).
 
+pub mod lists;
+
 use crate::blocklist::{Action, Match, Snapshot};
 use crate::numbers::{Caller, E164};
 use arc_swap::ArcSwapOption;
