@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fraudwall::blocklist::{compile_csv_text, CompileOptions, Snapshot};
-use fraudwall::policy::{CallerActions, SnapshotScreen};
+use fraudwall::policy::{CallerActions, Policy};
 use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
 use fraudwall::proxy::{Inbound, Transport};
 use std::hint::black_box;
@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
     compile_csv_text(CSV, &CompileOptions::default(), &path).expect("compile bench list");
     let snapshot = Snapshot::open(&path).expect("open bench list");
     let slot = Arc::new(ArcSwapOption::from_pointee(snapshot));
-    let screen = Arc::new(SnapshotScreen::new(slot, CallerActions::default()));
+    let screen = Arc::new(Policy::over(slot, CallerActions::default()));
     let mut config = CoreConfig::default();
     config.proxy.trusted_peers = vec!["192.0.2.0/24".parse().expect("network")];
     let core = ProxyCore::new(config, screen).expect("bench config");

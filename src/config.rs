@@ -18,7 +18,9 @@
 //! once and handed to that component whole: `[sip]` is [`SipConfig`] (the transports),
 //! `[proxy]`, `[health]`, `[actions]` and `[limits]` are the proxy core's
 //! ([`ProxyConfig`], [`HealthConfig`], [`ActionsConfig`], [`LimitsConfig`]), `[feed]` is
-//! [`FeedConfig`], `[admin]` is [`AdminConfig`], `[decision_log]` is [`DecisionLogConfig`].
+//! [`FeedConfig`], `[admin]` is [`AdminConfig`], `[decision_log]` is [`DecisionLogConfig`],
+//! `[policy]` is the rule chain's [`PolicyConfig`], `[[peers]]` the peer groups'
+//! [`PeerGroupConfig`] entries.
 //! This module only assembles them, checks what spans sections, and holds the default text.
 //!
 //! # Errors
@@ -37,6 +39,8 @@ use std::time::Duration;
 pub use crate::admin::AdminConfig;
 pub use crate::decision_log::{DecisionLogConfig, LogTarget};
 pub use crate::feed::run::FeedConfig;
+pub use crate::peers::PeerGroupConfig;
+pub use crate::policy::PolicyConfig;
 pub use crate::proxy::core::{
     ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, ProxyConfig,
 };
@@ -238,6 +242,47 @@ next_hop_ca = ""
 # Present our certificate (above) to next hops that ask for one (mutual TLS on trunks).
 next_hop_client_certificate = false
 
+[policy]
+# The rule chain judges the whole call, stage by stage in a fixed order (`fraudwall explain`
+# prints each): protected-callee, impersonation, international-spoof, personal, global,
+# verstat, anonymous / invalid, international-origin, default. The first stage that decides wins.
+# Home country calling codes: a caller with one of them entering from an `international` peer
+# group (see [[peers]] below) is a spoofed domestic number, e.g. ["86"]. Empty = none.
+home_country = []
+# What a spoofed domestic number gets (category spoofed-domestic); "allow" turns the stage off.
+international_spoof = "block"
+# What a call gets when a trusted peer's verstat says TN-Validation-Failed; "allow" passes it on
+# to the later stages. Every verstat value is counted (fraudwall_verstat_total) either way.
+verstat_failed = "allow"
+# "tag" labels calls from international groups with their country ("Intl: Myanmar", within the
+# 15-character display label); "allow" = off.
+international_origin = "allow"
+# Callees never screened: emergency and service numbers, as dialled ("110") or in E.164 form;
+# a short code also matches behind a home country code (+86110).
+protected_callees = ["110", "112", "119", "120", "122", "911", "988", "999", "000", "12110", "12315", "12345"]
+# Stages turned off by name (they pass), e.g. ["international-origin"]; "default" cannot be.
+disabled_rules = []
+
+[lists]
+# The callees' own lists (`fraudwall compile --kind subscribers`): personal allow and block
+# entries, and each subscriber's level for the global list. Empty = none.
+subscribers = ""
+# Numbers only some peer groups may present: banks' service lines, police, Do-Not-Originate
+# (`fraudwall compile --kind protected`). Empty = none.
+protected = ""
+# Both files are checked for a new version every blocklist.reload_interval.
+
+# Peer groups: where a call entered. Every source address belongs to one group; a source in no
+# group is in the group "default" (untrusted, domestic). One table per group, e.g.:
+#   [[peers]]
+#   name = "core"                 # 1-64 of A-Z a-z 0-9 _ - . (the protected list's `entitled` names these)
+#   addresses = ["10.0.0.0/8"]    # addresses and networks; an address is in one group only
+#   trust_identity = true         # P-Asserted-Identity, Remote-Party-ID and verstat are believed
+#   international = false         # the group carries calls from abroad
+#   numbering_profile = ""        # national forms read by this profile; empty = proxy.numbering_profile
+# A [[peers]] entry named "default" without addresses sets the default group's properties.
+# proxy.trusted_peers still works: its networks are the group "trusted_peers" (trust_identity).
+
 [blocklist]
 # Compiled blocklist snapshot (see `fraudwall blocklist compile`). Empty = the embedded sample list.
 snapshot = ""
@@ -304,6 +349,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[tls]`: certificates and peers of SIP over TLS.
     pub tls: TlsConfig,
+    /// `[policy]`: the rule chain.
+    pub policy: PolicyConfig,
+    /// `[lists]`: the subscriber and protected lists.
+    pub lists: ListsConfig,
+    /// `[[peers]]`: the peer groups.
+    pub peers: Vec<PeerGroupConfig>,
     /// `[blocklist]`: the snapshot.
     pub blocklist: BlocklistConfig,
     /// `[feed]`: a central feed instead of a local snapshot.
@@ -314,6 +365,19 @@ pub struct Config {
     pub decision_log: DecisionLogConfig,
     /// `[log]`: diagnostics.
     pub log: LogConfig,
+}
+
+/// `[lists]`: the subscriber and protected list files (checked for new versions every
+/// `blocklist.reload_interval`; a feed may carry them instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListsConfig {
+    /// The compiled subscriber list (`None`, written `""`: none).
+    #[serde(with = "value::empty_none")]
+    pub subscribers: Option<PathBuf>,
+    /// The compiled protected list (`None`, written `""`: none).
+    #[serde(with = "value::empty_none")]
+    pub protected: Option<PathBuf>,
 }
 
 /// `[blocklist]`: the snapshot file the runtime screens against and reloads.
@@ -436,6 +500,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.sip.validate()?;
         crate::proxy::core::CoreConfig::from_file_config(self).validate()?;
+        self.policy
+            .compile()
+            .map_err(|e| invalid(e.key, e.message))?;
         self.dialog_key()?;
         if self.feed.enabled() {
             self.feed

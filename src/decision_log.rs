@@ -12,7 +12,7 @@
 //! A line looks like:
 //!
 //! ```text
-//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","identity":"pai","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"sip:+8610555@switch","verdict":"block","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3}
+//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","identity":"pai","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"+8610555","callee_raw":"sip:+8610555@switch","peer_group":"core","verdict":"block","rule":"global","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3,"verstat":"absent"}
 //! ```
 //!
 //! Memory: at most two batches (the one filling, the one being written) of at most `queue`
@@ -48,10 +48,19 @@ pub struct DecisionRecord<'a> {
     pub caller_raw: &'a str,
     /// The normalized E.164 caller, or `anonymous` / `invalid`.
     pub caller: &'a str,
-    /// The callee (Request-URI).
+    /// The callee normalized to E.164 (from the Request-URI, else To), empty when it is not
+    /// a number.
     pub callee: &'a str,
+    /// The Request-URI as received (lossy UTF-8).
+    pub callee_raw: &'a str,
+    /// The peer group the call entered from (`default`: a source in no group).
+    pub peer_group: &'a str,
     /// The action taken: allow, tag, warn, block.
     pub verdict: &'a str,
+    /// The rule-chain stage that decided (`protected-callee`, `impersonation`,
+    /// `international-spoof`, `personal`, `global`, `verstat`, `anonymous`, `invalid`,
+    /// `international-origin`, `default`).
+    pub rule: &'a str,
     /// Why: the verdict's [`crate::policy::Reason`] label (`listed`, `unlisted`, `anonymous`,
     /// `invalid`, `evasion`, `no_snapshot`, `internal_error`).
     pub reason: &'a str,
@@ -59,8 +68,11 @@ pub struct DecisionRecord<'a> {
     pub category: &'a str,
     /// The matched entry (a number or a prefix), empty when not listed.
     pub matched: &'a str,
-    /// Version of the snapshot the lookup ran against (0 = none loaded: fail open).
+    /// Version of the list that decided, or of the blocklist consulted (0 = none).
     pub snapshot_version: u64,
+    /// What trusted peers asserted about the caller ID (`absent`, `passed`, `failed`,
+    /// `no-validation`, `unknown`).
+    pub verstat: &'a str,
 }
 
 impl DecisionRecord<'_> {
@@ -450,12 +462,16 @@ mod tests {
             identity: "pai",
             caller_raw: "sip:+8613800000001@x",
             caller: "+8613800000001",
-            callee: "sip:100@switch",
+            callee: "+86100",
+            callee_raw: "sip:100@switch",
+            peer_group: "core",
             verdict,
+            rule: "global",
             reason: "listed",
             category: "impersonation",
             matched: "+8613800000001",
             snapshot_version: 3,
+            verstat: "absent",
         }
     }
 
@@ -483,6 +499,9 @@ mod tests {
         assert_eq!(lines[0]["reason"], "listed");
         assert_eq!(lines[0]["call_id"], "abc@host");
         assert_eq!(lines[0]["identity"], "pai");
+        assert_eq!(lines[0]["rule"], "global");
+        assert_eq!(lines[0]["callee"], "+86100");
+        assert_eq!(lines[0]["peer_group"], "core");
     }
 
     /// A writer that blocks until released, so the queue fills.

@@ -11,7 +11,8 @@
 //! | module | job |
 //! |---|---|
 //! | [`numbers`] | caller values (SIP/tel URIs, national forms) to validated E.164 |
-//! | [`policy`] | from a normalized caller to a verdict (the `Screen` trait) |
+//! | [`policy`] | from a call (its context) to a verdict: the rule chain over the blocklist, subscriber and protected lists |
+//! | [`peers`] | peer groups: where a call entered (trust, international, numbering profile) |
 //! | [`blocklist`] | sources, compiled FST snapshots (mmap, signed), lookup |
 //! | [`sip`] | zero-copy SIP message view for the hot path |
 //! | [`proxy`] | the sans-I/O stateless proxy core and its socket transports |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod decision_log;
 pub mod feed;
 pub mod numbers;
+pub mod peers;
 pub mod policy;
 pub mod proxy;
 pub mod sip;

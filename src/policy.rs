@@ -1,55 +1,64 @@
-//! Policy: from a normalized caller to a [`Verdict`].
+//! Policy: from a call to a [`Verdict`].
 //!
 //! The proxy core asks one question per initial INVITE, through the [`Screen`] trait: "what
-//! should happen to a call from this caller?". The answer is a [`Verdict`]: the [`Action`] to
-//! take, the [`Reason`] it was reached (listed, unlisted, anonymous, invalid, evasion, no
-//! snapshot, internal error) and, for a listed caller, the list entry's category, score, source and text
-//! plus the snapshot version, so the decision log can say exactly why a call was acted on.
+//! should happen to this call?". The question is a [`CallContext`] (the caller identity
+//! being screened, the callee, the ingress peer group, the transport, `verstat`, Privacy
+//! and the time), built once per call by the front end; the answer is a [`Verdict`]: the
+//! [`Action`], the [`Rule`] that decided and the [`Reason`] within it, and for a list entry
+//! its category, score, source and text plus the list version, so the decision log can say
+//! exactly why a call was acted on.
 //!
-//! [`SnapshotScreen`] is the production screen: it reads the current blocklist snapshot through
-//! an [`arc_swap::ArcSwapOption`] (a load costs about 12 ns and never blocks, so a hot swap of
-//! the list never delays a call) and applies the configured [`CallerActions`] to anonymous and
-//! invalid callers. With no snapshot loaded it fails open: [`Action::Allow`] with
-//! [`Reason::NoSnapshot`].
+//! [`Policy`] is the production screen: the rule chain of [`chain`], in a fixed order
+//! (protected callee, impersonation, international spoof, personal, global, verstat,
+//! anonymous/invalid, international origin, default) over the hot-swapped blocklist,
+//! subscriber list and protected list ([`lists`]). With no blocklist loaded it fails open:
+//! [`Action::Allow`] with [`Reason::NoSnapshot`].
 //!
 //! ```
 //! use fraudwall::numbers::{Caller, E164};
-//! use fraudwall::policy::{Reason, Screen, Verdict};
+//! use fraudwall::peers::PeerGroup;
+//! use fraudwall::policy::{CallContext, Reason, Screen, Verdict};
 //! use fraudwall::blocklist::Action;
 //!
 //! /// A screen that blocks one number: handy in tests.
 //! struct One(E164);
 //! impl Screen for One {
-//!     fn screen(&self, caller: &Caller) -> Verdict {
-//!         match caller {
+//!     fn screen(&self, call: &CallContext<'_>) -> Verdict {
+//!         match call.caller {
 //!             Caller::Number(n) if *n == self.0 => Verdict::listed(Action::Block, "police", 95),
 //!             _ => Verdict::unlisted(),
 //!         }
 //!     }
 //! }
 //! let s = One("+8613800000001".parse().unwrap());
-//! let v = s.screen(&Caller::Number("+8613800000001".parse().unwrap()));
+//! let caller = Caller::Number("+8613800000001".parse().unwrap());
+//! let group = PeerGroup::default_group();
+//! let v = s.screen(&CallContext::for_caller(&caller, &group));
 //! assert_eq!((v.action, v.reason), (Action::Block, Reason::Listed));
 //! ```
 //!
 //! Memory: a [`Verdict`] for an unlisted caller holds no heap data; a listed one holds the
 //! category, source and entry text (a few short strings, one call in many).
 
+pub mod chain;
+pub mod context;
 pub mod lists;
+
+pub use chain::{Explanation, Policy, PolicyConfig, Rule, Rules, StageOutcome, StageRecord};
+pub use context::{CallContext, Callee, IdentitySource, Verstat};
 
 use crate::blocklist::{Action, Match, Snapshot};
 use crate::numbers::{Caller, E164};
-use arc_swap::ArcSwapOption;
+use lists::Level;
 use std::fmt;
-use std::sync::Arc;
 
-/// Decides what happens to a call from a caller. Implementations must be cheap (called once
-/// per initial INVITE on the packet path) and must never block.
+/// Decides what happens to a call. Implementations must be cheap (called once per screened
+/// identity value of an initial INVITE, on the packet path) and must never block.
 ///
 /// A panic inside `screen` is caught by the proxy core, which then fails open.
 pub trait Screen: Send + Sync {
-    /// The verdict for this caller.
-    fn screen(&self, caller: &Caller) -> Verdict;
+    /// The verdict for this call.
+    fn screen(&self, call: &CallContext<'_>) -> Verdict;
 }
 
 /// Why a verdict was reached: a low-cardinality label for metrics and logs.
@@ -71,11 +80,23 @@ pub enum Reason {
     NoSnapshot,
     /// Something failed inside the check (a panic, a corrupt entry): failed open.
     InternalError,
+    /// The callee is an emergency or service number: never screened.
+    ProtectedCallee,
+    /// A protected number presented by a peer group not entitled to it.
+    Impersonation,
+    /// A home-country number entering from an international peer group.
+    SpoofedDomestic,
+    /// The callee's own entry for this caller.
+    Personal,
+    /// The network asserts `TN-Validation-Failed`.
+    VerstatFailed,
+    /// A call from abroad, labelled with its country.
+    InternationalOrigin,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric handles.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Listed,
         Reason::Unlisted,
         Reason::Anonymous,
@@ -83,7 +104,30 @@ impl Reason {
         Reason::Evasion,
         Reason::NoSnapshot,
         Reason::InternalError,
+        Reason::ProtectedCallee,
+        Reason::Impersonation,
+        Reason::SpoofedDomestic,
+        Reason::Personal,
+        Reason::VerstatFailed,
+        Reason::InternationalOrigin,
     ];
+
+    /// The stage a verdict with this reason comes from (an internal error: `default`,
+    /// unless the chain names the stage that failed).
+    pub fn rule(self) -> Rule {
+        match self {
+            Reason::Listed | Reason::Evasion => Rule::Global,
+            Reason::Unlisted | Reason::NoSnapshot | Reason::InternalError => Rule::Default,
+            Reason::Anonymous => Rule::Anonymous,
+            Reason::Invalid => Rule::Invalid,
+            Reason::ProtectedCallee => Rule::ProtectedCallee,
+            Reason::Impersonation => Rule::Impersonation,
+            Reason::SpoofedDomestic => Rule::InternationalSpoof,
+            Reason::Personal => Rule::Personal,
+            Reason::VerstatFailed => Rule::Verstat,
+            Reason::InternationalOrigin => Rule::InternationalOrigin,
+        }
+    }
 
     /// The snake_case label used in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -95,6 +139,12 @@ impl Reason {
             Reason::Evasion => "evasion",
             Reason::NoSnapshot => "no_snapshot",
             Reason::InternalError => "internal_error",
+            Reason::ProtectedCallee => "protected_callee",
+            Reason::Impersonation => "impersonation",
+            Reason::SpoofedDomestic => "spoofed_domestic",
+            Reason::Personal => "personal",
+            Reason::VerstatFailed => "verstat_failed",
+            Reason::InternationalOrigin => "international_origin",
         }
     }
 }
@@ -110,7 +160,9 @@ impl fmt::Display for Reason {
 pub struct Verdict {
     /// The action to take.
     pub action: Action,
-    /// Why.
+    /// The stage of the rule chain that decided.
+    pub rule: Rule,
+    /// Why, within that stage.
     pub reason: Reason,
     /// The matched entry's category (`impersonation`, `loan`, ...), if listed.
     pub category: Option<Box<str>>,
@@ -120,8 +172,13 @@ pub struct Verdict {
     pub source: Option<Box<str>>,
     /// The matched entry as written in the list (`+8613800000001`, `+86138*`), if listed.
     pub entry: Option<Box<str>>,
-    /// The version of the snapshot consulted, if one was.
+    /// The version of the list that decided (or of the blocklist consulted), if any.
     pub snapshot_version: Option<u64>,
+    /// The callee's level when it changed what the global list said.
+    pub level: Option<Level>,
+    /// A display label of the verdict's own (`Intl: Myanmar`), written instead of
+    /// `actions.tag_display_label` when the call is tagged.
+    pub label: Option<Box<str>>,
 }
 
 impl Verdict {
@@ -129,12 +186,15 @@ impl Verdict {
     pub fn new(action: Action, reason: Reason) -> Self {
         Verdict {
             action,
+            rule: reason.rule(),
             reason,
             category: None,
             score: None,
             source: None,
             entry: None,
             snapshot_version: None,
+            level: None,
+            label: None,
         }
     }
 
@@ -196,32 +256,8 @@ impl CallerActions {
     }
 }
 
-/// The production [`Screen`]: the current blocklist snapshot, hot-swappable.
-///
-/// The snapshot lives in an [`ArcSwapOption`] shared with whoever loads new versions (the
-/// runtime): storing a new `Arc<Snapshot>` there swaps the list for the next call without
-/// a lock, and calls in flight finish on the snapshot they loaded. `None` means no list yet:
-/// every number is allowed with [`Reason::NoSnapshot`] (fail open).
-///
-/// A listed entry's action is the verdict, including `allow` (an exact entry carving a
-/// number out of a listed range); anonymous and invalid callers get the configured
-/// [`CallerActions`] without a lookup.
-///
-/// A [`Caller::Decorated`] caller (invalid as presented, a number when read leniently) is
-/// looked up by its lenient number: an entry that matches is acted on with
-/// [`Reason::Evasion`] when its action is more severe than the invalid-caller action, so a
-/// decoration never lets a listed number through and never earns a call more than the
-/// invalid action either (an `allow` entry does not lift `invalid = "block"`). No match, or
-/// a milder entry: the invalid-caller verdict, as for [`Caller::Invalid`].
-///
-/// The list is any [`Lookup`]: a single [`Snapshot`] (the default), or a central feed's base
-/// and deltas ([`crate::feed::layered::Layered`]).
-pub struct SnapshotScreen<L: Lookup = Snapshot> {
-    current: Arc<ArcSwapOption<L>>,
-    callers: CallerActions,
-}
-
-/// What a [`SnapshotScreen`] looks callers up in.
+/// What the global stage looks callers up in: a single [`Snapshot`] (the default), or a
+/// central feed's base and deltas ([`crate::feed::layered::Layered`]).
 pub trait Lookup: Send + Sync + 'static {
     /// The version reported in verdicts and decision logs.
     fn version(&self) -> u64;
@@ -238,112 +274,16 @@ impl Lookup for Snapshot {
     }
 }
 
-impl<L: Lookup> Clone for SnapshotScreen<L> {
-    fn clone(&self) -> Self {
-        SnapshotScreen {
-            current: Arc::clone(&self.current),
-            callers: self.callers,
-        }
-    }
-}
-
-impl<L: Lookup> fmt::Debug for SnapshotScreen<L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SnapshotScreen")
-            .field(
-                "version",
-                &self.current.load().as_ref().map(|s| s.version()),
-            )
-            .field("callers", &self.callers)
-            .finish()
-    }
-}
-
-impl SnapshotScreen<Snapshot> {
-    /// A screen over `current` (shared with the snapshot loader).
-    pub fn new(current: Arc<ArcSwapOption<Snapshot>>, callers: CallerActions) -> Self {
-        SnapshotScreen { current, callers }
-    }
-}
-
-impl<L: Lookup> SnapshotScreen<L> {
-    /// A screen over any [`Lookup`] (a feed's layered view, say) in `current`.
-    pub fn over(current: Arc<ArcSwapOption<L>>, callers: CallerActions) -> Self {
-        SnapshotScreen { current, callers }
-    }
-
-    /// The shared slot holding the current snapshot (store a new one to hot-swap).
-    pub fn current(&self) -> &Arc<ArcSwapOption<L>> {
-        &self.current
-    }
-}
-
-impl<L: Lookup> Screen for SnapshotScreen<L> {
-    fn screen(&self, caller: &Caller) -> Verdict {
-        let number = match caller {
-            Caller::Number(n) => n,
-            Caller::Decorated { lenient, .. } => return self.screen_decorated(lenient),
-            other => {
-                return self
-                    .callers
-                    .for_non_number(other)
-                    .unwrap_or_else(Verdict::internal_error)
-            }
-        };
-        let guard = self.current.load();
-        let Some(snapshot) = guard.as_ref() else {
-            return Verdict::no_snapshot();
-        };
-        let version = Some(snapshot.version());
-        match snapshot.lookup(number) {
-            Some(m) if !m.tombstone => Verdict {
-                snapshot_version: version,
-                ..Verdict::from_match(&m)
-            },
-            _ => Verdict {
-                snapshot_version: version,
-                ..Verdict::unlisted()
-            },
-        }
-    }
-}
-
-impl<L: Lookup> SnapshotScreen<L> {
-    /// A decorated caller: the entry its lenient number matches, when more severe than the
-    /// invalid-caller action; else that action.
-    fn screen_decorated(&self, lenient: &E164) -> Verdict {
-        let invalid = Verdict::new(self.callers.invalid, Reason::Invalid);
-        let guard = self.current.load();
-        let Some(snapshot) = guard.as_ref() else {
-            return invalid;
-        };
-        let version = Some(snapshot.version());
-        match snapshot.lookup(lenient) {
-            Some(m) if !m.tombstone && m.action > self.callers.invalid => Verdict {
-                reason: Reason::Evasion,
-                snapshot_version: version,
-                ..Verdict::from_match(&m)
-            },
-            _ => Verdict {
-                snapshot_version: version,
-                ..invalid
-            },
-        }
-    }
-}
-
 impl Verdict {
     /// The verdict for a list entry (no snapshot version).
     pub fn from_match(m: &Match<'_>) -> Verdict {
         let text = |s: &str| (!s.is_empty()).then(|| Box::<str>::from(s));
         Verdict {
-            action: m.action,
-            reason: Reason::Listed,
             category: text(m.category),
             score: Some(m.score),
             source: text(m.source),
             entry: Some(m.entry.to_string().into_boxed_str()),
-            snapshot_version: None,
+            ..Verdict::new(m.action, Reason::Listed)
         }
     }
 }
@@ -371,20 +311,38 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_screen_fails_open_without_a_snapshot_and_applies_caller_actions() {
-        let screen = SnapshotScreen::new(
+    fn the_chain_fails_open_without_a_snapshot_and_applies_caller_actions() {
+        use arc_swap::ArcSwapOption;
+        use std::sync::Arc;
+        let screen = Policy::<Snapshot>::over(
             Arc::new(ArcSwapOption::empty()),
             CallerActions {
                 anonymous: Action::Block,
                 invalid: Action::Tag,
             },
         );
-        let v = screen.screen(&Caller::Number("+12025550123".parse().unwrap()));
+        let group = crate::peers::PeerGroup::default_group();
+        let screen_one = |c: Caller| screen.screen(&CallContext::for_caller(&c, &group));
+        let v = screen_one(Caller::Number("+12025550123".parse().unwrap()));
         assert_eq!((v.action, v.reason), (Action::Allow, Reason::NoSnapshot));
-        let v = screen.screen(&Caller::Anonymous);
+        assert_eq!(v.rule, Rule::Default);
+        let v = screen_one(Caller::Anonymous);
         assert_eq!((v.action, v.reason), (Action::Block, Reason::Anonymous));
-        let v = screen.screen(&Caller::Invalid(InvalidReason::NotANumber));
-        assert_eq!((v.action, v.reason), (Action::Tag, Reason::Invalid));
+        assert_eq!(v.rule, Rule::Anonymous);
+        let v = screen_one(Caller::Invalid(InvalidReason::NotANumber));
+        assert_eq!(
+            (v.action, v.reason, v.rule),
+            (Action::Tag, Reason::Invalid, Rule::Invalid)
+        );
+    }
+
+    #[test]
+    fn every_reason_names_its_rule() {
+        for r in Reason::ALL {
+            assert!(Rule::ALL.contains(&r.rule()), "{r}");
+        }
+        assert_eq!(Verdict::unlisted().rule, Rule::Default);
+        assert_eq!(Verdict::listed(Action::Block, "x", 1).rule, Rule::Global);
     }
 
     #[test]

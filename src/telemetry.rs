@@ -17,7 +17,9 @@
 //! |---|---|---|
 //! | `sip_messages_total` | counter | `direction` (in, out), `method` (INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, other, response) |
 //! | `verdicts_total` | counter | `action`, `category` |
-//! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`) |
+//! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`, `protected_callee`, `impersonation`, `spoofed_domestic`, `personal`, `verstat_failed`, `international_origin`) |
+//! | `verdict_rules_total` | counter | `rule` (the rule-chain stage that decided: `protected-callee` ... `default`; a stage that failed open counts here with action `allow`), `action` (applied) |
+//! | `verstat_total` | counter | `value` (`absent`, `passed`, `failed`, `no-validation`, `unknown`: what trusted peers asserted per screened call) |
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
 //! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `source_connection_limit`, `idle_timeout`, `message_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
@@ -45,7 +47,7 @@ use std::sync::RwLock;
 
 use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
-use crate::policy::Reason;
+use crate::policy::{Reason, Rule, Verstat};
 use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RequestRefusal, RoutingRefusal};
 use crate::proxy::core::{IdentityRemoved, IdentitySource};
 use crate::proxy::LocalSendError;
@@ -201,6 +203,8 @@ pub struct Telemetry {
     requests_refused: [Counter; RequestRefusal::ALL.len()],
     verdicts: RwLock<[HashMap<String, Counter>; 4]>,
     verdict_reasons: [Counter; Reason::ALL.len()],
+    verdict_rules: [[Counter; Action::ALL.len()]; Rule::ALL.len()],
+    verstat: [Counter; Verstat::ALL.len()],
     parse_errors: ReasonCounters,
     dropped: ReasonCounters,
 }
@@ -313,6 +317,23 @@ impl Telemetry {
                     vec![Label::new("reason", r.as_str())],
                 )
             }),
+            verdict_rules: Rule::ALL.map(|r| {
+                Action::ALL.map(|a| {
+                    counter(
+                        "fraudwall_verdict_rules_total",
+                        vec![
+                            Label::new("rule", r.as_str()),
+                            Label::new("action", a.as_str()),
+                        ],
+                    )
+                })
+            }),
+            verstat: Verstat::ALL.map(|v| {
+                counter(
+                    "fraudwall_verstat_total",
+                    vec![Label::new("value", v.as_str())],
+                )
+            }),
             parse_errors: ReasonCounters::new("fraudwall_parse_errors_total"),
             dropped: ReasonCounters::new("fraudwall_dropped_total"),
             handle,
@@ -359,6 +380,18 @@ impl Telemetry {
     #[inline]
     pub fn verdict_reason(&self, reason: Reason) {
         self.verdict_reasons[reason as usize].increment(1);
+    }
+
+    /// Counts one verdict by the rule-chain stage that decided it and the action applied.
+    #[inline]
+    pub fn verdict_rule(&self, rule: Rule, action: Action) {
+        self.verdict_rules[rule as usize][action as usize].increment(1);
+    }
+
+    /// Counts one screened call by what the network asserted (`verstat`).
+    #[inline]
+    pub fn verstat(&self, v: Verstat) {
+        self.verstat[v as usize].increment(1);
     }
 
     fn verdict_slow(&self, action: Action, category: &str) -> Counter {

@@ -9,14 +9,14 @@
 //! or parameter after it (`p123`, `w1`, `,5`, `#`, `%00`, `;ext=12`, `x9`). Two levels:
 //!
 //! - the normalizer reads every decoration to the listed number, strictly or leniently;
-//! - a `ProxyCore` over a `SnapshotScreen` of a compiled list answers every such INVITE 608
+//! - a `ProxyCore` over the rule chain (`Policy`) of a compiled list answers every such INVITE 608
 //!   and forwards none of them.
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use fraudwall::blocklist::{compile_csv_text, CompileOptions, Snapshot};
 use fraudwall::numbers::{Caller, NumberingProfile, E164};
-use fraudwall::policy::{CallerActions, Reason, SnapshotScreen};
+use fraudwall::policy::{CallerActions, Policy, Reason};
 use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
 use fraudwall::proxy::{Inbound, Transport};
 use proptest::prelude::*;
@@ -178,7 +178,7 @@ fn cores() -> &'static [(&'static str, ProxyCore)] {
             .iter()
             .map(|&name| {
                 let slot = Arc::new(ArcSwapOption::from(Some(Arc::clone(&snapshot))));
-                let screen = Arc::new(SnapshotScreen::new(slot, CallerActions::default()));
+                let screen = Arc::new(Policy::over(slot, CallerActions::default()));
                 let mut config = CoreConfig::default();
                 config.proxy.numbering_profile = name.to_string();
                 (name, ProxyCore::new(config, screen).expect("core config"))

@@ -8,7 +8,8 @@ use fraudwall::blocklist::{compile_csv_text, CompileOptions, Snapshot};
 use fraudwall::feed::delta::{compile_delta, DeltaError, DeltaHeader};
 use fraudwall::feed::layered::{Layer, LayerError, Layered};
 use fraudwall::numbers::{Caller, E164};
-use fraudwall::policy::{CallerActions, Reason, Screen, SnapshotScreen};
+use fraudwall::peers::PeerGroup;
+use fraudwall::policy::{CallContext, CallerActions, Policy, Reason, Screen};
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -107,13 +108,16 @@ fn tombstones_changes_and_carve_outs() {
 
     // The proxy's screen reads the layered view like a snapshot.
     let slot = Arc::new(arc_swap::ArcSwapOption::new(Some(Arc::new(view.clone()))));
-    let screen = SnapshotScreen::over(slot, CallerActions::default());
-    let v = screen.screen(&Caller::Number("12025550100".parse().expect("number")));
+    let screen = Policy::over(slot, CallerActions::default());
+    let group = PeerGroup::default_group();
+    let caller = Caller::Number("12025550100".parse().expect("number"));
+    let v = screen.screen(&CallContext::for_caller(&caller, &group));
     assert_eq!(
         (v.action, v.reason, v.snapshot_version),
         (Action::Block, Reason::Listed, Some(2))
     );
-    let v = screen.screen(&Caller::Number(e));
+    let caller = Caller::Number(e);
+    let v = screen.screen(&CallContext::for_caller(&caller, &group));
     assert_eq!((v.action, v.reason), (Action::Allow, Reason::Unlisted));
 
     // Nothing changed: no file.

@@ -1,11 +1,12 @@
-//! The proxy core over a real compiled blocklist snapshot (`SnapshotScreen`): the
+//! The proxy core over a real compiled blocklist snapshot (the rule chain, `Policy`): the
 //! acceptance rows of the issue, fail open without a snapshot, and a hot swap.
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use fraudwall::blocklist::{compile_csv_text, Action, CompileOptions, Snapshot};
 use fraudwall::numbers::Caller;
-use fraudwall::policy::{CallerActions, Reason, Screen, SnapshotScreen};
+use fraudwall::peers::PeerGroup;
+use fraudwall::policy::{CallContext, CallerActions, Policy, Reason, Screen};
 use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
 use fraudwall::proxy::{Inbound, Outbound, Transport};
 use fraudwall::sip::{Limits, SipMessage};
@@ -71,7 +72,7 @@ fn acceptance_rows_block_tag_and_allow_through_a_real_snapshot() {
         CSV,
         7,
     ))));
-    let screen = Arc::new(SnapshotScreen::new(slot, CallerActions::default()));
+    let screen = Arc::new(Policy::over(slot, CallerActions::default()));
     let core = ProxyCore::new(CoreConfig::default(), screen).unwrap();
 
     let (o, out) = call(&core, "+8613800000001");
@@ -123,7 +124,7 @@ fn acceptance_rows_block_tag_and_allow_through_a_real_snapshot() {
 fn no_snapshot_fails_open_and_a_hot_swap_takes_effect_on_the_next_call() {
     let dir = tempfile::tempdir().unwrap();
     let slot: Arc<ArcSwapOption<Snapshot>> = Arc::new(ArcSwapOption::empty());
-    let screen = Arc::new(SnapshotScreen::new(slot.clone(), CallerActions::default()));
+    let screen = Arc::new(Policy::over(slot.clone(), CallerActions::default()));
     let core = ProxyCore::new(CoreConfig::default(), screen.clone()).unwrap();
 
     let (o, out) = call(&core, "+8613800000001");
@@ -151,6 +152,8 @@ fn no_snapshot_fails_open_and_a_hot_swap_takes_effect_on_the_next_call() {
         (Action::Tag, Some(2))
     );
     // Direct use of the screen: a number outside the list is unlisted under v2.
-    let v = screen.screen(&Caller::Number("+8613800000002".parse().unwrap()));
+    let caller = Caller::Number("+8613800000002".parse().unwrap());
+    let group = PeerGroup::default_group();
+    let v = screen.screen(&CallContext::for_caller(&caller, &group));
     assert_eq!((v.reason, v.snapshot_version), (Reason::Unlisted, Some(2)));
 }

@@ -7,8 +7,7 @@
 //!   answer all go to hop 2; a probe answer from hop 1 brings it back.
 
 use bytes::Bytes;
-use fraudwall::numbers::Caller;
-use fraudwall::policy::{Screen, Verdict};
+use fraudwall::policy::{CallContext, Screen, Verdict};
 use fraudwall::proxy::core::{CoreConfig, Disposition, HealthConfig, NextHop, ProxyCore};
 use fraudwall::proxy::{Inbound, Outbound, Transport};
 use std::net::SocketAddr;
@@ -22,7 +21,7 @@ const HOP2: &str = "10.0.0.2:5060";
 
 struct AllowAll;
 impl Screen for AllowAll {
-    fn screen(&self, _: &Caller) -> Verdict {
+    fn screen(&self, _: &CallContext<'_>) -> Verdict {
         Verdict::unlisted()
     }
 }

@@ -2,8 +2,7 @@
 //! responses never panic, never produce more than one message, and anything produced parses.
 
 use bytes::Bytes;
-use fraudwall::numbers::Caller;
-use fraudwall::policy::{Screen, Verdict};
+use fraudwall::policy::{CallContext, Screen, Verdict};
 use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
 use fraudwall::proxy::{Inbound, Transport};
 use fraudwall::sip::{Limits, SipMessage};
@@ -13,7 +12,7 @@ use std::time::Instant;
 
 struct BlockAll;
 impl Screen for BlockAll {
-    fn screen(&self, _: &Caller) -> Verdict {
+    fn screen(&self, _: &CallContext<'_>) -> Verdict {
         Verdict::listed(fraudwall::blocklist::Action::Block, "x", 1)
     }
 }

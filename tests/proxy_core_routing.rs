@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use fraudwall::blocklist::Action;
 use fraudwall::numbers::Caller;
-use fraudwall::policy::{Reason, Screen, Verdict};
+use fraudwall::policy::{CallContext, Reason, Screen, Verdict};
 use fraudwall::proxy::core::{
     CoreConfig, DialogKey, Disposition, ForeignRoute, ProofCheck, ProxyCore, ReplyFit,
     RoutingRefusal,
@@ -24,7 +24,8 @@ const CLEAN: &str = "12025550123";
 /// Blocks [`LISTED`], allows everyone else.
 struct OneListed;
 impl Screen for OneListed {
-    fn screen(&self, caller: &Caller) -> Verdict {
+    fn screen(&self, call: &CallContext<'_>) -> Verdict {
+        let caller = call.caller;
         match caller {
             Caller::Number(n) if n.digits() == LISTED => {
                 Verdict::listed(Action::Block, "impersonation", 95)

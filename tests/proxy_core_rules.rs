@@ -10,7 +10,7 @@ use bytes::Bytes;
 use core_support::*;
 use fraudwall::blocklist::Action;
 use fraudwall::numbers::Caller;
-use fraudwall::policy::{Reason, Screen, Verdict};
+use fraudwall::policy::{CallContext, Reason, Screen, Verdict};
 use fraudwall::proxy::core::{
     CoreConfig, Disposition, IdentitySource, MessageClass, NextHop, ProxyCore,
 };
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 struct Panics;
 impl Screen for Panics {
-    fn screen(&self, _: &Caller) -> Verdict {
+    fn screen(&self, _: &CallContext<'_>) -> Verdict {
         panic!("lookup failed");
     }
 }
@@ -87,7 +87,12 @@ fn allow_forwards_unchanged_but_for_via_and_max_forwards() {
     assert_eq!(d.call_id, "call-1@192.0.2.1");
     assert_eq!(d.identity, Some(IdentitySource::From));
     assert_eq!(d.caller_raw, "sip:+12025550123@192.0.2.1");
-    assert_eq!(d.callee, "sip:+15550001@127.0.0.1:5060");
+    assert_eq!(d.callee_raw, "sip:+15550001@127.0.0.1:5060");
+    assert_eq!(
+        d.callee.map(|n| n.to_string()).as_deref(),
+        Some("+15550001")
+    );
+    assert_eq!(&*d.peer_group, "default");
     assert_eq!(
         s.outcome.sent(),
         Some(MessageClass::Request(Method::Invite))

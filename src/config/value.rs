@@ -41,6 +41,18 @@ impl Cidr {
     }
 }
 
+impl Cidr {
+    /// Whether the two networks share an address (one holds the other).
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        let (short, long) = if self.len <= other.len {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        short.contains(long.addr)
+    }
+}
+
 fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     let full = usize::from(bits / 8);
     let rest = bits % 8;

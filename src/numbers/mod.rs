@@ -88,7 +88,7 @@
 //!
 //! When that yields a number, the caller is [`Caller::Decorated`] with it as the `lenient`
 //! candidate, else [`Caller::Invalid`]. The candidate is never a caller ID: the screen
-//! (`policy::SnapshotScreen`) looks it up, and a matching entry more severe than the
+//! (the `global` stage of `policy::Policy`) looks it up, and a matching entry more severe than the
 //! invalid-caller action is acted on with reason `evasion`; no match, and the caller stays
 //! invalid as before. **The rule, tested as a property (`tests/evasion_props.rs`, on the
 //! normalizer and through the proxy core): no decoration of a listed number in the URI's
@@ -176,6 +176,7 @@
 //!   with or without it; NANP N11 codes (`911`, `411`) are not numbers (too short), since
 //!   they never present as caller IDs and the FTC list carries them only as dirty rows.
 
+pub mod country;
 mod e164;
 mod fold;
 mod lenient;

@@ -106,8 +106,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use fraudwall::numbers::Caller;
-//! use fraudwall::policy::{Screen, Verdict};
+//! use fraudwall::policy::{CallContext, Screen, Verdict};
 //! use fraudwall::proxy::core::{CoreConfig, Disposition, ProxyCore};
 //! use fraudwall::proxy::{Inbound, Transport};
 //! use std::sync::Arc;
@@ -115,7 +114,7 @@
 //!
 //! struct AllowAll;
 //! impl Screen for AllowAll {
-//!     fn screen(&self, _: &Caller) -> Verdict { Verdict::unlisted() }
+//!     fn screen(&self, _: &CallContext<'_>) -> Verdict { Verdict::unlisted() }
 //! }
 //! let core = ProxyCore::new(CoreConfig::default(), Arc::new(AllowAll)).unwrap();
 //! let invite = Bytes::from_static(
@@ -183,8 +182,8 @@ pub use dialog::DialogKey;
 pub use identity::IdentityRemoved;
 
 use crate::blocklist::Action;
-use crate::numbers::Caller;
-use crate::policy::{Screen, Verdict};
+use crate::numbers::{Caller, E164};
+use crate::policy::{Screen, Verdict, Verstat};
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{Limits, Method, SipMessage};
 use config::Compiled;
@@ -543,8 +542,14 @@ pub struct Decision {
     pub caller_raw: String,
     /// The deciding value, normalized.
     pub caller: Caller,
-    /// The callee: the Request-URI as received.
-    pub callee: String,
+    /// The callee, normalized (from the Request-URI, else To), when it is a number.
+    pub callee: Option<E164>,
+    /// The Request-URI as received.
+    pub callee_raw: String,
+    /// The peer group the call entered from (`default`: a source in no group).
+    pub peer_group: Box<str>,
+    /// What the network asserted about the caller ID (believed from trusted peers only).
+    pub verstat: Verstat,
     /// The screen's verdict for the deciding value (the most severe of all values).
     pub verdict: Verdict,
     /// What the core did: the verdict's action, except warn without a configured

@@ -9,7 +9,7 @@
 //!    and the old list stays). Publish a new snapshot by renaming it over the old path (as
 //!    `fraudwall compile` does): the loaded one is memory-mapped, so writing into it in place
 //!    would change, or truncate, the list under the running proxy;
-//! 3. the sans-I/O [`ProxyCore`] around a [`SnapshotScreen`] (timed by [`TimedScreen`] for
+//! 3. the sans-I/O [`ProxyCore`] around a [`Policy`] (timed by [`TimedScreen`] for
 //!    the lookup-latency histogram);
 //! 4. the UDP workers ([`super::udp`]), the TCP listeners ([`super::tcp`]) and the admin HTTP
 //!    listener ([`crate::admin`]) on a small tokio runtime.
@@ -44,8 +44,9 @@ use crate::blocklist::{Snapshot, SnapshotError};
 use crate::config::Config;
 use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
 use crate::feed::run::StartedFeed;
-use crate::numbers::Caller;
-use crate::policy::{Reason, Screen, SnapshotScreen, Verdict};
+use crate::numbers::{Caller, E164};
+use crate::policy::chain::NoList;
+use crate::policy::{CallContext, Policy, Reason, Screen, Verdict};
 use crate::telemetry::{Direction, Telemetry};
 
 /// The embedded sample blocklist (`blocklists/sample.csv`), compiled at start when no
@@ -82,6 +83,9 @@ pub enum RuntimeError {
     /// The TLS certificate, key or CA files could not be used.
     #[error(transparent)]
     Tls(#[from] crate::proxy::tls::TlsConfigError),
+    /// `[policy]` is wrong.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::chain::PolicyConfigError),
     /// The central feed could not start.
     #[error(transparent)]
     Feed(#[from] crate::feed::run::FeedStartError),
@@ -107,9 +111,9 @@ impl<S: Screen> TimedScreen<S> {
 }
 
 impl<S: Screen> Screen for TimedScreen<S> {
-    fn screen(&self, caller: &Caller) -> Verdict {
+    fn screen(&self, call: &CallContext<'_>) -> Verdict {
         let t = Instant::now();
-        let v = self.inner.screen(caller);
+        let v = self.inner.screen(call);
         self.telemetry.lookup_duration(t.elapsed());
         v
     }
@@ -155,37 +159,50 @@ impl CoreHandler {
         self.telemetry
             .verdict(d.applied, v.category.as_deref().unwrap_or("none"));
         self.telemetry.verdict_reason(v.reason);
+        self.telemetry.verdict_rule(v.rule, d.applied);
+        self.telemetry.verstat(d.verstat);
         if matches!(v.reason, Reason::NoSnapshot | Reason::InternalError) {
             self.telemetry.fail_open();
         }
         if self.log.wants(d.applied == crate::blocklist::Action::Allow) {
-            let mut number = [0u8; 24];
+            let (mut caller_text, mut callee_text) = ([0u8; 16], [0u8; 16]);
             let caller = match &d.caller {
-                Caller::Number(n) => {
-                    let digits = n.digits().as_bytes();
-                    let len = (digits.len() + 1).min(number.len());
-                    number[0] = b'+';
-                    number[1..len].copy_from_slice(&digits[..len - 1]);
-                    std::str::from_utf8(&number[..len]).unwrap_or("invalid")
-                }
+                Caller::Number(n) => plus_digits(n, &mut caller_text),
                 Caller::Anonymous => "anonymous",
                 Caller::Invalid(_) | Caller::Decorated { .. } => "invalid",
             };
+            let callee = d
+                .callee
+                .as_ref()
+                .map_or("", |n| plus_digits(n, &mut callee_text));
             self.log.record(&DecisionRecord {
                 time: SystemTime::now(),
                 call_id: &d.call_id,
                 identity: d.identity.map_or("none", IdentitySource::as_str),
                 caller_raw: &d.caller_raw,
                 caller,
-                callee: &d.callee,
+                callee,
+                callee_raw: &d.callee_raw,
+                peer_group: &d.peer_group,
                 verdict: d.applied.as_str(),
+                rule: v.rule.as_str(),
                 reason: v.reason.as_str(),
                 category: v.category.as_deref().unwrap_or(""),
                 matched: v.entry.as_deref().unwrap_or(""),
                 snapshot_version: v.snapshot_version.unwrap_or(0),
+                verstat: d.verstat.as_str(),
             });
         }
     }
+}
+
+/// `+` and the number's digits, written into `buf` (an E.164 number has at most 15).
+fn plus_digits<'b>(n: &E164, buf: &'b mut [u8; 16]) -> &'b str {
+    let digits = n.digits().as_bytes();
+    let len = (digits.len() + 1).min(buf.len());
+    buf[0] = b'+';
+    buf[1..len].copy_from_slice(&digits[..len - 1]);
+    std::str::from_utf8(&buf[..len]).unwrap_or("invalid")
 }
 
 impl Handler for CoreHandler {
@@ -481,6 +498,7 @@ impl Runtime {
             );
         }
         let callers = core_cfg.actions.callers();
+        let rules = v.policy.compile()?;
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
@@ -491,7 +509,13 @@ impl Runtime {
                     tokio.handle(),
                     std::future::pending(),
                 )?;
-                let screen = SnapshotScreen::over(Arc::clone(&started.view), callers);
+                let screen = Policy::new(
+                    Arc::clone(&started.view),
+                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    rules.clone(),
+                    callers,
+                );
                 let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
                 (screen, None, Some(started))
             }
@@ -500,7 +524,13 @@ impl Runtime {
                     v.blocklist.snapshot.as_deref(),
                     telemetry.clone(),
                 )?);
-                let screen = SnapshotScreen::new(slot.shared(), callers);
+                let screen = Policy::new(
+                    slot.shared(),
+                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    rules.clone(),
+                    callers,
+                );
                 let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
                 (screen, Some(slot), None)
             }
@@ -998,7 +1028,8 @@ mod tests {
         assert_eq!(c.limits, v.limits);
         assert_eq!(c.sip, v.sip);
         // The core accepts what the config validated.
-        let screen = SnapshotScreen::new(Arc::new(ArcSwapOption::empty()), c.actions.callers());
+        let screen =
+            Policy::<Snapshot>::over(Arc::new(ArcSwapOption::empty()), c.actions.callers());
         assert!(ProxyCore::new(c, Arc::new(screen)).is_ok());
     }
 }

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use fraudwall::blocklist::Action;
 use fraudwall::numbers::Caller;
-use fraudwall::policy::{Reason, Screen, Verdict};
+use fraudwall::policy::{CallContext, Reason, Screen, Verdict};
 use fraudwall::proxy::core::{CoreConfig, ProxyCore};
 use fraudwall::proxy::{Inbound, Outbound, Transport};
 use fraudwall::sip::{Limits, SipMessage};
@@ -56,7 +56,8 @@ impl Table {
 }
 
 impl Screen for Table {
-    fn screen(&self, caller: &Caller) -> Verdict {
+    fn screen(&self, call: &CallContext<'_>) -> Verdict {
+        let caller = call.caller;
         self.calls.fetch_add(1, Ordering::Relaxed);
         match caller {
             Caller::Number(n) => self

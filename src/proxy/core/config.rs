@@ -31,6 +31,7 @@ use super::dialog::DialogKey;
 use crate::blocklist::Action;
 use crate::config::value::{empty_none, socket_addr, Cidr, HostPort};
 use crate::numbers::{NumberingProfile, ProfileError};
+use crate::peers::{PeerGroupConfig, PeerGroups, PeersError};
 use crate::policy::CallerActions;
 use crate::proxy::listen::SipConfig;
 use crate::proxy::Transport;
@@ -57,6 +58,8 @@ pub struct CoreConfig {
     pub actions: ActionsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[[peers]]`: the peer groups (with `proxy.trusted_peers`, a group of its own).
+    pub peers: Vec<PeerGroupConfig>,
     /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]), read from
     /// `proxy.dialog_key_file` by the runtime. `None`: a random key per process.
     pub dialog_key: Option<DialogKey>,
@@ -72,6 +75,7 @@ impl Default for CoreConfig {
             health: HealthConfig::default(),
             actions: ActionsConfig::default(),
             limits: LimitsConfig::default(),
+            peers: Vec::new(),
             dialog_key: None,
             tls_port: crate::proxy::tls::TlsConfig::default().port,
         }
@@ -95,7 +99,8 @@ pub struct ProxyConfig {
     pub aliases: Vec<HostPort>,
     /// Peers (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`) whose P-Asserted-Identity and
     /// Remote-Party-ID are believed. From anyone else both are ignored and removed from the
-    /// forwarded request (RFC 3325 §5).
+    /// forwarded request (RFC 3325 §5). The older form of a `[[peers]]` group with
+    /// `trust_identity = true`: these networks are the group `trusted_peers`.
     pub trusted_peers: Vec<Cidr>,
     /// What an initial request whose Route names neither this proxy nor a next hop gets.
     pub foreign_route: ForeignRoute,
@@ -259,29 +264,7 @@ impl ForeignRoute {
     }
 }
 
-/// Where a caller identity is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IdentitySource {
-    /// P-Asserted-Identity (RFC 3325), only from trusted peers.
-    Pai,
-    /// Remote-Party-ID (draft-ietf-sip-privacy-04, still common on trunks), only from
-    /// trusted peers.
-    Rpid,
-    /// From.
-    From,
-}
-
-impl IdentitySource {
-    /// The lowercase config/log name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentitySource::Pai => "pai",
-            IdentitySource::Rpid => "rpid",
-            IdentitySource::From => "from",
-        }
-    }
-}
+pub use crate::policy::IdentitySource;
 
 /// `[health]`: OPTIONS probes and passive marking of the next hops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -480,6 +463,9 @@ pub enum CoreConfigError {
     /// Unknown numbering profile.
     #[error("proxy.numbering_profile: {0}")]
     Profile(#[from] ProfileError),
+    /// A `[[peers]]` group (or `proxy.trusted_peers`) is wrong.
+    #[error(transparent)]
+    Peers(#[from] PeersError),
     /// A header name is not a SIP token.
     #[error("actions.{key}: {value:?} is not a SIP header name (letters, digits, '-', no colon)")]
     BadHeaderName {
@@ -538,6 +524,7 @@ impl CoreConfigError {
             CoreConfigError::NoRandomKey(_) => "proxy.dialog_key_file".into(),
             CoreConfigError::BadIdentityOrder => "proxy.identity_order".into(),
             CoreConfigError::Profile(_) => "proxy.numbering_profile".into(),
+            CoreConfigError::Peers(e) => e.key.clone(),
             CoreConfigError::BadHeaderName { key, .. } => format!("actions.{key}"),
             CoreConfigError::BadTagValue(_) => "actions.tag_value".into(),
             CoreConfigError::BadDisplayLabel(_) => "actions.tag_display_label".into(),
@@ -726,7 +713,8 @@ pub(crate) struct Compiled {
     /// Listeners with an `advertise` of their own.
     pub(crate) listener_advertise: Vec<ListenerAdvertise>,
     pub(crate) aliases: Vec<HostPort>,
-    pub(crate) trusted: Vec<Cidr>,
+    /// The peer groups (`[[peers]]` and `proxy.trusted_peers`).
+    pub(crate) peers: PeerGroups,
     /// `allowed_sources` with the next hops and the warn service added; empty: any source.
     pub(crate) sources: Vec<Cidr>,
     /// The next hops, transports resolved.
@@ -756,6 +744,7 @@ impl CoreConfig {
             health: c.health,
             actions: c.actions.clone(),
             limits: c.limits,
+            peers: c.peers.clone(),
             dialog_key: None,
             tls_port: c.tls.port,
         }
@@ -795,13 +784,13 @@ impl CoreConfig {
             }
         }
         let profile = NumberingProfile::by_name(self.proxy.numbering_profile.trim())?;
-        let trusted = self.proxy.trusted_peers.clone();
+        let peers = PeerGroups::new(&self.peers, &self.proxy.trusted_peers)?;
         let hop_addrs: Vec<SocketAddr> = hops.iter().map(|h| h.address).collect();
         let mut sources = self.sip.allowed_sources.clone();
         if !sources.is_empty() {
             sources.extend(hop_addrs.iter().map(|a| Cidr::host(a.ip())));
             sources.extend(warn_dest.map(|(a, _)| Cidr::host(a.ip())));
-            sources.extend(trusted.iter().copied());
+            sources.extend(peers.networks().map(|(n, _)| *n));
         }
         let a = &self.actions;
         Ok(Compiled {
@@ -818,7 +807,7 @@ impl CoreConfig {
                 })
                 .collect(),
             aliases: self.proxy.aliases.clone(),
-            trusted,
+            peers,
             sources,
             hops,
             hop_addrs,
@@ -898,18 +887,9 @@ mod tests {
             k.warn_dest,
             Some(("10.0.0.5:5090".parse().unwrap(), Transport::Udp))
         );
-        assert!(k
-            .trusted
-            .iter()
-            .any(|n| n.contains("10.1.2.3".parse().unwrap())));
-        assert!(k
-            .trusted
-            .iter()
-            .any(|n| n.contains("2001:db8:1::5".parse().unwrap())));
-        assert!(!k
-            .trusted
-            .iter()
-            .any(|n| n.contains("192.0.2.2".parse().unwrap())));
+        assert!(k.peers.trusted("10.1.2.3".parse().unwrap()));
+        assert!(k.peers.trusted("2001:db8:1::5".parse().unwrap()));
+        assert!(!k.peers.trusted("192.0.2.2".parse().unwrap()));
         assert_eq!(k.aliases[1].host.as_ref(), "2001:db8::9");
         assert_eq!(k.block.status, 603);
         assert_eq!(c.actions.callers().anonymous, Action::Tag);

@@ -42,8 +42,8 @@
 
 use super::config::{Compiled, IdentitySource};
 use crate::blocklist::Action;
-use crate::numbers::{Caller, InvalidReason};
-use crate::policy::{Reason, Screen, Verdict};
+use crate::numbers::{Caller, InvalidReason, NumberingProfile};
+use crate::policy::{CallContext, Reason, Screen, Verdict};
 use crate::sip::{HeaderName, NameAddr, RequestEditor, SipMessage, ValueError};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -121,28 +121,32 @@ pub(crate) fn strip_untrusted(
 
 impl Compiled {
     /// Screens every believable identity value of `msg` (whose From is `from`, already
-    /// parsed), received from `peer`, and returns the one that decides (see the module
-    /// docs for the rule).
+    /// parsed) in the call `call` (whose caller fields are filled in per value), normalized
+    /// by `profile`, and returns the one that decides (see the module docs for the rule).
+    /// `trusted`: the sender's P-Asserted-Identity and Remote-Party-ID are believed.
     pub(crate) fn screen_identity<'m>(
         &self,
         order: &[IdentitySource],
         msg: &'m SipMessage,
         from: &NameAddr<'m>,
-        peer: IpAddr,
-        verified: bool,
+        call: &CallContext<'_>,
+        trusted: bool,
+        profile: &NumberingProfile,
         screen: &dyn Screen,
     ) -> Identity<'m> {
         let mut best: Option<Identity<'m>> = None;
-        // Lazily: only a message with PAI or RPID needs the trust lookup.
-        let mut trusted = None;
-        let mut is_trusted = || *trusted.get_or_insert_with(|| verified || self.trusted(peer));
+        let screening = Screening {
+            call,
+            profile,
+            screen,
+        };
         for &source in order {
             let done = match source {
                 IdentitySource::Pai => {
                     let mut values = msg.p_asserted_identities().peekable();
                     values.peek().is_some()
-                        && is_trusted()
-                        && self.screen_values(source, values, screen, &mut best)
+                        && trusted
+                        && screening.values(source, values, &mut best)
                 }
                 IdentitySource::Rpid => {
                     let mut values = msg
@@ -155,11 +159,11 @@ impl Compiled {
                         .map(|r| r.map(|r| r.0))
                         .peekable();
                     values.peek().is_some()
-                        && is_trusted()
-                        && self.screen_values(source, values, screen, &mut best)
+                        && trusted
+                        && screening.values(source, values, &mut best)
                 }
                 IdentitySource::From => {
-                    self.screen_values(source, std::iter::once(Ok(*from)), screen, &mut best)
+                    screening.values(source, std::iter::once(Ok(*from)), &mut best)
                 }
             };
             if done {
@@ -170,16 +174,24 @@ impl Compiled {
             source: None,
             raw: b"",
             caller: Caller::Anonymous,
-            verdict: screen_one(screen, &Caller::Anonymous),
+            verdict: screen_one(screen, &call.with_caller(&Caller::Anonymous, b"", None)),
         })
     }
+}
 
+/// One call's screening: the context, the profile and the screen.
+struct Screening<'s, 'c> {
+    call: &'s CallContext<'c>,
+    profile: &'s NumberingProfile,
+    screen: &'s dyn Screen,
+}
+
+impl Screening<'_, '_> {
     /// Screens `values` of one source into `best`; returns `true` once nothing can beat it.
-    fn screen_values<'m>(
+    fn values<'m>(
         &self,
         source: IdentitySource,
         values: impl Iterator<Item = Result<NameAddr<'m>, ValueError>>,
-        screen: &dyn Screen,
         best: &mut Option<Identity<'m>>,
     ) -> bool {
         for v in values {
@@ -198,10 +210,14 @@ impl Compiled {
                     continue;
                 }
             }
+            let verdict = screen_one(
+                self.screen,
+                &self.call.with_caller(&caller, raw, Some(source)),
+            );
             let candidate = Identity {
                 source: Some(source),
                 raw,
-                verdict: screen_one(screen, &caller),
+                verdict,
                 caller,
             };
             if best.as_ref().is_none_or(|b| candidate.rank() > b.rank()) {
@@ -219,8 +235,8 @@ impl Compiled {
 }
 
 /// One screening; a panic in the screen is caught and fails open.
-fn screen_one(screen: &dyn Screen, caller: &Caller) -> Verdict {
-    catch_unwind(AssertUnwindSafe(|| screen.screen(caller)))
+fn screen_one(screen: &dyn Screen, call: &CallContext<'_>) -> Verdict {
+    catch_unwind(AssertUnwindSafe(|| screen.screen(call)))
         .unwrap_or_else(|_| Verdict::internal_error())
 }
 
@@ -236,7 +252,8 @@ mod tests {
     #[derive(Default)]
     struct Two(AtomicUsize);
     impl Screen for Two {
-        fn screen(&self, caller: &Caller) -> Verdict {
+        fn screen(&self, call: &CallContext<'_>) -> Verdict {
+            let caller = call.caller;
             self.0.fetch_add(1, Ordering::Relaxed);
             let Some(n) = caller.number() else {
                 return CallerActions::default()
@@ -269,7 +286,18 @@ mod tests {
             .parse()
             .unwrap();
         let screen = Two::default();
-        let id = compiled.screen_identity(order, &msg, &from, peer, false, &screen);
+        let group = compiled.peers.of(peer);
+        let anonymous = Caller::Anonymous;
+        let call = CallContext::for_caller(&anonymous, group);
+        let id = compiled.screen_identity(
+            order,
+            &msg,
+            &from,
+            &call,
+            group.trust_identity,
+            &compiled.profile,
+            &screen,
+        );
         (
             id.source,
             String::from_utf8_lossy(id.raw).into_owned(),

@@ -181,9 +181,10 @@ impl Compiled {
             .any(|a| same(a) && a.port.is_none_or(|p| p == port))
     }
 
-    /// Whether P-Asserted-Identity from `ip` is trusted.
+    /// Whether P-Asserted-Identity from `ip` is trusted (its peer group has
+    /// `trust_identity`).
     pub(crate) fn trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|n| n.contains(ip))
+        self.peers.trusted(ip)
     }
 
     /// Whether messages from `ip` are taken (`allowed_sources`, with the next hops, the warn
@@ -198,16 +199,17 @@ impl Compiled {
     }
 
     /// Whether an in-dialog request may go to `dest`: a next hop, the warn service, or an
-    /// address in `trusted_peers` or `allowed_sources`.
+    /// address of a configured peer group (`[[peers]]`, `trusted_peers`) or in
+    /// `allowed_sources`.
     pub(crate) fn may_reach_in_dialog(&self, dest: SocketAddr) -> bool {
         self.is_hop(dest)
             || self.warn_dest.is_some_and(|(w, _)| w == dest)
             || self.source_allowed_explicitly(dest.ip())
     }
 
-    /// `trusted_peers` or a configured `allowed_sources` network holds `ip`.
+    /// A configured peer group or `allowed_sources` network holds `ip`.
     fn source_allowed_explicitly(&self, ip: IpAddr) -> bool {
-        self.trusted(ip) || (!self.sources.is_empty() && self.source_allowed(ip))
+        self.peers.configured(ip) || (!self.sources.is_empty() && self.source_allowed(ip))
     }
 }
 

@@ -12,6 +12,8 @@ use super::{
     RequestError, RequestRefusal, RoutingRefusal,
 };
 use crate::blocklist::Action;
+use crate::numbers::{Caller, NumberingProfile};
+use crate::policy::{CallContext, Callee, Verstat};
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
     derive_to_tag, is_token, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder,
@@ -332,7 +334,7 @@ impl ProxyCore {
         // The caller check (initial INVITEs, and INVITEs with a To-tag but no proof).
         let mut decision = None;
         if method == Method::Invite && initial {
-            let d = self.screen_call(inbound, msg, &req);
+            let d = self.screen_call(inbound, msg, &req, now);
             let applied = match d.applied {
                 Action::Block => {
                     let mut o = self.block(msg, class, d, reply, out);
@@ -410,13 +412,41 @@ impl ProxyCore {
 
     /// Screens every believable identity value (see the `identity` module) and decides the
     /// action to apply.
-    fn screen_call(&self, inbound: &Inbound, msg: &SipMessage, req: &Checked<'_>) -> Decision {
+    fn screen_call(
+        &self,
+        inbound: &Inbound,
+        msg: &SipMessage,
+        req: &Checked<'_>,
+        now: Instant,
+    ) -> Decision {
+        let group = self.compiled.peers.of(inbound.source.ip());
+        let trusted = inbound.verified_peer || group.trust_identity;
+        let profile = group.profile.as_ref().unwrap_or(&self.compiled.profile);
+        let callee = callee_of(profile, &req.uri, req.uri_raw, &req.to);
+        let verstat = if trusted {
+            verstat_of(msg, &req.from)
+        } else {
+            Verstat::Absent
+        };
+        let anonymous = Caller::Anonymous;
+        let call = CallContext {
+            caller: &anonymous,
+            caller_raw: b"",
+            caller_source: None,
+            callee,
+            peer: group,
+            transport: inbound.transport,
+            verstat,
+            privacy: msg.privacy().unwrap_or_default(),
+            now,
+        };
         let id = self.compiled.screen_identity(
             &self.config.proxy.identity_order,
             msg,
             &req.from,
-            inbound.source.ip(),
-            inbound.verified_peer,
+            &call,
+            trusted,
+            profile,
             &*self.screen,
         );
         let applied = match id.verdict.action {
@@ -428,7 +458,10 @@ impl ProxyCore {
             identity: id.source,
             caller_raw: String::from_utf8_lossy(id.raw).into_owned(),
             caller: id.caller,
-            callee: String::from_utf8_lossy(req.uri_raw).into_owned(),
+            callee: callee.number,
+            callee_raw: String::from_utf8_lossy(req.uri_raw).into_owned(),
+            peer_group: group.name.clone(),
+            verstat,
             verdict: id.verdict,
             applied,
         }
@@ -734,4 +767,41 @@ mod tests {
         let m = parse(&INVITE.replace("Call-ID: c\r\n", "Call-ID:  \r\n"));
         assert_eq!(Checked::read(&m).err(), Some(RequestError::NoCallId));
     }
+}
+
+/// The callee: the Request-URI's number, else To's (a Request-URI rewritten to a routing
+/// number or a host keeps the dialled number in To).
+fn callee_of<'m>(
+    profile: &NumberingProfile,
+    uri: &Uri<'m>,
+    uri_raw: &'m [u8],
+    to: &NameAddr<'m>,
+) -> Callee<'m> {
+    if let Caller::Number(n) = profile.normalize(uri_raw) {
+        return Callee {
+            user: uri.user().unwrap_or_default(),
+            number: Some(n),
+        };
+    }
+    let to_uri = to.uri();
+    if let Caller::Number(n) = profile.normalize(to_uri.raw()) {
+        return Callee {
+            user: to_uri.user().unwrap_or_default(),
+            number: Some(n),
+        };
+    }
+    Callee {
+        user: uri.user().unwrap_or_default(),
+        number: None,
+    }
+}
+
+/// What the network asserts about the caller ID: the `verstat` of the first
+/// P-Asserted-Identity that has one, else of From. Only asked for a trusted sender.
+fn verstat_of(msg: &SipMessage, from: &NameAddr<'_>) -> Verstat {
+    msg.p_asserted_identities()
+        .filter_map(Result::ok)
+        .map(|na| Verstat::of_uri(na.uri().raw()))
+        .find(|v| *v != Verstat::Absent)
+        .unwrap_or_else(|| Verstat::of_uri(from.uri().raw()))
 }

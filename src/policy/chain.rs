@@ -1,0 +1,822 @@
+//! The rule chain: the whole call, judged by stages in a fixed, documented order.
+//!
+//! [`Policy`] is the production [`Screen`]. Each stage reads the [`CallContext`] and either
+//! **decides** (the verdict is final, and names the stage in [`Verdict::rule`]) or
+//! **passes** to the next. The order is fixed, so an operator can always say why a call got
+//! what it got (`fraudwall explain` prints each stage):
+//!
+//! | # | rule | decides when | verdict |
+//! |---|---|---|---|
+//! | 1 | `protected-callee` | the callee is an emergency or service number (`policy.protected_callees`) | allow: never screened |
+//! | 2 | `impersonation` | the caller is on the protected list and the peer group is not entitled to present it | block, category from the list (`impersonation`) |
+//! | 3 | `international-spoof` | a home-country caller (`policy.home_country`) enters from an `international` group | `policy.international_spoof` (block), category `spoofed-domestic` |
+//! | 4 | `personal` | the callee's own entry covers the caller (exact or prefix) | its allow or block |
+//! | 5 | `global` | the blocklist (or feed) lists the caller | the entry's action, adjusted by the callee's level |
+//! | 6 | `verstat` | the network asserts `TN-Validation-Failed` | `policy.verstat_failed` (allow: passes) |
+//! | 7 | `anonymous`, `invalid` | the caller is not a number | `actions.anonymous`, `actions.invalid` |
+//! | 8 | `international-origin` | a number from an `international` group, when `policy.international_origin = "tag"` | tag, label `Intl: <country>` |
+//! | 9 | `default` | nothing decided | allow |
+//!
+//! The callee's **level** (the `*` row of their subscriber list) adjusts only what the
+//! global list decides: `allow` (opted out) makes it allow, `tag` turns a block or warn into
+//! a tag, `block` turns a tag or warn into a block. A listed `allow` entry stays allow.
+//!
+//! **Fail open.** A stage that panics allows the call: the verdict is allow with
+//! [`Reason::InternalError`] and the stage's rule, so `fraudwall_verdict_rules_total` counts
+//! it under that stage's name, and a warning is logged. A list that is not loaded is a stage
+//! with nothing to say (passes); a missing blocklist still gives today's
+//! [`Reason::NoSnapshot`].
+//!
+//! **Cost.** For an unlisted caller the chain does one lookup per list (protected,
+//! subscriber, global) and no allocation; the stages that need no list are a few
+//! comparisons. The subscriber list is asked once for both the personal entry and the
+//! level.
+
+use super::context::CallContext;
+use super::lists::{Level, PersonalAction, ProtectedLookup, SubscriberAnswer, SubscriberLookup};
+use super::{CallerActions, Lookup, Reason, Screen, Verdict};
+use crate::blocklist::{Action, Snapshot};
+use crate::numbers::{country, Caller, E164};
+use arc_swap::ArcSwapOption;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A stage of the chain, in precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Emergency and service numbers as callee are never screened.
+    ProtectedCallee,
+    /// A protected number presented by a peer group not entitled to it.
+    Impersonation,
+    /// A home-country number entering from an international group.
+    InternationalSpoof,
+    /// The callee's own entry for this caller.
+    Personal,
+    /// The blocklist, adjusted by the callee's level.
+    Global,
+    /// What the network asserts (`verstat`).
+    Verstat,
+    /// No usable identity.
+    Anonymous,
+    /// An identity that is not a number.
+    Invalid,
+    /// A call from abroad, labelled with its country.
+    InternationalOrigin,
+    /// Nothing decided: allow.
+    Default,
+}
+
+impl Rule {
+    /// Every rule, in precedence order.
+    pub const ALL: [Rule; 10] = [
+        Rule::ProtectedCallee,
+        Rule::Impersonation,
+        Rule::InternationalSpoof,
+        Rule::Personal,
+        Rule::Global,
+        Rule::Verstat,
+        Rule::Anonymous,
+        Rule::Invalid,
+        Rule::InternationalOrigin,
+        Rule::Default,
+    ];
+
+    /// The name in logs, metrics, config and `explain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ProtectedCallee => "protected-callee",
+            Rule::Impersonation => "impersonation",
+            Rule::InternationalSpoof => "international-spoof",
+            Rule::Personal => "personal",
+            Rule::Global => "global",
+            Rule::Verstat => "verstat",
+            Rule::Anonymous => "anonymous",
+            Rule::Invalid => "invalid",
+            Rule::InternationalOrigin => "international-origin",
+            Rule::Default => "default",
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Emergency and service numbers never screened as callees, by default: police, fire,
+/// ambulance and traffic police in China, the European and NANP emergency numbers, the
+/// NANP crisis line, and the UK, Australian and Chinese citizen hotlines.
+pub const DEFAULT_PROTECTED_CALLEES: [&str; 12] = [
+    "110", "112", "119", "120", "122", "911", "988", "999", "000", "12110", "12315", "12345",
+];
+
+/// `[policy]`: the rule chain's settings (the stages' order is fixed; see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The home country calling codes (`["86"]`): a caller with one of them entering from an
+    /// `international` peer group is a spoofed domestic number.
+    pub home_country: Vec<String>,
+    /// What a spoofed domestic number gets (`international-spoof`); `allow` turns the
+    /// stage off.
+    pub international_spoof: Action,
+    /// What a call the network marks `TN-Validation-Failed` gets (`verstat`); `allow` lets
+    /// it pass on to the later stages (still counted by verstat value).
+    pub verstat_failed: Action,
+    /// `tag`: label calls from `international` groups with their country (`Intl: Myanmar`);
+    /// `allow`: off.
+    pub international_origin: Action,
+    /// Callees never screened: short codes (`110`, `911`) and numbers (`+861012345`). A
+    /// short code also matches in E.164 form behind a home country code (`+86110`).
+    pub protected_callees: Vec<String>,
+    /// Stages turned off (`["international-origin"]`): they pass. `default` cannot be.
+    pub disabled_rules: Vec<Rule>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            home_country: Vec::new(),
+            international_spoof: Action::Block,
+            verstat_failed: Action::Allow,
+            international_origin: Action::Allow,
+            protected_callees: DEFAULT_PROTECTED_CALLEES.map(String::from).to_vec(),
+            disabled_rules: Vec::new(),
+        }
+    }
+}
+
+/// Why `[policy]` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct PolicyConfigError {
+    /// The key at fault.
+    pub key: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+fn digits_of(s: &str) -> Option<Box<[u8]>> {
+    let d = s.trim().strip_prefix('+').unwrap_or(s.trim());
+    (!d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| d.as_bytes().into())
+}
+
+/// `[policy]` checked and in the form the chain reads.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    home: Vec<Box<[u8]>>,
+    spoof: Action,
+    verstat_failed: Action,
+    origin: Action,
+    callees: Vec<Box<[u8]>>,
+    disabled: u16,
+}
+
+impl PolicyConfig {
+    /// Checks every value and compiles the chain's form.
+    pub fn compile(&self) -> Result<Rules, PolicyConfigError> {
+        let mut home = Vec::new();
+        for c in &self.home_country {
+            match digits_of(c) {
+                Some(d) if d.len() <= 3 && d[0] != b'0' => home.push(d),
+                _ => return Err(PolicyConfigError {
+                    key: "policy.home_country",
+                    message: format!(
+                        "{c:?} is not a calling code: 1 to 3 digits, no leading 0 (\"86\", \"1\")"
+                    ),
+                }),
+            }
+        }
+        let mut callees = Vec::new();
+        for c in &self.protected_callees {
+            callees.push(digits_of(c).ok_or_else(|| PolicyConfigError {
+                key: "policy.protected_callees",
+                message: format!(
+                    "{c:?} is not a number: 1 to 15 digits, optionally after + (\"110\", \"+86110\")"
+                ),
+            })?);
+        }
+        callees.sort_unstable();
+        callees.dedup();
+        if !matches!(self.international_origin, Action::Allow | Action::Tag) {
+            return Err(PolicyConfigError {
+                key: "policy.international_origin",
+                message: format!(
+                    "{} is not offered: \"tag\" labels calls from abroad with their country, \"allow\" is off",
+                    self.international_origin
+                ),
+            });
+        }
+        let mut disabled = 0;
+        for r in &self.disabled_rules {
+            if *r == Rule::Default {
+                return Err(PolicyConfigError {
+                    key: "policy.disabled_rules",
+                    message: "\"default\" ends the chain and cannot be turned off".into(),
+                });
+            }
+            disabled |= r.bit();
+        }
+        Ok(Rules {
+            home,
+            spoof: self.international_spoof,
+            verstat_failed: self.verstat_failed,
+            origin: self.international_origin,
+            callees,
+            disabled,
+        })
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        // The default config is valid by construction.
+        PolicyConfig::default().compile().unwrap_or(Rules {
+            home: Vec::new(),
+            spoof: Action::Block,
+            verstat_failed: Action::Allow,
+            origin: Action::Allow,
+            callees: Vec::new(),
+            disabled: 0,
+        })
+    }
+}
+
+impl Rules {
+    /// Only the global list, anonymous/invalid and default run: today's single lookup, for
+    /// comparisons (benchmarks, the property test).
+    pub fn global_only() -> Rules {
+        let mut r = Rules::default();
+        r.disabled = Rule::ALL
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r,
+                    Rule::Global | Rule::Anonymous | Rule::Invalid | Rule::Default
+                )
+            })
+            .fold(0, |m, r| m | r.bit());
+        r
+    }
+
+    fn enabled(&self, rule: Rule) -> bool {
+        self.disabled & rule.bit() == 0
+    }
+
+    /// Whether `number`'s digits start with a home country code.
+    fn is_home(&self, number: &[u8]) -> bool {
+        self.home.iter().any(|cc| number.starts_with(cc))
+    }
+
+    /// Whether the callee is one of the protected callees: its user part as dialled, its
+    /// E.164 form, or a short code behind a home country code.
+    fn protected_callee(&self, user: &[u8], number: Option<&E164>) -> Option<usize> {
+        let find = |d: &[u8]| self.callees.binary_search_by(|c| (**c).cmp(d)).ok();
+        let user = user.strip_prefix(b"+").unwrap_or(user);
+        if !user.is_empty() {
+            if let Some(i) = find(user) {
+                return Some(i);
+            }
+        }
+        let n = number?.as_bytes();
+        find(n).or_else(|| {
+            self.home
+                .iter()
+                .filter(|cc| n.starts_with(cc))
+                .find_map(|cc| find(&n[cc.len()..]))
+        })
+    }
+}
+
+/// A list type for a chain without that list: always empty.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoList;
+
+impl SubscriberLookup for NoList {
+    fn version(&self) -> u64 {
+        0
+    }
+    fn lookup(&self, _: &E164, _: &E164) -> SubscriberAnswer {
+        SubscriberAnswer::default()
+    }
+}
+
+impl ProtectedLookup for NoList {
+    fn version(&self) -> u64 {
+        0
+    }
+    fn lookup(&self, _: &E164) -> Option<super::lists::ProtectedMatch<'_>> {
+        None
+    }
+}
+
+/// What a stage did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOutcome {
+    /// The stage decided the verdict.
+    Decided,
+    /// It had nothing to say; the next stage was asked.
+    Passed,
+    /// Turned off in `policy.disabled_rules`.
+    Disabled,
+    /// It panicked: the call was allowed (fail open).
+    Failed,
+}
+
+/// Receives each stage's outcome (`explain`); the packet path uses [`NoTrace`].
+pub trait Trace {
+    /// One stage ran. `saw` describes what it looked at (called only by tracers that keep
+    /// it, so the packet path formats nothing).
+    fn stage(&mut self, rule: Rule, outcome: StageOutcome, saw: &dyn Fn() -> String);
+}
+
+/// A tracer that keeps nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTrace;
+
+impl Trace for NoTrace {
+    #[inline(always)]
+    fn stage(&mut self, _: Rule, _: StageOutcome, _: &dyn Fn() -> String) {}
+}
+
+/// One stage as `explain` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageRecord {
+    /// The stage.
+    pub rule: Rule,
+    /// What it did.
+    pub outcome: StageOutcome,
+    /// What it looked at.
+    pub saw: String,
+}
+
+impl Trace for Vec<StageRecord> {
+    fn stage(&mut self, rule: Rule, outcome: StageOutcome, saw: &dyn Fn() -> String) {
+        self.push(StageRecord {
+            rule,
+            outcome,
+            saw: saw(),
+        });
+    }
+}
+
+/// The verdict and every stage on the way to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The stages in order, up to the one that decided.
+    pub stages: Vec<StageRecord>,
+}
+
+/// The production [`Screen`]: the rule chain over the hot-swappable global, subscriber and
+/// protected lists.
+///
+/// Each list lives in an [`ArcSwapOption`] shared with whoever loads new versions (the
+/// runtime, the feed): storing a new `Arc` swaps it for the next call without a lock, and
+/// calls in flight finish on the version they loaded. `None` means not loaded: the global
+/// list then fails open ([`Reason::NoSnapshot`]), the others have nothing to say.
+pub struct Policy<L: Lookup = Snapshot, S: SubscriberLookup = NoList, P: ProtectedLookup = NoList> {
+    global: Arc<ArcSwapOption<L>>,
+    subscribers: Arc<ArcSwapOption<S>>,
+    protected: Arc<ArcSwapOption<P>>,
+    rules: Rules,
+    callers: CallerActions,
+    /// Panics caught, for the rate of the warning.
+    failures: AtomicU64,
+}
+
+impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> fmt::Debug for Policy<L, S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("global", &self.global.load().as_ref().map(|s| s.version()))
+            .field(
+                "subscribers",
+                &self.subscribers.load().as_ref().map(|s| s.version()),
+            )
+            .field(
+                "protected",
+                &self.protected.load().as_ref().map(|s| s.version()),
+            )
+            .field("rules", &self.rules)
+            .field("callers", &self.callers)
+            .finish()
+    }
+}
+
+impl<L: Lookup> Policy<L, NoList, NoList> {
+    /// A chain over the global list alone (no subscriber or protected list), with the
+    /// default `[policy]`.
+    pub fn over(global: Arc<ArcSwapOption<L>>, callers: CallerActions) -> Self {
+        Policy::new(
+            global,
+            Arc::new(ArcSwapOption::empty()),
+            Arc::new(ArcSwapOption::empty()),
+            Rules::default(),
+            callers,
+        )
+    }
+}
+
+impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
+    /// A chain over the three list slots (shared with their loaders).
+    pub fn new(
+        global: Arc<ArcSwapOption<L>>,
+        subscribers: Arc<ArcSwapOption<S>>,
+        protected: Arc<ArcSwapOption<P>>,
+        rules: Rules,
+        callers: CallerActions,
+    ) -> Self {
+        Policy {
+            global,
+            subscribers,
+            protected,
+            rules,
+            callers,
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The global list's slot (store a new one to hot-swap).
+    pub fn current(&self) -> &Arc<ArcSwapOption<L>> {
+        &self.global
+    }
+
+    /// The subscriber list's slot.
+    pub fn subscribers(&self) -> &Arc<ArcSwapOption<S>> {
+        &self.subscribers
+    }
+
+    /// The protected list's slot.
+    pub fn protected(&self) -> &Arc<ArcSwapOption<P>> {
+        &self.protected
+    }
+
+    /// The verdict for `call`, with every stage's outcome.
+    pub fn explain(&self, call: &CallContext<'_>) -> Explanation {
+        let mut stages = Vec::new();
+        let verdict = self.evaluate(call, &mut stages);
+        Explanation { verdict, stages }
+    }
+
+    /// Runs the chain, reporting each stage to `trace`.
+    pub fn evaluate<T: Trace>(&self, call: &CallContext<'_>, trace: &mut T) -> Verdict {
+        // The number the list stages look up: the caller's, or a decorated caller's lenient
+        // reading (a decoration never hides a listed or protected number).
+        let number = match call.caller {
+            Caller::Number(n) => Some(n),
+            Caller::Decorated { lenient, .. } => Some(lenient),
+            _ => None,
+        };
+        let mut answer: Option<SubscriberAnswer> = None;
+        let mut no_snapshot = false;
+        let mut version = None;
+        for rule in Rule::ALL {
+            if !self.rules.enabled(rule) {
+                trace.stage(rule, StageOutcome::Disabled, &String::new);
+                continue;
+            }
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                self.stage(
+                    rule,
+                    call,
+                    number,
+                    &mut answer,
+                    &mut no_snapshot,
+                    &mut version,
+                    trace,
+                )
+            }));
+            match ran {
+                Ok(Some(v)) => {
+                    return Verdict {
+                        rule,
+                        snapshot_version: v.snapshot_version.or(version),
+                        ..v
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    let n = self.failures.fetch_add(1, Ordering::Relaxed);
+                    if n.is_power_of_two() || n == 0 {
+                        tracing::warn!(
+                            rule = rule.as_str(),
+                            failures = n + 1,
+                            "policy stage panicked: call allowed (fail open)"
+                        );
+                    }
+                    trace.stage(rule, StageOutcome::Failed, &|| "panicked".into());
+                    return Verdict {
+                        rule,
+                        snapshot_version: version,
+                        ..Verdict::internal_error()
+                    };
+                }
+            }
+        }
+        // `default` always decides; not reached.
+        Verdict::internal_error()
+    }
+
+    /// One stage: `Some` decides.
+    #[allow(clippy::too_many_arguments)]
+    fn stage<T: Trace>(
+        &self,
+        rule: Rule,
+        call: &CallContext<'_>,
+        number: Option<&E164>,
+        answer: &mut Option<SubscriberAnswer>,
+        no_snapshot: &mut bool,
+        version: &mut Option<u64>,
+        trace: &mut T,
+    ) -> Option<Verdict> {
+        let decided = |trace: &mut T, v: Verdict, saw: &dyn Fn() -> String| {
+            trace.stage(rule, StageOutcome::Decided, saw);
+            Some(v)
+        };
+        let passed = |trace: &mut T, saw: &dyn Fn() -> String| {
+            trace.stage(rule, StageOutcome::Passed, saw);
+            None
+        };
+        match rule {
+            Rule::ProtectedCallee => {
+                match self
+                    .rules
+                    .protected_callee(call.callee.user, call.callee.number.as_ref())
+                {
+                    Some(i) => {
+                        let code = String::from_utf8_lossy(&self.rules.callees[i]).into_owned();
+                        decided(
+                            trace,
+                            Verdict {
+                                entry: Some(code.clone().into()),
+                                ..Verdict::new(Action::Allow, Reason::ProtectedCallee)
+                            },
+                            &|| format!("callee {} is protected ({code})", callee_text(call)),
+                        )
+                    }
+                    None => passed(trace, &|| {
+                        format!("callee {} is not protected", callee_text(call))
+                    }),
+                }
+            }
+            Rule::Impersonation => {
+                let Some(n) = number else {
+                    return passed(trace, &|| "no caller number".into());
+                };
+                let guard = self.protected.load();
+                let Some(list) = guard.as_ref() else {
+                    return passed(trace, &|| "no protected list loaded".into());
+                };
+                match list.lookup(n) {
+                    Some(m) if !m.entitles(&call.peer.name) => {
+                        let category = if m.category.is_empty() {
+                            "impersonation"
+                        } else {
+                            m.category
+                        };
+                        let v = Verdict {
+                            category: Some(category.into()),
+                            score: Some(100),
+                            source: Some("protected".into()),
+                            entry: Some(m.entry.to_string().into()),
+                            snapshot_version: Some(list.version()),
+                            ..Verdict::new(Action::Block, Reason::Impersonation)
+                        };
+                        decided(trace, v, &|| {
+                            format!(
+                                "{n} matches protected {} (entitled: {}), presented by group {}",
+                                m.entry,
+                                if m.entitled.is_empty() {
+                                    "none"
+                                } else {
+                                    m.entitled
+                                },
+                                call.peer.name
+                            )
+                        })
+                    }
+                    Some(m) => passed(trace, &|| {
+                        format!(
+                            "{n} matches protected {}, and group {} is entitled to it",
+                            m.entry, call.peer.name
+                        )
+                    }),
+                    None => passed(trace, &|| format!("{n} is not on the protected list")),
+                }
+            }
+            Rule::InternationalSpoof => match number {
+                Some(n)
+                    if call.peer.international
+                        && self.rules.spoof != Action::Allow
+                        && self.rules.is_home(n.as_bytes()) =>
+                {
+                    let v = Verdict {
+                        category: Some("spoofed-domestic".into()),
+                        score: Some(100),
+                        ..Verdict::new(self.rules.spoof, Reason::SpoofedDomestic)
+                    };
+                    decided(trace, v, &|| {
+                        format!(
+                            "home-country number {n} entered from international group {}",
+                            call.peer.name
+                        )
+                    })
+                }
+                _ => passed(trace, &|| {
+                    format!(
+                        "group {} is {}international",
+                        call.peer.name,
+                        if call.peer.international { "" } else { "not " }
+                    )
+                }),
+            },
+            Rule::Personal => {
+                let (Some(n), Some(callee)) = (number, call.callee.number.as_ref()) else {
+                    return passed(trace, &|| "no caller or callee number".into());
+                };
+                let guard = self.subscribers.load();
+                let Some(list) = guard.as_ref() else {
+                    return passed(trace, &|| "no subscriber list loaded".into());
+                };
+                let a = list.lookup(callee, n);
+                *answer = Some(a);
+                match a.personal {
+                    Some(p) => {
+                        let action = match p.action {
+                            PersonalAction::Allow => Action::Allow,
+                            PersonalAction::Block => Action::Block,
+                        };
+                        let v = Verdict {
+                            category: (action == Action::Block).then(|| "personal".into()),
+                            source: Some("subscriber".into()),
+                            entry: Some(p.entry.to_string().into()),
+                            snapshot_version: Some(list.version()),
+                            ..Verdict::new(action, Reason::Personal)
+                        };
+                        decided(trace, v, &|| {
+                            format!("{callee}'s entry {} says {}", p.entry, p.action.as_str())
+                        })
+                    }
+                    None => passed(trace, &|| {
+                        format!(
+                            "{callee} has no entry for {n}{}",
+                            a.level.map(|l| format!(" (level {l})")).unwrap_or_default()
+                        )
+                    }),
+                }
+            }
+            Rule::Global => {
+                let Some(n) = number else {
+                    return passed(trace, &|| "no caller number".into());
+                };
+                let guard = self.global.load();
+                let Some(list) = guard.as_ref() else {
+                    *no_snapshot = true;
+                    return passed(trace, &|| "no blocklist loaded".into());
+                };
+                *version = Some(list.version());
+                let decorated = matches!(call.caller, Caller::Decorated { .. });
+                let m = match list.lookup(n) {
+                    // A decorated number is acted on only for an entry more severe than the
+                    // invalid-caller action (see `numbers`): else `invalid` decides.
+                    Some(m) if !m.tombstone && (!decorated || m.action > self.callers.invalid) => m,
+                    _ => {
+                        return passed(trace, &|| format!("{n} is not on the blocklist"));
+                    }
+                };
+                let mut v = Verdict::from_match(&m);
+                if decorated {
+                    v.reason = Reason::Evasion;
+                }
+                let listed = v.action;
+                if listed != Action::Allow {
+                    let level = match answer {
+                        Some(a) => a.level,
+                        None => self.subscriber_answer(call, n).and_then(|a| a.level),
+                    };
+                    if let Some(level) = level {
+                        // Opted out, label only, or block all: the level is the action.
+                        v.action = match level {
+                            Level::Allow => Action::Allow,
+                            Level::Tag => Action::Tag,
+                            Level::Block => Action::Block,
+                        };
+                        v.level = Some(level);
+                    }
+                }
+                let level = v.level;
+                let entry = m.entry;
+                decided(trace, v, &|| {
+                    let lvl = level
+                        .map(|l| format!(", callee level {l}"))
+                        .unwrap_or_default();
+                    format!("{n} matches {} ({listed}){lvl}", entry)
+                })
+            }
+            Rule::Verstat => {
+                let seen = call.verstat;
+                if seen == super::context::Verstat::Failed
+                    && self.rules.verstat_failed != Action::Allow
+                {
+                    let v = Verdict {
+                        category: Some("verstat-failed".into()),
+                        ..Verdict::new(self.rules.verstat_failed, Reason::VerstatFailed)
+                    };
+                    decided(trace, v, &|| {
+                        "the network asserts TN-Validation-Failed".into()
+                    })
+                } else {
+                    passed(trace, &|| format!("verstat {}", seen.as_str()))
+                }
+            }
+            Rule::Anonymous => match call.caller {
+                Caller::Anonymous => decided(
+                    trace,
+                    Verdict::new(self.callers.anonymous, Reason::Anonymous),
+                    &|| "no usable identity".into(),
+                ),
+                _ => passed(trace, &|| "the caller has an identity".into()),
+            },
+            Rule::Invalid => match call.caller {
+                Caller::Invalid(_) | Caller::Decorated { .. } => decided(
+                    trace,
+                    Verdict::new(self.callers.invalid, Reason::Invalid),
+                    &|| format!("{} is not a valid number", caller_text(call)),
+                ),
+                _ => passed(trace, &|| "the caller is a number".into()),
+            },
+            Rule::InternationalOrigin => match number {
+                Some(n) if call.peer.international && self.rules.origin == Action::Tag => {
+                    let c = country::country_of(n.as_bytes());
+                    let v = Verdict {
+                        category: Some("international".into()),
+                        label: c.map(|c| c.label().into()),
+                        ..Verdict::new(Action::Tag, Reason::InternationalOrigin)
+                    };
+                    decided(trace, v, &|| {
+                        format!(
+                            "{n} from international group {} ({})",
+                            call.peer.name,
+                            c.map_or("unknown country", |c| c.name)
+                        )
+                    })
+                }
+                _ => passed(trace, &|| "not labelled".into()),
+            },
+            Rule::Default => {
+                let reason = if *no_snapshot && number.is_some() {
+                    Reason::NoSnapshot
+                } else {
+                    Reason::Unlisted
+                };
+                decided(trace, Verdict::new(Action::Allow, reason), &|| {
+                    "no stage decided".into()
+                })
+            }
+        }
+    }
+}
+
+impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
+    /// What the callee chose about caller `n`, asked of the subscriber list (when the
+    /// personal stage did not ask already).
+    fn subscriber_answer(&self, call: &CallContext<'_>, n: &E164) -> Option<SubscriberAnswer> {
+        let callee = call.callee.number.as_ref()?;
+        let guard = self.subscribers.load();
+        guard.as_ref().map(|list| list.lookup(callee, n))
+    }
+}
+
+fn callee_text(call: &CallContext<'_>) -> String {
+    match &call.callee.number {
+        Some(n) => n.to_string(),
+        None if call.callee.user.is_empty() => "(none)".into(),
+        None => String::from_utf8_lossy(call.callee.user).into_owned(),
+    }
+}
+
+fn caller_text(call: &CallContext<'_>) -> String {
+    if call.caller_raw.is_empty() {
+        format!("{:?}", call.caller)
+    } else {
+        String::from_utf8_lossy(call.caller_raw).into_owned()
+    }
+}
+
+impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Screen for Policy<L, S, P> {
+    fn screen(&self, call: &CallContext<'_>) -> Verdict {
+        self.evaluate(call, &mut NoTrace)
+    }
+}
