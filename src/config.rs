@@ -632,11 +632,41 @@ mod tests {
         let table: toml::Table = toml::from_str(text).unwrap();
         let mut keys = Vec::new();
         for (section, v) in table {
-            for key in v.as_table().unwrap().keys() {
+            // `[[peers]]` is an array of tables, empty by default (documented in comments).
+            let Some(t) = v.as_table() else { continue };
+            for key in t.keys() {
                 keys.push(format!("{section}.{key}"));
             }
         }
         keys
+    }
+
+    #[test]
+    fn the_issue_example_with_peer_groups_and_policy_parses_and_validates() {
+        let text = "[[peers]]\nname = \"core\"\naddresses = [\"127.0.0.1\"]\ntrust_identity = true\n\
+                    [[peers]]\nname = \"intl-gw\"\naddresses = [\"127.0.0.2\"]\ntrust_identity = true\n\
+                    international = true\n[policy]\nhome_country = [\"86\"]\n\
+                    [decision_log]\ntarget = \"/tmp/decisions.jsonl\"\n";
+        let c = Config::from_toml_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.peers.len(), 2);
+        assert!(c.peers[1].international);
+        assert_eq!(c.policy.home_country, vec!["86".to_string()]);
+        let back = Config::from_toml_str(&c.to_toml()).unwrap();
+        assert_eq!(back.peers, c.peers);
+        // A group error names its key.
+        let clash = "[[peers]]\nname = \"a\"\naddresses = [\"10.0.0.0/8\"]\n\
+                     [[peers]]\nname = \"b\"\naddresses = [\"10.1.0.1\"]\n";
+        let e = Config::from_toml_str(clash)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key().as_deref(), Some("peers[1].addresses"));
+        let e = Config::from_toml_str("[policy]\nhome_country = [\"x\"]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.key().as_deref(), Some("policy.home_country"));
     }
 
     #[test]

@@ -569,7 +569,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["call_id"], "a\"b\\c\n");
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
-        assert_eq!(v.as_object().unwrap().len(), 11);
+        assert_eq!(v.as_object().unwrap().len(), 15);
     }
 
     #[test]

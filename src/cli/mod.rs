@@ -1,5 +1,6 @@
 //! The `fraudwall` command line: operator commands (blocklist) and the carrier's `run`.
 
+mod explain;
 mod feed;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     Operator(operator::OperatorCommand),
     /// Run the SIP proxy: screen every incoming call, then allow, tag, warn or block it.
     Run(run::RunArgs),
+    /// Why a call gets its verdict: each stage of the rule chain, in order.
+    Explain(explain::ExplainArgs),
     /// Print or check the `run` configuration file.
     #[command(subcommand)]
     Config(run::ConfigCommand),
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Operator(c) => operator::run(c),
         Command::Run(a) => run::run(a),
+        Command::Explain(a) => explain::run(a),
         Command::Config(c) => run::config(c),
         Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),

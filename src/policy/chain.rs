@@ -189,12 +189,14 @@ impl PolicyConfig {
         for c in &self.home_country {
             match digits_of(c) {
                 Some(d) if d.len() <= 3 && d[0] != b'0' => home.push(d),
-                _ => return Err(PolicyConfigError {
-                    key: "policy.home_country",
-                    message: format!(
+                _ => {
+                    return Err(PolicyConfigError {
+                        key: "policy.home_country",
+                        message: format!(
                         "{c:?} is not a calling code: 1 to 3 digits, no leading 0 (\"86\", \"1\")"
                     ),
-                }),
+                    })
+                }
             }
         }
         let mut callees = Vec::new();

@@ -270,6 +270,46 @@ pub struct SnapshotSlot {
     _sample_dir: Option<tempfile::TempDir>,
 }
 
+/// The subscriber and protected list slots (`[lists]`), shared with the rule chain.
+pub struct ListSlots {
+    subscribers: Arc<ArcSwapOption<SubscriberListType>>,
+    protected: Arc<ArcSwapOption<ProtectedListType>>,
+}
+
+/// The subscriber list type the runtime loads.
+pub type SubscriberListType = NoList;
+/// The protected list type the runtime loads.
+pub type ProtectedListType = NoList;
+
+impl ListSlots {
+    /// Opens the configured lists (none configured: empty slots, those stages pass).
+    pub fn load(
+        lists: &crate::config::ListsConfig,
+        _groups: &crate::peers::PeerGroups,
+    ) -> Result<ListSlots, RuntimeError> {
+        if let Some(p) = lists.subscribers.as_ref().or(lists.protected.as_ref()) {
+            return Err(RuntimeError::Sample(format!(
+                "{}: subscriber and protected lists are not supported by this build",
+                p.display()
+            )));
+        }
+        Ok(ListSlots {
+            subscribers: Arc::new(ArcSwapOption::empty()),
+            protected: Arc::new(ArcSwapOption::empty()),
+        })
+    }
+
+    /// The subscriber list's slot.
+    pub fn subscribers(&self) -> Arc<ArcSwapOption<SubscriberListType>> {
+        Arc::clone(&self.subscribers)
+    }
+
+    /// The protected list's slot.
+    pub fn protected(&self) -> Arc<ArcSwapOption<ProtectedListType>> {
+        Arc::clone(&self.protected)
+    }
+}
+
 /// A file's identity for change detection.
 fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
     let m = std::fs::metadata(path).ok()?;
@@ -499,6 +539,9 @@ impl Runtime {
         }
         let callers = core_cfg.actions.callers();
         let rules = v.policy.compile()?;
+        let groups = crate::peers::PeerGroups::new(&v.peers, &v.proxy.trusted_peers)
+            .map_err(CoreConfigError::from)?;
+        let lists = ListSlots::load(&v.lists, &groups)?;
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
@@ -511,8 +554,8 @@ impl Runtime {
                 )?;
                 let screen = Policy::new(
                     Arc::clone(&started.view),
-                    Arc::new(ArcSwapOption::<NoList>::empty()),
-                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    lists.subscribers(),
+                    lists.protected(),
                     rules.clone(),
                     callers,
                 );
@@ -526,8 +569,8 @@ impl Runtime {
                 )?);
                 let screen = Policy::new(
                     slot.shared(),
-                    Arc::new(ArcSwapOption::<NoList>::empty()),
-                    Arc::new(ArcSwapOption::<NoList>::empty()),
+                    lists.subscribers(),
+                    lists.protected(),
                     rules.clone(),
                     callers,
                 );

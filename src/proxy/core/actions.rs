@@ -99,17 +99,19 @@ pub(crate) fn tag(
             }
         ),
     ))?;
-    if cfg.display_label.is_empty() {
+    // A verdict's own label (`Intl: Myanmar`) is shown even without a configured one.
+    let label = verdict.label.as_deref().unwrap_or(&cfg.display_label);
+    if label.is_empty() {
         return Ok(());
     }
     let pai = msg.p_asserted_identities().next().and_then(Result::ok);
     if let Some(na) = pai {
-        let name = prefixed(&cfg.display_label, na.display_name());
+        let name = prefixed(label, na.display_name());
         edit(ed.set_display_name(HeaderName::PAssertedIdentity, &name))?;
     }
-    if cfg.label_from {
+    if cfg.label_from || verdict.label.is_some() {
         if let Ok(Some(from)) = msg.from() {
-            let name = prefixed(&cfg.display_label, from.display_name());
+            let name = prefixed(label, from.display_name());
             edit(ed.set_display_name(HeaderName::From, &name))?;
         }
     }
