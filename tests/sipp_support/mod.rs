@@ -282,16 +282,31 @@ impl Setup {
 
     /// Runs the callers (a sipp UAC), one call per line of `callers` ("digits;expected").
     pub fn call(&self, scenario: &str, callers: &[(&str, &str)], transport: &str) -> Output {
+        let rows: Vec<String> = callers.iter().map(|(n, e)| format!("{n};{e}")).collect();
+        self.call_from(scenario, &rows, transport, self.ip)
+    }
+
+    /// Runs the callers from source address `source` (sipp's `-i`; a second loopback
+    /// address is a second peer group), one call per injection row (`;`-separated fields).
+    pub fn call_from(
+        &self,
+        scenario: &str,
+        rows: &[String],
+        transport: &str,
+        source: &str,
+    ) -> Output {
         let csv = self.path("callers.csv");
         let mut text = String::from("SEQUENTIAL\n");
-        for (n, e) in callers {
-            text.push_str(&format!("{n};{e}\n"));
+        for r in rows {
+            text.push_str(r);
+            text.push('\n');
         }
         std::fs::write(&csv, text).expect("write callers");
+        let callers = rows;
         let sf = sipp_dir().join(scenario);
         let target = format!("{}:{}", bracket(self.ip), self.sip);
         let m = callers.len().to_string();
-        let p = free_port(self.ip).to_string();
+        let p = free_port(source).to_string();
         let log = self.path("caller_msgs.log");
         let err = self.path("caller_err.log");
         let g = sipp(
@@ -302,7 +317,7 @@ impl Setup {
                 "-inf",
                 csv.to_str().unwrap(),
                 "-i",
-                self.ip,
+                source,
                 "-p",
                 &p,
                 "-t",
