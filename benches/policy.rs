@@ -1,0 +1,139 @@
+//! The rule chain's cost over today's single lookup, for an unlisted caller (issue 11's
+//! target: at most 300 ns more, warm).
+//!
+//! Two screens over the same blocklist, called with the same mostly-unlisted callers and
+//! random callees:
+//! - `global-only`: the chain reduced to the global list ([`Rules::global_only`]), which is
+//!   today's single lookup plus the anonymous/invalid actions;
+//! - `chain`: every stage, with a home country, the origin label and the subscriber and
+//!   protected lists loaded.
+//!
+//! By default a 1M-row list is generated. For the 100M figures, point the bench at compiled
+//! files (see benches/blocklist.rs for generating the 100M blocklist):
+//!
+//! ```text
+//! FRAUDWALL_BENCH_SNAPSHOT=/work/data/bl-100m.fwb FRAUDWALL_BENCH_ROWS=100000000 \
+//!     cargo bench --bench policy
+//! ```
+
+use arc_swap::ArcSwapOption;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use fraudwall::blocklist::synth::Synth;
+use fraudwall::blocklist::{compile_files, Action, CompileOptions, Snapshot};
+use fraudwall::numbers::{Caller, E164};
+use fraudwall::peers::PeerGroup;
+use fraudwall::policy::chain::NoList;
+use fraudwall::policy::{CallContext, Callee, CallerActions, Policy, PolicyConfig, Rules, Screen};
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_ROWS: u64 = 1_000_000;
+const QUERIES: usize = 1 << 20;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// The blocklist: the given snapshot, or a generated 1M-row one (kept in `dir`).
+fn blocklist(dir: &tempfile::TempDir) -> (Arc<Snapshot>, u64) {
+    if let Ok(p) = std::env::var("FRAUDWALL_BENCH_SNAPSHOT") {
+        let rows = env_u64("FRAUDWALL_BENCH_ROWS", DEFAULT_ROWS);
+        return (Arc::new(Snapshot::open(PathBuf::from(p)).expect("open")), rows);
+    }
+    let csv = dir.path().join("list.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).expect("create csv"));
+    Synth::new(DEFAULT_ROWS, 1)
+        .write_csv(DEFAULT_ROWS, &mut w)
+        .expect("write csv");
+    drop(w);
+    let out = dir.path().join("list.fwb");
+    compile_files(std::slice::from_ref(&csv), &CompileOptions::default(), &out).expect("compile");
+    (Arc::new(Snapshot::open(&out).expect("open")), DEFAULT_ROWS)
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (snapshot, rows) = blocklist(&dir);
+    let synth = Synth::new(rows, 1);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Probes in the list's allocation blocks (mostly unlisted), random +86 139 callees.
+    let calls: Vec<(Caller, E164)> = (0..QUERIES)
+        .map(|_| {
+            let caller: E164 = synth.probe(rnd()).parse().expect("probe");
+            let callee: E164 = format!("+86139{:08}", rnd() % 100_000_000)
+                .parse()
+                .expect("callee");
+            (Caller::Number(caller), callee)
+        })
+        .collect();
+    let global = Arc::new(ArcSwapOption::from(Some(snapshot)));
+    let callers = CallerActions::default();
+    let full = PolicyConfig {
+        home_country: vec!["86".into()],
+        international_origin: Action::Tag,
+        verstat_failed: Action::Tag,
+        ..PolicyConfig::default()
+    }
+    .compile()
+    .expect("policy");
+    let screens: [(&str, Policy<Snapshot, NoList, NoList>); 2] = [
+        (
+            "global-only",
+            Policy::new(
+                Arc::clone(&global),
+                Arc::new(ArcSwapOption::empty()),
+                Arc::new(ArcSwapOption::empty()),
+                Rules::global_only(),
+                callers,
+            ),
+        ),
+        (
+            "chain",
+            Policy::new(
+                Arc::clone(&global),
+                Arc::new(ArcSwapOption::from(Some(Arc::new(NoList)))),
+                Arc::new(ArcSwapOption::from(Some(Arc::new(NoList)))),
+                full,
+                callers,
+            ),
+        ),
+    ];
+    let group = PeerGroup::default_group();
+    let mut g = c.benchmark_group("policy");
+    g.measurement_time(Duration::from_secs(5));
+    // Built once: `for_caller` reads the clock, which the packet path does not do per value.
+    let base = CallContext::for_caller(&calls[0].0, &group);
+    for (name, policy) in &screens {
+        g.bench_function(BenchmarkId::new(*name, rows), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let (caller, callee) = &calls[i & (QUERIES - 1)];
+                i = i.wrapping_add(1);
+                let call = CallContext {
+                    caller,
+                    callee: Callee {
+                        user: b"",
+                        number: Some(*callee),
+                    },
+                    ..base
+                };
+                black_box(policy.screen(black_box(&call)).action)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
