@@ -43,7 +43,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn blocklist(dir: &tempfile::TempDir) -> (Arc<Snapshot>, u64) {
     if let Ok(p) = std::env::var("FRAUDWALL_BENCH_SNAPSHOT") {
         let rows = env_u64("FRAUDWALL_BENCH_ROWS", DEFAULT_ROWS);
-        return (Arc::new(Snapshot::open(PathBuf::from(p)).expect("open")), rows);
+        return (
+            Arc::new(Snapshot::open(PathBuf::from(p)).expect("open")),
+            rows,
+        );
     }
     let csv = dir.path().join("list.csv");
     let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).expect("create csv"));

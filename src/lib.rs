@@ -32,6 +32,8 @@ pub mod feed;
 pub mod numbers;
 pub mod peers;
 pub mod policy;
+pub mod protected;
 pub mod proxy;
 pub mod sip;
+pub mod subscribers;
 pub mod telemetry;

@@ -197,6 +197,9 @@ pub enum CompileError {
         /// The OS error.
         source: io::Error,
     },
+    /// Protected-list rows refused before compiling, more than `--max-errors`.
+    #[error("protected list rows rejected (fix the input or raise --max-errors):\n{0}")]
+    Protected(String),
     /// Too many bad rows.
     #[error("{count} rows rejected, more than --max-errors {max}; first: {first} (fix the input or raise --max-errors)")]
     TooManyErrors {

@@ -111,6 +111,11 @@ pub struct SnapshotInfo {
 /// Why a snapshot was refused. Every variant says how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// A protected list where a blocklist was expected.
+    #[error(
+        "{0}: is a protected list, not a blocklist: pass it with --protected (lists.protected)"
+    )]
+    ProtectedList(PathBuf),
     /// Could not read the file.
     #[error("{path}: {source} (check the path and permissions)")]
     Io {
@@ -374,6 +379,11 @@ impl Snapshot {
     /// Whether the snapshot has no entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The source names of its entries (the header's string table).
+    pub fn source_names(&self) -> &[String] {
+        &self.header.sources
     }
 
     /// Version, counts, size and hash.

@@ -39,9 +39,15 @@ pub enum OperatorCommand {
 /// `fraudwall compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// Input files: CSV with a `number,action,category,score,source` header, or plain lists.
+    /// Input files: CSV with a `number,action,category,score,source` header, or plain lists
+    /// (`--kind subscribers`: `subscriber,caller,action`; `--kind protected`:
+    /// `number,entitled,category`).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+    /// What the inputs are: the global blocklist, the subscribers' own lists, or the
+    /// protected numbers (only entitled peer groups may present them).
+    #[arg(long, value_enum, default_value = "blocklist")]
+    kind: ListKind,
     /// The snapshot to write (replaced atomically).
     #[arg(short, long)]
     output: PathBuf,
@@ -91,6 +97,17 @@ pub struct CompileArgs {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// The list a `compile` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ListKind {
+    /// `number,action,category,score,source`.
+    Blocklist,
+    /// `subscriber,caller,action`.
+    Subscribers,
+    /// `number,entitled,category`.
+    Protected,
 }
 
 /// `fraudwall lookup`.
@@ -185,6 +202,8 @@ enum CliError {
     Io(#[from] std::io::Error),
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Lists(String),
 }
 
 /// Runs an operator command.
@@ -215,6 +234,9 @@ fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn run_compile(a: CompileArgs) -> Result<(), CliError> {
+    if a.kind == ListKind::Subscribers {
+        return run_compile_subscribers(a);
+    }
     let mut version = a.snapshot_version;
     let kind = match &a.delta_of {
         None => crate::blocklist::Kind::Base,
@@ -247,7 +269,11 @@ fn run_compile(a: CompileArgs) -> Result<(), CliError> {
         progress: !a.quiet,
         ..CompileOptions::default()
     };
-    let report = match compile_files(&a.inputs, &opts, &a.output) {
+    let compiled = match a.kind {
+        ListKind::Protected => crate::protected::compile_protected(&a.inputs, &opts, &a.output),
+        _ => compile_files(&a.inputs, &opts, &a.output),
+    };
+    let report = match compiled {
         Ok(r) => r,
         Err(CompileError::TooManyErrors {
             count,
@@ -282,6 +308,38 @@ fn run_compile(a: CompileArgs) -> Result<(), CliError> {
     } else {
         print_compile_summary(&report)
     }
+}
+
+fn run_compile_subscribers(a: CompileArgs) -> Result<(), CliError> {
+    use crate::subscribers::{compile_subscribers, SubscriberCompileOptions};
+    let opts = SubscriberCompileOptions {
+        profile: NumberingProfile::by_name(&a.profile)?,
+        max_errors: a.max_errors,
+        version: a.snapshot_version,
+        created: None,
+    };
+    let r = compile_subscribers(&a.inputs, &opts, &a.output)
+        .map_err(|e| CliError::Lists(e.to_string()))?;
+    for e in r.errors.iter().take(a.show_errors) {
+        eprintln!("rejected {e}");
+    }
+    if a.json {
+        return print_json(&r);
+    }
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
+        "compiled {}: {} entries for {} subscribers, {} bytes ({:.2} bytes/entry), {} rows read, {} rejected, {:.0} rows/s",
+        a.output.display(),
+        r.entries,
+        r.subscribers,
+        r.bytes,
+        r.bytes as f64 / r.entries.max(1) as f64,
+        r.rows,
+        r.error_count,
+        r.rows as f64 / r.seconds.max(1e-9)
+    )?;
+    Ok(())
 }
 
 fn print_compile_summary(r: &CompileReport) -> Result<(), CliError> {
@@ -442,6 +500,24 @@ fn run_lookup(a: LookupArgs) -> Result<(), CliError> {
 }
 
 fn run_inspect(a: InspectArgs) -> Result<(), CliError> {
+    if crate::subscribers::is_subscriber_list(&a.snapshot) {
+        let l = crate::subscribers::SubscriberList::open(&a.snapshot)
+            .map_err(|e| CliError::Lists(e.to_string()))?;
+        let info = l.info();
+        if a.json {
+            return print_json(&serde_json::json!({ "list": "subscribers", "info": info }));
+        }
+        println!(
+            "{}\n  list      subscribers\n  version   {}\n  entries   {} for {} subscribers\n  bytes     {} ({:.2} bytes/entry)",
+            a.snapshot.display(),
+            info.version,
+            info.entries,
+            info.subscribers,
+            info.bytes,
+            info.bytes as f64 / info.entries.max(1) as f64
+        );
+        return Ok(());
+    }
     let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let info = snap.info();
     if a.json {
@@ -543,6 +619,19 @@ fn run_keygen(a: KeygenArgs) -> Result<(), CliError> {
 
 fn run_sign(a: SignArgs) -> Result<(), CliError> {
     let key = sign::read_signing_key(&a.key)?;
+    if crate::subscribers::is_subscriber_list(&a.snapshot) {
+        let l = crate::subscribers::SubscriberList::open(&a.snapshot)
+            .map_err(|e| CliError::Lists(e.to_string()))?;
+        let sig = sign::sig_path(&a.snapshot);
+        sign::sign_to_file(&key, l.header_bytes(), &sig)?;
+        println!(
+            "signed {} (subscribers, version {}): {}",
+            a.snapshot.display(),
+            l.info().version,
+            sig.display()
+        );
+        return Ok(());
+    }
     let snap = Snapshot::open_with(&a.snapshot, Load::Map)?;
     let sig = sign::sig_path(&a.snapshot);
     sign::sign_to_file(&key, snap.header_bytes(), &sig)?;
@@ -562,6 +651,17 @@ fn run_verify(a: VerifyArgs) -> Result<(), CliError> {
         .iter()
         .map(|k| sign::read_verifying_key(k))
         .collect::<Result<Vec<_>, _>>()?;
+    if crate::subscribers::is_subscriber_list(&a.snapshot) {
+        let l = crate::subscribers::SubscriberList::open_signed(&a.snapshot, &keys)
+            .map_err(|e| CliError::Lists(e.to_string()))?;
+        println!(
+            "OK {}: subscribers, version {}, {} entries, signature valid",
+            a.snapshot.display(),
+            l.info().version,
+            l.info().entries
+        );
+        return Ok(());
+    }
     let snap = Snapshot::open_signed_with(&a.snapshot, &keys, Load::Map)?;
     if a.json {
         return print_json(&snap.info());

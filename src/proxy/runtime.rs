@@ -45,8 +45,9 @@ use crate::config::Config;
 use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
 use crate::feed::run::StartedFeed;
 use crate::numbers::{Caller, E164};
-use crate::policy::chain::NoList;
 use crate::policy::{CallContext, Policy, Reason, Screen, Verdict};
+use crate::protected::ProtectedList;
+use crate::subscribers::SubscriberList;
 use crate::telemetry::{Direction, Telemetry};
 
 /// The embedded sample blocklist (`blocklists/sample.csv`), compiled at start when no
@@ -83,6 +84,9 @@ pub enum RuntimeError {
     /// The TLS certificate, key or CA files could not be used.
     #[error(transparent)]
     Tls(#[from] crate::proxy::tls::TlsConfigError),
+    /// A subscriber or protected list could not be loaded.
+    #[error("{0}")]
+    List(String),
     /// `[policy]` is wrong.
     #[error(transparent)]
     Policy(#[from] crate::policy::chain::PolicyConfigError),
@@ -270,42 +274,114 @@ pub struct SnapshotSlot {
     _sample_dir: Option<tempfile::TempDir>,
 }
 
-/// The subscriber and protected list slots (`[lists]`), shared with the rule chain.
+/// The subscriber and protected list slots (`[lists]`), shared with the rule chain, and the
+/// files they are reloaded from.
 pub struct ListSlots {
-    subscribers: Arc<ArcSwapOption<SubscriberListType>>,
-    protected: Arc<ArcSwapOption<ProtectedListType>>,
+    subscribers: Arc<ArcSwapOption<SubscriberList>>,
+    protected: Arc<ArcSwapOption<ProtectedList>>,
+    subscribers_path: Option<PathBuf>,
+    protected_path: Option<PathBuf>,
+    groups: crate::peers::PeerGroups,
 }
 
-/// The subscriber list type the runtime loads.
-pub type SubscriberListType = NoList;
-/// The protected list type the runtime loads.
-pub type ProtectedListType = NoList;
+/// File stamps of the lists, for [`ListSlots::reload_if_changed`].
+pub type ListStamps = [Option<(SystemTime, u64, u64)>; 2];
 
 impl ListSlots {
-    /// Opens the configured lists (none configured: empty slots, those stages pass).
+    /// Opens the configured lists (none configured: empty slots, those stages pass). A list
+    /// that does not open, or that names a peer group `groups` lacks, is an error: the
+    /// operator asked for it.
     pub fn load(
         lists: &crate::config::ListsConfig,
-        _groups: &crate::peers::PeerGroups,
+        groups: &crate::peers::PeerGroups,
     ) -> Result<ListSlots, RuntimeError> {
-        if let Some(p) = lists.subscribers.as_ref().or(lists.protected.as_ref()) {
-            return Err(RuntimeError::Sample(format!(
-                "{}: subscriber and protected lists are not supported by this build",
-                p.display()
-            )));
-        }
-        Ok(ListSlots {
+        let slots = ListSlots {
             subscribers: Arc::new(ArcSwapOption::empty()),
             protected: Arc::new(ArcSwapOption::empty()),
-        })
+            subscribers_path: lists.subscribers.clone(),
+            protected_path: lists.protected.clone(),
+            groups: groups.clone(),
+        };
+        if let Some(p) = &slots.subscribers_path {
+            let l = SubscriberList::open(p).map_err(|e| RuntimeError::List(e.to_string()))?;
+            tracing::info!(
+                "subscriber list {} version {} ({} entries)",
+                p.display(),
+                l.info().version,
+                l.info().entries
+            );
+            slots.subscribers.store(Some(Arc::new(l)));
+        }
+        if let Some(p) = &slots.protected_path {
+            let l = ProtectedList::open(p, Some(groups))
+                .map_err(|e| RuntimeError::List(e.to_string()))?;
+            tracing::info!(
+                "protected list {} version {}",
+                p.display(),
+                l.snapshot().version()
+            );
+            slots.protected.store(Some(Arc::new(l)));
+        }
+        Ok(slots)
+    }
+
+    /// Whether any list file is configured.
+    pub fn has_files(&self) -> bool {
+        self.subscribers_path.is_some() || self.protected_path.is_some()
+    }
+
+    /// The files' current stamps.
+    pub fn stamps(&self) -> ListStamps {
+        [
+            self.subscribers_path.as_deref().and_then(stamp),
+            self.protected_path.as_deref().and_then(stamp),
+        ]
+    }
+
+    /// Checks each file once; swaps in a changed list that opens, keeps the loaded one
+    /// (logged) otherwise.
+    pub fn reload_if_changed(&self, last: &mut ListStamps) {
+        let now = self.stamps();
+        if let (Some(p), true) = (
+            &self.subscribers_path,
+            now[0].is_some() && now[0] != last[0],
+        ) {
+            last[0] = now[0];
+            match SubscriberList::open(p) {
+                Ok(l) => {
+                    tracing::info!(
+                        "subscriber list {} version {} swapped in",
+                        p.display(),
+                        l.info().version
+                    );
+                    crate::feed::node::release_off_path(self.subscribers.swap(Some(Arc::new(l))));
+                }
+                Err(e) => tracing::error!("subscriber list refused, keeping the loaded one: {e}"),
+            }
+        }
+        if let (Some(p), true) = (&self.protected_path, now[1].is_some() && now[1] != last[1]) {
+            last[1] = now[1];
+            match ProtectedList::open(p, Some(&self.groups)) {
+                Ok(l) => {
+                    tracing::info!(
+                        "protected list {} version {} swapped in",
+                        p.display(),
+                        l.snapshot().version()
+                    );
+                    crate::feed::node::release_off_path(self.protected.swap(Some(Arc::new(l))));
+                }
+                Err(e) => tracing::error!("protected list refused, keeping the loaded one: {e}"),
+            }
+        }
     }
 
     /// The subscriber list's slot.
-    pub fn subscribers(&self) -> Arc<ArcSwapOption<SubscriberListType>> {
+    pub fn subscribers(&self) -> Arc<ArcSwapOption<SubscriberList>> {
         Arc::clone(&self.subscribers)
     }
 
     /// The protected list's slot.
-    pub fn protected(&self) -> Arc<ArcSwapOption<ProtectedListType>> {
+    pub fn protected(&self) -> Arc<ArcSwapOption<ProtectedList>> {
         Arc::clone(&self.protected)
     }
 }
@@ -363,6 +439,12 @@ impl SnapshotSlot {
     fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
         let t = Instant::now();
         let s = Snapshot::open(path)?;
+        if s.source_names()
+            .iter()
+            .any(|n| n.starts_with(crate::protected::ENTITLED))
+        {
+            return Err(SnapshotError::ProtectedList(path.to_path_buf()));
+        }
         tracing::info!(
             "blocklist {} version {} ({} entries) opened in {:?}",
             path.display(),
@@ -541,7 +623,7 @@ impl Runtime {
         let rules = v.policy.compile()?;
         let groups = crate::peers::PeerGroups::new(&v.peers, &v.proxy.trusted_peers)
             .map_err(CoreConfigError::from)?;
-        let lists = ListSlots::load(&v.lists, &groups)?;
+        let lists = Arc::new(ListSlots::load(&v.lists, &groups)?);
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
@@ -829,20 +911,27 @@ impl Runtime {
 
         let stop_reload = Arc::new(AtomicBool::new(false));
         let every = v.blocklist.reload_interval;
-        let reload = match (&snapshot, v.blocklist.snapshot.is_some()) {
-            (Some(slot), true) if !every.is_zero() => {
-                let (slot, stop) = (slot.clone(), stop_reload.clone());
+        let file_list = snapshot.clone().filter(|_| v.blocklist.snapshot.is_some());
+        let reload = match (file_list, lists.has_files()) {
+            (slot, files) if !every.is_zero() && (slot.is_some() || files) => {
+                let (lists, stop) = (Arc::clone(&lists), stop_reload.clone());
                 let t = std::thread::Builder::new()
                     .name("blocklist-reload".into())
                     .spawn(move || {
-                        let mut last = slot.path.as_deref().and_then(stamp);
+                        let mut last = slot
+                            .as_ref()
+                            .and_then(|s| s.path.as_deref().and_then(stamp));
+                        let mut last_lists = lists.stamps();
                         let mut waited = Duration::ZERO;
                         while !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));
                             waited += Duration::from_millis(100);
                             if waited >= every {
                                 waited = Duration::ZERO;
-                                slot.reload_if_changed(&mut last);
+                                if let Some(slot) = &slot {
+                                    slot.reload_if_changed(&mut last);
+                                }
+                                lists.reload_if_changed(&mut last_lists);
                             }
                         }
                     })
