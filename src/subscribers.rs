@@ -753,7 +753,8 @@ mod tests {
             max_errors: 1,
             ..Default::default()
         };
-        let e = compile_subscribers(&[src.clone()], &opts, &dir.path().join("o")).unwrap_err();
+        let e = compile_subscribers(std::slice::from_ref(&src), &opts, &dir.path().join("o"))
+            .unwrap_err();
         assert!(
             matches!(e, SubscriberCompileError::TooManyErrors { count: 2, .. }),
             "{e}"

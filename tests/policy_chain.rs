@@ -51,9 +51,9 @@ impl SubscriberLookup for Subs {
                 let key = (s.clone(), c[..len].to_string(), exact);
                 if let Some(a) = self.personal.get(&key) {
                     let entry = if exact {
-                        EntryKey::exact(c[..len].as_bytes())
+                        EntryKey::exact(&c.as_bytes()[..len])
                     } else {
-                        EntryKey::prefix(c[..len].as_bytes())
+                        EntryKey::prefix(&c.as_bytes()[..len])
                     };
                     personal = entry.map(|entry| PersonalEntry { action: *a, entry });
                     break;
@@ -84,7 +84,7 @@ impl ProtectedLookup for Prot {
             self.0
                 .get(&c[..len])
                 .map(|(entitled, category)| ProtectedMatch {
-                    entry: EntryKey::prefix(c[..len].as_bytes()).expect("digits"),
+                    entry: EntryKey::prefix(&c.as_bytes()[..len]).expect("digits"),
                     entitled,
                     category,
                 })
@@ -188,7 +188,7 @@ impl Call {
             verstat: Verstat::Absent,
         }
     }
-    fn from_group(mut self, name: &str, international: bool) -> Call {
+    fn entering(mut self, name: &str, international: bool) -> Call {
         self.peer = group(name, international);
         self
     }
@@ -230,7 +230,7 @@ fn protected_callee_is_never_screened_and_beats_impersonation() {
         (Rule::ProtectedCallee, Action::Allow)
     );
     // Adjacent pair 1-2: an impersonated number calling an emergency number still rings.
-    let c = Call::new("+86110", "+86110").from_group("intl-gw", true);
+    let c = Call::new("+86110", "+86110").entering("intl-gw", true);
     assert_eq!(
         rule_action(&c.judge(&w)),
         (Rule::ProtectedCallee, Action::Allow)
@@ -241,7 +241,7 @@ fn protected_callee_is_never_screened_and_beats_impersonation() {
 fn impersonation_blocks_unentitled_groups_and_passes_entitled_ones() {
     let w = world(standard_subs(), standard_prot(), config());
     let v = Call::new("+8695588", BOB)
-        .from_group("other-carrier", false)
+        .entering("other-carrier", false)
         .judge(&w);
     assert_eq!(rule_action(&v), (Rule::Impersonation, Action::Block));
     assert_eq!(v.reason, Reason::Impersonation);
@@ -252,12 +252,12 @@ fn impersonation_blocks_unentitled_groups_and_passes_entitled_ones() {
     assert_eq!(v.snapshot_version, Some(5));
     // Entitled: passes on, and the global list then decides (it lists +8695588).
     let v = Call::new("+8695588", BOB)
-        .from_group("bank-icbc", false)
+        .entering("bank-icbc", false)
         .judge(&w);
     assert_eq!(rule_action(&v), (Rule::Global, Action::Block));
     // Adjacent pair 2-3: from an international gateway it is impersonation, not a spoof.
     let v = Call::new("+8695588", BOB)
-        .from_group("intl-gw", true)
+        .entering("intl-gw", true)
         .judge(&w);
     assert_eq!(v.rule, Rule::Impersonation);
 }
@@ -266,7 +266,7 @@ fn impersonation_blocks_unentitled_groups_and_passes_entitled_ones() {
 fn a_domestic_number_from_an_international_group_is_spoofed() {
     let w = world(standard_subs(), standard_prot(), config());
     let v = Call::new("+8618800000099", BOB)
-        .from_group("intl-gw", true)
+        .entering("intl-gw", true)
         .judge(&w);
     assert_eq!(rule_action(&v), (Rule::InternationalSpoof, Action::Block));
     assert_eq!(v.category.as_deref(), Some("spoofed-domestic"));
@@ -275,7 +275,7 @@ fn a_domestic_number_from_an_international_group_is_spoofed() {
     assert_eq!(rule_action(&v), (Rule::Default, Action::Allow));
     // Adjacent pair 3-4: Alice allowing a number does not let it in spoofed from abroad.
     let v = Call::new("+8613800000001", ALICE)
-        .from_group("intl-gw", true)
+        .entering("intl-gw", true)
         .judge(&w);
     assert_eq!(v.rule, Rule::InternationalSpoof);
     // Configurable: warn.
@@ -288,7 +288,7 @@ fn a_domestic_number_from_an_international_group_is_spoofed() {
         },
     );
     let v = Call::new("+8618800000099", BOB)
-        .from_group("intl-gw", true)
+        .entering("intl-gw", true)
         .judge(&w);
     assert_eq!(rule_action(&v), (Rule::InternationalSpoof, Action::Warn));
 }
@@ -406,12 +406,12 @@ fn anonymous_and_invalid_then_international_origin_then_default() {
     assert_eq!(rule_action(&c.judge(&w)), (Rule::Invalid, Action::Allow));
     // International origin: tagged with the country label.
     let v = Call::new("+959123456789", BOB)
-        .from_group("intl-gw", true)
+        .entering("intl-gw", true)
         .judge(&w);
     assert_eq!(rule_action(&v), (Rule::InternationalOrigin, Action::Tag));
     assert_eq!(v.label.as_deref(), Some("Intl: Myanmar"));
     // Adjacent pair 7-8: an anonymous call from abroad is anonymous.
-    let mut c = Call::new("+959123456789", BOB).from_group("intl-gw", true);
+    let mut c = Call::new("+959123456789", BOB).entering("intl-gw", true);
     c.caller = Caller::Anonymous;
     assert_eq!(c.judge(&w).rule, Rule::Anonymous);
     // Pair 8-9: a domestic group gets no origin label: default.

@@ -1,7 +1,8 @@
 //! `fraudwall run` (the carrier's proxy) and `fraudwall config` (the configuration file).
 //!
 //! ```text
-//! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
+//! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--subscribers SNAPSHOT] [--protected SNAPSHOT]
+//!               [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
 //!               [--admin ADDR:PORT] [--workers N] [--decision-log TARGET] [--log-level FILTER]
 //!               [--feed URL --feed-key PUB [--feed-poll 2s] [--cache-dir DIR] [--feed-pin V]]
 //! fraudwall config default            # prints the commented default configuration
@@ -29,6 +30,12 @@ pub struct RunArgs {
     /// Blocklist snapshot (overrides blocklist.snapshot).
     #[arg(long, value_name = "SNAPSHOT")]
     blocklist: Option<PathBuf>,
+    /// Subscriber list snapshot (`compile --kind subscribers`; overrides lists.subscribers).
+    #[arg(long, value_name = "SNAPSHOT")]
+    subscribers: Option<PathBuf>,
+    /// Protected list snapshot (`compile --kind protected`; overrides lists.protected).
+    #[arg(long, value_name = "SNAPSHOT")]
+    protected: Option<PathBuf>,
     /// SIP listen address, repeatable (overrides sip.listen), e.g. 127.0.0.1:5060 or [::1]:5060.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
@@ -103,6 +110,12 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
     };
     if let Some(b) = &args.blocklist {
         cfg.blocklist.snapshot = Some(b.clone());
+    }
+    if let Some(p) = &args.subscribers {
+        cfg.lists.subscribers = Some(p.clone());
+    }
+    if let Some(p) = &args.protected {
+        cfg.lists.protected = Some(p.clone());
     }
     if !args.listen.is_empty() {
         cfg.sip.listen = args

@@ -124,6 +124,7 @@ impl Compiled {
     /// parsed) in the call `call` (whose caller fields are filled in per value), normalized
     /// by `profile`, and returns the one that decides (see the module docs for the rule).
     /// `trusted`: the sender's P-Asserted-Identity and Remote-Party-ID are believed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn screen_identity<'m>(
         &self,
         order: &[IdentitySource],

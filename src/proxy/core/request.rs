@@ -701,6 +701,43 @@ fn drop_reason(status: u16) -> &'static str {
     }
 }
 
+/// The callee: the Request-URI's number, else To's (a Request-URI rewritten to a routing
+/// number or a host keeps the dialled number in To).
+fn callee_of<'m>(
+    profile: &NumberingProfile,
+    uri: &Uri<'m>,
+    uri_raw: &'m [u8],
+    to: &NameAddr<'m>,
+) -> Callee<'m> {
+    if let Caller::Number(n) = profile.normalize(uri_raw) {
+        return Callee {
+            user: uri.user().unwrap_or_default(),
+            number: Some(n),
+        };
+    }
+    let to_uri = to.uri();
+    if let Caller::Number(n) = profile.normalize(to_uri.raw()) {
+        return Callee {
+            user: to_uri.user().unwrap_or_default(),
+            number: Some(n),
+        };
+    }
+    Callee {
+        user: uri.user().unwrap_or_default(),
+        number: None,
+    }
+}
+
+/// What the network asserts about the caller ID: the `verstat` of the first
+/// P-Asserted-Identity that has one, else of From. Only asked for a trusted sender.
+fn verstat_of(msg: &SipMessage, from: &NameAddr<'_>) -> Verstat {
+    msg.p_asserted_identities()
+        .filter_map(Result::ok)
+        .map(|na| Verstat::of_uri(na.uri().raw()))
+        .find(|v| *v != Verstat::Absent)
+        .unwrap_or_else(|| Verstat::of_uri(from.uri().raw()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,41 +804,4 @@ mod tests {
         let m = parse(&INVITE.replace("Call-ID: c\r\n", "Call-ID:  \r\n"));
         assert_eq!(Checked::read(&m).err(), Some(RequestError::NoCallId));
     }
-}
-
-/// The callee: the Request-URI's number, else To's (a Request-URI rewritten to a routing
-/// number or a host keeps the dialled number in To).
-fn callee_of<'m>(
-    profile: &NumberingProfile,
-    uri: &Uri<'m>,
-    uri_raw: &'m [u8],
-    to: &NameAddr<'m>,
-) -> Callee<'m> {
-    if let Caller::Number(n) = profile.normalize(uri_raw) {
-        return Callee {
-            user: uri.user().unwrap_or_default(),
-            number: Some(n),
-        };
-    }
-    let to_uri = to.uri();
-    if let Caller::Number(n) = profile.normalize(to_uri.raw()) {
-        return Callee {
-            user: to_uri.user().unwrap_or_default(),
-            number: Some(n),
-        };
-    }
-    Callee {
-        user: uri.user().unwrap_or_default(),
-        number: None,
-    }
-}
-
-/// What the network asserts about the caller ID: the `verstat` of the first
-/// P-Asserted-Identity that has one, else of From. Only asked for a trusted sender.
-fn verstat_of(msg: &SipMessage, from: &NameAddr<'_>) -> Verstat {
-    msg.p_asserted_identities()
-        .filter_map(Result::ok)
-        .map(|na| Verstat::of_uri(na.uri().raw()))
-        .find(|v| *v != Verstat::Absent)
-        .unwrap_or_else(|| Verstat::of_uri(from.uri().raw()))
 }
