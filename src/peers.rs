@@ -32,6 +32,7 @@ use crate::config::value::Cidr;
 use crate::numbers::NumberingProfile;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The name of the group of sources in no configured group.
 pub const DEFAULT_GROUP: &str = "default";
@@ -64,8 +65,8 @@ pub struct PeerGroupConfig {
 /// A peer group as the call path uses it.
 #[derive(Debug, Clone)]
 pub struct PeerGroup {
-    /// The configured name.
-    pub name: Box<str>,
+    /// The configured name (shared: every decision about a call names its group).
+    pub name: Arc<str>,
     /// Identity headers from this group are believed.
     pub trust_identity: bool,
     /// The group carries calls from abroad.
@@ -114,7 +115,8 @@ impl Default for PeerGroups {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is a valid peer-group name: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

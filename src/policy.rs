@@ -43,6 +43,7 @@
 pub mod chain;
 pub mod context;
 pub mod lists;
+pub mod rules;
 
 pub use chain::{Explanation, Policy, PolicyConfig, Rule, Rules, StageOutcome, StageRecord};
 pub use context::{CallContext, Callee, IdentitySource, Verstat};

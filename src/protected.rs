@@ -129,12 +129,6 @@ impl ProtectedLookup for ProtectedList {
     }
 }
 
-fn valid_group(g: &str) -> bool {
-    (1..=64).contains(&g.len())
-        && g.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 /// Compiles protected-list CSV files into a snapshot at `out`. Rows are checked here
 /// (`entitled` names) and by the blocklist compiler (numbers), each error naming the
 /// input file and line.
@@ -179,7 +173,7 @@ pub fn compile_protected(
                 [number, entitled, category] => {
                     match entitled
                         .split('|')
-                        .find(|g| !g.is_empty() && !valid_group(g))
+                        .find(|g| !g.is_empty() && !crate::peers::valid_name(g))
                     {
                         Some(g) => Some(format!(
                             "entitled group {g:?} is not a group name (A-Z a-z 0-9 _ - .)"

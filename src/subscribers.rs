@@ -415,7 +415,8 @@ pub struct SubscriberCompileOptions {
 impl Default for SubscriberCompileOptions {
     fn default() -> Self {
         SubscriberCompileOptions {
-            profile: NumberingProfile::by_name("generic").expect("the generic profile exists"),
+            // The blocklist compiler's default profile (`generic`).
+            profile: crate::blocklist::CompileOptions::default().profile,
             max_errors: 1000,
             version: None,
             created: None,

@@ -32,15 +32,9 @@ pub struct ExplainArgs {
     /// Configuration file (the one `run` uses: peer groups, [policy], actions).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Blocklist snapshot (overrides blocklist.snapshot; default: the embedded sample).
-    #[arg(long, value_name = "SNAPSHOT")]
-    blocklist: Option<PathBuf>,
-    /// Subscriber list snapshot (overrides lists.subscribers).
-    #[arg(long, value_name = "SNAPSHOT")]
-    subscribers: Option<PathBuf>,
-    /// Protected list snapshot (overrides lists.protected).
-    #[arg(long, value_name = "SNAPSHOT")]
-    protected: Option<PathBuf>,
+    /// The list files (blocklist default: the embedded sample).
+    #[command(flatten)]
+    lists: super::run::ListFileArgs,
     /// The caller: a number (`+8613800000001`, national forms by the profile) or a URI.
     #[arg(long, value_name = "NUMBER")]
     caller: String,
@@ -78,17 +72,9 @@ pub fn explain(args: &ExplainArgs) -> Result<String, String> {
         Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    if let Some(b) = &args.blocklist {
-        cfg.blocklist.snapshot = Some(b.clone());
-    }
-    if let Some(s) = &args.subscribers {
-        cfg.lists.subscribers = Some(s.clone());
-    }
-    if let Some(p) = &args.protected {
-        cfg.lists.protected = Some(p.clone());
-    }
+    args.lists.apply(&mut cfg);
     cfg.validate().map_err(|e| e.to_string())?;
-    if cfg.feed.enabled() && args.blocklist.is_none() {
+    if cfg.feed.enabled() && args.lists.blocklist.is_none() {
         return Err(
             "the configuration screens against a feed: pass the list to explain with --blocklist \
              (the feed's cache directory holds its files)"

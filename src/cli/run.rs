@@ -21,21 +21,44 @@ use std::process::ExitCode;
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::proxy::runtime::Runtime;
 
+/// The list files `run` and `explain` take, each overriding its config key.
+#[derive(Debug, Args)]
+pub struct ListFileArgs {
+    /// Blocklist snapshot (overrides blocklist.snapshot).
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub blocklist: Option<PathBuf>,
+    /// Subscriber list snapshot (`compile --kind subscribers`; overrides lists.subscribers).
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub subscribers: Option<PathBuf>,
+    /// Protected list snapshot (`compile --kind protected`; overrides lists.protected).
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub protected: Option<PathBuf>,
+}
+
+impl ListFileArgs {
+    /// Writes the given files into `cfg`.
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(b) = &self.blocklist {
+            cfg.blocklist.snapshot = Some(b.clone());
+        }
+        if let Some(p) = &self.subscribers {
+            cfg.lists.subscribers = Some(p.clone());
+        }
+        if let Some(p) = &self.protected {
+            cfg.lists.protected = Some(p.clone());
+        }
+    }
+}
+
 /// `fraudwall run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Configuration file (TOML; `fraudwall config default` prints a commented one).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Blocklist snapshot (overrides blocklist.snapshot).
-    #[arg(long, value_name = "SNAPSHOT")]
-    blocklist: Option<PathBuf>,
-    /// Subscriber list snapshot (`compile --kind subscribers`; overrides lists.subscribers).
-    #[arg(long, value_name = "SNAPSHOT")]
-    subscribers: Option<PathBuf>,
-    /// Protected list snapshot (`compile --kind protected`; overrides lists.protected).
-    #[arg(long, value_name = "SNAPSHOT")]
-    protected: Option<PathBuf>,
+    /// The list files.
+    #[command(flatten)]
+    lists: ListFileArgs,
     /// SIP listen address, repeatable (overrides sip.listen), e.g. 127.0.0.1:5060 or [::1]:5060.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
@@ -108,15 +131,7 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
         Some(p) => Config::from_file(p)?,
         None => Config::default(),
     };
-    if let Some(b) = &args.blocklist {
-        cfg.blocklist.snapshot = Some(b.clone());
-    }
-    if let Some(p) = &args.subscribers {
-        cfg.lists.subscribers = Some(p.clone());
-    }
-    if let Some(p) = &args.protected {
-        cfg.lists.protected = Some(p.clone());
-    }
+    args.lists.apply(&mut cfg);
     if !args.listen.is_empty() {
         cfg.sip.listen = args
             .listen

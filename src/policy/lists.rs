@@ -121,6 +121,28 @@ pub trait ProtectedLookup: Send + Sync + 'static {
     fn lookup(&self, caller: &E164) -> Option<ProtectedMatch<'_>>;
 }
 
+/// A list type for a chain without that list: always empty.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoList;
+
+impl SubscriberLookup for NoList {
+    fn version(&self) -> u64 {
+        0
+    }
+    fn lookup(&self, _: &E164, _: &E164) -> SubscriberAnswer {
+        SubscriberAnswer::default()
+    }
+}
+
+impl ProtectedLookup for NoList {
+    fn version(&self) -> u64 {
+        0
+    }
+    fn lookup(&self, _: &E164) -> Option<ProtectedMatch<'_>> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -547,7 +547,7 @@ pub struct Decision {
     /// The Request-URI as received.
     pub callee_raw: String,
     /// The peer group the call entered from (`default`: a source in no group).
-    pub peer_group: Box<str>,
+    pub peer_group: std::sync::Arc<str>,
     /// What the network asserted about the caller ID (believed from trusted peers only).
     pub verstat: Verstat,
     /// The screen's verdict for the deciding value (the most severe of all values).
