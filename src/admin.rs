@@ -123,6 +123,10 @@ pub struct Status {
     /// (absent when no feed is configured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feed: Option<serde_json::Value>,
+    /// The other lists taken from the feed (`feed.lists`: subscribers, protected), each as
+    /// `feed` shows the blocklist, with its `list` name (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feed_lists: Vec<serde_json::Value>,
 }
 
 /// What the admin endpoints ask the running proxy.
@@ -377,6 +381,7 @@ mod tests {
                 }],
                 snapshot: self.0.then(|| serde_json::json!({"version": 4})),
                 feed: None,
+                feed_lists: Vec::new(),
             }
         }
     }

@@ -306,6 +306,12 @@ pin_version = 0
 jitter = 0.1
 # Longest wait between polls after errors (the backoff doubles up to it).
 max_backoff = "5m"
+# The feed's lists this node follows, each with its own manifest, version and swap:
+# "blocklist" (always; the manifest at `url`), "subscribers" and "protected" (the manifests
+# beside it, `subscribers/manifest.json` and `protected/manifest.json`; `fraudwall publish
+# --list subscribers|protected` writes them). A list taken from the feed is not also given
+# as a file under [lists].
+lists = ["blocklist"]
 
 [admin]
 # Admin HTTP listener: /metrics (Prometheus), /healthz, /status (JSON), POST /reload. Empty = off.
@@ -508,6 +514,27 @@ impl Config {
             self.feed
                 .validate()
                 .map_err(|(key, reason)| invalid(key, reason))?;
+            for (list, file, key) in [
+                (
+                    crate::feed::ListKind::Subscribers,
+                    &self.lists.subscribers,
+                    "lists.subscribers",
+                ),
+                (
+                    crate::feed::ListKind::Protected,
+                    &self.lists.protected,
+                    "lists.protected",
+                ),
+            ] {
+                if self.feed.follows(list) && file.is_some() {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "the {list} list comes from the feed (feed.lists names \"{list}\"): drop {key} (or --{list}), or take \"{list}\" out of feed.lists"
+                        ),
+                    ));
+                }
+            }
         }
         if self.sip.runs(crate::proxy::Transport::Tls) {
             let client = self

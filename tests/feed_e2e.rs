@@ -49,6 +49,7 @@ fn node_recording(
     let pub_key = fraudwall::blocklist::sign::read_verifying_key(Path::new(&lab.path("op.pub")))
         .expect("public key");
     let config = NodeConfig {
+        list: fraudwall::feed::ListKind::Blocklist,
         url: url.into(),
         keys: vec![pub_key],
         cache_dir: cache.to_path_buf(),
@@ -286,7 +287,7 @@ impl std::io::Write for LogBuf {
 }
 
 fn feed_errors(recorder: &PrometheusRecorder, reason: &str) -> u64 {
-    let needle = format!("fraudwall_feed_update_errors_total{{reason=\"{reason}\"}} ");
+    let needle = format!("fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} ");
     recorder
         .handle()
         .render()

@@ -137,6 +137,7 @@ impl Lab {
 
     fn node(&self, url: &str, target: &Arc<ArcSwapOption<View>>) -> FeedNode<BytesLoader> {
         let config = NodeConfig {
+            list: fraudwall::feed::ListKind::Blocklist,
             url: url.into(),
             keys: vec![key(1).verifying_key()],
             cache_dir: self.cache.path().to_path_buf(),
@@ -158,7 +159,7 @@ impl Lab {
 
     fn errors(&self, reason: &str) -> u64 {
         let text = self.recorder.handle().render();
-        let needle = format!("fraudwall_feed_update_errors_total{{reason=\"{reason}\"}} ");
+        let needle = format!("fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&needle))
             .and_then(|v| v.trim().parse().ok())

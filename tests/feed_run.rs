@@ -214,10 +214,10 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     assert!(s["feed"]["age_secs"].is_u64(), "{s}");
     let (_, metrics) = http(node.admin, "GET", "/metrics");
     for name in [
-        "fraudwall_feed_active_version 2",
+        "fraudwall_feed_active_version{list=\"blocklist\"} 2",
         "fraudwall_feed_last_success_timestamp_seconds",
         "fraudwall_feed_swap_duration_seconds",
-        "fraudwall_feed_update_errors_total{reason=\"bad_signature\"} 0",
+        "fraudwall_feed_update_errors_total{list=\"blocklist\",reason=\"bad_signature\"} 0",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
@@ -231,7 +231,7 @@ fn acceptance(serve: fn(&Lab) -> (Guard, u16)) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric(
         node.admin,
-        "fraudwall_feed_update_errors_total{reason=\"bad_signature\"}",
+        "fraudwall_feed_update_errors_total{list=\"blocklist\",reason=\"bad_signature\"}",
     ) == 0
     {
         assert!(Instant::now() < deadline, "tampered manifest not refused");

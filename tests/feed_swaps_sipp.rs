@@ -233,8 +233,8 @@ fn fifty_swaps_under_load_lose_no_call() {
     let st = status(admin);
     assert_eq!(st["feed"]["active_version"], SWAPS + 1, "{st}");
     // Bases and deltas both: every fourth version folds the deltas into a new base.
-    let bases = metric(admin, "fraudwall_feed_updates_total{kind=\"base\"}");
-    let deltas = metric(admin, "fraudwall_feed_updates_total{kind=\"delta\"}");
+    let bases = metric(admin, "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"base\"}");
+    let deltas = metric(admin, "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"delta\"}");
     eprintln!("applied: {bases} bases, {deltas} deltas");
     assert!(
         bases >= 10 && deltas >= 30,

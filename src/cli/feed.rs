@@ -1,7 +1,8 @@
 //! `fraudwall feed …` and `fraudwall publish`: the operator's side of the central feed.
 
 use crate::feed::policy::PublishPolicy;
-use crate::feed::publish::{publish, PublishOptions};
+use crate::feed::publish::{publish_list, PublishOptions};
+use crate::feed::ListKind;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,7 +52,12 @@ pub struct PublishArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// The whole new list, compiled (`fraudwall compile`).
+    /// Which of the feed's lists this is: the blocklist (at the feed's root, base and
+    /// deltas), or the subscribers' or protected list (in `subscribers/` or `protected/`,
+    /// published whole). Each list has its own manifest and version.
+    #[arg(long, value_enum, default_value = "blocklist")]
+    list: ListKind,
+    /// The whole new list, compiled (`fraudwall compile`, with the matching `--kind`).
     snapshot: PathBuf,
 }
 
@@ -83,7 +89,7 @@ pub fn run_publish(args: PublishArgs) -> ExitCode {
         eprintln!("error: cannot create {}: {e}", args.feed_dir.display());
         return ExitCode::FAILURE;
     }
-    match publish(&args.feed_dir, &key, &args.snapshot, &opts) {
+    match publish_list(&args.feed_dir, args.list, &key, &args.snapshot, &opts) {
         Ok(report) => {
             if args.json {
                 println!(
@@ -101,7 +107,8 @@ pub fn run_publish(args: PublishArgs) -> ExitCode {
                     )
                 };
                 println!(
-                    "published version {} as {}{}: {changes}{} bytes{}; {} delta(s) on the base; {} old file(s) pruned",
+                    "published {} version {} as {}{}: {changes}{} bytes{}; {} delta(s) on the base; {} old file(s) pruned",
+                    args.list,
                     report.version,
                     report.kind,
                     report.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),

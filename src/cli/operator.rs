@@ -12,6 +12,7 @@ use crate::blocklist::{
     Snapshot, SnapshotError,
 };
 use crate::numbers::{Caller, NumberingProfile, ProfileError};
+use crate::feed::ListKind;
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -97,17 +98,6 @@ pub struct CompileArgs {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// The list a `compile` builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ListKind {
-    /// `number,action,category,score,source`.
-    Blocklist,
-    /// `subscriber,caller,action`.
-    Subscribers,
-    /// `number,entitled,category`.
-    Protected,
 }
 
 /// `fraudwall lookup`.

@@ -64,6 +64,8 @@
 //! | [`publish`] | `fraudwall publish`: whole list in, delta or base out, signed manifest | files |
 //! | [`run`] | the `[feed]` config and start-up inside `fraudwall run`, SIGHUP | — |
 //! | [`serve`] | `fraudwall feed serve`: a static server for labs and tests | HTTP |
+//! | [`list_kind`] | the feed's named lists and where each lives | none |
+//! | [`whole`] | loaders of the lists published whole (subscribers, protected) | files |
 //!
 //! The protocol core ([`manifest`], [`poll`], [`policy`]) reads no clock and does no I/O:
 //! time, bytes and random numbers are passed in, so every rule is tested deterministically.
@@ -81,6 +83,7 @@ pub mod cache;
 pub mod delta;
 pub mod fetch;
 pub mod layered;
+pub mod list_kind;
 pub mod manifest;
 pub mod node;
 pub mod policy;
@@ -88,5 +91,7 @@ pub mod poll;
 pub mod publish;
 pub mod run;
 pub mod serve;
+pub mod whole;
 
+pub use list_kind::ListKind;
 pub use manifest::{FileRef, Hash, Manifest, ManifestError, UncheckedManifest};

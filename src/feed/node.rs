@@ -27,6 +27,7 @@
 
 use super::cache::{CacheDir, CacheError};
 use super::fetch::{FetchConfig, FetchError, Fetcher, ManifestResponse};
+use super::list_kind::ListKind;
 use super::manifest::{Manifest, ManifestError, UncheckedManifest};
 use super::poll::{Decision, PollConfig, Poller, Refusal};
 use arc_swap::ArcSwapOption;
@@ -128,15 +129,16 @@ pub const ERROR_REASONS: [&str; 20] = [
     "internal",
 ];
 
-/// The feed's metrics, registered once on the node's recorder.
+/// The feed's metrics, registered once per followed list on the node's recorder. Every series
+/// carries the list's name (`list` = `blocklist`, `subscribers`, `protected`).
 ///
 /// | metric | type | labels |
 /// |---|---|---|
-/// | `fraudwall_feed_last_success_timestamp_seconds` | gauge | |
-/// | `fraudwall_feed_update_errors_total` | counter | `reason` |
-/// | `fraudwall_feed_swap_duration_seconds` | histogram | |
-/// | `fraudwall_feed_active_version` | gauge | |
-/// | `fraudwall_feed_updates_total` | counter | `kind` (base, delta) |
+/// | `fraudwall_feed_last_success_timestamp_seconds` | gauge | `list` |
+/// | `fraudwall_feed_update_errors_total` | counter | `list`, `reason` |
+/// | `fraudwall_feed_swap_duration_seconds` | histogram | `list` |
+/// | `fraudwall_feed_active_version` | gauge | `list` |
+/// | `fraudwall_feed_updates_total` | counter | `list`, `kind` (base, delta) |
 #[derive(Debug, Clone)]
 pub struct FeedMetrics {
     last_success: Gauge,
@@ -148,16 +150,18 @@ pub struct FeedMetrics {
 }
 
 impl FeedMetrics {
-    /// Registers the feed metrics on `recorder`.
-    pub fn new(recorder: &impl Recorder) -> Self {
+    /// Registers the metrics of the list `list` on `recorder`.
+    pub fn new(recorder: &impl Recorder, list: ListKind) -> Self {
         let meta = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
-        let gauge = |n: &'static str| recorder.register_gauge(&Key::from_name(n), &meta);
+        let key = |n: &'static str, more: Option<(&'static str, &'static str)>| {
+            let mut labels = vec![Label::new("list", list.as_str())];
+            labels.extend(more.map(|(k, v)| Label::new(k, v)));
+            Key::from_parts(n, labels)
+        };
+        let gauge = |n: &'static str| recorder.register_gauge(&key(n, None), &meta);
         let updates = |kind: &'static str| {
             recorder.register_counter(
-                &Key::from_parts(
-                    "fraudwall_feed_updates_total",
-                    vec![Label::new("kind", kind)],
-                ),
+                &key("fraudwall_feed_updates_total", Some(("kind", kind))),
                 &meta,
             )
         };
@@ -166,17 +170,12 @@ impl FeedMetrics {
             errors: ERROR_REASONS
                 .iter()
                 .map(|r| {
-                    let key = Key::from_parts(
-                        "fraudwall_feed_update_errors_total",
-                        vec![Label::new("reason", *r)],
-                    );
+                    let key = key("fraudwall_feed_update_errors_total", Some(("reason", r)));
                     (*r, recorder.register_counter(&key, &meta))
                 })
                 .collect(),
-            swap: recorder.register_histogram(
-                &Key::from_name("fraudwall_feed_swap_duration_seconds"),
-                &meta,
-            ),
+            swap: recorder
+                .register_histogram(&key("fraudwall_feed_swap_duration_seconds", None), &meta),
             version: gauge("fraudwall_feed_active_version"),
             updates_base: updates("base"),
             updates_delta: updates("delta"),
@@ -227,6 +226,8 @@ pub enum Source {
 /// The feed part of `/status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedStatus {
+    /// Which of the feed's lists this is.
+    pub list: ListKind,
     /// Where the active view came from.
     pub source: Source,
     /// The manifest URL (or local file).
@@ -256,8 +257,9 @@ pub struct FeedStatus {
 }
 
 impl FeedStatus {
-    fn new(url: String) -> Self {
+    fn new(list: ListKind, url: String) -> Self {
         FeedStatus {
+            list,
             source: Source::None,
             url,
             feed: None,
@@ -326,6 +328,8 @@ impl FeedHandle {
 /// How a node follows a feed.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// Which of the feed's lists this node follows (metrics labels, logs, `/status`).
+    pub list: ListKind,
     /// The manifest URL.
     pub url: String,
     /// Keys a manifest may be signed with.
@@ -356,6 +360,7 @@ pub enum PollOutcome {
 
 /// A node following one feed. See the module docs.
 pub struct FeedNode<L: Loader> {
+    list: ListKind,
     poller: Poller,
     fetcher: Fetcher,
     cache: CacheDir,
@@ -377,11 +382,12 @@ impl<L: Loader> FeedNode<L> {
         let fetcher = Fetcher::new(&config.url, config.fetch.clone())?;
         let cache = CacheDir::open(&config.cache_dir)?;
         let handle = Arc::new(FeedHandle {
-            status: Mutex::new(FeedStatus::new(config.url.clone())),
+            status: Mutex::new(FeedStatus::new(config.list, config.url.clone())),
             reload: tokio::sync::Notify::new(),
-            metrics: FeedMetrics::new(recorder),
+            metrics: FeedMetrics::new(recorder, config.list),
         });
         Ok(FeedNode {
+            list: config.list,
             poller: Poller::new(config.poll, Instant::now()),
             fetcher,
             cache,
@@ -429,10 +435,12 @@ impl<L: Loader> FeedNode<L> {
                 self.handle
                     .update(|s| s.set_manifest(&manifest, Source::Cache));
                 tracing::info!(
+                    list = %self.list,
                     version = manifest.version,
                     feed = %manifest.feed,
                     deltas = manifest.deltas.len(),
-                    "feed: serving the last good snapshot from the cache"
+                    "feed: serving the last good {} from the cache",
+                    self.list
                 );
                 let version = manifest.version;
                 self.poller.restore(manifest);
@@ -495,7 +503,9 @@ impl<L: Loader> FeedNode<L> {
             reason,
             error = %e,
             url = %self.fetcher.manifest_url(),
-            "{what} refused; the active blocklist keeps answering"
+            list = %self.list,
+            "{what} refused; the active {} keeps answering",
+            self.list
         );
         self.handle.metrics.error(reason);
         let failures = self.poller.failures();
@@ -610,7 +620,8 @@ impl<L: Loader> FeedNode<L> {
             base = %manifest.base.name,
             deltas = manifest.deltas.len(),
             swap_us = swap.as_micros() as u64,
-            "feed: new blocklist version active"
+            "feed: new {} version active",
+            self.list
         );
         self.handle
             .metrics

@@ -64,6 +64,9 @@ pub enum BaseReason {
         /// The format version found in the feed.
         found: u32,
     },
+    /// The list has no delta form ([`super::ListKind::has_deltas`]): every change is a new
+    /// whole base.
+    WholeList(super::ListKind),
 }
 
 impl std::fmt::Display for BaseReason {
@@ -85,6 +88,9 @@ impl std::fmt::Display for BaseReason {
                 "the feed holds snapshot format {found}, this build writes format {}",
                 crate::blocklist::format::FORMAT_VERSION
             ),
+            BaseReason::WholeList(list) => {
+                write!(f, "the {list} list is published whole (it has no deltas)")
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ use super::manifest::{FileRef, Manifest, ManifestError, UncheckedManifest};
 use super::policy::{
     decide, file_name, next_manifest, next_version, BaseReason, PublishKind, PublishPolicy,
 };
+use super::list_kind::ListKind;
 use crate::blocklist::format::{HeaderError, Kind, FORMAT_VERSION};
 use crate::blocklist::snapshot::{Snapshot, SnapshotError};
 use ed25519_dalek::SigningKey;
@@ -71,6 +72,19 @@ pub enum PublishError {
     /// Compiling the delta failed.
     #[error(transparent)]
     Delta(DeltaError),
+    /// A subscriber list that does not open or verify.
+    #[error("{0}")]
+    Unusable(String),
+    /// The file is another list than the one named (`--list`).
+    #[error("{path} is a {found} list, not a {asked} list: publish it with --list {found}")]
+    WrongList {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        found: ListKind,
+        /// What `--list` asked for.
+        asked: ListKind,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -212,21 +226,121 @@ pub fn publish(
         }
     };
     let _ = std::fs::remove_file(&tmp_delta);
-    let feed = current
-        .as_ref()
-        .map_or(opts.feed_name.clone(), |m| m.feed.clone());
-    let manifest = next_manifest(
-        &opts.policy,
-        &feed,
-        current.as_ref(),
-        &kind,
-        file.clone(),
-        opts.now_unix,
+    let (manifest, pruned) = write_version(dir, key, opts, current.as_ref(), &kind, file.clone())?;
+    if !matches!(kind, PublishKind::Unchanged) {
+        copy_atomic(new, &state.join(CURRENT))?;
+    }
+    Ok(report(&kind, version, file, changes, &manifest, pruned))
+}
+
+/// Publishes `new` as the next version of the list `list` in the feed directory `feed_dir`:
+/// the blocklist at its root through [`publish`] (delta or base), the subscriber and
+/// protected lists in their own subdirectory ([`ListKind::feed_subdir`]) as whole bases.
+/// `new` must be a list of that kind: a subscriber list published as the blocklist (or the
+/// other way round) is refused, naming the right `--list`.
+pub fn publish_list(
+    feed_dir: &Path,
+    list: ListKind,
+    key: &SigningKey,
+    new: &Path,
+    opts: &PublishOptions,
+) -> Result<PublishReport, PublishError> {
+    let found = detect_kind(new, list)?;
+    if found != list {
+        return Err(PublishError::WrongList {
+            path: new.to_path_buf(),
+            found,
+            asked: list,
+        });
+    }
+    match list.feed_subdir() {
+        None => publish(feed_dir, key, new, opts),
+        Some(sub) => publish_whole(&feed_dir.join(sub), list, key, new, opts),
+    }
+}
+
+/// Which list `path` holds, once it opens and verifies as one. An empty list has no entry to
+/// tell a protected list from a blocklist by, and is taken as the one `asked` for.
+fn detect_kind(path: &Path, asked: ListKind) -> Result<ListKind, PublishError> {
+    if crate::subscribers::is_subscriber_list(path) {
+        crate::subscribers::SubscriberList::open(path)
+            .map_err(|e| PublishError::Unusable(e.to_string()))?;
+        return Ok(ListKind::Subscribers);
+    }
+    let snap = Snapshot::open(path)?;
+    if snap.kind() != Kind::Base {
+        return Err(PublishError::NotABase(path.to_path_buf()));
+    }
+    if snap.is_empty() && asked != ListKind::Subscribers {
+        return Ok(asked);
+    }
+    Ok(
+        match crate::protected::ProtectedList::from_snapshot(snap, path, None) {
+            Ok(_) => ListKind::Protected,
+            Err(_) => ListKind::Blocklist,
+        },
     )
-    .ok_or_else(|| PublishError::Io {
-        path: dir.to_path_buf(),
-        source: io::Error::other("inconsistent publish state"),
+}
+
+/// Publishes a list that has no delta form: a new base when its bytes changed, a refreshed
+/// manifest when not.
+fn publish_whole(
+    dir: &Path,
+    list: ListKind,
+    key: &SigningKey,
+    new: &Path,
+    opts: &PublishOptions,
+) -> Result<PublishReport, PublishError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let current = current_manifest(dir, key)?.map(|(m, _)| m);
+    let version = next_version(current.as_ref());
+    let hash = hash_file(new).map_err(|e| PublishError::Io {
+        path: new.to_path_buf(),
+        source: io::Error::other(e.to_string()),
     })?;
+    let kind = match &current {
+        None => PublishKind::Base(BaseReason::FirstPublish),
+        Some(_) if opts.force_base => PublishKind::Base(BaseReason::Forced),
+        Some(cur) if cur.base.blake3 == hash => PublishKind::Unchanged,
+        Some(_) => PublishKind::Base(BaseReason::WholeList(list)),
+    };
+    let file = match &kind {
+        PublishKind::Base(_) => {
+            let name = file_name(&kind, version);
+            let dest = dir.join(&name);
+            copy_atomic(new, &dest)?;
+            Some(file_ref(&dest, name, version)?)
+        }
+        _ => None,
+    };
+    let (manifest, pruned) = write_version(dir, key, opts, current.as_ref(), &kind, file.clone())?;
+    Ok(report(
+        &kind,
+        version,
+        file,
+        DeltaReport::default(),
+        &manifest,
+        pruned,
+    ))
+}
+
+/// Signs and writes the manifest of the next version (after its new file, if any, is in
+/// place), then prunes. Returns the manifest and the number of files pruned.
+fn write_version(
+    dir: &Path,
+    key: &SigningKey,
+    opts: &PublishOptions,
+    current: Option<&Manifest>,
+    kind: &PublishKind,
+    file: Option<FileRef>,
+) -> Result<(Manifest, usize), PublishError> {
+    let version = next_version(current);
+    let feed = current.map_or(opts.feed_name.clone(), |m| m.feed.clone());
+    let manifest = next_manifest(&opts.policy, &feed, current, kind, file, opts.now_unix)
+        .ok_or_else(|| PublishError::Io {
+            path: dir.to_path_buf(),
+            source: io::Error::other("inconsistent publish state"),
+        })?;
     let (body, sig) = manifest.sign(key);
     // Servers such as nginx derive the ETag from the modification time in whole seconds and
     // the size: two publishes within one second could give the new manifest the old ETag,
@@ -242,16 +356,24 @@ pub fn publish(
         let path = dir.join(name);
         write_with_mtime(&path, bytes, mtime).map_err(io_err(&path))?;
     }
-    if !matches!(kind, PublishKind::Unchanged) {
-        copy_atomic(new, &state.join(CURRENT))?;
-    }
     let pruned = prune(dir, opts.keep.max(1))?;
-    let (kind_name, reason) = match &kind {
+    Ok((manifest, pruned))
+}
+
+fn report(
+    kind: &PublishKind,
+    version: u64,
+    file: Option<FileRef>,
+    changes: DeltaReport,
+    manifest: &Manifest,
+    pruned: usize,
+) -> PublishReport {
+    let (kind_name, reason) = match kind {
         PublishKind::Base(r) => ("base", Some(r.to_string())),
         PublishKind::Delta => ("delta", None),
         PublishKind::Unchanged => ("unchanged", None),
     };
-    Ok(PublishReport {
+    PublishReport {
         kind: kind_name,
         reason,
         version,
@@ -260,7 +382,7 @@ pub fn publish(
         changes,
         deltas: manifest.deltas.len(),
         pruned,
-    })
+    }
 }
 
 /// A modification time for the next manifest: now, or one second past the current

@@ -11,15 +11,24 @@
 //! poll = "2s"                                    # poll interval (jitter only shortens it)
 //! cache_dir = "/var/lib/fraudwall/feed"          # last good state, served at start
 //! pin_version = 0                                # 41 = stay on (or roll back to) version 41
+//! lists = ["blocklist", "subscribers", "protected"]  # the feed's lists this node follows
 //! ```
 //!
-//! [`start`] restores the cache (so the proxy screens from the first call, before the feed
-//! answers), then runs the updater on the given tokio runtime. The returned [`FeedHandle`]
-//! serves `/status` and `POST /reload`; [`reload_on_sighup`] wires `SIGHUP` to it.
+//! [`start`] restores the cache of each followed list (so the proxy screens from the first
+//! call, before the feed answers), then runs one updater per list on the given tokio
+//! runtime: each list has its own manifest ([`super::ListKind::manifest_url`]), version,
+//! cache subdirectory, backoff and metrics, and is swapped on its own. The returned
+//! [`FeedHandle`]s serve `/status` and `POST /reload`; [`reload_on_sighup`] wires `SIGHUP`
+//! to them.
 
 use super::fetch::FetchConfig;
 use super::layered::{Layered, SnapshotLoader};
-use super::node::{FeedHandle, FeedNode, NodeConfig, UpdateError};
+use super::list_kind::ListKind;
+use super::node::{FeedHandle, FeedNode, Loader, NodeConfig, UpdateError};
+use super::whole::{ProtectedLoader, SubscriberLoader};
+use crate::peers::PeerGroups;
+use crate::protected::ProtectedList;
+use crate::subscribers::SubscriberList;
 use super::poll::PollConfig;
 use super::publish::pinned_manifest_url;
 use arc_swap::ArcSwapOption;
@@ -50,6 +59,10 @@ pub struct FeedConfig {
     /// Ceiling of the error backoff.
     #[serde(with = "crate::config::value::duration")]
     pub max_backoff: Duration,
+    /// The feed's lists this node follows. The blocklist is always one of them; add
+    /// `subscribers` and `protected` to take those from the feed too (instead of
+    /// `lists.subscribers` and `lists.protected` files).
+    pub lists: Vec<ListKind>,
 }
 
 /// Default poll interval.
@@ -67,6 +80,7 @@ impl Default for FeedConfig {
             pin_version: 0,
             jitter: 0.1,
             max_backoff: Duration::from_secs(300),
+            lists: vec![ListKind::Blocklist],
         }
     }
 }
@@ -75,6 +89,11 @@ impl FeedConfig {
     /// Whether a feed is configured (`url` set).
     pub fn enabled(&self) -> bool {
         !self.url.trim().is_empty()
+    }
+
+    /// Whether this node takes `list` from the feed.
+    pub fn follows(&self, list: ListKind) -> bool {
+        self.enabled() && self.lists.contains(&list)
     }
 
     /// The pinned version, if any.
@@ -106,6 +125,17 @@ impl FeedConfig {
         if self.cache_dir.as_os_str().is_empty() {
             return Err(("feed.cache_dir", "empty: a directory is needed".into()));
         }
+        if !self.lists.contains(&ListKind::Blocklist) {
+            return Err((
+                "feed.lists",
+                "must name \"blocklist\": a feed always carries the blocklist".into(),
+            ));
+        }
+        for (i, l) in self.lists.iter().enumerate() {
+            if self.lists[..i].contains(l) {
+                return Err(("feed.lists", format!("\"{l}\" is named twice")));
+            }
+        }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err((
                 "feed.jitter",
@@ -136,19 +166,42 @@ pub enum FeedStartError {
     Update(#[from] UpdateError),
 }
 
-/// A started feed: the view the proxy screens against, and the handle for status and reload.
+/// Where the lists a feed may carry besides the blocklist are swapped in: the rule chain's
+/// own slots, so a list from the feed replaces the one the chain reads.
+#[derive(Clone)]
+pub struct ListTargets {
+    /// The subscriber list's slot.
+    pub subscribers: Arc<ArcSwapOption<SubscriberList>>,
+    /// The protected list's slot.
+    pub protected: Arc<ArcSwapOption<ProtectedList>>,
+    /// The node's peer groups (a protected list naming another group is refused).
+    pub groups: PeerGroups,
+}
+
+/// A started feed: the view the proxy screens against, and the handles for status and reload.
 pub struct StartedFeed {
-    /// The layered view, swapped by the updater.
+    /// The blocklist's layered view, swapped by its updater.
     pub view: Arc<ArcSwapOption<Layered>>,
-    /// Status, metrics and reload.
+    /// The blocklist's status, metrics and reload.
     pub handle: Arc<FeedHandle>,
-    /// The version restored from the cache at start, if any.
+    /// The other lists followed (`feed.lists`), in [`ListKind::ALL`] order.
+    pub lists: Vec<Arc<FeedHandle>>,
+    /// The blocklist version restored from the cache at start, if any.
     pub restored: Option<u64>,
 }
 
-/// Restores the cache into a new view, then runs the updater on `runtime` until `shutdown`.
+impl StartedFeed {
+    /// Every followed list's handle, the blocklist's first.
+    pub fn handles(&self) -> impl Iterator<Item = &Arc<FeedHandle>> {
+        std::iter::once(&self.handle).chain(self.lists.iter())
+    }
+}
+
+/// Restores each followed list's cache into its slot (the blocklist into a new view, the
+/// others into `targets`), then runs one updater per list on `runtime` until `shutdown`.
 pub fn start(
     config: &FeedConfig,
+    targets: &ListTargets,
     recorder: &impl Recorder,
     runtime: &tokio::runtime::Handle,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -166,34 +219,109 @@ pub fn start(
         })?;
         keys.push(key);
     }
-    let url = match config.pinned() {
-        Some(v) => pinned_manifest_url(&config.url, v),
-        None => config.url.clone(),
+    let node_config = |list: ListKind| {
+        let url = list.manifest_url(&config.url);
+        // A pin names a blocklist version; the other lists follow their own feed.
+        let pinned = config.pinned().filter(|_| list == ListKind::Blocklist);
+        NodeConfig {
+            list,
+            url: match pinned {
+                Some(v) => pinned_manifest_url(&url, v),
+                None => url,
+            },
+            keys: keys.clone(),
+            cache_dir: match list.feed_subdir() {
+                None => config.cache_dir.clone(),
+                Some(sub) => config.cache_dir.join(sub),
+            },
+            poll: PollConfig {
+                interval: config.poll,
+                jitter: config.jitter,
+                max_backoff: config.max_backoff.max(config.poll),
+                pinned,
+            },
+            fetch: FetchConfig::default(),
+        }
     };
-    let node_config = NodeConfig {
-        url,
-        keys,
-        cache_dir: config.cache_dir.clone(),
-        poll: PollConfig {
-            interval: config.poll,
-            jitter: config.jitter,
-            max_backoff: config.max_backoff.max(config.poll),
-            pinned: config.pinned(),
-        },
-        fetch: FetchConfig::default(),
-    };
-    let view = Arc::new(ArcSwapOption::empty());
-    // The HTTP client and the updater's timers belong to the runtime they run on.
+    // One shutdown for every updater.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The HTTP client and the updaters' timers belong to the runtime they run on.
     let _guard = runtime.enter();
-    let mut node = FeedNode::new(node_config, SnapshotLoader, Arc::clone(&view), recorder)?;
+    runtime.spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let view = Arc::new(ArcSwapOption::empty());
+    let mut node = FeedNode::new(
+        node_config(ListKind::Blocklist),
+        SnapshotLoader,
+        Arc::clone(&view),
+        recorder,
+    )?;
     let restored = node.restore();
     let handle = node.handle();
-    runtime.spawn(node.run(shutdown));
+    spawn_node(runtime, node, stop_rx.clone());
+    let mut lists = Vec::new();
+    for list in ListKind::ALL.into_iter().filter(|l| config.lists.contains(l)) {
+        let handle = match list {
+            ListKind::Blocklist => continue,
+            ListKind::Subscribers => start_list(
+                node_config(list),
+                SubscriberLoader,
+                Arc::clone(&targets.subscribers),
+                recorder,
+                runtime,
+                stop_rx.clone(),
+            )?,
+            ListKind::Protected => start_list(
+                node_config(list),
+                ProtectedLoader {
+                    groups: targets.groups.clone(),
+                },
+                Arc::clone(&targets.protected),
+                recorder,
+                runtime,
+                stop_rx.clone(),
+            )?,
+        };
+        lists.push(handle);
+    }
     Ok(StartedFeed {
         view,
         handle,
+        lists,
         restored,
     })
+}
+
+/// Starts the updater of one more list: its cache restored into `target`, then run.
+fn start_list<L: Loader>(
+    config: NodeConfig,
+    loader: L,
+    target: Arc<ArcSwapOption<L::View>>,
+    recorder: &impl Recorder,
+    runtime: &tokio::runtime::Handle,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Arc<FeedHandle>, FeedStartError> {
+    let list = config.list;
+    let mut node = FeedNode::new(config, loader, target, recorder)?;
+    if let Some(v) = node.restore() {
+        tracing::info!("feed: {list} version {v} restored from the cache");
+    }
+    let handle = node.handle();
+    spawn_node(runtime, node, stop);
+    Ok(handle)
+}
+
+/// Runs `node` on `runtime` until `stop` turns true.
+fn spawn_node<L: Loader>(
+    runtime: &tokio::runtime::Handle,
+    node: FeedNode<L>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    runtime.spawn(node.run(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    }));
 }
 
 /// Calls `reload` on every `SIGHUP`, on `runtime`, until the process ends.
@@ -238,6 +366,18 @@ mod tests {
             Err("feed.poll")
         );
         assert_eq!(check(&|c| c.jitter = 2.0), Err("feed.jitter"));
+        assert_eq!(
+            check(&|c| c.lists = vec![ListKind::Subscribers]),
+            Err("feed.lists")
+        );
+        assert_eq!(
+            check(&|c| c.lists = vec![ListKind::Blocklist, ListKind::Protected, ListKind::Protected]),
+            Err("feed.lists")
+        );
+        assert_eq!(
+            check(&|c| c.lists = vec![ListKind::Protected, ListKind::Blocklist]),
+            Ok(())
+        );
         assert_eq!(
             check(&|c| c.cache_dir = PathBuf::new()),
             Err("feed.cache_dir")

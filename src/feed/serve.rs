@@ -2,8 +2,10 @@
 //!
 //! A feed is only static files, so production feeds belong on any HTTP server, CDN or object
 //! store (see `integration/nginx/` for nginx). This server exists so a lab needs nothing but
-//! fraudwall. It serves the plain files of one directory (no subdirectories, no names
-//! starting with `.`, nothing but `[A-Za-z0-9._-]`, so no traversal is possible), with a
+//! fraudwall. It serves the plain files of one directory and of its named lists'
+//! subdirectories (`subscribers/`, `protected/`; see [`super::ListKind`]), nothing else: no
+//! other subdirectory, no names starting with `.`, nothing but `[A-Za-z0-9._-]`, so no
+//! traversal is possible. Files go out with a
 //! strong `ETag` (blake3 of the content) and `304 Not Modified` for a matching
 //! `If-None-Match`, which is what lets thousands of polling nodes cost almost nothing.
 //!
@@ -23,7 +25,23 @@ use std::sync::Arc;
 pub fn router(dir: PathBuf) -> Router {
     Router::new()
         .route("/{name}", get(serve_file))
+        .route("/{list}/{name}", get(serve_list_file))
         .with_state(Arc::new(dir))
+}
+
+/// A file of a named list's subdirectory.
+async fn serve_list_file(
+    State(dir): State<Arc<PathBuf>>,
+    UrlPath((list, name)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let known = super::ListKind::ALL
+        .iter()
+        .any(|k| k.feed_subdir() == Some(list.as_str()));
+    if !known {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    serve_file(State(Arc::new(dir.join(list))), UrlPath(name), headers).await
 }
 
 /// Serves `dir` on `listener` until `shutdown` completes.

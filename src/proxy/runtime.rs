@@ -537,6 +537,13 @@ impl StatusSource for RuntimeStatus {
                 let now = crate::feed::node::unix_now();
                 serde_json::to_value(f.handle.status(now)).ok()
             }),
+            feed_lists: self.feed.as_ref().map_or_else(Vec::new, |f| {
+                let now = crate::feed::node::unix_now();
+                f.lists
+                    .iter()
+                    .filter_map(|h| serde_json::to_value(h.status(now)).ok())
+                    .collect()
+            }),
         }
     }
 }
@@ -628,8 +635,14 @@ impl Runtime {
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
             fc if fc.enabled() => {
+                let targets = crate::feed::run::ListTargets {
+                    subscribers: lists.subscribers(),
+                    protected: lists.protected(),
+                    groups: groups.clone(),
+                };
                 let started = crate::feed::run::start(
                     fc,
+                    &targets,
                     telemetry.recorder(),
                     tokio.handle(),
                     std::future::pending(),
@@ -663,8 +676,8 @@ impl Runtime {
         // `SIGHUP` and `POST /reload`: poll the feed now, or re-read the snapshot file.
         let reload: Arc<dyn Fn() + Send + Sync> = match (&feed, &snapshot) {
             (Some(f), _) => {
-                let handle = Arc::clone(&f.handle);
-                Arc::new(move || handle.request_reload())
+                let handles: Vec<_> = f.handles().cloned().collect();
+                Arc::new(move || handles.iter().for_each(|h| h.request_reload()))
             }
             (None, Some(slot)) => {
                 let slot = Arc::clone(slot);
