@@ -287,7 +287,8 @@ impl std::io::Write for LogBuf {
 }
 
 fn feed_errors(recorder: &PrometheusRecorder, reason: &str) -> u64 {
-    let needle = format!("fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} ");
+    let needle =
+        format!("fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} ");
     recorder
         .handle()
         .render()

@@ -159,7 +159,9 @@ impl Lab {
 
     fn errors(&self, reason: &str) -> u64 {
         let text = self.recorder.handle().render();
-        let needle = format!("fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} ");
+        let needle = format!(
+            "fraudwall_feed_update_errors_total{{list=\"blocklist\",reason=\"{reason}\"}} "
+        );
         text.lines()
             .find_map(|l| l.strip_prefix(&needle))
             .and_then(|v| v.trim().parse().ok())

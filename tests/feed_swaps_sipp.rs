@@ -10,34 +10,16 @@
 mod feed_support;
 
 use feed_support::{
-    free_port, manifest_url, metric, status, wait_for_tcp, wait_for_version, Guard, Lab, BIN,
+    free_port, last_stats, manifest_url, metric, sipp, sipp_dir, stat, status, wait_for_tcp,
+    wait_for_version, Guard, Lab, BIN,
 };
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SWAPS: u64 = 50;
 const RATE: u32 = 50;
 const CALLS: u32 = 2_000;
-
-fn sipp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/sipp")
-}
-
-fn sipp(args: &[String], dir: &Path) -> Guard {
-    let child = Command::new("sipp")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run sipp ({e}): this test needs sipp (Debian package sip-tester)")
-        });
-    Guard(child)
-}
 
 /// The list of round `i`: the fixed callers' entries plus 300 numbers that change every
 /// round (so each version really differs), in the `+86139` range no caller uses.
@@ -50,33 +32,6 @@ fn list(i: u64) -> String {
         rows.push_str(&format!("+86139{n:08},block,robocall,80,reports\n"));
     }
     rows
-}
-
-/// The last data row of a sipp `-trace_stat` CSV, as (column, value) pairs.
-fn last_stats(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .unwrap_or_default()
-        .split(';')
-        .map(str::to_string)
-        .collect();
-    let last: Vec<String> = lines
-        .next_back()
-        .unwrap_or_default()
-        .split(';')
-        .map(str::to_string)
-        .collect();
-    header.into_iter().zip(last).collect()
-}
-
-fn stat(stats: &[(String, String)], name: &str) -> u64 {
-    stats
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("sipp statistic {name} missing: {stats:?}"))
 }
 
 #[test]
@@ -233,8 +188,14 @@ fn fifty_swaps_under_load_lose_no_call() {
     let st = status(admin);
     assert_eq!(st["feed"]["active_version"], SWAPS + 1, "{st}");
     // Bases and deltas both: every fourth version folds the deltas into a new base.
-    let bases = metric(admin, "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"base\"}");
-    let deltas = metric(admin, "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"delta\"}");
+    let bases = metric(
+        admin,
+        "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"base\"}",
+    );
+    let deltas = metric(
+        admin,
+        "fraudwall_feed_updates_total{list=\"blocklist\",kind=\"delta\"}",
+    );
     eprintln!("applied: {bases} bases, {deltas} deltas");
     assert!(
         bases >= 10 && deltas >= 30,

@@ -11,8 +11,8 @@ use crate::blocklist::{
     compile_files, Action, CompileError, CompileOptions, CompileReport, Load, Match, SignError,
     Snapshot, SnapshotError,
 };
-use crate::numbers::{Caller, NumberingProfile, ProfileError};
 use crate::feed::ListKind;
+use crate::numbers::{Caller, NumberingProfile, ProfileError};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

@@ -44,7 +44,11 @@ pub enum ListKind {
 
 impl ListKind {
     /// Every list, in the order `/status` and the metrics show them.
-    pub const ALL: [ListKind; 3] = [ListKind::Blocklist, ListKind::Subscribers, ListKind::Protected];
+    pub const ALL: [ListKind; 3] = [
+        ListKind::Blocklist,
+        ListKind::Subscribers,
+        ListKind::Protected,
+    ];
 
     /// The spelling in config, CLI flags, metrics labels and logs.
     pub fn as_str(self) -> &'static str {

@@ -22,11 +22,11 @@
 
 use super::cache::hash_file;
 use super::delta::{compile_delta, DeltaError, DeltaHeader, DeltaReport};
+use super::list_kind::ListKind;
 use super::manifest::{FileRef, Manifest, ManifestError, UncheckedManifest};
 use super::policy::{
     decide, file_name, next_manifest, next_version, BaseReason, PublishKind, PublishPolicy,
 };
-use super::list_kind::ListKind;
 use crate::blocklist::format::{HeaderError, Kind, FORMAT_VERSION};
 use crate::blocklist::snapshot::{Snapshot, SnapshotError};
 use ed25519_dalek::SigningKey;

@@ -25,12 +25,12 @@ use super::fetch::FetchConfig;
 use super::layered::{Layered, SnapshotLoader};
 use super::list_kind::ListKind;
 use super::node::{FeedHandle, FeedNode, Loader, NodeConfig, UpdateError};
+use super::poll::PollConfig;
+use super::publish::pinned_manifest_url;
 use super::whole::{ProtectedLoader, SubscriberLoader};
 use crate::peers::PeerGroups;
 use crate::protected::ProtectedList;
 use crate::subscribers::SubscriberList;
-use super::poll::PollConfig;
-use super::publish::pinned_manifest_url;
 use arc_swap::ArcSwapOption;
 use metrics::Recorder;
 use std::future::Future;
@@ -262,7 +262,10 @@ pub fn start(
     let handle = node.handle();
     spawn_node(runtime, node, stop_rx.clone());
     let mut lists = Vec::new();
-    for list in ListKind::ALL.into_iter().filter(|l| config.lists.contains(l)) {
+    for list in ListKind::ALL
+        .into_iter()
+        .filter(|l| config.lists.contains(l))
+    {
         let handle = match list {
             ListKind::Blocklist => continue,
             ListKind::Subscribers => start_list(
@@ -371,7 +374,11 @@ mod tests {
             Err("feed.lists")
         );
         assert_eq!(
-            check(&|c| c.lists = vec![ListKind::Blocklist, ListKind::Protected, ListKind::Protected]),
+            check(&|c| c.lists = vec![
+                ListKind::Blocklist,
+                ListKind::Protected,
+                ListKind::Protected
+            ]),
             Err("feed.lists")
         );
         assert_eq!(

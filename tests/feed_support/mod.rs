@@ -217,3 +217,73 @@ pub fn wait_for_version(admin: u16, version: u64) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Waits (bounded) until the node on `admin` reports version `version` of the feed's list
+/// `list` (`subscribers`, `protected`) active.
+pub fn wait_for_list_version(admin: u16, list: &str, version: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(admin);
+        let active = s["feed_lists"]
+            .as_array()
+            .and_then(|l| l.iter().find(|f| f["list"] == list))
+            .map(|f| f["active_version"].clone());
+        if active == Some(serde_json::Value::from(version)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{list} version {version} not active: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sipp scenarios under integration/sipp.
+pub fn sipp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/sipp")
+}
+
+/// Starts sipp with `args` in `dir`. Panics (fails the test) when sipp is missing: it is a
+/// required peer (Debian package sip-tester, installed by `.ci/run`).
+pub fn sipp(args: &[String], dir: &Path) -> Guard {
+    let child = Command::new("sipp")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run sipp ({e}): this test needs sipp (Debian package sip-tester)")
+        });
+    Guard(child)
+}
+
+/// The last data row of a sipp `-trace_stat` CSV, as (column, value) pairs.
+pub fn last_stats(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(';')
+        .map(str::to_string)
+        .collect();
+    let last: Vec<String> = lines
+        .next_back()
+        .unwrap_or_default()
+        .split(';')
+        .map(str::to_string)
+        .collect();
+    header.into_iter().zip(last).collect()
+}
+
+/// One statistic of [`last_stats`]; panics when sipp did not write it.
+pub fn stat(stats: &[(String, String)], name: &str) -> u64 {
+    stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("sipp statistic {name} missing: {stats:?}"))
+}
