@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PEERS: &str = "[[peers]]\nname = \"core\"\naddresses = [\"127.0.0.1\"]\ntrust_identity = true\n\
+const PEERS: &str = "[health]\nprobe_interval = \"0s\"\n[[peers]]\nname = \"core\"\naddresses = [\"127.0.0.1\"]\ntrust_identity = true\n\
                      [[peers]]\nname = \"intl-gw\"\naddresses = [\"127.0.0.2\"]\ntrust_identity = true\n\
                      international = true\n\
                      [policy]\nhome_country = [\"86\"]\ninternational_origin = \"tag\"\n";

@@ -59,6 +59,15 @@ impl ListKind {
         }
     }
 
+    /// The list in a sentence: "the blocklist", "a subscriber list", "a protected list".
+    pub fn describe(self) -> &'static str {
+        match self {
+            ListKind::Blocklist => "the blocklist",
+            ListKind::Subscribers => "a subscriber list",
+            ListKind::Protected => "a protected list",
+        }
+    }
+
     /// The list's directory inside a feed directory (`None`: the feed's root).
     pub fn feed_subdir(self) -> Option<&'static str> {
         match self {

@@ -15,7 +15,14 @@
 //! base-40.fwb         the whole list as of version 40
 //! delta-41.fwb        additions and tombstones since the previous state
 //! delta-42.fwb
+//! subscribers/        the subscribers' own lists: manifest.json, .sig, base-<v>.fwb
+//! protected/          the protected list: manifest.json, .sig, base-<v>.fwb
 //! ```
+//!
+//! The blocklist lives at the root; the other named lists ([`ListKind`]) each have a
+//! directory with a manifest of their own, so each is published, versioned, fetched and
+//! swapped on its own (`fraudwall publish --list subscribers`, `feed.lists` on the node).
+//! They have no delta form and are published whole.
 //!
 //! ## Example
 //!

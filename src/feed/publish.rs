@@ -76,7 +76,7 @@ pub enum PublishError {
     #[error("{0}")]
     Unusable(String),
     /// The file is another list than the one named (`--list`).
-    #[error("{path} is a {found} list, not a {asked} list: publish it with --list {found}")]
+    #[error("{path} is {}, not {}: publish it with --list {found}", found.describe(), asked.describe())]
     WrongList {
         /// The file.
         path: PathBuf,
@@ -496,6 +496,80 @@ pub fn pinned_manifest_url(feed_url: &str, version: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts() -> PublishOptions {
+        PublishOptions {
+            policy: super::super::policy::PublishPolicy::default(),
+            feed_name: "t".into(),
+            force_base: false,
+            keep: 10,
+            now_unix: 1_800_000_000,
+        }
+    }
+
+    fn subscribers(dir: &Path, name: &str, rows: &str) -> PathBuf {
+        let csv = dir.join(format!("{name}.csv"));
+        std::fs::write(&csv, format!("subscriber,caller,action\n{rows}")).expect("csv");
+        let out = dir.join(format!("{name}.fwb"));
+        crate::subscribers::compile_subscribers(&[csv], &Default::default(), &out)
+            .expect("compile subscribers");
+        out
+    }
+
+    #[test]
+    fn whole_lists_go_to_their_own_directory_as_bases_and_unchanged_bytes_refresh_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feed = dir.path().join("feed");
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let v1 = subscribers(dir.path(), "v1", "+8613900000001,+8613800000001,block\n");
+        let r = publish_list(&feed, ListKind::Subscribers, &key, &v1, &opts()).expect("v1");
+        assert_eq!((r.kind, r.version), ("base", 1));
+        assert!(feed.join("subscribers/base-1.fwb").exists());
+        assert!(
+            !feed.join("manifest.json").exists(),
+            "the blocklist's root is untouched"
+        );
+        let r = publish_list(&feed, ListKind::Subscribers, &key, &v1, &opts()).expect("same");
+        assert_eq!((r.kind, r.version), ("unchanged", 2));
+        let v3 = subscribers(dir.path(), "v3", "+8613900000001,*,tag\n");
+        let r = publish_list(&feed, ListKind::Subscribers, &key, &v3, &opts()).expect("v3");
+        assert_eq!((r.kind, r.version, r.deltas), ("base", 3, 0));
+        assert!(r
+            .reason
+            .as_deref()
+            .is_some_and(|m| m.contains("published whole")));
+        let (m, _) = current_manifest(&feed.join("subscribers"), &key)
+            .expect("manifest")
+            .expect("present");
+        assert_eq!((m.version, m.base.name.as_str()), (3, "base-3.fwb"));
+        // The file says what it is; the wrong --list is refused and nothing is written.
+        let e = publish_list(&feed, ListKind::Blocklist, &key, &v3, &opts()).expect_err("wrong");
+        assert!(
+            matches!(
+                e,
+                PublishError::WrongList {
+                    found: ListKind::Subscribers,
+                    asked: ListKind::Blocklist,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--list subscribers"), "{e}");
+        assert!(!feed.join("manifest.json").exists());
+        // A corrupt subscriber list is refused before anything is published.
+        let bad = dir.path().join("bad.fwb");
+        let mut bytes = std::fs::read(&v3).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&bad, bytes).expect("write");
+        let e = publish_list(&feed, ListKind::Subscribers, &key, &bad, &opts()).expect_err("bad");
+        assert!(matches!(e, PublishError::Unusable(_)), "{e}");
+        let (m, _) = current_manifest(&feed.join("subscribers"), &key)
+            .expect("manifest")
+            .expect("present");
+        assert_eq!(m.version, 3);
+    }
 
     #[test]
     fn pinned_urls() {
