@@ -5,14 +5,21 @@
 //! random callees:
 //! - `global-only`: the chain reduced to the global list ([`Rules::global_only`]), which is
 //!   today's single lookup plus the anonymous/invalid actions;
-//! - `chain`: every stage, with a home country, the origin label and the subscriber and
-//!   protected lists loaded.
+//! - `chain`: every stage, with a home country, the origin label, a subscriber list (two
+//!   entries per subscriber, [`fraudwall::subscribers::synth`]) and a protected list loaded;
+//!   every callee is a subscriber with entries, so the personal stage walks the subscriber's
+//!   and the caller's digits on every call.
 //!
-//! By default a 1M-row list is generated. For the 100M figures, point the bench at compiled
-//! files (see benches/blocklist.rs for generating the 100M blocklist):
+//! By default a 1M-row blocklist and a 1M-subscriber list are generated. For the 100M
+//! figures, point the bench at compiled files:
 //!
 //! ```text
+//! cargo run --release --example gen_blocklist -- 100_000_000 1 > /work/data/bl-100m.csv
+//! fraudwall compile --output /work/data/bl-100m.fwb /work/data/bl-100m.csv
+//! cargo run --release --example gen_subscribers -- 100_000_000 1 > /work/data/subs-100m.csv
+//! fraudwall compile --kind subscribers --output /work/data/subs-100m.fwb /work/data/subs-100m.csv
 //! FRAUDWALL_BENCH_SNAPSHOT=/work/data/bl-100m.fwb FRAUDWALL_BENCH_ROWS=100000000 \
+//! FRAUDWALL_BENCH_SUBSCRIBERS=/work/data/subs-100m.fwb FRAUDWALL_BENCH_SUBSCRIBER_COUNT=100000000 \
 //!     cargo bench --bench policy
 //! ```
 
@@ -22,8 +29,9 @@ use fraudwall::blocklist::synth::Synth;
 use fraudwall::blocklist::{compile_files, Action, CompileOptions, Snapshot};
 use fraudwall::numbers::{Caller, E164};
 use fraudwall::peers::PeerGroup;
-use fraudwall::policy::chain::NoList;
 use fraudwall::policy::{CallContext, Callee, CallerActions, Policy, PolicyConfig, Rules, Screen};
+use fraudwall::protected::ProtectedList;
+use fraudwall::subscribers::{synth, SubscriberList};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,9 +67,55 @@ fn blocklist(dir: &tempfile::TempDir) -> (Arc<Snapshot>, u64) {
     (Arc::new(Snapshot::open(&out).expect("open")), DEFAULT_ROWS)
 }
 
+/// The subscriber list: the given one, or a generated 1M-subscriber one (kept in `dir`).
+fn subscriber_list(dir: &tempfile::TempDir) -> (Arc<SubscriberList>, u64) {
+    if let Ok(p) = std::env::var("FRAUDWALL_BENCH_SUBSCRIBERS") {
+        let count = env_u64("FRAUDWALL_BENCH_SUBSCRIBER_COUNT", DEFAULT_ROWS);
+        return (
+            Arc::new(SubscriberList::open(p).expect("open subscribers")),
+            count,
+        );
+    }
+    let csv = dir.path().join("subs.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).expect("create csv"));
+    synth::write_csv(DEFAULT_ROWS, 1, &mut w).expect("write csv");
+    drop(w);
+    let out = dir.path().join("subs.fwb");
+    fraudwall::subscribers::compile_subscribers(
+        std::slice::from_ref(&csv),
+        &Default::default(),
+        &out,
+    )
+    .expect("compile subscribers");
+    (
+        Arc::new(SubscriberList::open(&out).expect("open")),
+        DEFAULT_ROWS,
+    )
+}
+
+/// A protected list of a thousand bank and government lines (none of them a caller here).
+fn protected_list(dir: &tempfile::TempDir) -> Arc<ProtectedList> {
+    let csv = dir.path().join("protected.csv");
+    let mut rows = String::from("number,entitled,category\n");
+    for i in 0..1_000 {
+        rows.push_str(&format!("+86955{i:03}*,core,bank-impersonation\n"));
+    }
+    std::fs::write(&csv, rows).expect("protected csv");
+    let out = dir.path().join("protected.fwb");
+    fraudwall::protected::compile_protected(
+        std::slice::from_ref(&csv),
+        &CompileOptions::default(),
+        &out,
+    )
+    .expect("compile protected");
+    Arc::new(ProtectedList::open(&out, None).expect("open protected"))
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (snapshot, rows) = blocklist(&dir);
+    let (subscribers, subscriber_count) = subscriber_list(&dir);
+    let protected = protected_list(&dir);
     let synth = Synth::new(rows, 1);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut rnd = move || {
@@ -70,11 +124,12 @@ fn bench(c: &mut Criterion) {
         state ^= state << 17;
         state
     };
-    // Probes in the list's allocation blocks (mostly unlisted), random +86 139 callees.
+    // Probes in the list's allocation blocks (mostly unlisted), callees drawn from the
+    // subscribers (each with two entries and maybe a level).
     let calls: Vec<(Caller, E164)> = (0..QUERIES)
         .map(|_| {
             let caller: E164 = synth.probe(rnd()).parse().expect("probe");
-            let callee: E164 = format!("+86139{:08}", rnd() % 100_000_000)
+            let callee: E164 = synth::subscriber(rnd() % subscriber_count)
                 .parse()
                 .expect("callee");
             (Caller::Number(caller), callee)
@@ -90,7 +145,8 @@ fn bench(c: &mut Criterion) {
     }
     .compile()
     .expect("policy");
-    let screens: [(&str, Policy<Snapshot, NoList, NoList>); 2] = [
+    type Screen3 = Policy<Snapshot, SubscriberList, ProtectedList>;
+    let screens: [(&str, Screen3); 2] = [
         (
             "global-only",
             Policy::new(
@@ -105,8 +161,8 @@ fn bench(c: &mut Criterion) {
             "chain",
             Policy::new(
                 Arc::clone(&global),
-                Arc::new(ArcSwapOption::from(Some(Arc::new(NoList)))),
-                Arc::new(ArcSwapOption::from(Some(Arc::new(NoList)))),
+                Arc::new(ArcSwapOption::from(Some(subscribers))),
+                Arc::new(ArcSwapOption::from(Some(protected))),
                 full,
                 callers,
             ),
@@ -118,22 +174,25 @@ fn bench(c: &mut Criterion) {
     // Built once: `for_caller` reads the clock, which the packet path does not do per value.
     let base = CallContext::for_caller(&calls[0].0, &group);
     for (name, policy) in &screens {
-        g.bench_function(BenchmarkId::new(*name, rows), |b| {
-            let mut i = 0usize;
-            b.iter(|| {
-                let (caller, callee) = &calls[i & (QUERIES - 1)];
-                i = i.wrapping_add(1);
-                let call = CallContext {
-                    caller,
-                    callee: Callee {
-                        user: b"",
-                        number: Some(*callee),
-                    },
-                    ..base
-                };
-                black_box(policy.screen(black_box(&call)).action)
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new(*name, format!("{rows}x{subscriber_count}")),
+            |b| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    let (caller, callee) = &calls[i & (QUERIES - 1)];
+                    i = i.wrapping_add(1);
+                    let call = CallContext {
+                        caller,
+                        callee: Callee {
+                            user: b"",
+                            number: Some(*callee),
+                        },
+                        ..base
+                    };
+                    black_box(policy.screen(black_box(&call)).action)
+                })
+            },
+        );
     }
     g.finish();
 }

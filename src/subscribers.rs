@@ -55,6 +55,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod synth;
+
 const MAGIC: &[u8; 8] = b"FWSUBS\0\x01";
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 96;
