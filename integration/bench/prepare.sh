@@ -7,6 +7,9 @@
 #
 #   integration/bench/prepare.sh SNAPSHOT [HARNESS] [SIZE] [WORK]
 #
+# CALLEE=+8613000000042 makes the UAC call that number instead of sipp's "service" user, so
+# the callee is a number the rule chain's subscriber stage looks up (both proxies get it).
+#
 # Callers file: the harness's callers.csv, less any listed caller that fraudwall's numbering
 # profile reads as invalid (so the harness would count it as a wrong verdict). Since numbers in
 # international form are checked by length only (src/numbers/plan.rs), none is dropped; the
@@ -25,6 +28,10 @@ cp -a "$HARNESS/lib" "$HARNESS/kamailio" "$HARNESS/scenarios" "$H"/
 [ -e "$H/data" ] || ln -s "$HARNESS/data" "$H/data"
 sed -i 's/tag: \*x \*suspected-fraud \*)/tag: *x *suspected-fraud[^ ]* *)/' "$H/scenarios/uac_fraud.xml"
 grep -q 'suspected-fraud\[^ \]\*' "$H/scenarios/uac_fraud.xml" || { echo "regexp patch failed" >&2; exit 1; }
+if [ -n "${CALLEE:-}" ]; then
+  sed -i "s/\[service\]/${CALLEE}/g" "$H/scenarios/uac_fraud.xml"
+  grep -q "$CALLEE" "$H/scenarios/uac_fraud.xml" || { echo "callee patch failed" >&2; exit 1; }
+fi
 
 SRC="$HARNESS/data/$SIZE/callers.csv"
 OUT="$WORK/callers-$SIZE.csv"

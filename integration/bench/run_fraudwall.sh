@@ -17,6 +17,9 @@
 #   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
 #   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier
 #                      default: one JSON line per call, here into WORK/fraudwall.out]
+#   --config FILE      a fraudwall config file (peer groups, [policy], ...)
+#   --subscribers F    a subscriber list snapshot (compile --kind subscribers)
+#   --protected F      a protected list snapshot (compile --kind protected)
 #
 # Steps: convert the harness CSV (prefix,action,kind; digits without '+') to fraudwall's CSV
 # (number,action,category,score,source; ranges as +digits*), compile it with
@@ -47,8 +50,11 @@ while [ $# -gt 0 ]; do
     --realtime) EXTRA+=(--realtime-priority "$2"); shift 2 ;;
     --label) LABEL=$2; shift 2 ;;
     --decision-log) DECISION_LOG=$2; shift 2 ;;
+    --config) EXTRA+=(--config "$2"); shift 2 ;;
+    --subscribers) EXTRA+=(--subscribers "$2"); shift 2 ;;
+    --protected) EXTRA+=(--protected "$2"); shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done

@@ -319,7 +319,7 @@ fn run_compile_subscribers(a: CompileArgs) -> Result<(), CliError> {
     let mut o = std::io::stdout().lock();
     writeln!(
         o,
-        "compiled {}: {} entries for {} subscribers, {} bytes ({:.2} bytes/entry), {} rows read, {} rejected, {:.0} rows/s",
+        "compiled {}: {} entries for {} subscribers, {} bytes ({:.2} bytes/entry), {} rows read, {} rejected, {:.0} rows/s (parse {:.2} s, sort {:.2} s, build {:.2} s)",
         a.output.display(),
         r.entries,
         r.subscribers,
@@ -327,7 +327,10 @@ fn run_compile_subscribers(a: CompileArgs) -> Result<(), CliError> {
         r.bytes as f64 / r.entries.max(1) as f64,
         r.rows,
         r.error_count,
-        r.rows as f64 / r.seconds.max(1e-9)
+        r.rows as f64 / r.seconds.max(1e-9),
+        r.parse_seconds,
+        r.sort_seconds,
+        r.build_seconds,
     )?;
     Ok(())
 }

@@ -2,9 +2,16 @@
 //!
 //! Subscriber `i` is `+8613` followed by `i` in nine digits (so up to 1,000,000,000
 //! subscribers, all valid Chinese mobile numbers), with two rows each, as a carrier's opt-in
-//! base might look: a personal block of one number in `+86170…` (a reported scam number),
-//! and either a personal allow of one `+86400…` number (a bank's line) or a level (`tag` for
-//! one subscriber in three, `block` for one in six). Deterministic for a given seed.
+//! base might look: a personal block of one number in `+86170…` (a scam number that called
+//! them), and either a personal allow of one `+86400…` number (a bank's or a doctor's line)
+//! or a level (`tag` for one subscriber in three, `block` for one in six). Deterministic for
+//! a given seed.
+//!
+//! Where the numbers come from is the [`Pools`]: [`Pools::UNIQUE`] draws each from all
+//! 100,000,000 `+86170` and 10,000,000 `+86400` numbers (every subscriber's entries differ:
+//! the worst case for size), [`Pools::SHARED`] from the numbers that actually call many
+//! people: 1,000,000 scam numbers (the order of the FTC's 90-day reported-number list in
+//! `../shared/data`, about 1.4M rows) and 100,000 business lines.
 //!
 //! ```text
 //! cargo run --release --example gen_subscribers -- 100000000 1 > /work/data/subs-100m.csv
@@ -25,18 +32,57 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
+/// How many distinct numbers the personal entries are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pools {
+    /// Distinct blocked (`+86170…`) numbers, at most 100,000,000.
+    pub blocked: u64,
+    /// Distinct allowed (`+86400…`) numbers, at most 10,000,000.
+    pub allowed: u64,
+}
+
+impl Pools {
+    /// Every entry drawn from the whole range: nearly all distinct.
+    pub const UNIQUE: Pools = Pools {
+        blocked: 100_000_000,
+        allowed: 10_000_000,
+    };
+    /// Entries drawn from the numbers that call many people.
+    pub const SHARED: Pools = Pools {
+        blocked: 1_000_000,
+        allowed: 100_000,
+    };
+}
+
 /// Writes the header and two rows for each of `subscribers` subscribers.
 pub fn write_csv(subscribers: u64, seed: u64, w: &mut impl Write) -> io::Result<()> {
+    write_csv_from(subscribers, seed, Pools::UNIQUE, w)
+}
+
+/// [`write_csv`] with the entries drawn from `pools`.
+pub fn write_csv_from(
+    subscribers: u64,
+    seed: u64,
+    pools: Pools,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    // A pool is spread over its range so that pooled numbers look like any others.
+    let blocked_step = 100_000_000 / pools.blocked.clamp(1, 100_000_000);
+    let allowed_step = 10_000_000 / pools.allowed.clamp(1, 10_000_000);
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     w.write_all(b"subscriber,caller,action\n")?;
     for i in 0..subscribers {
         let sub = subscriber(i);
         let r = next(&mut state);
-        writeln!(w, "{sub},+86170{:08},block", r % 100_000_000)?;
+        let blocked = (r % pools.blocked.max(1)) * blocked_step;
+        writeln!(w, "{sub},+86170{blocked:08},block")?;
         match (r >> 32) % 6 {
             0 => writeln!(w, "{sub},*,block")?,
             1 | 2 => writeln!(w, "{sub},*,tag")?,
-            _ => writeln!(w, "{sub},+86400{:07},allow", (r >> 40) % 10_000_000)?,
+            _ => {
+                let allowed = ((r >> 40) % pools.allowed.max(1)) * allowed_step;
+                writeln!(w, "{sub},+86400{allowed:07},allow")?
+            }
         }
     }
     Ok(())
