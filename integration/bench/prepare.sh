@@ -16,7 +16,7 @@
 # script prints the count so a regression shows. The same file drives Kamailio.
 set -euo pipefail
 SNAP=$1
-HARNESS=${2:-/work/shared/bench/sipp-harness}
+HARNESS=${2:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/bench/sipp-harness}
 SIZE=${3:-1000000}
 WORK=${4:-/tmp/fraudwall-bench}
 BIN=${BIN:-$WORK/fraudwall}

@@ -11,7 +11,7 @@
 # FW_OPTS="--decision-log off" for the like-for-like figure: Kamailio logs nothing per call).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-HARNESS=${HARNESS:-/work/shared/bench/sipp-harness}
+HARNESS=${HARNESS:-$(cd "$HERE/../../.." && pwd)/shared/bench/sipp-harness}
 SIZE=${SIZE:-1000000}
 WORK=${WORK:-/tmp/fraudwall-bench}
 BIN=${BIN:-$WORK/fraudwall}

@@ -14,7 +14,7 @@
 # kernel and the transport cost; fraudwall's minus the relay's is what the SIP core costs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-HARNESS=${HARNESS:-/work/shared/bench/sipp-harness}
+HARNESS=${HARNESS:-$(cd "$HERE/../../.." && pwd)/shared/bench/sipp-harness}
 SIZE=${SIZE:-1000000}
 WORK=${WORK:-/tmp/fraudwall-bench}
 BIN=${BIN:-target/release/fraudwall}

@@ -6,7 +6,7 @@
 #   integration/bench/run_fraudwall.sh [options] [-- run_load.py options]
 #
 # Options (defaults in brackets):
-#   --harness DIR      the sipp harness              [/work/shared/bench/sipp-harness]
+#   --harness DIR      the sipp harness              [../shared/bench/sipp-harness beside the checkout]
 #   --size N           list size; DIR/data/N must exist (./gen_blocklist.py --size N) [1000000]
 #   --workers N        UDP worker threads            [2]
 #   --bin PATH         fraudwall binary              [$CARGO_TARGET_DIR/release/fraudwall]
@@ -30,7 +30,7 @@
 # read its PSS, run run_load.py with --proxy-pid, stop fraudwall by PID.
 set -euo pipefail
 
-HARNESS=/work/shared/bench/sipp-harness
+HARNESS=$(cd "$(dirname "$0")/../../.." && pwd)/shared/bench/sipp-harness
 SIZE=1000000
 WORKERS=2
 BIN="${CARGO_TARGET_DIR:-target}/release/fraudwall"
