@@ -16,12 +16,11 @@
 mod feed_support;
 
 use feed_support::{
-    free_port, last_stats, manifest_url, metric, sipp, sipp_dir, stat, status,
-    wait_for_list_version, wait_for_tcp, wait_for_version, Guard, Lab, BIN,
+    echo_switch, feed_node, free_port, load_counts, metric, sipp, sipp_dir, sipp_load, status,
+    wait_exit, wait_for_list_version, wait_for_version, Lab, BIN,
 };
-use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SWAPS: u64 = 10;
@@ -112,14 +111,7 @@ fn probe(dir: &Path, sip: u16, rows: &[String], tag: &str) {
         ],
         dir,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(s) = g.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "probe {tag} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let exit = wait_exit(&mut g, Duration::from_secs(30), "probe");
     assert!(
         exit.success(),
         "probe {tag} ({rows:?}) failed: {exit:?}\n{}",
@@ -164,56 +156,11 @@ fn subscriber_and_protected_lists_from_the_feed_swap_under_load() {
     );
     let (_origin, feed_port) = lab.feed_serve();
 
-    let (sip, switch, admin) = (free_port(), free_port(), free_port());
-    let _uas = sipp(
-        &[
-            "-sf".into(),
-            sipp_dir().join("uas_echo.xml").display().to_string(),
-            "-i".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            switch.to_string(),
-            "-timeout".into(),
-            "120s".into(),
-            "-nostdin".into(),
-        ],
-        dir,
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while UdpSocket::bind(("127.0.0.1", switch)).is_ok() {
-        assert!(Instant::now() < deadline, "sipp UAS did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (_uas, switch) = echo_switch(dir, "120s");
     let config = dir.join("run.toml");
     std::fs::write(&config, PEERS).expect("config");
-    let node = Command::new(BIN)
-        .args([
-            "run",
-            "--config",
-            &config.display().to_string(),
-            "--feed",
-            &manifest_url(feed_port),
-            "--feed-key",
-            &lab.path("op.pub"),
-            "--feed-poll",
-            "200ms",
-            "--cache-dir",
-            &lab.path("cache"),
-            "--listen",
-            &format!("127.0.0.1:{sip}"),
-            "--next-hop",
-            &format!("127.0.0.1:{switch}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-            "--decision-log",
-            "off",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fraudwall run");
-    let _node = Guard(node);
-    wait_for_tcp(admin);
+    let node = feed_node(&lab, &config, feed_port, switch);
+    let (sip, admin) = (node.sip, node.admin);
     wait_for_version(admin, 1);
     wait_for_list_version(admin, "subscribers", 1);
     wait_for_list_version(admin, "protected", 1);
@@ -236,42 +183,7 @@ fn subscriber_and_protected_lists_from_the_feed_swap_under_load() {
         ),
     )
     .expect("callers");
-    let stats = dir.join("uac_stats.csv");
-    let errors = dir.join("uac_errors.log");
-    let mut uac = sipp(
-        &[
-            format!("127.0.0.1:{sip}"),
-            "-sf".into(),
-            sipp_dir().join("uac_policy.xml").display().to_string(),
-            "-inf".into(),
-            callers.display().to_string(),
-            "-i".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            free_port().to_string(),
-            "-m".into(),
-            CALLS.to_string(),
-            "-r".into(),
-            RATE.to_string(),
-            "-s".into(),
-            "svc".into(),
-            "-d".into(),
-            "50".into(),
-            "-nostdin".into(),
-            "-timeout".into(),
-            "90s".into(),
-            "-timeout_error".into(),
-            "-trace_stat".into(),
-            "-stf".into(),
-            stats.display().to_string(),
-            "-fd".into(),
-            "1".into(),
-            "-trace_err".into(),
-            "-error_file".into(),
-            errors.display().to_string(),
-        ],
-        dir,
-    );
+    let mut uac = sipp_load(dir, sip, "uac_policy.xml", &callers, CALLS, RATE);
 
     // Ten subscriber lists while the calls flow; each in force before the next.
     let started = Instant::now();
@@ -315,27 +227,15 @@ fn subscriber_and_protected_lists_from_the_feed_swap_under_load() {
         "the load ended before the swaps did ({swaps_took:?}): raise CALLS"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let exit = loop {
-        if let Some(s) = uac.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "sipp UAC did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let s = last_stats(&stats);
-    let (ok, failed, retrans) = (
-        stat(&s, "SuccessfulCall(C)"),
-        stat(&s, "FailedCall(C)"),
-        stat(&s, "Retransmissions(C)"),
-    );
+    let exit = wait_exit(&mut uac, Duration::from_secs(120), "sipp UAC");
+    let (ok, failed, retrans) = load_counts(dir);
     eprintln!(
         "{SWAPS} subscriber swaps in {swaps_took:?} under {RATE} calls/s: {ok} ok, {failed} failed, {retrans} retransmissions"
     );
     assert!(
         exit.success(),
         "sipp UAC exit {exit:?}; errors:\n{}",
-        std::fs::read_to_string(&errors).unwrap_or_default()
+        std::fs::read_to_string(dir.join("uac_errors.log")).unwrap_or_default()
     );
     assert_eq!((ok, failed, retrans), (u64::from(CALLS), 0, 0));
 

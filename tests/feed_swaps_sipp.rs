@@ -10,11 +10,9 @@
 mod feed_support;
 
 use feed_support::{
-    free_port, last_stats, manifest_url, metric, sipp, sipp_dir, stat, status, wait_for_tcp,
-    wait_for_version, Guard, Lab, BIN,
+    echo_switch, feed_node, load_counts, metric, sipp_load, status, wait_exit, wait_for_version,
+    Lab,
 };
-use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SWAPS: u64 = 50;
@@ -42,29 +40,8 @@ fn fifty_swaps_under_load_lose_no_call() {
     lab.publish("v1", &list(1), &policy);
     let (_origin, feed_port) = lab.feed_serve();
 
-    let (sip, switch, admin) = (free_port(), free_port(), free_port());
-    let uas = sipp(
-        &[
-            "-sf".into(),
-            sipp_dir().join("uas_echo.xml").display().to_string(),
-            "-i".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            switch.to_string(),
-            // No call count: sipp's UAS count includes stray retransmissions; the
-            // switch is stopped (guard drop) once the callers are done.
-            "-timeout".into(),
-            "150s".into(),
-            "-nostdin".into(),
-        ],
-        dir,
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while UdpSocket::bind(("127.0.0.1", switch)).is_ok() {
-        assert!(Instant::now() < deadline, "sipp UAS did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-
+    // The switch is stopped (guard drop) once the callers are done.
+    let (uas, switch) = echo_switch(dir, "150s");
     // The verdict scenario checks the RFC 8688 redress jCard of a 608.
     let config = dir.join("run.toml");
     std::fs::write(
@@ -72,34 +49,8 @@ fn fifty_swaps_under_load_lose_no_call() {
         "[actions]\nredress_url = \"https://redress.example.net/jcard\"\n",
     )
     .expect("config");
-    let node = Command::new(BIN)
-        .args([
-            "run",
-            "--config",
-            &config.display().to_string(),
-            "--feed",
-            &manifest_url(feed_port),
-            "--feed-key",
-            &lab.path("op.pub"),
-            "--feed-poll",
-            "200ms",
-            "--cache-dir",
-            &lab.path("cache"),
-            "--listen",
-            &format!("127.0.0.1:{sip}"),
-            "--next-hop",
-            &format!("127.0.0.1:{switch}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-            "--decision-log",
-            "off",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fraudwall run");
-    let _node = Guard(node);
-    wait_for_tcp(admin);
+    let node = feed_node(&lab, &config, feed_port, switch);
+    let admin = node.admin;
     wait_for_version(admin, 1);
 
     // Callers: alternately a blocked number and a clean one, each verdict checked.
@@ -109,42 +60,7 @@ fn fifty_swaps_under_load_lose_no_call() {
         "SEQUENTIAL\n8613800000001;block\n8613800000009;allow\n",
     )
     .expect("callers");
-    let stats = dir.join("uac_stats.csv");
-    let errors = dir.join("uac_errors.log");
-    let mut uac = sipp(
-        &[
-            format!("127.0.0.1:{sip}"),
-            "-sf".into(),
-            sipp_dir().join("uac_verdict.xml").display().to_string(),
-            "-inf".into(),
-            callers.display().to_string(),
-            "-i".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            free_port().to_string(),
-            "-m".into(),
-            CALLS.to_string(),
-            "-r".into(),
-            RATE.to_string(),
-            "-s".into(),
-            "svc".into(),
-            "-d".into(),
-            "50".into(),
-            "-nostdin".into(),
-            "-timeout".into(),
-            "120s".into(),
-            "-timeout_error".into(),
-            "-trace_stat".into(),
-            "-stf".into(),
-            stats.display().to_string(),
-            "-fd".into(),
-            "1".into(),
-            "-trace_err".into(),
-            "-error_file".into(),
-            errors.display().to_string(),
-        ],
-        dir,
-    );
+    let mut uac = sipp_load(dir, node.sip, "uac_verdict.xml", &callers, CALLS, RATE);
 
     // 50 new versions while the calls flow, each one swapped in before the next.
     let started = Instant::now();
@@ -159,28 +75,16 @@ fn fifty_swaps_under_load_lose_no_call() {
         "the load ended before the 50 swaps did ({swaps_took:?}): raise CALLS"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let exit = loop {
-        if let Some(s) = uac.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "sipp UAC did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = wait_exit(&mut uac, Duration::from_secs(120), "sipp UAC");
     drop(uas);
-    let s = last_stats(&stats);
-    let (ok, failed, retrans) = (
-        stat(&s, "SuccessfulCall(C)"),
-        stat(&s, "FailedCall(C)"),
-        stat(&s, "Retransmissions(C)"),
-    );
+    let (ok, failed, retrans) = load_counts(dir);
     eprintln!(
         "{SWAPS} swaps in {swaps_took:?} under {RATE} calls/s: {ok} calls ok, {failed} failed, {retrans} retransmissions"
     );
     assert!(
         exit.success(),
         "sipp UAC exit {exit:?}; errors:\n{}",
-        std::fs::read_to_string(&errors).unwrap_or_default()
+        std::fs::read_to_string(dir.join("uac_errors.log")).unwrap_or_default()
     );
     assert_eq!(failed, 0);
     assert_eq!(retrans, 0);

@@ -287,3 +287,138 @@ pub fn stat(stats: &[(String, String)], name: &str) -> u64 {
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("sipp statistic {name} missing: {stats:?}"))
 }
+
+/// A sipp switch (`uas_echo.xml`) on a free loopback port, bound before this returns; it
+/// runs until `timeout` (a sipp duration such as `"150s"`) or its guard drops. No call count:
+/// sipp's UAS count includes stray retransmissions.
+pub fn echo_switch(dir: &Path, timeout: &str) -> (Guard, u16) {
+    let port = free_port();
+    let uas = sipp(
+        &[
+            "-sf".into(),
+            sipp_dir().join("uas_echo.xml").display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-timeout".into(),
+            timeout.into(),
+            "-nostdin".into(),
+        ],
+        dir,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "sipp UAS did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (uas, port)
+}
+
+/// A started `fraudwall run` following a feed.
+pub struct FeedNode {
+    /// The process.
+    pub guard: Guard,
+    /// Its SIP port (UDP, 127.0.0.1).
+    pub sip: u16,
+    /// Its admin port.
+    pub admin: u16,
+}
+
+/// `fraudwall run --config config` following the feed served on `feed_port` (signed by the
+/// lab's key, polled every 200 ms, cached in the lab), forwarding to `switch`, decision log
+/// off; returns once its admin listener answers.
+pub fn feed_node(lab: &Lab, config: &Path, feed_port: u16, switch: u16) -> FeedNode {
+    let (sip, admin) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            &config.display().to_string(),
+            "--feed",
+            &manifest_url(feed_port),
+            "--feed-key",
+            &lab.path("op.pub"),
+            "--feed-poll",
+            "200ms",
+            "--cache-dir",
+            &lab.path("cache"),
+            "--listen",
+            &format!("127.0.0.1:{sip}"),
+            "--next-hop",
+            &format!("127.0.0.1:{switch}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+            "--decision-log",
+            "off",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fraudwall run");
+    let guard = Guard(child);
+    wait_for_tcp(admin);
+    FeedNode { guard, sip, admin }
+}
+
+/// A sipp UAC placing `calls` calls at `rate` per second through the node's SIP port, each
+/// verdict checked by `scenario` from the rows of `inf` (sipp `-inf`), with its statistics
+/// in `dir/uac_stats.csv` and errors in `dir/uac_errors.log`.
+pub fn sipp_load(dir: &Path, sip: u16, scenario: &str, inf: &Path, calls: u32, rate: u32) -> Guard {
+    sipp(
+        &[
+            format!("127.0.0.1:{sip}"),
+            "-sf".into(),
+            sipp_dir().join(scenario).display().to_string(),
+            "-inf".into(),
+            inf.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            free_port().to_string(),
+            "-m".into(),
+            calls.to_string(),
+            "-r".into(),
+            rate.to_string(),
+            "-s".into(),
+            "svc".into(),
+            "-d".into(),
+            "50".into(),
+            "-nostdin".into(),
+            "-timeout".into(),
+            "120s".into(),
+            "-timeout_error".into(),
+            "-trace_stat".into(),
+            "-stf".into(),
+            dir.join("uac_stats.csv").display().to_string(),
+            "-fd".into(),
+            "1".into(),
+            "-trace_err".into(),
+            "-error_file".into(),
+            dir.join("uac_errors.log").display().to_string(),
+        ],
+        dir,
+    )
+}
+
+/// Waits (bounded by `limit`) for `g`'s process to end; panics past it.
+pub fn wait_exit(g: &mut Guard, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = g.0.try_wait().expect("try_wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The UAC's successful, failed and retransmitted counts from [`sipp_load`]'s statistics.
+pub fn load_counts(dir: &Path) -> (u64, u64, u64) {
+    let s = last_stats(&dir.join("uac_stats.csv"));
+    (
+        stat(&s, "SuccessfulCall(C)"),
+        stat(&s, "FailedCall(C)"),
+        stat(&s, "Retransmissions(C)"),
+    )
+}
