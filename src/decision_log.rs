@@ -282,6 +282,7 @@ pub struct DecisionLog {
 /// The writer thread; joining it flushes every queued line.
 pub struct DecisionLogWriter {
     thread: Option<JoinHandle<()>>,
+    shared: Option<Arc<Shared>>,
 }
 
 thread_local! {
@@ -305,7 +306,10 @@ impl DecisionLog {
                     telemetry,
                     include_allowed,
                 },
-                DecisionLogWriter { thread: None },
+                DecisionLogWriter {
+                    thread: None,
+                    shared: None,
+                },
             )
         };
         let Sink::Writer(w) = sink else {
@@ -319,6 +323,7 @@ impl DecisionLog {
             max_bytes: queue.saturating_mul(1024),
         });
         let s2 = Arc::clone(&shared);
+        let s3 = Arc::clone(&shared);
         match std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || write_loop(&s2, w))
@@ -331,6 +336,7 @@ impl DecisionLog {
                 },
                 DecisionLogWriter {
                     thread: Some(thread),
+                    shared: Some(s3),
                 },
             ),
             Err(e) => {
@@ -393,9 +399,17 @@ impl Drop for DecisionLog {
 }
 
 impl DecisionLogWriter {
-    /// Waits for the writer to write what is queued (call after the [`DecisionLog`] is closed
-    /// or dropped).
+    /// Closes the log, waits for the writer to write what is queued, and returns. Lines
+    /// recorded after this are dropped (and counted): call it once the packet paths have
+    /// stopped. It does not wait for every [`DecisionLog`] to be dropped, so a handle kept
+    /// alive elsewhere (a task not yet reaped, a reference cycle) cannot stall a shutdown.
     pub fn join(mut self) {
+        if let Some(shared) = self.shared.take() {
+            if let Ok(mut b) = shared.batch.lock() {
+                b.closed = true;
+            }
+            shared.wake.notify_one();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -473,6 +487,29 @@ mod tests {
             snapshot_version: 3,
             verstat: "absent",
         }
+    }
+
+    #[test]
+    fn join_flushes_and_returns_while_a_log_handle_is_still_alive() {
+        let buf = Shared::default();
+        let t = Arc::new(Telemetry::new());
+        let (log, writer) = DecisionLog::start(Sink::Writer(Box::new(buf.clone())), 16, true, t);
+        log.record(&rec("block"));
+        // The handle stays alive (as one held by a reference cycle at shutdown would):
+        // joining must not wait for it.
+        writer.join();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        // After the join, lines are dropped, not queued for a writer that is gone.
+        log.record(&rec("tag"));
+        assert_eq!(
+            String::from_utf8(buf.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+        drop(log);
     }
 
     #[test]

@@ -226,3 +226,32 @@ fn retransmissions_are_stateless_and_consistent() {
         .http("/metrics")
         .contains("fraudwall_parse_errors_total{reason="));
 }
+
+#[test]
+fn sigterm_stops_the_node_promptly_and_flushes_the_decision_log() {
+    let mut s = Setup::start("127.0.0.1", "");
+    // A blocked call never reaches the switch: no switch needed.
+    s.call("uac_verdict.xml", &[(BLOCKED, "block")], "u1");
+    let pid = s.fw.0.as_ref().expect("fraudwall child").id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let child = s.fw.0.as_mut().expect("fraudwall child");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fraudwall did not stop within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(s.path("decisions.jsonl")).expect("decision log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"verdict\":\"block\"") && l.contains(BLOCKED)),
+        "the blocked call's line was flushed at shutdown:\n{log}"
+    );
+}
