@@ -9,6 +9,8 @@
 #
 # CALLEE=+8613000000042 makes the UAC call that number instead of sipp's "service" user, so
 # the callee is a number the rule chain's subscriber stage looks up (both proxies get it).
+# CALLEES=N instead gives every call its own callee, a random one of the N subscribers of
+# `gen_subscribers N` (+8613 and nine digits), as a third field of the callers file.
 #
 # Callers file: the harness's callers.csv, less any listed caller that fraudwall's numbering
 # profile reads as invalid (so the harness would count it as a wrong verdict). Since numbers in
@@ -28,7 +30,10 @@ cp -a "$HARNESS/lib" "$HARNESS/kamailio" "$HARNESS/scenarios" "$H"/
 [ -e "$H/data" ] || ln -s "$HARNESS/data" "$H/data"
 sed -i 's/tag: \*x \*suspected-fraud \*)/tag: *x *suspected-fraud[^ ]* *)/' "$H/scenarios/uac_fraud.xml"
 grep -q 'suspected-fraud\[^ \]\*' "$H/scenarios/uac_fraud.xml" || { echo "regexp patch failed" >&2; exit 1; }
-if [ -n "${CALLEE:-}" ]; then
+if [ -n "${CALLEES:-}" ]; then
+  sed -i 's/\[service\]/[field2]/g' "$H/scenarios/uac_fraud.xml"
+  grep -q '\[field2\]' "$H/scenarios/uac_fraud.xml" || { echo "callees patch failed" >&2; exit 1; }
+elif [ -n "${CALLEE:-}" ]; then
   sed -i "s/\[service\]/${CALLEE}/g" "$H/scenarios/uac_fraud.xml"
   grep -q "$CALLEE" "$H/scenarios/uac_fraud.xml" || { echo "callee patch failed" >&2; exit 1; }
 fi
@@ -36,9 +41,11 @@ fi
 SRC="$HARNESS/data/$SIZE/callers.csv"
 OUT="$WORK/callers-$SIZE.csv"
 tail -n +2 "$SRC" | cut -d';' -f1 | sed 's/^/+/' | "$BIN" lookup "$SNAP" > "$WORK/callers-lookup.txt"
-python3 - "$SRC" "$WORK/callers-lookup.txt" "$OUT" <<'PY'
-import sys
-src, looked, out = sys.argv[1:]
+python3 - "$SRC" "$WORK/callers-lookup.txt" "$OUT" "${CALLEES:-0}" <<'PY'
+import random, sys
+src, looked, out, callees = sys.argv[1:]
+callees = int(callees)
+rnd = random.Random(1)
 lines = open(src).read().splitlines()
 verdicts = [l.split("\t")[2].split(" ")[0] for l in open(looked).read().splitlines()]
 assert len(verdicts) == len(lines) - 1, (len(verdicts), len(lines))
@@ -48,6 +55,8 @@ for line, v in zip(lines[1:], verdicts):
     if expected != "allow" and v == "invalid":
         dropped += 1
         continue
+    if callees:
+        line += ";+8613%09d" % rnd.randrange(callees)
     kept.append(line)
 open(out, "w").write("\n".join(kept) + "\n")
 print(f"callers: {len(lines) - 1} in {src}, {dropped} listed callers dropped (invalid numbers), {len(kept) - 1} kept -> {out}")
