@@ -10,11 +10,11 @@
 //! Where the numbers come from is the [`Shape`]: [`Shape::UNIQUE`] draws each from all
 //! 100,000,000 `+86170` and 10,000,000 `+86400` numbers (every subscriber's entries differ:
 //! the worst case for size), [`Shape::SHARED`] from the numbers that actually call many
-//! people: 1,000,000 scam numbers (the order of the FTC's 90-day reported-number list in
-//! `../shared/data`, about 1.4M rows) and 100,000 business lines.
+//! people: 1,000,000 scam numbers (three times the 337,810 numbers of the FTC's 90-day
+//! reported-number list in `../shared/data`) and 100,000 business lines.
 //!
 //! ```text
-//! cargo run --release --example gen_subscribers -- 100000000 1 > /work/data/subs-100m.csv
+//! cargo run --release --example gen_subscribers -- 100000000 1 unique > /work/data/subs-100m.csv
 //! ```
 
 use std::io::{self, Write};
