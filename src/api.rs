@@ -798,6 +798,12 @@ fn refused(e: &RequestError) -> Response {
     json_response(e.status(), &e.body())
 }
 
+/// The batch answer: `{"results": [...]}`, each verdict in the order of the calls.
+#[derive(Serialize)]
+struct Results<'a> {
+    results: &'a [Answer],
+}
+
 /// Screens `calls` off the async workers (a large batch takes a while) and answers one
 /// verdict, or `{"results": [...]}`.
 async fn screen(s: &ApiState, calls: Vec<CallRequest>, batch: bool) -> Response {
@@ -809,7 +815,7 @@ async fn screen(s: &ApiState, calls: Vec<CallRequest>, batch: bool) -> Response 
         Ok(run())
     };
     match answers {
-        Ok(a) if batch => json_response(StatusCode::OK, &serde_json::json!({ "results": a })),
+        Ok(a) if batch => json_response(StatusCode::OK, &Results { results: &a }),
         Ok(mut a) => match a.pop() {
             Some(one) => json_response(StatusCode::OK, &one),
             None => fail_open(),
