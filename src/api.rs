@@ -661,6 +661,7 @@ pub(crate) struct ApiState {
     pub(crate) screener: Arc<Screener>,
     pub(crate) tokens: Arc<TokenFile>,
     pub(crate) metrics: Arc<ApiMetrics>,
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
     pub(crate) max_body: usize,
     pub(crate) max_batch: usize,
     pub(crate) timeout: Duration,
@@ -808,27 +809,38 @@ struct Results<'a> {
 /// verdict, or `{"results": [...]}`.
 async fn screen(s: &ApiState, calls: Vec<CallRequest>, batch: bool) -> Response {
     let screener = Arc::clone(&s.screener);
+    let n = calls.len();
     let run = move || -> Vec<Answer> { calls.iter().map(|c| screener.screen_one(c)).collect() };
     let answers = if batch {
         tokio::task::spawn_blocking(run).await
     } else {
         Ok(run())
     };
+    if answers.is_err() {
+        for _ in 0..n {
+            s.telemetry.fail_open();
+        }
+    }
     match answers {
         Ok(a) if batch => json_response(StatusCode::OK, &Results { results: &a }),
         Ok(mut a) => match a.pop() {
             Some(one) => json_response(StatusCode::OK, &one),
-            None => fail_open(),
+            None => json_response(StatusCode::OK, &fail_open()),
         },
-        Err(_) => fail_open(),
+        Err(_) if batch => {
+            let results = vec![fail_open(); n];
+            json_response(StatusCode::OK, &Results { results: &results })
+        }
+        Err(_) => json_response(StatusCode::OK, &fail_open()),
     }
 }
 
-/// An internal failure: allow, counted as a 500-free fail-open answer.
-fn fail_open() -> Response {
+/// The answer to a call whose screening could not run (the blocking task was lost): allow,
+/// reason `internal_error`, logged (the caller counts it in `fraudwall_fail_open_total`).
+fn fail_open() -> Answer {
     tracing::error!("api: screening failed; answering allow (fail open)");
     let v = Verdict::internal_error();
-    let answer = Answer {
+    Answer {
         action: Action::Allow.as_str(),
         rule: v.rule.as_str(),
         reason: v.reason.as_str(),
@@ -842,8 +854,7 @@ fn fail_open() -> Response {
             headers: Headers::default(),
             target: None,
         },
-    };
-    json_response(StatusCode::OK, &answer)
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Each connection is HTTP/1.1
@@ -889,7 +900,7 @@ pub(crate) fn start(
     cfg: &ApiConfig,
     tokio: &tokio::runtime::Runtime,
     screener: Screener,
-    telemetry: &crate::telemetry::Telemetry,
+    telemetry: &Arc<crate::telemetry::Telemetry>,
 ) -> Result<Option<(SocketAddr, tokio::sync::oneshot::Sender<()>)>, ApiStartError> {
     let Some(addr) = cfg.listen else {
         return Ok(None);
@@ -909,6 +920,7 @@ pub(crate) fn start(
         screener: Arc::new(screener),
         tokens,
         metrics: Arc::new(ApiMetrics::register(telemetry.recorder())),
+        telemetry: Arc::clone(telemetry),
         max_body: cfg.max_body,
         max_batch: cfg.max_batch,
         timeout: cfg.request_timeout,
