@@ -303,7 +303,7 @@ pub fn authorize(
 }
 
 /// The token of an `Authorization: Bearer <token>` value; empty for any other scheme.
-fn bearer(value: &[u8]) -> &[u8] {
+pub(crate) fn bearer(value: &[u8]) -> &[u8] {
     match value.iter().position(|&b| b == b' ') {
         Some(i) if value[..i].eq_ignore_ascii_case(b"bearer") => value[i..].trim_ascii(),
         _ => b"",

@@ -18,7 +18,7 @@
 //! once and handed to that component whole: `[sip]` is [`SipConfig`] (the transports),
 //! `[proxy]`, `[health]`, `[actions]` and `[limits]` are the proxy core's
 //! ([`ProxyConfig`], [`HealthConfig`], [`ActionsConfig`], [`LimitsConfig`]), `[feed]` is
-//! [`FeedConfig`], `[admin]` is [`AdminConfig`], `[decision_log]` is [`DecisionLogConfig`],
+//! [`FeedConfig`], `[admin]` is [`AdminConfig`], `[api]` is [`ApiConfig`], `[decision_log]` is [`DecisionLogConfig`],
 //! `[policy]` is the rule chain's [`PolicyConfig`], `[[peers]]` the peer groups'
 //! [`PeerGroupConfig`] entries.
 //! This module only assembles them, checks what spans sections, and holds the default text.
@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::admin::AdminConfig;
+pub use crate::api::ApiConfig;
 pub use crate::decision_log::{DecisionLogConfig, LogTarget};
 pub use crate::feed::run::FeedConfig;
 pub use crate::peers::PeerGroupConfig;
@@ -324,6 +325,23 @@ listen = "127.0.0.1:9060"
 # always refused on state-changing endpoints.
 tokens_file = ""
 
+[api]
+# HTTP verdict API for switches that ask a service per call (Kamailio http_client, OpenSIPS
+# rest_client, Asterisk CURL): POST /v1/screen {"caller": ..., "callee": ..., "peer": ...,
+# "verstat": ...}, GET /v1/screen?caller=..., POST /v1/screen/batch {"calls": [...]}, answered
+# with the verdict and the SIP to apply it. Its own listener, not the admin one. Empty = off.
+listen = ""
+# Bearer tokens, one per line (same format as admin.tokens_file, reread within a second of a
+# change), sent as `Authorization: Bearer <token>`. Required when the API listens.
+tokens_file = ""
+# Largest request body in bytes (1 to 1048576); a larger one is answered 413.
+max_body = 65536
+# Most calls in one POST /v1/screen/batch (1 to 100000); more are answered 413.
+max_batch = 1000
+# A request must arrive and be answered within this long (humantime, 10ms to 5m): a client
+# slower to send its headers is disconnected, one slower to send its body is answered 408.
+request_timeout = "2s"
+
 [decision_log]
 # Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
 target = "stdout"
@@ -367,6 +385,8 @@ pub struct Config {
     pub feed: FeedConfig,
     /// `[admin]`: the admin HTTP listener.
     pub admin: AdminConfig,
+    /// `[api]`: the HTTP verdict API.
+    pub api: ApiConfig,
     /// `[decision_log]`: the per-call JSON lines.
     pub decision_log: DecisionLogConfig,
     /// `[log]`: diagnostics.
@@ -547,6 +567,7 @@ impl Config {
                 .map_err(|e| ConfigError::Tls(Box::new(e)))?;
         }
         self.admin.validate()?;
+        self.api.validate()?;
         self.decision_log.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(

@@ -12,7 +12,7 @@
 //! A line looks like:
 //!
 //! ```text
-//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","identity":"pai","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"+8610555","callee_raw":"sip:+8610555@switch","peer_group":"core","verdict":"block","rule":"global","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3,"verstat":"absent"}
+//! {"time":"2026-11-22T01:30:00.123Z","call_id":"a84b4c76e66710","identity":"pai","caller_raw":"sip:+8613800000001@example.com","caller":"+8613800000001","callee":"+8610555","callee_raw":"sip:+8610555@switch","peer_group":"core","verdict":"block","rule":"global","reason":"listed","category":"impersonation","matched":"+8613800000001","snapshot_version":3,"verstat":"absent","front":"proxy"}
 //! ```
 //!
 //! Memory: at most two batches (the one filling, the one being written) of at most `queue`
@@ -42,7 +42,8 @@ pub struct DecisionRecord<'a> {
     /// The call's Call-ID.
     pub call_id: &'a str,
     /// The header whose value decided (`pai`, `rpid`, `from`; `none` when the call had no
-    /// identity value): every value is screened and the most severe verdict wins.
+    /// identity value): every value is screened and the most severe verdict wins. `api`: the
+    /// caller was given to the HTTP API.
     pub identity: &'a str,
     /// The deciding value as received (lossy UTF-8).
     pub caller_raw: &'a str,
@@ -73,6 +74,9 @@ pub struct DecisionRecord<'a> {
     /// What trusted peers asserted about the caller ID (`absent`, `passed`, `failed`,
     /// `no-validation`, `unknown`).
     pub verstat: &'a str,
+    /// The front end that screened the call: `proxy` (the inline SIP proxy) or `api` (the
+    /// HTTP verdict API, [`crate::api`]).
+    pub front: &'a str,
 }
 
 impl DecisionRecord<'_> {
@@ -486,6 +490,7 @@ mod tests {
             matched: "+8613800000001",
             snapshot_version: 3,
             verstat: "absent",
+            front: "proxy",
         }
     }
 
@@ -539,6 +544,7 @@ mod tests {
         assert_eq!(lines[0]["rule"], "global");
         assert_eq!(lines[0]["callee"], "+86100");
         assert_eq!(lines[0]["peer_group"], "core");
+        assert_eq!(lines[0]["front"], "proxy");
     }
 
     /// A writer that blocks until released, so the queue fills.
@@ -606,7 +612,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["call_id"], "a\"b\\c\n");
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
-        assert_eq!(v.as_object().unwrap().len(), 15);
+        assert_eq!(v.as_object().unwrap().len(), 16);
     }
 
     #[test]

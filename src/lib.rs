@@ -24,6 +24,7 @@
 //! | [`decision_log`] | JSON lines per screened call, off the packet path |
 
 pub mod admin;
+pub mod api;
 pub mod blocklist;
 pub mod cli;
 pub mod config;

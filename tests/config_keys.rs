@@ -15,6 +15,7 @@ const SECTIONS: &[&str] = &[
     "blocklist",
     "feed",
     "admin",
+    "api",
     "decision_log",
     "log",
     "tls",

@@ -122,6 +122,7 @@ fn check_verdicts(ip: &'static str, transport: &str, extra: &str) {
     assert!(
         blocked[0].contains("\"caller\":\"+8613800000001\"")
             && blocked[0].contains("\"category\":\"impersonation\"")
+            && blocked[0].contains("\"front\":\"proxy\"")
     );
 }
 

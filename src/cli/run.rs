@@ -3,7 +3,7 @@
 //! ```text
 //! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--subscribers SNAPSHOT] [--protected SNAPSHOT]
 //!               [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
-//!               [--admin ADDR:PORT] [--workers N] [--decision-log TARGET] [--log-level FILTER]
+//!               [--admin ADDR:PORT] [--api ADDR:PORT --api-tokens FILE] [--workers N] [--decision-log TARGET] [--log-level FILTER]
 //!               [--feed URL --feed-key PUB [--feed-poll 2s] [--cache-dir DIR] [--feed-pin V]]
 //! fraudwall config default            # prints the commented default configuration
 //! fraudwall config check FILE         # validates a file, prints the resolved settings
@@ -68,6 +68,12 @@ pub struct RunArgs {
     /// Admin HTTP listener (overrides admin.listen; "" turns it off).
     #[arg(long, value_name = "ADDR:PORT")]
     admin: Option<String>,
+    /// HTTP verdict API listener (overrides api.listen; "" turns it off).
+    #[arg(long, value_name = "ADDR:PORT")]
+    api: Option<String>,
+    /// The API's bearer tokens file, one per line (overrides api.tokens_file).
+    #[arg(long, value_name = "FILE")]
+    api_tokens: Option<PathBuf>,
     /// UDP worker threads (overrides sip.udp_workers; 0 = one per core).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -154,6 +160,17 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
                     .map_err(|e| flag_error("--admin", e))?,
             ),
         };
+    }
+    if let Some(a) = &args.api {
+        cfg.api.listen = match a.trim() {
+            "" => None,
+            a => Some(
+                crate::config::value::socket_addr::parse(a).map_err(|e| flag_error("--api", e))?,
+            ),
+        };
+    }
+    if let Some(t) = &args.api_tokens {
+        cfg.api.tokens_file = Some(t.clone());
     }
     if let Some(w) = args.workers {
         cfg.sip.udp_workers = w;

@@ -162,9 +162,9 @@
 //! - `received`/`rport` are written into the sender's Via in place; every other header line
 //!   is copied byte for byte (compact names, case and folding kept).
 
-mod actions;
+pub(crate) mod actions;
 pub(crate) mod branch;
-mod config;
+pub(crate) mod config;
 mod dialog;
 mod hops;
 mod identity;

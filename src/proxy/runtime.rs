@@ -96,6 +96,9 @@ pub enum RuntimeError {
     /// `admin.tokens_file` could not be read or holds no usable token.
     #[error("admin.tokens_file: {0}")]
     AdminTokens(#[from] crate::admin::tokens::TokenFileError),
+    /// The HTTP verdict API could not start.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiStartError),
     /// A thread or the tokio runtime could not start.
     #[error("cannot start: {0}")]
     Start(std::io::Error),
@@ -159,7 +162,25 @@ impl CoreHandler {
         }
         self.telemetry.identity_removed(outcome.identity_removed);
         let Some(d) = outcome.decision else { return };
-        let v = &d.verdict;
+        self.record(&Screened {
+            front: "proxy",
+            call_id: &d.call_id,
+            identity: d.identity.map_or("none", IdentitySource::as_str),
+            caller_raw: &d.caller_raw,
+            caller: &d.caller,
+            callee: d.callee.as_ref(),
+            callee_raw: &d.callee_raw,
+            peer_group: &d.peer_group,
+            verstat: d.verstat,
+            verdict: &d.verdict,
+            applied: d.applied,
+        });
+    }
+
+    /// Counts one screened call in the verdict metrics and writes its decision-log line,
+    /// whichever front end screened it (the proxy, the HTTP API).
+    pub(crate) fn record(&self, d: &Screened<'_>) {
+        let v = d.verdict;
         self.telemetry
             .verdict(d.applied, v.category.as_deref().unwrap_or("none"));
         self.telemetry.verdict_reason(v.reason);
@@ -170,24 +191,21 @@ impl CoreHandler {
         }
         if self.log.wants(d.applied == crate::blocklist::Action::Allow) {
             let (mut caller_text, mut callee_text) = ([0u8; 16], [0u8; 16]);
-            let caller = match &d.caller {
+            let caller = match d.caller {
                 Caller::Number(n) => plus_digits(n, &mut caller_text),
                 Caller::Anonymous => "anonymous",
                 Caller::Invalid(_) | Caller::Decorated { .. } => "invalid",
             };
-            let callee = d
-                .callee
-                .as_ref()
-                .map_or("", |n| plus_digits(n, &mut callee_text));
+            let callee = d.callee.map_or("", |n| plus_digits(n, &mut callee_text));
             self.log.record(&DecisionRecord {
                 time: SystemTime::now(),
-                call_id: &d.call_id,
-                identity: d.identity.map_or("none", IdentitySource::as_str),
-                caller_raw: &d.caller_raw,
+                call_id: d.call_id,
+                identity: d.identity,
+                caller_raw: d.caller_raw,
                 caller,
                 callee,
-                callee_raw: &d.callee_raw,
-                peer_group: &d.peer_group,
+                callee_raw: d.callee_raw,
+                peer_group: d.peer_group,
                 verdict: d.applied.as_str(),
                 rule: v.rule.as_str(),
                 reason: v.reason.as_str(),
@@ -195,9 +213,28 @@ impl CoreHandler {
                 matched: v.entry.as_deref().unwrap_or(""),
                 snapshot_version: v.snapshot_version.unwrap_or(0),
                 verstat: d.verstat.as_str(),
+                front: d.front,
             });
         }
     }
+}
+
+/// One screened call as the metrics and the decision log take it, from any front end.
+pub(crate) struct Screened<'a> {
+    /// `proxy` or `api`.
+    pub(crate) front: &'static str,
+    pub(crate) call_id: &'a str,
+    /// The identity header's name (`pai`, `rpid`, `from`, `none`), or `api`.
+    pub(crate) identity: &'a str,
+    pub(crate) caller_raw: &'a str,
+    pub(crate) caller: &'a Caller,
+    pub(crate) callee: Option<&'a E164>,
+    pub(crate) callee_raw: &'a str,
+    pub(crate) peer_group: &'a str,
+    pub(crate) verstat: crate::policy::Verstat,
+    pub(crate) verdict: &'a Verdict,
+    /// The action carried out (warn without a warn service is tagged).
+    pub(crate) applied: crate::blocklist::Action,
 }
 
 /// `+` and the number's digits, written into `buf` (an E.164 number has at most 15).
@@ -589,6 +626,8 @@ pub struct Runtime {
     tls: Option<StreamTransport<TlsLayer, CoreHandler>>,
     admin_stop: Option<tokio::sync::oneshot::Sender<()>>,
     admin: Option<SocketAddr>,
+    api_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    api: Option<SocketAddr>,
     stop_reload: Arc<AtomicBool>,
     reload: Option<std::thread::JoinHandle<()>>,
     stop_timer: Arc<AtomicBool>,
@@ -693,8 +732,26 @@ impl Runtime {
             crate::feed::run::reload_on_sighup(tokio.handle(), move || r())
                 .map_err(RuntimeError::Start)?;
         }
+        // The HTTP verdict API screens with the same screen and actions as the core.
+        let api_parts = match v.api.listen {
+            Some(_) => Some((Arc::clone(&screen), core_cfg.compile()?)),
+            None => None,
+        };
         let core = ProxyCore::new(core_cfg, screen)?;
         let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
+        let api = match api_parts {
+            Some((screen, compiled)) => crate::api::start(
+                &v.api,
+                &tokio,
+                crate::api::Screener::new(screen, compiled, Some(handler.clone())),
+                &telemetry,
+            )?,
+            None => None,
+        };
+        let (api_addr, api_stop) = match api {
+            Some((a, stop)) => (Some(a), Some(stop)),
+            None => (None, None),
+        };
         let dispatch = Dispatch::new(handler.clone());
         // One connection pool for every stream transport (TCP, and TLS when it runs), so
         // `sip.tcp_max_connections` and `_per_source` bound them together.
@@ -955,13 +1012,14 @@ impl Runtime {
         };
 
         tracing::info!(
-            "fraudwall {} listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}",
+            "fraudwall {} listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}, api {:?}",
             env!("CARGO_PKG_VERSION"),
             udp_addrs,
             tcp_addrs,
             tls_addrs,
             v.proxy.hops().iter().map(|h| h.address).collect::<Vec<_>>(),
-            admin
+            admin,
+            api_addr
         );
         Ok(Runtime {
             tokio,
@@ -970,6 +1028,8 @@ impl Runtime {
             tls,
             admin_stop,
             admin,
+            api_stop,
+            api: api_addr,
             stop_reload,
             reload,
             stop_timer,
@@ -1001,6 +1061,11 @@ impl Runtime {
     /// The admin listener's address.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// The HTTP verdict API's address.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api
     }
 
     /// The metrics.
@@ -1037,6 +1102,9 @@ impl Runtime {
     /// Stops every listener and thread, and flushes the decision log.
     pub fn shutdown(mut self) {
         if let Some(tx) = self.admin_stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.api_stop.take() {
             let _ = tx.send(());
         }
         if let Some(u) = self.udp.take() {

@@ -247,10 +247,38 @@ pub(crate) fn block_status(cfg: &BlockConfig) -> (u16, &'static str) {
     }
 }
 
+/// The headers the block answer adds in `shape`, in order: the 603+ Reason (see
+/// [`AnalyticsReason`]) for a 603, then the jCard redress `Call-Info` when a redress URL is
+/// configured. The proxy writes them into its response; the HTTP API hands them to the
+/// switch (one copy of the texts).
+pub(crate) fn block_headers(
+    cfg: &BlockConfig,
+    verdict: &Verdict,
+    shape: BlockShape,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(2);
+    let url = (!cfg.redress_url.is_empty()).then(|| {
+        let category = verdict.category.as_deref().unwrap_or("");
+        cfg.redress_url
+            .replace("{category}", &Token(category).to_string())
+    });
+    if cfg.status == 603 && shape != BlockShape::Bare {
+        let reason = AnalyticsReason {
+            url: url.as_deref().filter(|_| shape != BlockShape::NoRedress),
+        };
+        out.push(("Reason", reason.to_string()));
+    }
+    if let Some(u) = url.as_deref().filter(|_| shape == BlockShape::Full) {
+        out.push(("Call-Info", format!("<{u}>;purpose=jcard")));
+    }
+    out
+}
+
 /// The block action's response in `shape`: `608 Rejected` with a jCard redress Call-Info
 /// (RFC 8688), or 603+ (ATIS-1000099): `603 Network Blocked` with the analytics Reason (see
 /// [`AnalyticsReason`]) first and, with a redress URL, the same jCard Call-Info as the 608
-/// (which the profile does not require but a 608-aware caller can use).
+/// (which the profile does not require but a 608-aware caller can use). The headers are
+/// [`block_headers`].
 pub(crate) fn block(
     msg: &SipMessage,
     cfg: &BlockConfig,
@@ -258,20 +286,9 @@ pub(crate) fn block(
     shape: BlockShape,
 ) -> Result<BytesMut, EditFailed> {
     let (status, phrase) = block_status(cfg);
-    let url = (!cfg.redress_url.is_empty()).then(|| {
-        let category = verdict.category.as_deref().unwrap_or("");
-        cfg.redress_url
-            .replace("{category}", &Token(category).to_string())
-    });
     let mut b = ResponseBuilder::new(msg, status, phrase);
-    if status == 603 && shape != BlockShape::Bare {
-        let reason = AnalyticsReason {
-            url: url.as_deref().filter(|_| shape != BlockShape::NoRedress),
-        };
-        edit(b.header("Reason", reason.to_string().as_bytes()))?;
-    }
-    if let Some(u) = url.as_deref().filter(|_| shape == BlockShape::Full) {
-        edit(b.header("Call-Info", format!("<{u}>;purpose=jcard").as_bytes()))?;
+    for (name, value) in block_headers(cfg, verdict, shape) {
+        edit(b.header(name, value.as_bytes()))?;
     }
     Ok(b.finish())
 }
