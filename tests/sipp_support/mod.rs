@@ -295,6 +295,19 @@ impl Setup {
         transport: &str,
         source: &str,
     ) -> Output {
+        self.call_at(self.sip, scenario, rows, transport, source)
+    }
+
+    /// Like [`Setup::call_from`], but to `port` on the node's address: another proxy in
+    /// front (a Kamailio asking fraudwall's API).
+    pub fn call_at(
+        &self,
+        port: u16,
+        scenario: &str,
+        rows: &[String],
+        transport: &str,
+        source: &str,
+    ) -> Output {
         let csv = self.path("callers.csv");
         let mut text = String::from("SEQUENTIAL\n");
         for r in rows {
@@ -304,7 +317,7 @@ impl Setup {
         std::fs::write(&csv, text).expect("write callers");
         let callers = rows;
         let sf = sipp_dir().join(scenario);
-        let target = format!("{}:{}", bracket(self.ip), self.sip);
+        let target = format!("{}:{}", bracket(self.ip), port);
         let m = callers.len().to_string();
         let p = free_port(source).to_string();
         let log = self.path("caller_msgs.log");

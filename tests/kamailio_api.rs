@@ -1,0 +1,152 @@
+//! The Kamailio integration kit for the HTTP verdict API (`integration/kamailio-api/`): sipp
+//! callers -> a real Kamailio (Debian's `kamailio`, `http_client` from
+//! `kamailio-utils-modules`, `json` from `kamailio-json-modules`) that asks fraudwall's API
+//! for each INVITE -> a sipp switch. The verdicts are checked end to end by
+//! `uac_verdict.xml`: the blocked caller is answered 608 with the redress jCard (by Kamailio,
+//! from the API's `sip` object), the tagged one rings with `X-Fraud-Label`, the clean one
+//! rings without, and fraudwall's decision log says `front` = `api` for each.
+//!
+//! Kamailio and sipp are required: without them this test FAILS (`.ci/run` installs them).
+
+mod sipp_support;
+
+use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "kamailio-0123456789abcdef0123456789";
+const MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
+
+/// Kamailio, killed (with its children: its own process group) on drop.
+struct Kamailio(Child);
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group of our own child.
+        unsafe {
+            libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn start_kamailio(dir: &Path, listen: u16, api: u16, switch: u16) -> Kamailio {
+    assert!(
+        Path::new(MODULES).join("http_client.so").exists()
+            && Path::new(MODULES).join("json.so").exists(),
+        "Kamailio's http_client and json modules are needed (apt-get install kamailio \
+         kamailio-utils-modules kamailio-json-modules)"
+    );
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/integration/kamailio-api/kamailio.cfg"
+    ))
+    .expect("the kit's kamailio.cfg");
+    let cfg = dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg,
+        template
+            .replace("@LISTEN@", &format!("127.0.0.1:{listen}"))
+            .replace("@API@", &format!("127.0.0.1:{api}"))
+            .replace("@TOKEN@", TOKEN)
+            .replace("@SWITCH@", &format!("127.0.0.1:{switch}"))
+            .replace("@MODULES@", MODULES),
+    )
+    .expect("write cfg");
+    let log = std::fs::File::create(dir.join("kamailio.log")).expect("log");
+    use std::os::unix::process::CommandExt;
+    let child = Command::new("kamailio")
+        .args(["-DD", "-E", "-f"])
+        .arg(&cfg)
+        .arg("-w")
+        .arg(dir)
+        .arg("-Y")
+        .arg(dir)
+        .args(["-m", "64", "-M", "8"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("kamailio is needed (apt-get install kamailio)");
+    let mut k = Kamailio(child);
+    // Kamailio is up once its UDP port is taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(("127.0.0.1", listen)).is_ok() {
+        if let Ok(Some(status)) = k.0.try_wait() {
+            panic!(
+                "kamailio exited ({status}):\n{}",
+                std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "kamailio did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    k
+}
+
+#[test]
+fn kamailio_http_client_applies_the_api_verdicts() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let token_file = tokens.path().join("tokens");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("tokens");
+    let api = free_port("127.0.0.1");
+    let s = Setup::start_with(
+        "127.0.0.1",
+        Options {
+            extra_args: vec![
+                "--api".into(),
+                format!("127.0.0.1:{api}"),
+                "--api-tokens".into(),
+                token_file.display().to_string(),
+            ],
+            extra_config: "[health]\nprobe_interval = \"0s\"\n",
+            ..Options::default()
+        },
+    );
+    let kam_port = free_port("127.0.0.1");
+    let kam = start_kamailio(s.dir.path(), kam_port, api, s.switch);
+    let switch = s.switch("uas_echo.xml", 2);
+    let rows: Vec<String> = [(CLEAN, "allow"), (TAGGED, "tag"), (BLOCKED, "block")]
+        .iter()
+        .map(|(n, e)| format!("{n};{e}"))
+        .collect();
+    let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
+    assert!(out.status.success());
+    let _ = switch.wait(Duration::from_secs(20));
+    let log = std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default();
+    for v in ["allow", "tag", "block"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("FRAUDWALL-VERDICT") && l.trim_end().ends_with(v)),
+            "Kamailio logged no {v} verdict:\n{log}"
+        );
+    }
+    // fraudwall screened each call once, through the API.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(s.path("decisions.jsonl")).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag")] {
+        assert!(
+            lines.iter().any(|l| l["caller"] == format!("+{caller}")
+                && l["verdict"] == verdict
+                && l["front"] == "api"),
+            "no api line for {caller}: {lines:?}"
+        );
+    }
+    assert!(
+        s.metric("fraudwall_api_requests_total{endpoint=\"screen\",status=\"200\"}") >= 3.0,
+        "three API answers"
+    );
+    drop(kam);
+}
