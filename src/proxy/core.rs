@@ -169,6 +169,7 @@ mod dialog;
 mod hops;
 mod identity;
 mod net;
+mod redirect;
 mod reply;
 mod request;
 mod response;
@@ -176,7 +177,8 @@ mod salvage;
 
 pub use config::{
     ActionsConfig, BlockResponse, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
-    IdentitySource, LimitsConfig, NextHop, NextHopEntry, ProxyConfig, MAX_DISPLAY_LABEL,
+    IdentitySource, LimitsConfig, NextHop, NextHopEntry, OtherResponse, ProxyConfig, RedirectAllow,
+    RedirectConfig, MAX_DISPLAY_LABEL,
 };
 pub use dialog::DialogKey;
 pub use identity::IdentityRemoved;
@@ -473,6 +475,9 @@ pub struct Checks {
     pub reply: Option<ReplyFit>,
     /// A §16.3 check that refused the request (416, 420, 482, 483).
     pub request: Option<RequestRefusal>,
+    /// The verdict's action could not be carried out (an answer or header that could not
+    /// be written) and the call was allowed instead: fail open.
+    pub fail_open: bool,
 }
 
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
@@ -626,6 +631,12 @@ impl ProxyCore {
     /// The configuration in use.
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    /// How this node stands on the SIP path (`sip.mode`): an inline proxy or a redirect
+    /// server. Its name is the decision log's `front`.
+    pub fn mode(&self) -> crate::proxy::listen::SipMode {
+        self.config.sip.mode
     }
 
     /// Whether messages from `ip` are taken (`allowed_sources`, with the next hops, the warn

@@ -163,7 +163,7 @@ impl CoreHandler {
         self.telemetry.identity_removed(outcome.identity_removed);
         let Some(d) = outcome.decision else { return };
         self.record(&Screened {
-            front: "proxy",
+            front: self.core.mode().as_str(),
             call_id: &d.call_id,
             identity: d.identity.map_or("none", IdentitySource::as_str),
             caller_raw: &d.caller_raw,
@@ -221,7 +221,7 @@ impl CoreHandler {
 
 /// One screened call as the metrics and the decision log take it, from any front end.
 pub(crate) struct Screened<'a> {
-    /// `proxy` or `api`.
+    /// `proxy`, `redirect` or `api`.
     pub(crate) front: &'static str,
     pub(crate) call_id: &'a str,
     /// The identity header's name (`pai`, `rpid`, `from`, `none`), or `api`.
