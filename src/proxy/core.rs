@@ -97,6 +97,11 @@
 //!    than a rate limit, so no state and no amplification for any source), counted by
 //!    [`ReplyFit`].
 //!
+//! In redirect mode (`sip.mode = "redirect"`) rules 1 to 5 and 9 apply as they are, and then
+//! nothing is forwarded: every INVITE is screened as in rule 7 and answered with its verdict
+//! (302, 404/503, the block answer), OPTIONS and CANCEL get 200, ACK is absorbed, other
+//! methods get 405 or 403 (the `redirect` module).
+//!
 //! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
 //! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
 //! Via is popped and the response sent to the next Via's `received`/`rport`/sent-by over its
