@@ -53,7 +53,16 @@ fn answers_to<'a>(msgs: &'a [(String, String)], caller: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn sipp_callers_get_their_verdicts_as_answers() {
+fn sipp_callers_get_their_verdicts_as_answers_over_udp() {
+    sipp_callers_get_their_verdicts_as_answers("u1");
+}
+
+#[test]
+fn sipp_callers_get_their_verdicts_as_answers_over_tcp() {
+    sipp_callers_get_their_verdicts_as_answers("t1");
+}
+
+fn sipp_callers_get_their_verdicts_as_answers(transport: &str) {
     let s = start("");
     // The port a switch would listen on: nothing may arrive there.
     let switch = UdpSocket::bind(("127.0.0.1", s.switch)).expect("bind switch");
@@ -65,7 +74,7 @@ fn sipp_callers_get_their_verdicts_as_answers() {
             (BLOCKED, "608"),
             (CLEAN, "302"),
         ],
-        "u1",
+        transport,
     );
     let msgs = messages(&s.path("caller_msgs.log"));
     let ruri = format!("sip:svc@127.0.0.1:{}", s.sip);
