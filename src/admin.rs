@@ -338,7 +338,8 @@ async fn healthz(State(s): State<AdminState>) -> Response {
         )
             .into_response();
     }
-    if !st.next_hops.iter().any(|h| h.healthy) {
+    // No next hop at all is redirect mode (the proxy always has one): nothing to reach.
+    if !st.next_hops.is_empty() && !st.next_hops.iter().any(|h| h.healthy) {
         return (StatusCode::SERVICE_UNAVAILABLE, "no next hop reachable\n").into_response();
     }
     (StatusCode::OK, "ok\n").into_response()

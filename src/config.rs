@@ -43,7 +43,7 @@ pub use crate::feed::run::FeedConfig;
 pub use crate::peers::PeerGroupConfig;
 pub use crate::policy::PolicyConfig;
 pub use crate::proxy::core::{
-    ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, ProxyConfig,
+    ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, ProxyConfig, RedirectConfig,
 };
 pub use crate::proxy::listen::SipConfig;
 pub use crate::proxy::tls::TlsConfig;
@@ -54,6 +54,12 @@ pub const DEFAULT_CONFIG: &str = r#"# fraudwall configuration (TOML). Every key 
 # Command-line flags of `fraudwall run` (--listen, --next-hop, --blocklist, --admin) override it.
 
 [sip]
+# "proxy": fraudwall stands inline and forwards screened calls to proxy.next_hops.
+# "redirect": a redirect server (the way TransNexus ClearIP is deployed): the switch sends
+# each INVITE here and gets the verdict as the answer, and nothing is forwarded: allow gets
+# redirect.allow_response, tag a 302 back to the Request-URI carrying the label, warn a 302
+# to actions.warn_uri, block the same 608 or 603+ the proxy sends. See [redirect].
+mode = "proxy"
 # Addresses SIP is received on. Each one gets every transport below. IPv6 as "[::1]:5060".
 # "0.0.0.0:5060" or "[::]:5060" listens on every interface: each message is then answered
 # and forwarded from the address it arrived on, and that address is written in Via and
@@ -199,6 +205,16 @@ warn_reason_header = "X-Fraud-Reason"
 # "allow", "tag", "warn" or "block". Either way they are counted.
 anonymous = "allow"
 invalid = "allow"
+
+[redirect]
+# Used when sip.mode = "redirect".
+# The answer to an allowed call: 302 (Contact: the Request-URI, with
+# Reason: SIP;cause=302;text="no-fraud-detected"), or 404 or 503 for switches that move to
+# their next route on those.
+allow_response = 302
+# The answer to requests other than INVITE, ACK, CANCEL and OPTIONS (BYE, REGISTER ...):
+# 405 (Method Not Allowed, with Allow) or 403 (Forbidden).
+other_response = 405
 
 [limits]
 # Bounds on what one message may cost, checked while parsing. Sized for carrier paths:
@@ -369,6 +385,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[actions]`: what each verdict does.
     pub actions: ActionsConfig,
+    /// `[redirect]`: the answers of redirect mode (`sip.mode = "redirect"`).
+    pub redirect: RedirectConfig,
     /// `[limits]`: what one message may cost.
     pub limits: LimitsConfig,
     /// `[tls]`: certificates and peers of SIP over TLS.

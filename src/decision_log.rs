@@ -74,8 +74,9 @@ pub struct DecisionRecord<'a> {
     /// What trusted peers asserted about the caller ID (`absent`, `passed`, `failed`,
     /// `no-validation`, `unknown`).
     pub verstat: &'a str,
-    /// The front end that screened the call: `proxy` (the inline SIP proxy) or `api` (the
-    /// HTTP verdict API, [`crate::api`]).
+    /// The front end that screened the call: `proxy` (the inline SIP proxy), `redirect`
+    /// (the SIP redirect server, `sip.mode = "redirect"`) or `api` (the HTTP verdict API,
+    /// [`crate::api`]).
     pub front: &'a str,
 }
 

@@ -508,6 +508,9 @@ impl Telemetry {
         if let Some(r) = c.request {
             self.requests_refused[r as usize].increment(1);
         }
+        if c.fail_open {
+            self.fail_open.increment(1);
+        }
     }
 
     /// A connection closed (lowers the open gauge).

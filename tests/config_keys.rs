@@ -11,6 +11,7 @@ const SECTIONS: &[&str] = &[
     "proxy",
     "health",
     "actions",
+    "redirect",
     "limits",
     "blocklist",
     "feed",

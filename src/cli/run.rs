@@ -1,7 +1,7 @@
 //! `fraudwall run` (the carrier's proxy) and `fraudwall config` (the configuration file).
 //!
 //! ```text
-//! fraudwall run [--config FILE] [--blocklist SNAPSHOT] [--subscribers SNAPSHOT] [--protected SNAPSHOT]
+//! fraudwall run [--config FILE] [--mode proxy|redirect] [--blocklist SNAPSHOT] [--subscribers SNAPSHOT] [--protected SNAPSHOT]
 //!               [--listen ADDR:PORT]... [--next-hop ADDR:PORT]...
 //!               [--admin ADDR:PORT] [--api ADDR:PORT --api-tokens FILE] [--workers N] [--decision-log TARGET] [--log-level FILTER]
 //!               [--feed URL --feed-key PUB [--feed-poll 2s] [--cache-dir DIR] [--feed-pin V]]
@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// The list files.
     #[command(flatten)]
     lists: ListFileArgs,
+    /// "proxy" (inline, forwards to the next hops) or "redirect" (a SIP redirect server:
+    /// every INVITE is answered with its verdict, nothing forwarded, no next hop needed;
+    /// overrides sip.mode).
+    #[arg(long, value_name = "MODE")]
+    mode: Option<crate::proxy::listen::SipMode>,
     /// SIP listen address, repeatable (overrides sip.listen), e.g. 127.0.0.1:5060 or [::1]:5060.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<String>,
@@ -138,6 +143,9 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
         None => Config::default(),
     };
     args.lists.apply(&mut cfg);
+    if let Some(m) = args.mode {
+        cfg.sip.mode = m;
+    }
     if !args.listen.is_empty() {
         cfg.sip.listen = args
             .listen
@@ -307,5 +315,10 @@ mod tests {
         );
         let t = T::parse_from(["t", "--admin", ""]);
         assert_eq!(resolve(&t.run).unwrap().admin.listen, None);
+        let t = T::parse_from(["t", "--mode", "redirect"]);
+        let v = resolve(&t.run).unwrap();
+        v.validate().unwrap();
+        assert_eq!(v.sip.mode, crate::proxy::listen::SipMode::Redirect);
+        assert!(T::try_parse_from(["t", "--mode", "relay"]).is_err());
     }
 }

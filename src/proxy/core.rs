@@ -97,6 +97,11 @@
 //!    than a rate limit, so no state and no amplification for any source), counted by
 //!    [`ReplyFit`].
 //!
+//! In redirect mode (`sip.mode = "redirect"`) rules 1 to 5 and 9 apply as they are, and then
+//! nothing is forwarded: every INVITE is screened as in rule 7 and answered with its verdict
+//! (302, 404/503, the block answer), OPTIONS and CANCEL get 200, ACK is absorbed, other
+//! methods get 405 or 403 (the `redirect` module).
+//!
 //! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
 //! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
 //! Via is popped and the response sent to the next Via's `received`/`rport`/sent-by over its
@@ -169,6 +174,7 @@ mod dialog;
 mod hops;
 mod identity;
 mod net;
+mod redirect;
 mod reply;
 mod request;
 mod response;
@@ -176,7 +182,8 @@ mod salvage;
 
 pub use config::{
     ActionsConfig, BlockResponse, CoreConfig, CoreConfigError, ForeignRoute, HealthConfig,
-    IdentitySource, LimitsConfig, NextHop, NextHopEntry, ProxyConfig, MAX_DISPLAY_LABEL,
+    IdentitySource, LimitsConfig, NextHop, NextHopEntry, OtherResponse, ProxyConfig, RedirectAllow,
+    RedirectConfig, MAX_DISPLAY_LABEL,
 };
 pub use dialog::DialogKey;
 pub use identity::IdentityRemoved;
@@ -473,6 +480,9 @@ pub struct Checks {
     pub reply: Option<ReplyFit>,
     /// A §16.3 check that refused the request (416, 420, 482, 483).
     pub request: Option<RequestRefusal>,
+    /// The verdict's action could not be carried out (an answer or header that could not
+    /// be written) and the call was allowed instead: fail open.
+    pub fail_open: bool,
 }
 
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
@@ -626,6 +636,12 @@ impl ProxyCore {
     /// The configuration in use.
     pub fn config(&self) -> &CoreConfig {
         &self.config
+    }
+
+    /// How this node stands on the SIP path (`sip.mode`): an inline proxy or a redirect
+    /// server. Its name is the decision log's `front`.
+    pub fn mode(&self) -> crate::proxy::listen::SipMode {
+        self.config.sip.mode
     }
 
     /// Whether messages from `ip` are taken (`allowed_sources`, with the next hops, the warn

@@ -30,6 +30,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SipConfig {
+    /// What fraudwall is on the SIP path: an inline proxy (`"proxy"`) or a redirect server
+    /// (`"redirect"`) that answers every INVITE with its verdict and forwards nothing.
+    pub mode: SipMode,
     /// Addresses SIP is received on, each with every transport of `transports`.
     pub listen: Vec<Listener>,
     /// Transports on every listen address (at least one).
@@ -66,6 +69,7 @@ pub struct SipConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
+            mode: SipMode::Proxy,
             listen: vec![Listener::at(SocketAddr::from(([127, 0, 0, 1], 5060)))],
             transports: vec![Transport::Udp, Transport::Tcp],
             advertise: None,
@@ -79,6 +83,41 @@ impl Default for SipConfig {
             tcp_message_timeout: Duration::from_secs(10),
             tcp_connect_timeout: Duration::from_secs(2),
             allowed_sources: Vec::new(),
+        }
+    }
+}
+
+/// `sip.mode`: how fraudwall stands on the SIP path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SipMode {
+    /// The inline proxy: screened calls are forwarded to the next hops.
+    #[default]
+    Proxy,
+    /// A redirect server (RFC 3261 §8.3): each initial INVITE is answered with its verdict
+    /// (302, 404/503, 608/603+) and nothing is ever forwarded.
+    Redirect,
+}
+
+impl SipMode {
+    /// The config name, which is also the decision log's `front`: `proxy`, `redirect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipMode::Proxy => "proxy",
+            SipMode::Redirect => "redirect",
+        }
+    }
+}
+
+impl std::str::FromStr for SipMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "proxy" => Ok(SipMode::Proxy),
+            "redirect" => Ok(SipMode::Redirect),
+            other => Err(format!(
+                "{other:?} is not a mode: use \"proxy\" or \"redirect\""
+            )),
         }
     }
 }

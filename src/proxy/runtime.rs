@@ -163,7 +163,7 @@ impl CoreHandler {
         self.telemetry.identity_removed(outcome.identity_removed);
         let Some(d) = outcome.decision else { return };
         self.record(&Screened {
-            front: "proxy",
+            front: self.core.mode().as_str(),
             call_id: &d.call_id,
             identity: d.identity.map_or("none", IdentitySource::as_str),
             caller_raw: &d.caller_raw,
@@ -221,7 +221,7 @@ impl CoreHandler {
 
 /// One screened call as the metrics and the decision log take it, from any front end.
 pub(crate) struct Screened<'a> {
-    /// `proxy` or `api`.
+    /// `proxy`, `redirect` or `api`.
     pub(crate) front: &'static str,
     pub(crate) call_id: &'a str,
     /// The identity header's name (`pai`, `rpid`, `from`, `none`), or `api`.
@@ -643,6 +643,7 @@ pub struct Runtime {
 impl Runtime {
     /// Starts everything (see the module docs).
     pub fn start(v: &Config) -> Result<Runtime, RuntimeError> {
+        let redirect = v.sip.mode == crate::proxy::listen::SipMode::Redirect;
         let telemetry = Arc::new(Telemetry::new());
         let (log, log_writer) = DecisionLog::start(
             Sink::open(&v.decision_log.target)?,
@@ -926,12 +927,16 @@ impl Runtime {
         let status = RuntimeStatus {
             started: Instant::now(),
             listeners,
-            hops: v
-                .proxy
-                .hops()
-                .iter()
-                .map(|h| (h.address, h.transport.config_name()))
-                .collect(),
+            // A redirect server has no next hop to report or be healthy for.
+            hops: if redirect {
+                Vec::new()
+            } else {
+                v.proxy
+                    .hops()
+                    .iter()
+                    .map(|h| (h.address, h.transport.config_name()))
+                    .collect()
+            },
             handler: handler.clone(),
             snapshot: snapshot.clone(),
             feed,
@@ -1012,12 +1017,17 @@ impl Runtime {
         };
 
         tracing::info!(
-            "fraudwall {} listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}, api {:?}",
+            "fraudwall {} ({} mode) listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}, api {:?}",
             env!("CARGO_PKG_VERSION"),
+            v.sip.mode.as_str(),
             udp_addrs,
             tcp_addrs,
             tls_addrs,
-            v.proxy.hops().iter().map(|h| h.address).collect::<Vec<_>>(),
+            if redirect {
+                Vec::new()
+            } else {
+                v.proxy.hops().iter().map(|h| h.address).collect::<Vec<_>>()
+            },
             admin,
             api_addr
         );

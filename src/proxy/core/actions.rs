@@ -42,7 +42,7 @@ use std::fmt;
 pub(crate) struct EditFailed;
 
 /// Maps the editor's error (its type is private to the sip module) to [`EditFailed`].
-fn edit<T, E>(r: Result<T, E>) -> Result<T, EditFailed> {
+pub(crate) fn edit<T, E>(r: Result<T, E>) -> Result<T, EditFailed> {
     r.map_err(|_| EditFailed)
 }
 
@@ -72,10 +72,20 @@ pub(crate) struct Label<'a> {
 impl fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.value)?;
-        if let Some(c) = &self.verdict.category {
+        LabelParams(self.verdict).fmt(f)
+    }
+}
+
+/// `;category=<c>;score=<s>` (each only when the verdict has it): the parameters of
+/// [`Label`], also written on the Contact of redirect mode's tag answer.
+pub(crate) struct LabelParams<'a>(pub(crate) &'a Verdict);
+
+impl fmt::Display for LabelParams<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = &self.0.category {
             write!(f, ";category={}", Token(c))?;
         }
-        if let Some(s) = self.verdict.score {
+        if let Some(s) = self.0.score {
             write!(f, ";score={s}")?;
         }
         Ok(())

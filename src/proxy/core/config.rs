@@ -33,7 +33,7 @@ use crate::config::value::{empty_none, socket_addr, Cidr, HostPort};
 use crate::numbers::{NumberingProfile, ProfileError};
 use crate::peers::{PeerGroupConfig, PeerGroups, PeersError};
 use crate::policy::CallerActions;
-use crate::proxy::listen::SipConfig;
+use crate::proxy::listen::{SipConfig, SipMode};
 use crate::proxy::Transport;
 use crate::sip::Limits;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -58,6 +58,8 @@ pub struct CoreConfig {
     pub actions: ActionsConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[redirect]`: the answers of redirect mode (`sip.mode = "redirect"`).
+    pub redirect: RedirectConfig,
     /// `[[peers]]`: the peer groups (with `proxy.trusted_peers`, a group of its own).
     pub peers: Vec<PeerGroupConfig>,
     /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]), read from
@@ -75,6 +77,7 @@ impl Default for CoreConfig {
             health: HealthConfig::default(),
             actions: ActionsConfig::default(),
             limits: LimitsConfig::default(),
+            redirect: RedirectConfig::default(),
             peers: Vec::new(),
             dialog_key: None,
             tls_port: crate::proxy::tls::TlsConfig::default().port,
@@ -398,6 +401,107 @@ impl ActionsConfig {
     }
 }
 
+/// `redirect.allow_response`: what an allowed call gets in redirect mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum RedirectAllow {
+    /// `302 Moved Temporarily` back to the Request-URI, with
+    /// `Reason: SIP;cause=302;text="no-fraud-detected"`.
+    Moved302,
+    /// `404 Not Found`: the switch moves to its next route.
+    NotFound404,
+    /// `503 Service Unavailable`: the switch moves to its next route.
+    Unavailable503,
+}
+
+impl RedirectAllow {
+    /// The status code and reason phrase.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            RedirectAllow::Moved302 => (302, "Moved Temporarily"),
+            RedirectAllow::NotFound404 => (404, "Not Found"),
+            RedirectAllow::Unavailable503 => (503, "Service Unavailable"),
+        }
+    }
+}
+
+impl From<RedirectAllow> for u16 {
+    fn from(a: RedirectAllow) -> u16 {
+        a.status().0
+    }
+}
+
+impl TryFrom<u16> for RedirectAllow {
+    type Error = String;
+    fn try_from(v: u16) -> Result<Self, String> {
+        match v {
+            302 => Ok(RedirectAllow::Moved302),
+            404 => Ok(RedirectAllow::NotFound404),
+            503 => Ok(RedirectAllow::Unavailable503),
+            other => Err(format!(
+                "allow_response = {other}: use 302 (back to the Request-URI), 404 or 503"
+            )),
+        }
+    }
+}
+
+/// `redirect.other_response`: what requests other than INVITE, ACK, CANCEL and OPTIONS get
+/// in redirect mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum OtherResponse {
+    /// `405 Method Not Allowed` with `Allow: INVITE, ACK, CANCEL, OPTIONS`.
+    MethodNotAllowed405,
+    /// `403 Forbidden`.
+    Forbidden403,
+}
+
+impl OtherResponse {
+    /// The status code and reason phrase.
+    pub fn status(self) -> (u16, &'static str) {
+        match self {
+            OtherResponse::MethodNotAllowed405 => (405, "Method Not Allowed"),
+            OtherResponse::Forbidden403 => (403, "Forbidden"),
+        }
+    }
+}
+
+impl From<OtherResponse> for u16 {
+    fn from(o: OtherResponse) -> u16 {
+        o.status().0
+    }
+}
+
+impl TryFrom<u16> for OtherResponse {
+    type Error = String;
+    fn try_from(v: u16) -> Result<Self, String> {
+        match v {
+            405 => Ok(OtherResponse::MethodNotAllowed405),
+            403 => Ok(OtherResponse::Forbidden403),
+            other => Err(format!("other_response = {other}: use 405 or 403")),
+        }
+    }
+}
+
+/// `[redirect]`: the answers of redirect mode (`sip.mode = "redirect"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// The answer to an allowed call.
+    pub allow_response: RedirectAllow,
+    /// The answer to requests other than INVITE, ACK, CANCEL and OPTIONS.
+    pub other_response: OtherResponse,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        RedirectConfig {
+            allow_response: RedirectAllow::Moved302,
+            other_response: OtherResponse::MethodNotAllowed405,
+        }
+    }
+}
+
 /// The `[limits]` section: bounds on what one message may cost, checked while parsing.
 ///
 /// Sized for carrier traffic (the reasons are in [`crate::sip::Limits`]): raise them only if
@@ -558,6 +662,11 @@ impl ProxyConfig {
         if self.next_hops.is_empty() {
             return Err(CoreConfigError::NoNextHop);
         }
+        self.validate_identity()
+    }
+
+    /// The identity order and numbering profile (all a redirect server reads here).
+    fn validate_identity(&self) -> Result<(), CoreConfigError> {
         let mut order = self.identity_order.clone();
         order.sort_by_key(|s| *s as u8);
         order.dedup();
@@ -733,6 +842,8 @@ pub(crate) struct Compiled {
     pub(crate) tls_port: u16,
     /// The `sip.listen` addresses (UDP and TCP).
     pub(crate) listen: Vec<SocketAddr>,
+    /// `sip.mode = "redirect"`: answer every request, forward nothing.
+    pub(crate) redirect: Option<RedirectConfig>,
 }
 
 impl CoreConfig {
@@ -744,6 +855,7 @@ impl CoreConfig {
             health: c.health,
             actions: c.actions.clone(),
             limits: c.limits,
+            redirect: c.redirect,
             peers: c.peers.clone(),
             dialog_key: None,
             tls_port: c.tls.port,
@@ -758,11 +870,22 @@ impl CoreConfig {
 
     /// Checks every value and compiles the hot-path form.
     pub(crate) fn compile(&self) -> Result<Compiled, CoreConfigError> {
-        self.proxy.validate()?;
+        let redirect = self.sip.mode == SipMode::Redirect;
+        // A redirect server forwards nothing: it needs no next hop, and its configured ones
+        // are neither probed nor trusted.
+        if redirect {
+            self.proxy.validate_identity()?;
+        } else {
+            self.proxy.validate()?;
+        }
         self.health.validate()?;
         self.limits.validate()?;
         let warn_dest = self.actions.validate()?;
-        let hops = self.proxy.hops();
+        let hops = if redirect {
+            Vec::new()
+        } else {
+            self.proxy.hops()
+        };
         for (i, h) in hops.iter().enumerate() {
             if !self.sip.runs(h.transport) {
                 return Err(CoreConfigError::TransportNotRunning {
@@ -831,6 +954,7 @@ impl CoreConfig {
             health: self.health,
             tls_port: self.tls_port,
             listen: self.sip.addresses(),
+            redirect: (self.sip.mode == SipMode::Redirect).then_some(self.redirect),
         })
     }
 }

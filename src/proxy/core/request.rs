@@ -26,14 +26,14 @@ use std::time::Instant;
 const DEFAULT_MAX_FORWARDS: u32 = 70;
 
 /// The parts of a request every rule needs, read once and checked.
-struct Checked<'m> {
-    call_id: &'m [u8],
+pub(super) struct Checked<'m> {
+    pub(super) call_id: &'m [u8],
     cseq: CSeq<'m>,
-    from: NameAddr<'m>,
+    pub(super) from: NameAddr<'m>,
     to: NameAddr<'m>,
     max_forwards: Option<u32>,
     uri: Uri<'m>,
-    uri_raw: &'m [u8],
+    pub(super) uri_raw: &'m [u8],
 }
 
 impl<'m> Checked<'m> {
@@ -167,6 +167,19 @@ impl ProxyCore {
             );
         }
 
+        // A redirect server is the UAS of every OPTIONS (RFC 3261 §11).
+        if method == Method::Options && self.compiled.redirect.is_some() {
+            return self.redirect_plain(
+                msg,
+                class,
+                200,
+                "OK",
+                super::redirect::AllowHeader::Optional,
+                reply,
+                out,
+            );
+        }
+
         // OPTIONS addressed to the proxy itself (RFC 3261 §11, §16.3 step 3).
         if method == Method::Options
             && to_tag.is_none()
@@ -229,6 +242,11 @@ impl ProxyCore {
                     o
                 }
             };
+        }
+
+        // Redirect mode: every request is answered here, nothing is forwarded.
+        if let Some(cfg) = self.compiled.redirect {
+            return self.redirect(inbound, msg, &req, method, cfg, reply, now, out);
         }
 
         // Route (RFC 3261 §16.4, §16.6 steps 6-7), confined to the next hops and peers.
@@ -357,11 +375,17 @@ impl ProxyCore {
                         Action::Warn
                     }
                     // Unreachable with a validated config; fail open.
-                    _ => Action::Allow,
+                    _ => {
+                        checks.fail_open = true;
+                        Action::Allow
+                    }
                 },
                 Action::Tag => match actions::tag(&mut ed, msg, &self.compiled.tag, &d.verdict) {
                     Ok(()) => Action::Tag,
-                    Err(_) => Action::Allow,
+                    Err(_) => {
+                        checks.fail_open = true;
+                        Action::Allow
+                    }
                 },
                 Action::Allow => Action::Allow,
             };
@@ -412,7 +436,7 @@ impl ProxyCore {
 
     /// Screens every believable identity value (see the `identity` module) and decides the
     /// action to apply.
-    fn screen_call(
+    pub(super) fn screen_call(
         &self,
         inbound: &Inbound,
         msg: &SipMessage,
@@ -469,7 +493,7 @@ impl ProxyCore {
 
     /// Answers a blocked call (608, or 603+); if a header cannot be written (never with a
     /// validated config) the bare answer is sent: the call stays blocked.
-    fn block(
+    pub(super) fn block(
         &self,
         msg: &SipMessage,
         class: MessageClass,
