@@ -9,6 +9,8 @@
 #
 # CALLEE=+8613000000042 makes the UAC call that number instead of sipp's "service" user, so
 # the callee is a number the rule chain's subscriber stage looks up (both proxies get it).
+# REDIRECT=1 replaces the UAC with integration/bench/uac_fraud_redirect.xml, for fraudwall's
+# redirect mode (the 302 or 608 is the call's verdict; nothing reaches the UAS).
 # CALLEES=N instead gives every call its own callee, a random one of the N subscribers of
 # `gen_subscribers N` (+8613 and nine digits), as a third field of the callers file.
 #
@@ -30,6 +32,9 @@ cp -a "$HARNESS/lib" "$HARNESS/kamailio" "$HARNESS/scenarios" "$H"/
 [ -e "$H/data" ] || ln -s "$HARNESS/data" "$H/data"
 sed -i 's/tag: \*x \*suspected-fraud \*)/tag: *x *suspected-fraud[^ ]* *)/' "$H/scenarios/uac_fraud.xml"
 grep -q 'suspected-fraud\[^ \]\*' "$H/scenarios/uac_fraud.xml" || { echo "regexp patch failed" >&2; exit 1; }
+if [ -n "${REDIRECT:-}" ]; then
+  cp "$(dirname "$0")/uac_fraud_redirect.xml" "$H/scenarios/uac_fraud.xml"
+fi
 if [ -n "${CALLEES:-}" ]; then
   sed -i 's/\[service\]/[field2]/g' "$H/scenarios/uac_fraud.xml"
   grep -q '\[field2\]' "$H/scenarios/uac_fraud.xml" || { echo "callees patch failed" >&2; exit 1; }

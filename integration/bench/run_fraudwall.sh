@@ -18,6 +18,7 @@
 #   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier
 #                      default: one JSON line per call, here into WORK/fraudwall.out]
 #   --config FILE      a fraudwall config file (peer groups, [policy], ...)
+#   --mode M           proxy or redirect (with a harness prepared by REDIRECT=1 prepare.sh)
 #   --subscribers F    a subscriber list snapshot (compile --kind subscribers)
 #   --protected F      a protected list snapshot (compile --kind protected)
 #
@@ -51,10 +52,11 @@ while [ $# -gt 0 ]; do
     --label) LABEL=$2; shift 2 ;;
     --decision-log) DECISION_LOG=$2; shift 2 ;;
     --config) EXTRA+=(--config "$2"); shift 2 ;;
+    --mode) EXTRA+=(--mode "$2"); shift 2 ;;
     --subscribers) EXTRA+=(--subscribers "$2"); shift 2 ;;
     --protected) EXTRA+=(--protected "$2"); shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
