@@ -8,83 +8,14 @@
 //!
 //! Kamailio and sipp are required: without them this test FAILS (`.ci/run` installs them).
 
+mod kamailio_support;
 mod sipp_support;
 
+use kamailio_support::start_kamailio;
 use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "kamailio-0123456789abcdef0123456789";
-const MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
-
-/// Kamailio, killed (with its children: its own process group) on drop.
-struct Kamailio(Child);
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        // SAFETY: signalling the process group of our own child.
-        unsafe {
-            libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn start_kamailio(dir: &Path, listen: u16, api: u16, switch: u16) -> Kamailio {
-    assert!(
-        Path::new(MODULES).join("http_client.so").exists()
-            && Path::new(MODULES).join("json.so").exists(),
-        "Kamailio's http_client and json modules are needed (apt-get install kamailio \
-         kamailio-utils-modules kamailio-json-modules)"
-    );
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/integration/kamailio-api/kamailio.cfg"
-    ))
-    .expect("the kit's kamailio.cfg");
-    let cfg = dir.join("kamailio.cfg");
-    std::fs::write(
-        &cfg,
-        template
-            .replace("@LISTEN@", &format!("127.0.0.1:{listen}"))
-            .replace("@API@", &format!("127.0.0.1:{api}"))
-            .replace("@TOKEN@", TOKEN)
-            .replace("@SWITCH@", &format!("127.0.0.1:{switch}"))
-            .replace("@MODULES@", MODULES),
-    )
-    .expect("write cfg");
-    let log = std::fs::File::create(dir.join("kamailio.log")).expect("log");
-    use std::os::unix::process::CommandExt;
-    let child = Command::new("kamailio")
-        .args(["-DD", "-E", "-f"])
-        .arg(&cfg)
-        .arg("-w")
-        .arg(dir)
-        .arg("-Y")
-        .arg(dir)
-        .args(["-m", "64", "-M", "8"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("kamailio is needed (apt-get install kamailio)");
-    let mut k = Kamailio(child);
-    // Kamailio is up once its UDP port is taken.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::UdpSocket::bind(("127.0.0.1", listen)).is_ok() {
-        if let Ok(Some(status)) = k.0.try_wait() {
-            panic!(
-                "kamailio exited ({status}):\n{}",
-                std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "kamailio did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    k
-}
 
 #[test]
 fn kamailio_http_client_applies_the_api_verdicts() {
@@ -106,7 +37,17 @@ fn kamailio_http_client_applies_the_api_verdicts() {
         },
     );
     let kam_port = free_port("127.0.0.1");
-    let kam = start_kamailio(s.dir.path(), kam_port, api, s.switch);
+    let kam = start_kamailio(
+        s.dir.path(),
+        "kamailio-api",
+        kam_port,
+        &[
+            ("API", format!("127.0.0.1:{api}")),
+            ("TOKEN", TOKEN.to_string()),
+            ("SWITCH", format!("127.0.0.1:{}", s.switch)),
+        ],
+        &["http_client", "json"],
+    );
     let switch = s.switch("uas_echo.xml", 2);
     let rows: Vec<String> = [(CLEAN, "allow"), (TAGGED, "tag"), (BLOCKED, "block")]
         .iter()

@@ -1,0 +1,73 @@
+//! The Kamailio kit for redirect mode (`integration/kamailio-redirect/`): sipp callers -> a
+//! real Kamailio (tm, tmx) that sends each INVITE to `fraudwall run --mode
+//! redirect`, follows its 302 to a sipp switch with the `X-Fraud-Label` it carries, and
+//! relays its 608 to the caller. Checked end to end by `uac_verdict.xml` (the clean caller
+//! rings without a label, the tagged one with it, the blocked one gets 608 with the redress
+//! jCard) and by fraudwall's decision log (`front` = `redirect`).
+//!
+//! Kamailio and sipp are required: without them this test FAILS (`.ci/run` installs them).
+
+mod kamailio_support;
+mod sipp_support;
+
+use kamailio_support::start_kamailio;
+use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED};
+use std::time::{Duration, Instant};
+
+#[test]
+fn kamailio_follows_the_redirect_verdicts() {
+    let s = Setup::start_with(
+        "127.0.0.1",
+        Options {
+            extra_args: vec!["--mode".into(), "redirect".into()],
+            next_hop: false,
+            ..Options::default()
+        },
+    );
+    let kam_port = free_port("127.0.0.1");
+    let kam = start_kamailio(
+        s.dir.path(),
+        "kamailio-redirect",
+        kam_port,
+        &[
+            ("FRAUDWALL", format!("127.0.0.1:{}", s.sip)),
+            ("SWITCH", format!("127.0.0.1:{}", s.switch)),
+        ],
+        &["tm", "tmx"],
+    );
+    let switch = s.switch("uas_echo.xml", 2);
+    let rows: Vec<String> = [(CLEAN, "allow"), (TAGGED, "tag"), (BLOCKED, "block")]
+        .iter()
+        .map(|(n, e)| format!("{n};{e}"))
+        .collect();
+    let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
+    assert!(out.status.success());
+    let _ = switch.wait(Duration::from_secs(20));
+    let log = std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("FRAUDWALL-REDIRECT") && l.contains("label=suspected-fraud")),
+        "the tagged call's 302 label reached Kamailio:\n{log}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(s.path("decisions.jsonl")).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag")] {
+        assert!(
+            lines.iter().any(|l| l["caller"] == format!("+{caller}")
+                && l["verdict"] == verdict
+                && l["front"] == "redirect"),
+            "no redirect line for {caller}: {lines:?}"
+        );
+    }
+    drop(kam);
+}
