@@ -7,7 +7,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST /v1/screen` `{"caller", "callee", "peer", "verstat", "call_id"}` | one verdict |
+//! | `POST /v1/screen` `{"caller", "callee", "peer", "verstat", "call_id", "headers"}` | one verdict |
 //! | `GET /v1/screen?caller=&callee=&peer=&verstat=&call_id=` | one verdict |
 //! | `POST /v1/screen/batch` `{"calls": [{...}, ...]}` (at most `api.max_batch`) | `{"results": [...]}` in order |
 //!
@@ -17,7 +17,12 @@
 //! picks the peer group (trust, origin, numbering profile) as a SIP source address would;
 //! without it the call is from the `default` group. `verstat` (`TN-Validation-Passed`, ...)
 //! counts only when that group has `trust_identity`, as on the wire (and as `fraudwall
-//! explain` reads it). `call_id` is written to the decision log.
+//! explain` reads it). `call_id` is written to the decision log. `headers` carries the raw
+//! identity values the switch received (`{"From": "<sip:...>", "P-Asserted-Identity": "..."
+//! or [...], "Remote-Party-ID": ...}`): they are read exactly as the proxy reads an INVITE
+//! (PAI and RPID believed only from a `trust_identity` group, every value screened, the most
+//! severe verdict kept, `proxy.identity_order` breaking ties), and `caller` is then optional
+//! (it stands in for a missing From). A value with CR, LF or NUL is refused (400).
 //!
 //! A verdict:
 //!
@@ -68,7 +73,7 @@ use crate::admin::tokens::{TokenFile, TokenRefusal};
 use crate::blocklist::Action;
 use crate::numbers::{Caller, NumberingProfile};
 use crate::peers::PeerGroups;
-use crate::policy::{CallContext, Callee, Screen, Verdict, Verstat};
+use crate::policy::{CallContext, Callee, IdentitySource, Screen, Verdict, Verstat};
 use crate::proxy::core::actions::{self, BlockShape, Label as TagLabel};
 use crate::proxy::core::config::Compiled;
 use crate::proxy::runtime::{CoreHandler, Screened};
@@ -193,6 +198,115 @@ pub struct CallRequest {
     pub verstat: Option<String>,
     /// The switch's Call-ID, for the decision log (cut to 256 bytes).
     pub call_id: String,
+    /// Raw identity header values (`"headers"`), read as the proxy reads them off the wire.
+    pub headers: Option<IdentityHeaders>,
+}
+
+/// Identity header values as the switch received them (`"headers": {"From": "...",
+/// "P-Asserted-Identity": "..." or [...], "Remote-Party-ID": ...}`, names in any case,
+/// other names ignored). They are read exactly as the proxy reads an INVITE: P-Asserted-Identity
+/// and Remote-Party-ID only when the `peer`'s group has `trust_identity`, every believable
+/// value screened, the most severe verdict kept, in `proxy.identity_order`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdentityHeaders {
+    /// The From value (`None`: built from `caller`).
+    pub from: Option<String>,
+    /// P-Asserted-Identity values.
+    pub pai: Vec<String>,
+    /// Remote-Party-ID values.
+    pub rpid: Vec<String>,
+}
+
+impl IdentityHeaders {
+    /// Reads `"headers"`; `prefix` names where it sits.
+    fn from_json(v: &Value, prefix: &str) -> Result<IdentityHeaders, FieldError> {
+        let Value::Object(obj) = v else {
+            return Err(FieldError::new(
+                format!("{prefix}headers"),
+                format!("expected an object of header values, got {}", type_name(v)),
+            ));
+        };
+        let mut out = IdentityHeaders::default();
+        for (name, value) in obj {
+            let field = format!("{prefix}headers.{name}");
+            let values: Vec<String> = match value {
+                Value::Null => continue,
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(FieldError::new(
+                            field.clone(),
+                            format!("expected strings, got {}", type_name(other)),
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => {
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "expected a string or an array of strings, got {}",
+                            type_name(other)
+                        ),
+                    ))
+                }
+            };
+            // A header value is one line: a line break would smuggle in another header.
+            if values
+                .iter()
+                .any(|v| v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)))
+            {
+                return Err(FieldError::new(
+                    field,
+                    "a header value may not contain CR, LF or NUL",
+                ));
+            }
+            if name.eq_ignore_ascii_case("From") || name.eq_ignore_ascii_case("f") {
+                if values.len() > 1 {
+                    return Err(FieldError::new(
+                        field,
+                        "one From value (a second From is refused, as on the wire)",
+                    ));
+                }
+                out.from = values.into_iter().next();
+            } else if name.eq_ignore_ascii_case("P-Asserted-Identity") {
+                out.pai.extend(values);
+            } else if name.eq_ignore_ascii_case("Remote-Party-ID") {
+                out.rpid.extend(values);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any identity value is given.
+    fn is_empty(&self) -> bool {
+        self.from.is_none() && self.pai.is_empty() && self.rpid.is_empty()
+    }
+
+    /// The INVITE the proxy would have received with these values (`caller` as From when no
+    /// From is given).
+    fn invite(&self, caller: &str) -> Vec<u8> {
+        let from = match &self.from {
+            Some(f) => f.clone(),
+            None if caller.trim().is_empty() => "<sip:anonymous@anonymous.invalid>".into(),
+            None if caller.contains(':') => format!("<{}>", caller.trim()),
+            None => format!("<sip:{}@api.invalid;user=phone>", caller.trim()),
+        };
+        let mut m = format!(
+            "INVITE sip:api@api.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKapi\r\n\
+             From: {from}\r\nTo: <sip:api@api.invalid>\r\nCall-ID: api\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\n"
+        );
+        for v in &self.pai {
+            m.push_str(&format!("P-Asserted-Identity: {v}\r\n"));
+        }
+        for v in &self.rpid {
+            m.push_str(&format!("Remote-Party-ID: {v}\r\n"));
+        }
+        m.push_str("Content-Length: 0\r\n\r\n");
+        m.into_bytes()
+    }
 }
 
 /// A string field, or `None` when absent or `null`.
@@ -232,12 +346,21 @@ impl CallRequest {
                 format!("expected an object, got {}", type_name(v)),
             ));
         };
-        let caller = string_field(obj, "caller", prefix)?.ok_or_else(|| {
-            FieldError::new(
-                format!("{prefix}caller"),
-                "required (the calling number or URI)",
-            )
-        })?;
+        let headers = match obj.get("headers") {
+            None | Some(Value::Null) => None,
+            Some(h) => Some(IdentityHeaders::from_json(h, prefix)?),
+        }
+        .filter(|h| !h.is_empty());
+        let caller = match (string_field(obj, "caller", prefix)?, &headers) {
+            (Some(c), _) => c,
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(FieldError::new(
+                    format!("{prefix}caller"),
+                    "required (the calling number or URI), unless headers carry the identity",
+                ))
+            }
+        };
         let peer =
             match string_field(obj, "peer", prefix)? {
                 None => None,
@@ -260,6 +383,7 @@ impl CallRequest {
             peer,
             verstat: string_field(obj, "verstat", prefix)?,
             call_id,
+            headers,
         })
     }
 
@@ -507,6 +631,8 @@ pub(crate) struct Screener {
     pub(crate) screen: Arc<dyn Screen>,
     pub(crate) actions: Actions,
     pub(crate) handler: Option<Arc<CoreHandler>>,
+    /// `proxy.identity_order`, for requests that carry raw identity headers.
+    pub(crate) identity_order: Vec<IdentitySource>,
 }
 
 impl Screener {
@@ -520,7 +646,14 @@ impl Screener {
             screen,
             actions: Actions { compiled },
             handler,
+            identity_order: crate::proxy::core::config::ProxyConfig::default().identity_order,
         }
+    }
+
+    /// The identity headers' order (`proxy.identity_order`), as the proxy reads them.
+    pub(crate) fn with_identity_order(mut self, order: Vec<IdentitySource>) -> Screener {
+        self.identity_order = order;
+        self
     }
 
     fn peers(&self) -> &PeerGroups {
@@ -543,8 +676,6 @@ impl Screener {
                 .unwrap_or(&default_group),
         };
         let profile = group.profile.as_ref().unwrap_or(self.profile());
-        let caller_raw = req.caller.trim().as_bytes();
-        let caller = profile.normalize(caller_raw);
         let callee_raw = req.callee.trim().as_bytes();
         let user = callee_user(callee_raw);
         let callee = Callee {
@@ -558,22 +689,90 @@ impl Screener {
             (Some(v), true) => Verstat::parse(v.trim().as_bytes()),
             _ => Verstat::Absent,
         };
-        let mut call = CallContext::for_caller(&caller, group);
-        call.caller_raw = caller_raw;
-        call.callee = callee;
-        call.verstat = verstat;
-        let verdict =
-            catch_unwind(AssertUnwindSafe(|| self.screen.screen(&call))).unwrap_or_else(|_| {
-                tracing::error!("api: the screen failed; answering allow (fail open)");
-                Verdict::internal_error()
-            });
+        // Raw identity headers: the INVITE the proxy would have read, screened its way.
+        let invite = req.headers.as_ref().map(|h| h.invite(&req.caller));
+        let parsed = invite.map(|m| {
+            crate::sip::SipMessage::parse(bytes::Bytes::from(m), &crate::sip::Limits::default())
+        });
+        let (caller, caller_raw, identity, verdict) = match &parsed {
+            Some(Ok(msg)) => {
+                let from = match msg.from() {
+                    Ok(Some(f)) => Some(f),
+                    _ => None,
+                };
+                match from {
+                    Some(from) => {
+                        let mut call = CallContext::for_caller(&Caller::Anonymous, group);
+                        call.callee = callee;
+                        call.verstat = verstat;
+                        let id = catch_unwind(AssertUnwindSafe(|| {
+                            self.actions.compiled.screen_identity(
+                                &self.identity_order,
+                                msg,
+                                &from,
+                                &call,
+                                group.trust_identity,
+                                profile,
+                                &*self.screen,
+                            )
+                        }));
+                        match id {
+                            Ok(id) => (
+                                id.caller,
+                                String::from_utf8_lossy(id.raw).into_owned(),
+                                id.source.map_or("none", IdentitySource::as_str),
+                                id.verdict,
+                            ),
+                            Err(_) => {
+                                tracing::error!(
+                                    "api: the screen failed; answering allow (fail open)"
+                                );
+                                (
+                                    Caller::Anonymous,
+                                    String::new(),
+                                    "none",
+                                    Verdict::internal_error(),
+                                )
+                            }
+                        }
+                    }
+                    // A From that does not parse: the proxy answers 400; here the call is
+                    // screened as one with an invalid identity.
+                    None => {
+                        let caller = Caller::Invalid(crate::numbers::InvalidReason::MalformedUri);
+                        let mut call = CallContext::for_caller(&caller, group);
+                        call.callee = callee;
+                        call.verstat = verstat;
+                        let verdict = catch_unwind(AssertUnwindSafe(|| self.screen.screen(&call)))
+                            .unwrap_or_else(|_| Verdict::internal_error());
+                        (caller, String::new(), "from", verdict)
+                    }
+                }
+            }
+            _ => {
+                // No headers (or values that make no SIP message: screened as the caller
+                // field alone).
+                let caller_raw = req.caller.trim().as_bytes();
+                let caller = profile.normalize(caller_raw);
+                let mut call = CallContext::for_caller(&caller, group);
+                call.caller_raw = caller_raw;
+                call.callee = callee;
+                call.verstat = verstat;
+                let verdict = catch_unwind(AssertUnwindSafe(|| self.screen.screen(&call)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("api: the screen failed; answering allow (fail open)");
+                        Verdict::internal_error()
+                    });
+                (caller, req.caller.clone(), "api", verdict)
+            }
+        };
         let applied = self.actions.applied(&verdict);
         if let Some(h) = &self.handler {
             h.record(&Screened {
                 front: "api",
                 call_id: &req.call_id,
-                identity: "api",
-                caller_raw: &req.caller,
+                identity,
+                caller_raw: &caller_raw,
                 caller: &caller,
                 callee: callee.number.as_ref(),
                 callee_raw: &req.callee,
@@ -1017,6 +1216,80 @@ mod tests {
         let long = format!(r#"{{"caller":"1","call_id":"{}"}}"#, "é".repeat(200));
         let c = CallRequest::from_json(&parse_json(long.as_bytes()).unwrap(), "").unwrap();
         assert!(c.call_id.len() <= MAX_CALL_ID);
+    }
+
+    #[test]
+    fn identity_headers_are_read_with_their_field_names() {
+        let v = parse_json(
+            br#"{"headers":{"from":"<sip:+8613800000009@h>","P-Asserted-Identity":["<sip:+8613800000001@h>","<tel:+8613800000002>"],"X-Other":"ignored"}}"#,
+        )
+        .unwrap();
+        let c = CallRequest::from_json(&v, "").unwrap();
+        assert_eq!(
+            c.caller, "",
+            "caller is optional when headers carry the identity"
+        );
+        let h = c.headers.expect("headers");
+        assert_eq!(h.from.as_deref(), Some("<sip:+8613800000009@h>"));
+        assert_eq!(h.pai.len(), 2);
+        let bad =
+            parse_json(br#"{"headers":{"From":"<sip:1@h>\r\nP-Asserted-Identity: <sip:2@h>"}}"#)
+                .unwrap();
+        let e = CallRequest::from_json(&bad, "").unwrap_err();
+        assert_eq!(e.field, "headers.From");
+        let e = CallRequest::from_json(
+            &parse_json(br#"{"headers":{"From":["a","b"]}}"#).unwrap(),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "headers.From");
+        let e = CallRequest::from_json(
+            &parse_json(br#"{"headers":{"Remote-Party-ID":5}}"#).unwrap(),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "headers.Remote-Party-ID");
+        // Empty headers are no identity: the caller is required again.
+        let e = CallRequest::from_json(&parse_json(br#"{"headers":{}}"#).unwrap(), "").unwrap_err();
+        assert_eq!(e.field, "caller");
+    }
+
+    #[test]
+    fn identity_headers_are_screened_as_the_proxy_reads_them() {
+        let peers =
+            "[[peers]]\nname = \"core\"\naddresses = [\"10.0.0.1\"]\ntrust_identity = true\n";
+        let (s, _dir) = screener(peers);
+        let req = |peer: Option<&str>| CallRequest {
+            peer: peer.map(|p| p.parse().unwrap()),
+            headers: Some(IdentityHeaders {
+                from: Some("<sip:+8613800000009@h;user=phone>".into()),
+                pai: vec!["<sip:+8613800000001@h;user=phone>".into()],
+                rpid: vec![],
+            }),
+            ..Default::default()
+        };
+        // From a trusted group the asserted (listed) identity decides.
+        let a = s.screen_one(&req(Some("10.0.0.1")));
+        assert_eq!((a.action, a.sip.code), ("block", Some(608)));
+        // From anyone else PAI is not believed: the clean From decides.
+        let a = s.screen_one(&req(None));
+        assert_eq!(a.action, "allow");
+        // The most severe of several values wins, whatever the order given.
+        let mut r = req(Some("10.0.0.1"));
+        if let Some(h) = r.headers.as_mut() {
+            h.pai = vec![
+                "<sip:+8613800000002@h>".into(),
+                "<sip:+8613800000001@h>".into(),
+            ];
+        }
+        assert_eq!(s.screen_one(&r).action, "block");
+        // A From that is not a URI reads as an invalid identity (the proxy answers 400).
+        let mut r = req(None);
+        if let Some(h) = r.headers.as_mut() {
+            h.from = Some("not a uri <<<".into());
+            h.pai.clear();
+        }
+        assert_eq!(s.screen_one(&r).action, "allow");
     }
 
     #[test]

@@ -735,16 +735,21 @@ impl Runtime {
         }
         // The HTTP verdict API screens with the same screen and actions as the core.
         let api_parts = match v.api.listen {
-            Some(_) => Some((Arc::clone(&screen), core_cfg.compile()?)),
+            Some(_) => Some((
+                Arc::clone(&screen),
+                core_cfg.compile()?,
+                core_cfg.proxy.identity_order.clone(),
+            )),
             None => None,
         };
         let core = ProxyCore::new(core_cfg, screen)?;
         let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
         let api = match api_parts {
-            Some((screen, compiled)) => crate::api::start(
+            Some((screen, compiled, order)) => crate::api::start(
                 &v.api,
                 &tokio,
-                crate::api::Screener::new(screen, compiled, Some(handler.clone())),
+                crate::api::Screener::new(screen, compiled, Some(handler.clone()))
+                    .with_identity_order(order),
                 &telemetry,
             )?,
             None => None,
