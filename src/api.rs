@@ -291,11 +291,11 @@ impl IdentityHeaders {
             Some(f) => f.clone(),
             None if caller.trim().is_empty() => "<sip:anonymous@anonymous.invalid>".into(),
             None if caller.contains(':') => format!("<{}>", caller.trim()),
-            None => format!("<sip:{}@api.invalid;user=phone>", caller.trim()),
+            None => format!("<sip:{}@screen.invalid;user=phone>", caller.trim()),
         };
         let mut m = format!(
-            "INVITE sip:api@api.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKapi\r\n\
-             From: {from}\r\nTo: <sip:api@api.invalid>\r\nCall-ID: api\r\nCSeq: 1 INVITE\r\n\
+            "INVITE sip:api@screen.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKapi\r\n\
+             From: {from}\r\nTo: <sip:api@screen.invalid>\r\nCall-ID: api\r\nCSeq: 1 INVITE\r\n\
              Max-Forwards: 70\r\n"
         );
         for v in &self.pai {
