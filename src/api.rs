@@ -102,6 +102,9 @@ pub struct ApiConfig {
     /// Time a request may take to arrive and be answered.
     #[serde(with = "crate::config::value::duration")]
     pub request_timeout: Duration,
+    /// Serve HTTPS with the `[tls]` certificate and key (rustls; re-read when the files
+    /// change), instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for ApiConfig {
@@ -112,6 +115,7 @@ impl Default for ApiConfig {
             max_body: 64 * 1024,
             max_batch: 1000,
             request_timeout: Duration::from_secs(2),
+            tls: false,
         }
     }
 }
@@ -1057,16 +1061,20 @@ fn fail_open() -> Answer {
 }
 
 /// Serves the API on `listener` until `shutdown` completes. Each connection is HTTP/1.1
-/// with keep-alive; a client that does not send a request's headers within `timeout` is
-/// disconnected.
+/// with keep-alive (over TLS when `tls` is given: the handshake in the connection's own task,
+/// bounded by `tls.handshake_timeout`); a client that does not send a request's headers
+/// within `timeout` is disconnected.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    tls: Option<Arc<crate::proxy::tls::TlsServer>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let timeout = state.timeout;
     let app = router(state);
     tokio::pin!(shutdown);
+    // The certificate pair is looked at again at most once a second, on new connections.
+    let mut checked = Instant::now();
     loop {
         let (stream, _) = tokio::select! {
             _ = &mut shutdown => return,
@@ -1081,14 +1089,36 @@ pub(crate) async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(t) = tls
+            .as_ref()
+            .filter(|_| checked.elapsed() >= Duration::from_secs(1))
+        {
+            checked = Instant::now();
+            let _ = t.reload_if_changed();
+        }
         let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(timeout)
                 .keep_alive(true);
-            let _ = b.serve_connection(io, svc).await;
+            match tls {
+                None => {
+                    let _ = b
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                }
+                Some(t) => {
+                    // A failed handshake is counted by the TLS metrics and closes the stream.
+                    let Ok(accepted) = t.accept(stream).await else {
+                        return;
+                    };
+                    let _ = b
+                        .serve_connection(hyper_util::rt::TokioIo::new(accepted.stream), svc)
+                        .await;
+                }
+            }
         });
     }
 }
@@ -1097,6 +1127,7 @@ pub(crate) async fn serve(
 /// address and the sender that stops it.
 pub(crate) fn start(
     cfg: &ApiConfig,
+    tls_cfg: &crate::proxy::tls::TlsConfig,
     tokio: &tokio::runtime::Runtime,
     screener: Screener,
     telemetry: &Arc<crate::telemetry::Telemetry>,
@@ -1108,6 +1139,15 @@ pub(crate) fn start(
         return Err(ApiStartError::NoTokens);
     };
     let tokens = Arc::new(TokenFile::open(path, Instant::now())?);
+    let tls = if cfg.tls {
+        let metrics = crate::proxy::tls::TlsMetrics::register(telemetry.recorder());
+        Some(Arc::new(
+            crate::proxy::tls::TlsServer::new(tls_cfg, metrics)
+                .map_err(|e| ApiStartError::Tls(Box::new(e)))?,
+        ))
+    } else {
+        None
+    };
     let listener = tokio
         .block_on(tokio::net::TcpListener::bind(addr))
         .map_err(|source| ApiStartError::Bind {
@@ -1125,7 +1165,7 @@ pub(crate) fn start(
         timeout: cfg.request_timeout,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio.spawn(serve(listener, state, async move {
+    tokio.spawn(serve(listener, state, tls, async move {
         let _ = rx.await;
     }));
     Ok(Some((bound, tx)))
@@ -1140,6 +1180,9 @@ pub enum ApiStartError {
     /// The tokens file could not be read or holds no usable token.
     #[error("api.tokens_file: {0}")]
     Tokens(#[from] crate::admin::tokens::TokenFileError),
+    /// `api.tls` is set but the `[tls]` certificate or key does not load.
+    #[error("api.tls: {0} (api.tls serves the [tls] certificate and private_key)")]
+    Tls(Box<crate::proxy::tls::TlsConfigError>),
     /// The listener could not be bound.
     #[error("cannot listen on api {address}: {source} (is another process using it?)")]
     Bind {

@@ -357,6 +357,10 @@ max_batch = 1000
 # A request must arrive and be answered within this long (humantime, 10ms to 5m): a client
 # slower to send its headers is disconnected, one slower to send its body is answered 408.
 request_timeout = "2s"
+# Serve HTTPS instead of HTTP, with the [tls] section's certificate and private_key (rustls,
+# tls.min_version, re-read when the files change; tls.client_ca makes clients show a
+# certificate).
+tls = false
 
 [decision_log]
 # Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
@@ -586,6 +590,11 @@ impl Config {
         }
         self.admin.validate()?;
         self.api.validate()?;
+        if self.api.listen.is_some() && self.api.tls {
+            self.tls
+                .validate(true, false)
+                .map_err(|e| ConfigError::Tls(Box::new(e)))?;
+        }
         self.decision_log.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(

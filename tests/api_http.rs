@@ -10,9 +10,12 @@
 //!   client that does not finish its headers is disconnected after `api.request_timeout`;
 //! * a batch answers in order; every answer is counted in `fraudwall_api_requests_total`;
 //! * each verdict's decision-log line has `front` = `api`;
-//! * without a tokens file the API does not start (the error names `api.tokens_file`).
+//! * without a tokens file the API does not start (the error names `api.tokens_file`);
+//! * with `api.tls = true` the API speaks HTTPS with the `[tls]` certificate (a throw-away
+//!   rcgen PKI), and plain HTTP on it gets no answer.
 
 mod sipp_support;
+mod tls_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -83,9 +86,10 @@ fn start(config: &str) -> Node {
         admin,
         _fw: Guard(Some(fw)),
     };
+    // The API is bound before the admin listener answers (both in the runtime's start).
     let deadline = Instant::now() + Duration::from_secs(15);
-    while raw(node.api, "GET /ready HTTP/1.1\r\nHost: x\r\n").0 == 0 {
-        assert!(Instant::now() < deadline, "the API did not come up");
+    while raw(node.admin, "GET /healthz HTTP/1.1\r\nHost: x\r\n").0 == 0 {
+        assert!(Instant::now() < deadline, "the node did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
     node
@@ -460,4 +464,60 @@ fn the_api_does_not_start_without_tokens() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("api.tokens_file"), "{err}");
+}
+
+#[test]
+fn api_tls_serves_https_with_the_tls_certificate() {
+    let pki = tls_support::Pki::new("fraudwall test CA");
+    let leaf = pki.leaf(
+        "fraudwall api",
+        &["localhost", "127.0.0.1"],
+        tls_support::Validity::Current,
+    );
+    let node = start(&format!(
+        "[api]\ntls = true\n[tls]\ncertificate = {:?}\nprivate_key = {:?}\n",
+        p(&leaf.cert),
+        p(&leaf.key)
+    ));
+    let ca = std::fs::read(&pki.ca_path).expect("ca pem");
+    runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+            .build()
+            .expect("client");
+        let r = client
+            .get(format!(
+                "https://localhost:{}/v1/screen?caller=%2B8613800000002",
+                node.api
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("https get");
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = serde_json::from_str(&r.text().await.expect("body")).expect("json");
+        assert_eq!(
+            (v["action"].as_str(), v["category"].as_str()),
+            (Some("tag"), Some("loan"))
+        );
+        // Without the token, over TLS too: 401.
+        let r = client
+            .get(format!("https://localhost:{}/v1/screen?caller=1", node.api))
+            .send()
+            .await
+            .expect("https get");
+        assert_eq!(r.status().as_u16(), 401);
+        // A client that does not trust the CA is refused in the handshake.
+        let stranger = reqwest::Client::new();
+        assert!(stranger
+            .get(format!("https://localhost:{}/v1/screen?caller=1", node.api))
+            .send()
+            .await
+            .is_err());
+    });
+    // Plain HTTP to the TLS listener gets no HTTP answer.
+    assert_eq!(
+        raw(node.api, "GET /v1/screen?caller=1 HTTP/1.1\r\nHost: x\r\n").0,
+        0
+    );
 }

@@ -747,6 +747,7 @@ impl Runtime {
         let api = match api_parts {
             Some((screen, compiled, order)) => crate::api::start(
                 &v.api,
+                &v.tls,
                 &tokio,
                 crate::api::Screener::new(screen, compiled, Some(handler.clone()))
                     .with_identity_order(order),
