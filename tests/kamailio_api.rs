@@ -3,8 +3,9 @@
 //! `kamailio-utils-modules`, `json` from `kamailio-json-modules`) that asks fraudwall's API
 //! for each INVITE -> a sipp switch. The verdicts are checked end to end by
 //! `uac_verdict.xml`: the blocked caller is answered 608 with the redress jCard (by Kamailio,
-//! from the API's `sip` object), the tagged one rings with `X-Fraud-Label`, the clean one
-//! rings without, and fraudwall's decision log says `front` = `api` for each.
+//! from the API's `sip` object), the tagged one rings with `X-Fraud-Label`, the warned one
+//! rings at the announcement service (`sip.target`) with `X-Fraud-Original-To`, the clean one
+//! rings without a label, and fraudwall's decision log says `front` = `api` for each.
 //!
 //! Kamailio and sipp are required: without them this test FAILS (`.ci/run` installs them).
 
@@ -12,7 +13,7 @@ mod kamailio_support;
 mod sipp_support;
 
 use kamailio_support::start_kamailio;
-use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED};
+use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED, WARNED};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "kamailio-0123456789abcdef0123456789";
@@ -48,16 +49,22 @@ fn kamailio_http_client_applies_the_api_verdicts() {
         ],
         &["http_client", "json"],
     );
-    let switch = s.switch("uas_echo.xml", 2);
-    let rows: Vec<String> = [(CLEAN, "allow"), (TAGGED, "tag"), (BLOCKED, "block")]
-        .iter()
-        .map(|(n, e)| format!("{n};{e}"))
-        .collect();
+    // The clean, tagged and warned calls ring (the warned one at the announcement user).
+    let switch = s.switch("uas_echo.xml", 3);
+    let rows: Vec<String> = [
+        (CLEAN, "allow"),
+        (TAGGED, "tag"),
+        (WARNED, "warn"),
+        (BLOCKED, "block"),
+    ]
+    .iter()
+    .map(|(n, e)| format!("{n};{e}"))
+    .collect();
     let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
     assert!(out.status.success());
     let _ = switch.wait(Duration::from_secs(20));
     let log = std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default();
-    for v in ["allow", "tag", "block"] {
+    for v in ["allow", "tag", "warn", "block"] {
         assert!(
             log.lines()
                 .any(|l| l.contains("FRAUDWALL-VERDICT") && l.trim_end().ends_with(v)),
@@ -72,12 +79,12 @@ fn kamailio_http_client_applies_the_api_verdicts() {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        if lines.len() >= 2 || Instant::now() > deadline {
+        if lines.len() >= 3 || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag")] {
+    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag"), (WARNED, "warn")] {
         assert!(
             lines.iter().any(|l| l["caller"] == format!("+{caller}")
                 && l["verdict"] == verdict

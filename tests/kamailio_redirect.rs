@@ -3,7 +3,8 @@
 //! redirect`, follows its 302 to a sipp switch with the `X-Fraud-Label` it carries, and
 //! relays its 608 to the caller. Checked end to end by `uac_verdict.xml` (the clean caller
 //! rings without a label, the tagged one with it, the blocked one gets 608 with the redress
-//! jCard) and by fraudwall's decision log (`front` = `redirect`).
+//! jCard, the warned one rings at the announcement service the 302 names, with
+//! `X-Fraud-Original-To`) and by fraudwall's decision log (`front` = `redirect`).
 //!
 //! Kamailio and sipp are required: without them this test FAILS (`.ci/run` installs them).
 
@@ -11,7 +12,7 @@ mod kamailio_support;
 mod sipp_support;
 
 use kamailio_support::start_kamailio;
-use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED};
+use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED, WARNED};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -35,11 +36,17 @@ fn kamailio_follows_the_redirect_verdicts() {
         ],
         &["tm", "tmx"],
     );
-    let switch = s.switch("uas_echo.xml", 2);
-    let rows: Vec<String> = [(CLEAN, "allow"), (TAGGED, "tag"), (BLOCKED, "block")]
-        .iter()
-        .map(|(n, e)| format!("{n};{e}"))
-        .collect();
+    // The clean, tagged and warned calls ring (the warned one at the announcement user).
+    let switch = s.switch("uas_echo.xml", 3);
+    let rows: Vec<String> = [
+        (CLEAN, "allow"),
+        (TAGGED, "tag"),
+        (WARNED, "warn"),
+        (BLOCKED, "block"),
+    ]
+    .iter()
+    .map(|(n, e)| format!("{n};{e}"))
+    .collect();
     let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
     assert!(out.status.success());
     let _ = switch.wait(Duration::from_secs(20));
@@ -56,12 +63,12 @@ fn kamailio_follows_the_redirect_verdicts() {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        if lines.len() >= 2 || Instant::now() > deadline {
+        if lines.len() >= 3 || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag")] {
+    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag"), (WARNED, "warn")] {
         assert!(
             lines.iter().any(|l| l["caller"] == format!("+{caller}")
                 && l["verdict"] == verdict
