@@ -14,7 +14,7 @@ mod sipp_support;
 
 use kamailio_support::start_kamailio;
 use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED, WARNED};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "kamailio-0123456789abcdef0123456789";
 
@@ -72,26 +72,10 @@ fn kamailio_http_client_applies_the_api_verdicts() {
         );
     }
     // fraudwall screened each call once, through the API.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let lines = loop {
-        let text = std::fs::read_to_string(s.path("decisions.jsonl")).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        if lines.len() >= 3 || Instant::now() > deadline {
-            break lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    for (caller, verdict) in [(BLOCKED, "block"), (TAGGED, "tag"), (WARNED, "warn")] {
-        assert!(
-            lines.iter().any(|l| l["caller"] == format!("+{caller}")
-                && l["verdict"] == verdict
-                && l["front"] == "api"),
-            "no api line for {caller}: {lines:?}"
-        );
-    }
+    s.assert_decided(
+        "api",
+        &[(BLOCKED, "block"), (TAGGED, "tag"), (WARNED, "warn")],
+    );
     assert!(
         s.metric("fraudwall_api_requests_total{endpoint=\"screen\",status=\"200\"}") >= 3.0,
         "three API answers"

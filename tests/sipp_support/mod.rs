@@ -298,6 +298,37 @@ impl Setup {
         self.call_at(self.sip, scenario, rows, transport, source)
     }
 
+    /// The decision log's lines once it holds `n` (it is flushed every 100 ms), or what it
+    /// holds after 5 s.
+    pub fn decisions(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(self.path("decisions.jsonl")).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asserts that the decision log has, for each `(caller digits, verdict)`, a line with
+    /// that caller and verdict screened by `front` (`proxy`, `redirect`, `api`).
+    pub fn assert_decided(&self, front: &str, expected: &[(&str, &str)]) {
+        let lines = self.decisions(expected.len());
+        for (caller, verdict) in expected {
+            assert!(
+                lines.iter().any(|l| l["caller"] == format!("+{caller}")
+                    && l["verdict"] == *verdict
+                    && l["front"] == front),
+                "no {front} line for {caller} ({verdict}): {lines:?}"
+            );
+        }
+    }
+
     /// Like [`Setup::call_from`], but to `port` on the node's address: another proxy in
     /// front (a Kamailio asking fraudwall's API).
     pub fn call_at(
