@@ -13,8 +13,7 @@ mod kamailio_support;
 mod sipp_support;
 
 use kamailio_support::start_kamailio;
-use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED, WARNED};
-use std::time::Duration;
+use sipp_support::{free_port, Options, Setup, BLOCKED, TAGGED, WARNED};
 
 const TOKEN: &str = "kamailio-0123456789abcdef0123456789";
 
@@ -49,20 +48,7 @@ fn kamailio_http_client_applies_the_api_verdicts() {
         ],
         &["http_client", "json"],
     );
-    // The clean, tagged and warned calls ring (the warned one at the announcement user).
-    let switch = s.switch("uas_echo.xml", 3);
-    let rows: Vec<String> = [
-        (CLEAN, "allow"),
-        (TAGGED, "tag"),
-        (WARNED, "warn"),
-        (BLOCKED, "block"),
-    ]
-    .iter()
-    .map(|(n, e)| format!("{n};{e}"))
-    .collect();
-    let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
-    assert!(out.status.success());
-    let _ = switch.wait(Duration::from_secs(20));
+    s.each_verdict_through(kam_port);
     let log = std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default();
     for v in ["allow", "tag", "warn", "block"] {
         assert!(

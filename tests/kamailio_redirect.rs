@@ -12,8 +12,7 @@ mod kamailio_support;
 mod sipp_support;
 
 use kamailio_support::start_kamailio;
-use sipp_support::{free_port, Options, Setup, BLOCKED, CLEAN, TAGGED, WARNED};
-use std::time::Duration;
+use sipp_support::{free_port, Options, Setup, BLOCKED, TAGGED, WARNED};
 
 #[test]
 fn kamailio_follows_the_redirect_verdicts() {
@@ -36,20 +35,7 @@ fn kamailio_follows_the_redirect_verdicts() {
         ],
         &["tm", "tmx"],
     );
-    // The clean, tagged and warned calls ring (the warned one at the announcement user).
-    let switch = s.switch("uas_echo.xml", 3);
-    let rows: Vec<String> = [
-        (CLEAN, "allow"),
-        (TAGGED, "tag"),
-        (WARNED, "warn"),
-        (BLOCKED, "block"),
-    ]
-    .iter()
-    .map(|(n, e)| format!("{n};{e}"))
-    .collect();
-    let out = s.call_at(kam_port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
-    assert!(out.status.success());
-    let _ = switch.wait(Duration::from_secs(20));
+    s.each_verdict_through(kam_port);
     let log = std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default();
     assert!(
         log.lines()

@@ -298,6 +298,26 @@ impl Setup {
         self.call_at(self.sip, scenario, rows, transport, source)
     }
 
+    /// Places one call of each verdict (a clean, a tagged, a warned and a blocked caller)
+    /// through `port` (a proxy in front of the node) with `uac_verdict.xml`, which fails on
+    /// any wrong verdict; the switch answers the three that ring (the warned one at the
+    /// announcement user).
+    pub fn each_verdict_through(&self, port: u16) {
+        let switch = self.switch("uas_echo.xml", 3);
+        let rows: Vec<String> = [
+            (CLEAN, "allow"),
+            (TAGGED, "tag"),
+            (WARNED, "warn"),
+            (BLOCKED, "block"),
+        ]
+        .iter()
+        .map(|(n, e)| format!("{n};{e}"))
+        .collect();
+        let out = self.call_at(port, "uac_verdict.xml", &rows, "u1", "127.0.0.1");
+        assert!(out.status.success());
+        let _ = switch.wait(Duration::from_secs(20));
+    }
+
     /// The decision log's lines once it holds `n` (it is flushed every 100 ms), or what it
     /// holds after 5 s.
     pub fn decisions(&self, n: usize) -> Vec<serde_json::Value> {
