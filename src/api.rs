@@ -773,7 +773,7 @@ impl Screener {
         let applied = self.actions.applied(&verdict);
         if let Some(h) = &self.handler {
             h.record(&Screened {
-                front: "api",
+                front: crate::decision_log::Front::Api,
                 call_id: &req.call_id,
                 identity,
                 caller_raw: &caller_raw,

@@ -74,10 +74,20 @@ pub struct DecisionRecord<'a> {
     /// What trusted peers asserted about the caller ID (`absent`, `passed`, `failed`,
     /// `no-validation`, `unknown`).
     pub verstat: &'a str,
-    /// The front end that screened the call: `proxy` (the inline SIP proxy), `redirect`
-    /// (the SIP redirect server, `sip.mode = "redirect"`) or `api` (the HTTP verdict API,
-    /// [`crate::api`]).
-    pub front: &'a str,
+    /// The front end that screened the call.
+    pub front: Front,
+}
+
+/// The front end that screened a call (`front` in the decision log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Front {
+    /// The inline SIP proxy.
+    Proxy,
+    /// The SIP redirect server (`sip.mode = "redirect"`).
+    Redirect,
+    /// The HTTP verdict API ([`crate::api`]).
+    Api,
 }
 
 impl DecisionRecord<'_> {
@@ -491,7 +501,7 @@ mod tests {
             matched: "+8613800000001",
             snapshot_version: 3,
             verstat: "absent",
-            front: "proxy",
+            front: Front::Proxy,
         }
     }
 

@@ -188,10 +188,7 @@ pub struct SnapshotLoader;
 fn open(cache: &CacheDir, name: &str) -> Result<Arc<Snapshot>, LoadError> {
     Snapshot::open(cache.path(name))
         .map(Arc::new)
-        .map_err(|e| LoadError {
-            file: name.to_string(),
-            message: e.to_string(),
-        })
+        .map_err(|e| LoadError::of(name, e))
 }
 
 impl Loader for SnapshotLoader {
@@ -222,9 +219,7 @@ impl Loader for SnapshotLoader {
             .iter()
             .map(get)
             .collect::<Result<Vec<_>, _>>()?;
-        Layered::new(base, deltas, manifest.version).map_err(|e| LoadError {
-            file: manifest.base.name.clone(),
-            message: e.to_string(),
-        })
+        Layered::new(base, deltas, manifest.version)
+            .map_err(|e| LoadError::of(&manifest.base.name, e))
     }
 }

@@ -68,6 +68,16 @@ pub struct LoadError {
     pub message: String,
 }
 
+impl LoadError {
+    /// The file `file` did not open or verify, for `why`.
+    pub fn of(file: &str, why: impl std::fmt::Display) -> LoadError {
+        LoadError {
+            file: file.to_string(),
+            message: why.to_string(),
+        }
+    }
+}
+
 /// Why one update did not happen. The active view is untouched in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -601,10 +611,7 @@ impl<L: Loader> FeedNode<L> {
             }
         })
         .await
-        .map_err(|e| LoadError {
-            file: manifest.base.name.clone(),
-            message: format!("loader task failed: {e}"),
-        })??;
+        .map_err(|e| LoadError::of(&manifest.base.name, format!("loader task failed: {e}")))??;
         // The cache names the new state before it is served: a restart resumes from it.
         self.cache.store_manifest(&unchecked)?;
         let started = Instant::now();

@@ -17,19 +17,12 @@ use crate::subscribers::SubscriberList;
 fn whole_base(manifest: &Manifest, list: ListKind) -> Result<&FileRef, LoadError> {
     match manifest.deltas.first() {
         None => Ok(&manifest.base),
-        Some(d) => Err(LoadError {
-            file: d.name.clone(),
-            message: format!(
+        Some(d) => Err(LoadError::of(
+            &d.name,
+            format!(
                 "the {list} list is published whole and has no deltas: republish it with `fraudwall publish --list {list}`"
             ),
-        }),
-    }
-}
-
-fn load_error(file: &FileRef, e: impl std::fmt::Display) -> LoadError {
-    LoadError {
-        file: file.name.clone(),
-        message: e.to_string(),
+        )),
     }
 }
 
@@ -47,7 +40,7 @@ impl Loader for SubscriberLoader {
         cache: &CacheDir,
     ) -> Result<SubscriberList, LoadError> {
         let base = whole_base(manifest, ListKind::Subscribers)?;
-        SubscriberList::open(cache.path(&base.name)).map_err(|e| load_error(base, e))
+        SubscriberList::open(cache.path(&base.name)).map_err(|e| LoadError::of(&base.name, e))
     }
 }
 
@@ -70,7 +63,7 @@ impl Loader for ProtectedLoader {
     ) -> Result<ProtectedList, LoadError> {
         let base = whole_base(manifest, ListKind::Protected)?;
         ProtectedList::open(&cache.path(&base.name), Some(&self.groups))
-            .map_err(|e| load_error(base, e))
+            .map_err(|e| LoadError::of(&base.name, e))
     }
 }
 

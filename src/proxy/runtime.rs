@@ -163,7 +163,10 @@ impl CoreHandler {
         self.telemetry.identity_removed(outcome.identity_removed);
         let Some(d) = outcome.decision else { return };
         self.record(&Screened {
-            front: self.core.mode().as_str(),
+            front: match self.core.mode() {
+                crate::proxy::listen::SipMode::Proxy => crate::decision_log::Front::Proxy,
+                crate::proxy::listen::SipMode::Redirect => crate::decision_log::Front::Redirect,
+            },
             call_id: &d.call_id,
             identity: d.identity.map_or("none", IdentitySource::as_str),
             caller_raw: &d.caller_raw,
@@ -221,8 +224,8 @@ impl CoreHandler {
 
 /// One screened call as the metrics and the decision log take it, from any front end.
 pub(crate) struct Screened<'a> {
-    /// `proxy`, `redirect` or `api`.
-    pub(crate) front: &'static str,
+    /// Which front end screened the call.
+    pub(crate) front: crate::decision_log::Front,
     pub(crate) call_id: &'a str,
     /// The identity header's name (`pai`, `rpid`, `from`, `none`), or `api`.
     pub(crate) identity: &'a str,
