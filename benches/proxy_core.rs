@@ -80,6 +80,7 @@ fn inbound(data: Bytes, source: &str) -> Inbound {
         local: "127.0.0.1:5060".parse().expect("bench address"),
         transport: Transport::Udp,
         verified_peer: false,
+        queued: None,
     }
 }
 

@@ -91,7 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         workers: 2,
         batch: 32,
         max_message: 65535,
-        reuseport: true,
+        spread: fraudwall::proxy::udp::UdpSpread::Random,
+        queue_delay: false,
+        slice: Some(std::time::Duration::from_micros(100)),
         realtime_priority: None,
     })?;
     let relay = Arc::new(Relay {

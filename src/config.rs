@@ -43,7 +43,8 @@ pub use crate::feed::run::FeedConfig;
 pub use crate::peers::PeerGroupConfig;
 pub use crate::policy::PolicyConfig;
 pub use crate::proxy::core::{
-    ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, ProxyConfig, RedirectConfig,
+    ActionsConfig, CoreConfigError, HealthConfig, LimitsConfig, OverloadConfig, ProxyConfig,
+    RedirectConfig,
 };
 pub use crate::proxy::listen::SipConfig;
 pub use crate::proxy::tls::TlsConfig;
@@ -76,10 +77,22 @@ advertise = ""
 transports = ["udp", "tcp"]
 # UDP worker threads; each owns one SO_REUSEPORT socket per UDP listen address. 0 = one per core.
 udp_workers = 0
-# true: each UDP worker owns a socket (SO_REUSEPORT; the kernel spreads datagrams by flow hash).
-# false: the workers share one socket per address and take whichever datagram comes next,
-# which balances better when a few peers (SBCs, switches) send all the traffic.
-udp_reuseport = true
+# How datagrams are spread over the UDP workers (fraudwall_udp_worker_messages_total{worker}
+# shows it):
+#   "random": each datagram to a random worker (a classic BPF program on the SO_REUSEPORT
+#             group), so every worker is busy however few peers send the traffic: a carrier
+#             node hears from two to four SBCs. The messages of one call may then be handled
+#             by different workers, which is safe: the proxy keeps no per-call state.
+#   "cpu":    to the worker of the CPU that received the datagram (NICs spreading flows with
+#             RSS/RPS over many peers).
+#   "flow":   the kernel's hash of source and destination: one peer keeps one worker busy.
+#   "shared": one socket the workers share; balances too, but costs more CPU per call.
+udp_spread = "random"
+# The scheduler time slice UDP workers ask for (Linux 6.12 and later, sched_setattr; older
+# kernels ignore it), 100us to 100ms, or "0s" for the kernel's default (about 3 ms). A short
+# slice lets a worker that a datagram wakes run before tasks with longer slices finish
+# theirs, which keeps milliseconds of scheduler delay out of the transit tail on a busy box.
+udp_sched_slice = "100us"
 # Datagrams received and sent per system call (recvmmsg/sendmmsg), 1 to 256.
 udp_batch = 32
 # Real-time priority of the UDP workers, 1 to 99 (SCHED_FIFO, Linux; needs root or
@@ -232,6 +245,47 @@ max_headers = 256
 max_header_line = 16384
 # Most Via values in one message, lines and comma lists alike (a 70-hop path has 71).
 max_vias = 128
+
+[overload]
+# What the node does when it is offered more calls than it can handle. Each UDP datagram
+# carries the kernel's receive time (SO_TIMESTAMPNS), so the proxy knows how long every
+# message waited (socket queue plus worker lag): fraudwall_queue_delay_seconds. When messages
+# keep waiting longer than max_queue_delay for `sustain`, the node is overloaded
+# (fraudwall_overload 1, fraudwall_overload_episodes_total) and sheds new calls: each INVITE
+# without a To-tag is answered 503 Service Unavailable with Retry-After (action = "reject")
+# or dropped (action = "drop"), counted in fraudwall_overload_shed_total{action}. Responses,
+# ACK, CANCEL, BYE, re-INVITEs and every other in-dialog request are never shed, so calls
+# already set up keep working and get their answers. A message that waited no longer than
+# resume_queue_delay ends the overload (or a second without a long wait).
+#   At 1x capacity (or below) messages wait well under a millisecond on average and a few at
+#   the tail: nothing is shed.
+#   At 2x capacity the queue delay climbs to max_queue_delay, then swings between the two
+#   bounds: the node takes about as many calls as it can carry and answers the rest 503 at
+#   a fraction of a call's cost (one small answer, and the caller's ACK, absorbed). Accepted
+#   calls see up to max_queue_delay of extra post-dial delay; nothing grows (memory flat).
+#   At 5x capacity the 503s themselves take a good share of the CPU: fewer calls get through,
+#   INVITEs that waited past drop_queue_delay are dropped unanswered, and when the socket
+#   buffer is full the kernel drops datagrams of every kind before fraudwall sees them
+#   (callers and switches retransmit). Put several nodes behind the SBCs' routing, which the
+#   503 + Retry-After tells to try another one.
+# Figures from the sipp harness (integration/bench/run_overload.sh) are in the project notes.
+# "0s" turns the policy off (no timestamps are read, nothing is ever shed).
+max_queue_delay = "50ms"
+# How long the wait must stay over max_queue_delay before shedding begins: a stall of the
+# whole machine (whose backlog drains as soon as the workers run) is not overload.
+sustain = "20ms"
+# A message that waited no longer than this ends the overload (below max_queue_delay: the
+# band between the two keeps the state from flapping).
+resume_queue_delay = "10ms"
+# "reject": 503 Service Unavailable with Retry-After (the caller's switch tries another
+# route and retransmits nothing). "drop": no answer (cheapest here; the caller retransmits).
+action = "reject"
+# With action = "reject", an INVITE that waited longer than this is dropped instead: its
+# caller has retransmitted it already (T1 = 500 ms) and answering costs what the node no
+# longer has. Above max_queue_delay, or "0s" to always answer.
+drop_queue_delay = "300ms"
+# Seconds in the 503's Retry-After, 1 to 3600.
+retry_after = 1
 
 [tls]
 # Used when sip.transports has "tls" (listener) or proxy.next_hop_transport = "tls".
@@ -393,6 +447,8 @@ pub struct Config {
     pub redirect: RedirectConfig,
     /// `[limits]`: what one message may cost.
     pub limits: LimitsConfig,
+    /// `[overload]`: when and how new calls are shed.
+    pub overload: OverloadConfig,
     /// `[tls]`: certificates and peers of SIP over TLS.
     pub tls: TlsConfig,
     /// `[policy]`: the rule chain.

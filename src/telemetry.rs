@@ -23,6 +23,11 @@
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
 //! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `source_connection_limit`, `idle_timeout`, `message_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
+//! | `queue_delay_seconds` | histogram | (how long each UDP datagram waited in this node: kernel receive timestamp to handling) |
+//! | `udp_worker_messages_total` | counter | `worker` (datagrams received per UDP worker: the spread) |
+//! | `overload` | gauge | (1 while new INVITEs are shed, `[overload]`) |
+//! | `overload_episodes_total` | counter | (times the node entered overload) |
+//! | `overload_shed_total` | counter | `action` (`reject`: answered 503, `drop`: dropped) |
 //! | `snapshot_version` | gauge | |
 //! | `snapshot_reload_failures_total` | counter | |
 //! | `decision_log_dropped_total` | counter | |
@@ -49,7 +54,7 @@ use crate::admin::AdminRefusal;
 use crate::blocklist::Action;
 use crate::policy::{Reason, Rule, Verstat};
 use crate::proxy::core::{Checks, ProofCheck, ReplyFit, RequestRefusal, RoutingRefusal};
-use crate::proxy::core::{IdentityRemoved, IdentitySource};
+use crate::proxy::core::{IdentityRemoved, IdentitySource, OverloadStatus, ShedAction};
 use crate::proxy::LocalSendError;
 use crate::proxy::Transport;
 
@@ -120,46 +125,76 @@ const LOOKUP_BUCKETS_NS: [u64; 9] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 100_000, 1_000_000,
 ];
 
-/// `fraudwall_lookup_duration_seconds`: fixed buckets of atomic counters. (The exporter's own
-/// histogram keeps every sample, with a clock read, until the next scrape or upkeep: memory
-/// that grows with the call count when nobody scrapes.) One add per record, fixed memory.
-#[derive(Default)]
-struct LookupHistogram {
+/// Upper bounds of the queue-delay histogram's buckets, in nanoseconds: from what a node that
+/// keeps up sees (tens of microseconds) to the overload bounds (tens to hundreds of ms).
+const QUEUE_DELAY_BUCKETS_NS: [u64; 12] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    500_000_000,
+];
+
+/// A histogram of fixed buckets of atomic counters, e.g.
+/// `fraudwall_lookup_duration_seconds`. (The exporter's own histogram keeps every sample,
+/// with a clock read, until the next scrape or upkeep: memory that grows with the call count
+/// when nobody scrapes.) One add per record, fixed memory.
+struct FixedHistogram {
+    name: &'static str,
+    /// Upper bounds in nanoseconds.
+    bounds: &'static [u64],
     /// Per bucket (not cumulative), the last one is +Inf.
-    buckets: [AtomicU64; LOOKUP_BUCKETS_NS.len() + 1],
+    buckets: Box<[AtomicU64]>,
     sum_ns: AtomicU64,
 }
 
-impl LookupHistogram {
+impl FixedHistogram {
+    fn new(name: &'static str, bounds: &'static [u64]) -> FixedHistogram {
+        FixedHistogram {
+            name,
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
     fn record(&self, d: std::time::Duration) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let i = LOOKUP_BUCKETS_NS
+        let i = self
+            .bounds
             .iter()
             .position(|&b| ns <= b)
-            .unwrap_or(LOOKUP_BUCKETS_NS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        const NAME: &str = "fraudwall_lookup_duration_seconds";
-        let _ = writeln!(out, "# TYPE {NAME} histogram");
+        let name = self.name;
+        let _ = writeln!(out, "# TYPE {name} histogram");
         let mut total = 0u64;
         for (i, b) in self.buckets.iter().enumerate() {
             total += b.load(Ordering::Relaxed);
-            match LOOKUP_BUCKETS_NS.get(i) {
+            match self.bounds.get(i) {
                 Some(&le) => {
-                    let _ = writeln!(out, "{NAME}_bucket{{le=\"{}\"}} {total}", le as f64 / 1e9);
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {total}", le as f64 / 1e9);
                 }
                 None => {
-                    let _ = writeln!(out, "{NAME}_bucket{{le=\"+Inf\"}} {total}");
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
                 }
             }
         }
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{NAME}_sum {sum}");
-        let _ = writeln!(out, "{NAME}_count {total}");
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {total}");
         out.push('\n');
     }
 }
@@ -182,7 +217,12 @@ pub struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     messages: [[Counter; METHODS.len()]; 2],
-    lookup: LookupHistogram,
+    lookup: FixedHistogram,
+    queue_delay: FixedHistogram,
+    udp_workers: std::sync::OnceLock<Vec<Counter>>,
+    overload_shed: [Counter; ShedAction::ALL.len()],
+    overload: Gauge,
+    overload_episodes: Counter,
     snapshot_version: Gauge,
     reload_failures: Counter,
     decision_log_dropped: Counter,
@@ -263,7 +303,20 @@ impl Telemetry {
             )
         };
         let t = Telemetry {
-            lookup: LookupHistogram::default(),
+            lookup: FixedHistogram::new("fraudwall_lookup_duration_seconds", &LOOKUP_BUCKETS_NS),
+            queue_delay: FixedHistogram::new(
+                "fraudwall_queue_delay_seconds",
+                &QUEUE_DELAY_BUCKETS_NS,
+            ),
+            udp_workers: std::sync::OnceLock::new(),
+            overload_shed: ShedAction::ALL.map(|a| {
+                counter(
+                    "fraudwall_overload_shed_total",
+                    vec![Label::new("action", a.as_str())],
+                )
+            }),
+            overload: recorder.register_gauge(&Key::from_name("fraudwall_overload"), &meta()),
+            overload_episodes: counter("fraudwall_overload_episodes_total", vec![]),
             snapshot_version: recorder
                 .register_gauge(&Key::from_name("fraudwall_snapshot_version"), &meta()),
             reload_failures: counter("fraudwall_snapshot_reload_failures_total", vec![]),
@@ -356,6 +409,7 @@ impl Telemetry {
     pub fn render(&self) -> String {
         let mut text = self.handle.render();
         self.lookup.render(&mut text);
+        self.queue_delay.render(&mut text);
         text
     }
 
@@ -511,6 +565,48 @@ impl Telemetry {
         if c.fail_open {
             self.fail_open.increment(1);
         }
+        if let Some(a) = c.shed {
+            self.overload_shed[a as usize].increment(1);
+        }
+    }
+
+    /// Registers `fraudwall_udp_worker_messages_total{worker}` for workers `0..n` (once;
+    /// later calls change nothing).
+    pub fn udp_workers(&self, n: usize) {
+        let _ = self.udp_workers.get_or_init(|| {
+            (0..n)
+                .map(|i| {
+                    self.recorder.register_counter(
+                        &Key::from_parts(
+                            "fraudwall_udp_worker_messages_total",
+                            vec![Label::new("worker", i.to_string())],
+                        ),
+                        &meta(),
+                    )
+                })
+                .collect()
+        });
+    }
+
+    /// Counts `messages` datagrams received by UDP worker `worker` (registered by
+    /// [`Telemetry::udp_workers`]; others are not counted).
+    #[inline]
+    pub fn udp_batch(&self, worker: usize, messages: usize) {
+        if let Some(c) = self.udp_workers.get().and_then(|w| w.get(worker)) {
+            c.increment(messages as u64);
+        }
+    }
+
+    /// Records how long one message waited before it was handled.
+    #[inline]
+    pub fn queue_delay(&self, d: std::time::Duration) {
+        self.queue_delay.record(d);
+    }
+
+    /// Publishes the overload state (`fraudwall_overload`, `_episodes_total`).
+    pub fn overload(&self, s: OverloadStatus) {
+        self.overload.set(if s.overloaded { 1.0 } else { 0.0 });
+        self.overload_episodes.absolute(s.episodes);
     }
 
     /// A connection closed (lowers the open gauge).

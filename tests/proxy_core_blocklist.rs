@@ -52,6 +52,7 @@ fn call(core: &ProxyCore, caller: &str) -> (fraudwall::proxy::Outcome, Vec<Outbo
             local: "127.0.0.1:5060".parse().unwrap(),
             transport: Transport::Udp,
             verified_peer: false,
+            queued: None,
         },
         Instant::now(),
         &mut out,

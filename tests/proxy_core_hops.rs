@@ -66,6 +66,7 @@ fn handle(
             local: addr(LOCAL),
             transport: Transport::Udp,
             verified_peer: false,
+            queued: None,
         },
         now,
         &mut out,

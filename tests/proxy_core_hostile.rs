@@ -48,6 +48,7 @@ fn check(core: &ProxyCore, data: Vec<u8>, transport: Transport) -> Result<(), Te
             local: "127.0.0.1:5060".parse().unwrap(),
             transport,
             verified_peer: false,
+            queued: None,
         },
         Instant::now(),
         &mut out,

@@ -62,6 +62,7 @@ fn send_over(core: &ProxyCore, data: &str, source: &str, t: Transport) -> (Outco
             local: addr(LOCAL),
             transport: t,
             verified_peer: false,
+            queued: None,
         },
         Instant::now(),
         &mut out,

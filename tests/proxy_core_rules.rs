@@ -607,6 +607,7 @@ fn garbage_is_dropped_with_a_reason() {
             local: addr(LOCAL),
             transport: Transport::Udp,
             verified_peer: false,
+            queued: None,
         },
         Instant::now(),
         &mut out,

@@ -83,9 +83,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// UDP workers share one socket per address instead of one SO_REUSEPORT socket each
-    /// (sets sip.udp_reuseport = false).
+    /// (sets sip.udp_spread = "shared").
     #[arg(long)]
     shared_socket: bool,
+    /// How datagrams are spread over the UDP workers: random, cpu, flow or shared
+    /// (overrides sip.udp_spread).
+    #[arg(long, value_name = "SPREAD")]
+    udp_spread: Option<crate::proxy::udp::UdpSpread>,
     /// SCHED_FIFO priority of the UDP workers, 1 to 99, 0 = normal scheduling (overrides
     /// sip.udp_realtime_priority): lower transit latency, more CPU per call.
     #[arg(long, value_name = "N")]
@@ -183,8 +187,11 @@ pub fn resolve(args: &RunArgs) -> Result<Config, ConfigError> {
     if let Some(w) = args.workers {
         cfg.sip.udp_workers = w;
     }
+    if let Some(s) = args.udp_spread {
+        cfg.sip.udp_spread = s;
+    }
     if args.shared_socket {
-        cfg.sip.udp_reuseport = false;
+        cfg.sip.udp_spread = crate::proxy::udp::UdpSpread::Shared;
     }
     if let Some(p) = args.realtime_priority {
         cfg.sip.udp_realtime_priority = p;

@@ -135,6 +135,7 @@
 //!         local: "127.0.0.1:5060".parse().unwrap(),
 //!         transport: Transport::Udp,
 //!         verified_peer: false,
+//!         queued: None,
 //!     },
 //!     Instant::now(),
 //!     &mut out,
@@ -174,6 +175,7 @@ mod dialog;
 mod hops;
 mod identity;
 mod net;
+pub(crate) mod overload;
 mod redirect;
 mod reply;
 mod request;
@@ -187,6 +189,7 @@ pub use config::{
 };
 pub use dialog::DialogKey;
 pub use identity::IdentityRemoved;
+pub use overload::{OverloadConfig, OverloadConfigError, OverloadStatus, ShedAction};
 
 use crate::blocklist::Action;
 use crate::numbers::{Caller, E164};
@@ -483,6 +486,8 @@ pub struct Checks {
     /// The verdict's action could not be carried out (an answer or header that could not
     /// be written) and the call was allowed instead: fail open.
     pub fail_open: bool,
+    /// A new INVITE shed by the overload policy, and how (the `overload` module).
+    pub shed: Option<ShedAction>,
 }
 
 /// What happened to one message: for metrics and, with a [`Decision`], the decision log.
@@ -582,6 +587,8 @@ pub struct ProxyCore {
     /// Sent-by text per local address (a few listen addresses), so the hot path does not
     /// format socket addresses.
     sent_by_cache: [OnceLock<(SocketAddr, net::SentByText)>; 4],
+    /// The overload state (`[overload]`).
+    overload: overload::Overload,
 }
 
 impl std::fmt::Debug for ProxyCore {
@@ -596,6 +603,7 @@ impl ProxyCore {
     /// Checks the configuration and builds the core around a [`Screen`].
     pub fn new(config: CoreConfig, screen: Arc<dyn Screen>) -> Result<Self, CoreConfigError> {
         let compiled = config.compile()?;
+        let overload = overload::Overload::new(config.overload);
         let dialog_key = match config.dialog_key {
             Some(k) => k,
             None => DialogKey::random().map_err(|e| CoreConfigError::NoRandomKey(e.to_string()))?,
@@ -609,6 +617,7 @@ impl ProxyCore {
             screen,
             seen_local: Default::default(),
             sent_by_cache: Default::default(),
+            overload,
         })
     }
 
@@ -657,6 +666,7 @@ impl ProxyCore {
         if slot.get().is_none() {
             let _ = slot.set(msg.local);
         }
+        self.overload.observe(msg.queued, now);
         if !self.compiled.source_allowed(msg.source.ip()) {
             let mut o = Outcome::new(
                 MessageClass::Unparsed,
@@ -703,6 +713,7 @@ impl ProxyCore {
     /// `health.probe_interval`; any answer marks the hop up, `health.max_missed`
     /// unanswered in a row mark it down. Call about once a second.
     pub fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>) {
+        self.overload.poll(now);
         // Without a sent-by (no `advertise`, no message received yet) a probe could not be
         // answered; probing then would only count misses and mark healthy hops down.
         let any_local = self.seen_local.iter().find_map(|s| s.get()).copied();
@@ -731,6 +742,11 @@ impl ProxyCore {
     /// refused): a next hop at that address is marked down and the next one takes over.
     pub fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant) {
         self.hops.send_error(destination, transport, now);
+    }
+
+    /// Whether new INVITEs are being shed (`[overload]`), and how often that began.
+    pub fn overload_status(&self) -> OverloadStatus {
+        self.overload.status()
     }
 
     /// Whether next hop `index` (config order) is considered up now.

@@ -50,6 +50,12 @@ pub trait Handler: Send + Sync + 'static {
         let _ = transport;
     }
 
+    /// UDP worker `worker` (numbered from 0 on each listen address) received `messages`
+    /// datagrams in one batch (for the per-worker metrics that show the spread).
+    fn udp_batch(&self, worker: usize, messages: usize) {
+        let _ = (worker, messages);
+    }
+
     /// Called once per message the transport has sent (for the metrics).
     fn sent(&self, msg: &Outbound) {
         let _ = msg;

@@ -21,6 +21,7 @@
 
 use crate::config::value::{empty_none, socket_addr, Cidr, HostPort};
 use crate::config::ConfigError;
+use crate::proxy::udp::UdpSpread;
 use crate::proxy::Transport;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::SocketAddr;
@@ -43,8 +44,12 @@ pub struct SipConfig {
     pub advertise: Option<HostPort>,
     /// UDP worker threads (0 = one per core).
     pub udp_workers: usize,
-    /// One `SO_REUSEPORT` socket per worker (`true`) or one shared socket per address.
-    pub udp_reuseport: bool,
+    /// How datagrams are spread over the UDP workers: `random` (per datagram, the default),
+    /// `cpu`, `flow` (the kernel's flow hash) or `shared` (one socket).
+    pub udp_spread: UdpSpread,
+    /// The scheduler time slice the UDP workers ask for (Linux 6.12+); `0s`: the kernel's.
+    #[serde(with = "crate::config::value::duration")]
+    pub udp_sched_slice: Duration,
     /// Datagrams per `recvmmsg`/`sendmmsg`, 1 to 256.
     pub udp_batch: usize,
     /// `SCHED_FIFO` priority of the UDP workers, 1 to 99; 0 = normal scheduling.
@@ -74,7 +79,8 @@ impl Default for SipConfig {
             transports: vec![Transport::Udp, Transport::Tcp],
             advertise: None,
             udp_workers: 0,
-            udp_reuseport: true,
+            udp_spread: UdpSpread::Random,
+            udp_sched_slice: Duration::from_micros(100),
             udp_batch: 32,
             udp_realtime_priority: 0,
             tcp_max_connections: 4096,
@@ -154,6 +160,18 @@ impl SipConfig {
             return Err(invalid(
                 "sip.udp_batch",
                 format!("{} is out of range 1 to 256", self.udp_batch),
+            ));
+        }
+        if !self.udp_sched_slice.is_zero()
+            && !(Duration::from_micros(100)..=Duration::from_millis(100))
+                .contains(&self.udp_sched_slice)
+        {
+            return Err(invalid(
+                "sip.udp_sched_slice",
+                format!(
+                    "{:?} is out of range 100us to 100ms (0s = the kernel's default)",
+                    self.udp_sched_slice
+                ),
             ));
         }
         if self.udp_realtime_priority > 99 {

@@ -96,6 +96,11 @@ pub struct Inbound {
     /// whose identity is in `tls.trusted_identities`. Its P-Asserted-Identity and
     /// Remote-Party-ID are then believed as from `proxy.trusted_peers`. `false` on UDP and TCP.
     pub verified_peer: bool,
+    /// How long the message waited in this node before it was handled: for a UDP datagram,
+    /// from the kernel's receive timestamp to now (the socket queue and the worker's lag);
+    /// `None` when unknown (streams, timestamps off). The core's overload policy judges it
+    /// (`[overload]`); `None` neither enters nor leaves overload.
+    pub queued: Option<std::time::Duration>,
 }
 
 /// One message to send.

@@ -252,12 +252,20 @@ fn plus_digits<'b>(n: &E164, buf: &'b mut [u8; 16]) -> &'b str {
 impl Handler for CoreHandler {
     fn handle(&self, msg: Inbound, now: Instant, out: &mut Vec<Outbound>) {
         self.telemetry.message(Direction::In, &msg.data);
+        if let Some(q) = msg.queued {
+            self.telemetry.queue_delay(q);
+        }
         let outcome = self.core.handle(msg, now, out);
         self.account(outcome);
     }
 
     fn poll_timeout(&self, now: Instant, out: &mut Vec<Outbound>) {
         self.core.poll_timeout(now, out);
+        self.telemetry.overload(self.core.overload_status());
+    }
+
+    fn udp_batch(&self, worker: usize, messages: usize) {
+        self.telemetry.udp_batch(worker, messages);
     }
 
     fn on_send_error(&self, destination: SocketAddr, transport: Transport, now: Instant) {
@@ -770,12 +778,15 @@ impl Runtime {
         let stream_pool =
             StreamPool::new(sip.tcp_max_connections, sip.tcp_max_connections_per_source);
         let udp_bound = if sip.runs(Transport::Udp) {
+            telemetry.udp_workers(sip.effective_udp_workers());
             let cfg = UdpConfig {
                 listen: listen.clone(),
                 workers: sip.effective_udp_workers(),
                 batch: sip.udp_batch,
                 max_message: v.limits.max_message_size,
-                reuseport: sip.udp_reuseport,
+                spread: sip.udp_spread,
+                queue_delay: v.overload.enabled(),
+                slice: (!sip.udp_sched_slice.is_zero()).then_some(sip.udp_sched_slice),
                 realtime_priority: (sip.udp_realtime_priority > 0)
                     .then_some(sip.udp_realtime_priority),
             };

@@ -723,6 +723,7 @@ async fn run_connection<L: StreamLayer, H: Handler>(
                             local,
                             transport,
                             verified_peer,
+                            queued: None,
                         },
                         now,
                         &mut out,

@@ -1,12 +1,54 @@
 //! UDP transport for carrier scale: one socket per worker thread, batched system calls.
 //!
-//! Every listen address gets `workers` sockets bound to the same address with `SO_REUSEPORT`,
-//! so the kernel spreads datagrams over them by flow hash (or, with `reuseport: false`, one
-//! socket shared by the workers, see [`UdpConfig::reuseport`]), and one blocking OS thread per
-//! socket (not tokio: a thread that only receives, handles and sends needs no scheduler). On
-//! Linux a thread receives up to `batch` datagrams per `recvmmsg` call (blocking for the
+//! # Spread
+//!
+//! Every listen address gets `workers` sockets bound to the same address with `SO_REUSEPORT`
+//! (or, with [`UdpSpread::Shared`], one socket the workers share), and one blocking OS thread
+//! per socket (not tokio: a thread that only receives, handles and sends needs no scheduler).
+//! Which worker gets a datagram is [`UdpConfig::spread`]:
+//!
+//! - [`UdpSpread::Random`] (the default): a classic BPF program attached to the reuseport
+//!   group (`SO_ATTACH_REUSEPORT_CBPF`, `ld rand; mod #workers; ret a`) picks a socket at
+//!   random for every datagram, so the work is spread evenly over the workers however few
+//!   peers send it. A carrier node receives from two to four SBCs; spread by flow hash
+//!   (the kernel's default) those few flows would keep as many workers busy and leave the
+//!   rest idle.
+//! - [`UdpSpread::Cpu`]: the socket of the CPU that received the datagram (`ld cpu`), for
+//!   NICs that spread flows over CPUs themselves (RSS/RPS with many peers).
+//! - [`UdpSpread::Flow`]: the kernel's 4-tuple hash: one peer, one worker.
+//! - [`UdpSpread::Shared`]: one socket, whichever worker is waiting takes the next datagram
+//!   (smaller batches, contended queue: more CPU per call).
+//!
+//! With a random spread the messages of one transaction (an INVITE, its retransmissions,
+//! its CANCEL and ACK) and of one dialog land on different workers and may be relayed in
+//! another order than they came (a 180 after its 200, as with any multi-process proxy).
+//! That is safe because the core keeps no per-call state: every message is judged and
+//! routed on its own bytes, and SIP endpoints already cope with reordering over UDP.
+//! `fraudwall_udp_worker_messages_total{worker}` shows the spread.
+//!
+//! # Batches
+//!
+//! On Linux a thread receives up to `batch` datagrams per `recvmmsg` call (blocking for the
 //! first, `MSG_WAITFORONE`), hands each to the [`Handler`], and sends everything the batch
 //! produced with one `sendmmsg` call; elsewhere it falls back to `recv_from`/`send_to`.
+//!
+//! # Queue delay
+//!
+//! With [`UdpConfig::queue_delay`] every socket has `SO_TIMESTAMPNS`: the kernel stamps each
+//! datagram when it receives it, and the worker hands the core how long the datagram waited
+//! ([`Inbound::queued`]: the wall clock at handling minus the stamp), which is what the
+//! core's overload policy judges (see `[overload]`). A wall clock stepped back reads as no
+//! wait; one stepped forward as a long one for the datagrams already queued.
+//!
+//! # Scheduling
+//!
+//! By default the workers are normal threads that ask the kernel for a short time slice
+//! ([`UdpConfig::slice`], `sched_setattr` with `sched_runtime` on Linux 6.12 and later:
+//! EEVDF then lets a waking worker preempt a task with a longer slice instead of waiting for
+//! it to finish its slice, which is what adds milliseconds at p99 on a busy box). With
+//! [`UdpConfig::realtime_priority`] they run under `SCHED_FIFO` and take each datagram at
+//! once: shorter transit still, more CPU per call (figures in the
+//! `sip.udp_realtime_priority` entry of `fraudwall config default`).
 //!
 //! Memory: each thread owns `batch` receive buffers of `max_message + 1` bytes, allocated once
 //! and reused; the only per-datagram allocation is the [`bytes::Bytes`] copy handed to the
@@ -39,12 +81,6 @@
 //! control message on `sendmmsg`), so the peer's answer comes from where it sent. A socket
 //! bound to one address builds no control message at all.
 //!
-//! Scheduling: by default the workers are normal threads, so a datagram may wait for a CPU
-//! while other tasks run (which also makes batches bigger and the CPU per message smaller).
-//! With [`UdpConfig::realtime_priority`] they run under `SCHED_FIFO` and take each datagram
-//! at once: several times shorter transit, more CPU per call (figures in the
-//! `sip.udp_realtime_priority` entry of `fraudwall config default`).
-//!
 //! The runtime's timer (not this transport) calls [`Handler::poll_timeout`]. Workers wake at
 //! least every 100 ms (receive timeout) to notice [`UdpTransport::shutdown`].
 
@@ -75,15 +111,154 @@ pub struct UdpConfig {
     pub batch: usize,
     /// Largest datagram accepted.
     pub max_message: usize,
-    /// `true`: one socket per worker (`SO_REUSEPORT`, the kernel spreads datagrams by flow
-    /// hash). `false`: the workers share one socket and take whichever datagram comes next,
-    /// which balances better when few peers (a handful of SBCs and switches) send everything.
-    pub reuseport: bool,
+    /// How datagrams are spread over the workers (module docs).
+    pub spread: UdpSpread,
+    /// Read the kernel's receive timestamps and hand the core each datagram's queue delay
+    /// ([`Inbound::queued`]; module docs). `false`: `queued` is `None`.
+    pub queue_delay: bool,
+    /// The scheduler time slice the workers ask for (Linux 6.12+, `sched_setattr`;
+    /// module docs). `None`: the kernel's default. Ignored under `realtime_priority`.
+    pub slice: Option<Duration>,
     /// Run the workers under `SCHED_FIFO` at this priority (1 to 99), so they run as soon as
     /// a datagram arrives (lower transit, more CPU per call: smaller batches). `None`: the
     /// normal scheduler. If it cannot be set (no `CAP_SYS_NICE`), a warning is logged and the
     /// workers run at normal priority.
     pub realtime_priority: Option<u8>,
+}
+
+/// How a listen address's datagrams are spread over its workers (`sip.udp_spread`; see
+/// the module docs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpSpread {
+    /// A random socket of the reuseport group per datagram (classic BPF).
+    #[default]
+    Random,
+    /// The socket of the CPU that received the datagram (classic BPF).
+    Cpu,
+    /// The kernel's flow hash (source and destination address and port).
+    Flow,
+    /// One socket shared by the workers.
+    Shared,
+}
+
+impl UdpSpread {
+    /// The config name: `random`, `cpu`, `flow`, `shared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpSpread::Random => "random",
+            UdpSpread::Cpu => "cpu",
+            UdpSpread::Flow => "flow",
+            UdpSpread::Shared => "shared",
+        }
+    }
+}
+
+impl std::str::FromStr for UdpSpread {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "random" => Ok(UdpSpread::Random),
+            "cpu" => Ok(UdpSpread::Cpu),
+            "flow" => Ok(UdpSpread::Flow),
+            "shared" => Ok(UdpSpread::Shared),
+            other => Err(format!(
+                "{other:?} is not a spread: use \"random\", \"cpu\", \"flow\" or \"shared\""
+            )),
+        }
+    }
+}
+
+/// Attaches the classic BPF program that picks a socket of `sock`'s reuseport group of
+/// `n` sockets for every datagram: `ld rand` or `ld cpu`, `mod #n`, `ret a`. Nothing for the
+/// kernel's own spreads.
+#[cfg(target_os = "linux")]
+fn attach_spread(sock: &impl std::os::fd::AsRawFd, spread: UdpSpread, n: usize) -> io::Result<()> {
+    let ancillary = match spread {
+        UdpSpread::Random => libc::SKF_AD_RANDOM,
+        UdpSpread::Cpu => libc::SKF_AD_CPU,
+        UdpSpread::Flow | UdpSpread::Shared => return Ok(()),
+    };
+    let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    let op = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let mut prog = [
+        op(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            (libc::SKF_AD_OFF + ancillary) as u32,
+        ),
+        op(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, n),
+        op(libc::BPF_RET | libc::BPF_A, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: a valid fd and a sock_fprog pointing at a live program of `len` instructions;
+    // the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Asks the scheduler for a time slice of `slice` for the calling thread (normal policy,
+/// nice unchanged; `sched_setattr` with `sched_runtime`, honoured by Linux 6.12 and later,
+/// clamped by the kernel to 0.1 to 100 ms; older kernels ignore it).
+pub fn set_time_slice(slice: Duration) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: pid 0 is the calling thread; getpriority has no memory effects.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let attr = libc::sched_attr {
+            size: std::mem::size_of::<libc::sched_attr>() as u32,
+            sched_policy: libc::SCHED_OTHER as u32,
+            sched_flags: 0,
+            sched_nice: nice,
+            sched_priority: 0,
+            sched_runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
+            sched_deadline: 0,
+            sched_period: 0,
+        };
+        // SAFETY: pid 0 is the calling thread; `attr` is a valid sched_attr of `size` bytes.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sched_setattr,
+                0,
+                &attr as *const libc::sched_attr,
+                0,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = slice;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "scheduler slices are only supported on Linux",
+        ))
+    }
 }
 
 /// Puts the calling thread under `SCHED_FIFO` at `priority` (1 to 99).
@@ -252,7 +427,7 @@ pub struct UdpTransport {
     sender: UdpSender,
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<Socket> {
+fn bind_one(addr: SocketAddr, queue_delay: bool) -> io::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -266,6 +441,13 @@ fn bind_one(addr: SocketAddr) -> io::Result<Socket> {
     // Dead next hops are detected from ICMP errors through the error queue (module docs).
     #[cfg(target_os = "linux")]
     errqueue::enable(&s, addr.is_ipv6())?;
+    // Each datagram's queue delay, for the overload policy (module docs).
+    #[cfg(target_os = "linux")]
+    if queue_delay {
+        mmsg::enable_timestamps(&s)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = queue_delay;
     // Best effort: bigger buffers absorb bursts; the kernel caps them at rmem_max/wmem_max.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
@@ -280,16 +462,21 @@ impl UdpBound {
         let workers = config.workers.max(1);
         let mut sockets = Vec::new();
         for &addr in &config.listen {
-            let first = bind_one(addr)?;
+            let first = bind_one(addr, config.queue_delay)?;
             let actual = first.local_addr()?.as_socket().unwrap_or(addr);
             let mut group = vec![UdpSocket::from(first)];
             for _ in 1..workers {
-                let next = if config.reuseport {
-                    UdpSocket::from(bind_one(actual)?)
-                } else {
+                let next = if config.spread == UdpSpread::Shared {
                     group[0].try_clone()?
+                } else {
+                    UdpSocket::from(bind_one(actual, config.queue_delay)?)
                 };
                 group.push(next);
+            }
+            // The group is complete: the program indexes its sockets in bind order.
+            #[cfg(target_os = "linux")]
+            if workers > 1 {
+                attach_spread(&group[0], config.spread, workers)?;
             }
             sockets.push((actual, group));
         }
@@ -343,6 +530,7 @@ impl UdpBound {
         for (addr, group) in self.sockets {
             for (i, sock) in group.into_iter().enumerate() {
                 let mut w = Worker {
+                    index: i,
                     sock,
                     local: addr,
                     wildcard: addr.ip().is_unspecified(),
@@ -354,10 +542,20 @@ impl UdpBound {
                 };
                 let batch = self.config.batch.clamp(1, 256);
                 let realtime = self.config.realtime_priority;
+                let slice = self.config.slice;
+                let queue_delay = self.config.queue_delay;
                 threads.push(
                     std::thread::Builder::new()
                         .name(format!("sip-udp-{i}"))
                         .spawn(move || {
+                            if let (None, Some(s)) = (realtime, slice) {
+                                if let Err(e) = set_time_slice(s) {
+                                    tracing::debug!(
+                                        "UDP worker {i} on {addr}: scheduler slice {s:?} not \
+                                         set ({e}); the kernel's default applies"
+                                    );
+                                }
+                            }
                             if let Some(p) = realtime {
                                 match set_realtime_priority(p) {
                                     Ok(()) => tracing::info!(
@@ -370,7 +568,7 @@ impl UdpBound {
                                     ),
                                 }
                             }
-                            w.run(batch)
+                            w.run(batch, queue_delay)
                         })?,
                 );
             }
@@ -411,6 +609,8 @@ impl Drop for UdpTransport {
 }
 
 struct Worker<H: Handler> {
+    /// The worker's number on its listen address (the metrics' `worker` label).
+    index: usize,
     sock: UdpSocket,
     local: SocketAddr,
     /// Bound to an unspecified address: datagrams carry their local address (module docs).
@@ -430,6 +630,7 @@ impl<H: Handler> Worker<H> {
         data: &[u8],
         source: SocketAddr,
         local_ip: Option<IpAddr>,
+        queued: Option<Duration>,
         now: Instant,
     ) {
         if data.len() > self.max_message {
@@ -450,6 +651,7 @@ impl<H: Handler> Worker<H> {
             },
             transport: Transport::Udp,
             verified_peer: false,
+            queued,
         };
         self.handler.handle(msg, now, &mut self.out);
     }
@@ -477,14 +679,15 @@ impl<H: Handler> Worker<H> {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn run(&mut self, _batch: usize) {
+    fn run(&mut self, _batch: usize, _queue_delay: bool) {
         let mut buf = vec![0u8; self.max_message + 1];
         while !self.stop.load(Ordering::Relaxed) {
             match self.sock.recv_from(&mut buf) {
                 Ok((n, source)) => {
                     let now = Instant::now();
                     let data = &buf[..n];
-                    self.on_datagram(data, source, None, now);
+                    self.handler.udp_batch(self.index, 1);
+                    self.on_datagram(data, source, None, None, now);
                     self.route_foreign(now);
                     for msg in std::mem::take(&mut self.out) {
                         match self.sock.send_to(&msg.data, msg.destination) {
@@ -506,8 +709,8 @@ impl<H: Handler> Worker<H> {
     }
 
     #[cfg(target_os = "linux")]
-    fn run(&mut self, batch: usize) {
-        let mut rx = mmsg::RecvBatch::new(batch, self.max_message + 1, self.wildcard);
+    fn run(&mut self, batch: usize, queue_delay: bool) {
+        let mut rx = mmsg::RecvBatch::new(batch, self.max_message + 1, self.wildcard, queue_delay);
         let mut tx = mmsg::SendBatch::new(batch * 2);
         while !self.stop.load(Ordering::Relaxed) {
             let n = match rx.recv(&self.sock) {
@@ -521,6 +724,7 @@ impl<H: Handler> Worker<H> {
                 }
             };
             let now = Instant::now();
+            self.handler.udp_batch(self.index, n);
             for i in 0..n {
                 let (data, source, truncated) = rx.get(i);
                 match source {
@@ -530,7 +734,12 @@ impl<H: Handler> Worker<H> {
                     }
                     Some(source) => {
                         let local_ip = rx.destination(i);
-                        self.on_datagram(data, source, local_ip, now)
+                        // Read per datagram: the later ones of a batch also waited for
+                        // the earlier ones to be handled.
+                        let queued = rx
+                            .received_at(i)
+                            .map(|t| mmsg::elapsed_since(&t, &mmsg::realtime_now()));
+                        self.on_datagram(data, source, local_ip, queued, now)
                     }
                     None => {}
                 }
@@ -580,11 +789,23 @@ mod tests {
         drops: Mutex<Vec<&'static str>>,
         ticks: Mutex<u32>,
         locals: Mutex<Vec<SocketAddr>>,
+        /// Datagrams per worker.
+        workers: Mutex<[usize; 2]>,
+        /// (payload, queue delay) of every message.
+        queued: Mutex<Vec<(Vec<u8>, Option<Duration>)>>,
     }
 
     impl Handler for Echo {
         fn handle(&self, msg: Inbound, _now: Instant, out: &mut Vec<Outbound>) {
             self.locals.lock().unwrap().push(msg.local);
+            self.queued
+                .lock()
+                .unwrap()
+                .push((msg.data.to_vec(), msg.queued));
+            if msg.data.starts_with(b"sleep") {
+                // A worker that falls behind: what queues meanwhile waits.
+                std::thread::sleep(Duration::from_millis(150));
+            }
             let destination = if msg.data.starts_with(b"fwd:") {
                 self.forward_to
             } else {
@@ -598,6 +819,9 @@ mod tests {
                 transport: Transport::Udp,
                 source: Some(msg.local.ip()),
             });
+        }
+        fn udp_batch(&self, worker: usize, messages: usize) {
+            self.workers.lock().unwrap()[worker] += messages;
         }
         fn poll_timeout(&self, _now: Instant, _out: &mut Vec<Outbound>) {
             if let Ok(mut t) = self.ticks.lock() {
@@ -624,12 +848,28 @@ mod tests {
         forward_to: SocketAddr,
         realtime_priority: Option<u8>,
     ) -> (UdpTransport, Arc<Echo>) {
+        let spread = if listen.starts_with('[') {
+            UdpSpread::Shared
+        } else {
+            UdpSpread::Random
+        };
+        start_spread(listen, forward_to, realtime_priority, spread)
+    }
+
+    fn start_spread(
+        listen: &str,
+        forward_to: SocketAddr,
+        realtime_priority: Option<u8>,
+        spread: UdpSpread,
+    ) -> (UdpTransport, Arc<Echo>) {
         let bound = UdpBound::bind(UdpConfig {
             listen: vec![listen.parse().unwrap()],
             workers: 2,
             batch: 8,
             max_message: 1000,
-            reuseport: !listen.starts_with('['),
+            spread,
+            queue_delay: true,
+            slice: Some(Duration::from_micros(100)),
             realtime_priority,
         })
         .unwrap();
@@ -640,6 +880,8 @@ mod tests {
             drops: Mutex::default(),
             ticks: Mutex::default(),
             locals: Mutex::default(),
+            workers: Mutex::default(),
+            queued: Mutex::default(),
         });
         let dispatch = Dispatch::new(h.clone());
         (bound.start(h.clone(), dispatch).unwrap(), h)
@@ -675,6 +917,79 @@ mod tests {
             assert_eq!(&buf[..n], b"re:fwd:x");
             t.shutdown();
         }
+    }
+
+    /// Sends `n` datagrams from one socket (one peer, one flow) and waits until the workers
+    /// have counted them all; returns the count per worker.
+    fn spread_of(spread: UdpSpread, n: usize) -> [usize; 2] {
+        let sink = client("127.0.0.1:0");
+        let (t, h) = start_spread("127.0.0.1:0", sink.local_addr().unwrap(), None, spread);
+        let server = t.local_addrs()[0];
+        let c = client("127.0.0.1:0");
+        let mut buf = [0u8; 100];
+        // In rounds the echo can keep up with, so no datagram is lost to a full buffer.
+        for round in 0..n / 50 {
+            for i in 0..50 {
+                c.send_to(format!("s{round}-{i}").as_bytes(), server)
+                    .unwrap();
+            }
+            for _ in 0..50 {
+                c.recv_from(&mut buf).unwrap();
+            }
+        }
+        let counts = *h.workers.lock().unwrap();
+        t.shutdown();
+        counts
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_peer_is_spread_over_both_workers() {
+        // Random (the default): each worker carries about half; 40 % is six standard
+        // deviations below the mean of 1,000 fair coin flips.
+        let [a, b] = spread_of(UdpSpread::Random, 1000);
+        assert_eq!(a + b, 1000);
+        assert!(a >= 400 && b >= 400, "random spread {a}/{b}");
+        // The kernel's flow hash keeps one peer on one worker: the program above is what
+        // spreads it.
+        let [a, b] = spread_of(UdpSpread::Flow, 200);
+        assert_eq!(a + b, 200);
+        assert!(a == 0 || b == 0, "flow spread {a}/{b}");
+        // A shared socket serves both from one queue (no balance promised, all delivered).
+        let [a, b] = spread_of(UdpSpread::Shared, 200);
+        assert_eq!(a + b, 200);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn datagrams_carry_how_long_they_waited() {
+        // Flow spread: every datagram of this peer queues behind the worker that sleeps.
+        let sink = client("127.0.0.1:0");
+        let (t, h) = start_spread(
+            "127.0.0.1:0",
+            sink.local_addr().unwrap(),
+            None,
+            UdpSpread::Flow,
+        );
+        let server = t.local_addrs()[0];
+        let c = client("127.0.0.1:0");
+        let mut buf = [0u8; 100];
+        c.send_to(b"first", server).unwrap();
+        c.recv_from(&mut buf).unwrap();
+        c.send_to(b"sleep", server).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        c.send_to(b"behind", server).unwrap();
+        for _ in 0..2 {
+            c.recv_from(&mut buf).unwrap();
+        }
+        let q = h.queued.lock().unwrap().clone();
+        t.shutdown();
+        let of = |name: &[u8]| q.iter().find(|(d, _)| d == name).and_then(|(_, q)| *q);
+        let first = of(b"first").expect("a queue delay");
+        assert!(first < Duration::from_millis(100), "{first:?}");
+        // Sent 20 ms into a 150 ms sleep: it waited at least about 130 ms.
+        let behind = of(b"behind").expect("a queue delay");
+        assert!(behind >= Duration::from_millis(100), "{behind:?}");
     }
 
     #[cfg(target_os = "linux")]

@@ -150,6 +150,7 @@ pub fn send_verified(
             local: addr(local),
             transport: t,
             verified_peer: verified,
+            queued: None,
         },
         now,
         &mut out,

@@ -60,6 +60,8 @@ pub struct CoreConfig {
     pub limits: LimitsConfig,
     /// `[redirect]`: the answers of redirect mode (`sip.mode = "redirect"`).
     pub redirect: RedirectConfig,
+    /// `[overload]`: when new calls are shed.
+    pub overload: super::OverloadConfig,
     /// `[[peers]]`: the peer groups (with `proxy.trusted_peers`, a group of its own).
     pub peers: Vec<PeerGroupConfig>,
     /// The key of the dialog proofs written into Record-Route (see [`DialogKey`]), read from
@@ -78,6 +80,7 @@ impl Default for CoreConfig {
             actions: ActionsConfig::default(),
             limits: LimitsConfig::default(),
             redirect: RedirectConfig::default(),
+            overload: super::OverloadConfig::default(),
             peers: Vec::new(),
             dialog_key: None,
             tls_port: crate::proxy::tls::TlsConfig::default().port,
@@ -553,6 +556,9 @@ impl LimitsConfig {
 /// A configuration value the core cannot use: names the key and says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreConfigError {
+    /// A value of `[overload]`.
+    #[error(transparent)]
+    Overload(#[from] super::OverloadConfigError),
     /// `proxy.next_hops` is empty.
     #[error(
         "proxy.next_hops: empty: give at least one next hop, e.g. next_hops = [\"127.0.0.1:5080\"]"
@@ -637,6 +643,7 @@ impl CoreConfigError {
             CoreConfigError::BadHealth { key, .. } => format!("health.{key}"),
             CoreConfigError::BadLimit { key, .. } => format!("limits.{key}"),
             CoreConfigError::TransportNotRunning { key, .. } => key.clone(),
+            CoreConfigError::Overload(e) => format!("overload.{}", e.key),
         }
     }
 }
@@ -856,6 +863,7 @@ impl CoreConfig {
             actions: c.actions.clone(),
             limits: c.limits,
             redirect: c.redirect,
+            overload: c.overload,
             peers: c.peers.clone(),
             dialog_key: None,
             tls_port: c.tls.port,
@@ -880,6 +888,7 @@ impl CoreConfig {
         }
         self.health.validate()?;
         self.limits.validate()?;
+        self.overload.validate()?;
         let warn_dest = self.actions.validate()?;
         let hops = if redirect {
             Vec::new()

@@ -115,6 +115,7 @@ mod tests {
             local: "127.0.0.1:5060".parse().unwrap(),
             transport,
             verified_peer: false,
+            queued: None,
         }
     }
 

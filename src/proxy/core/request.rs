@@ -154,6 +154,13 @@ impl ProxyCore {
             }
         }
 
+        // Overload: new calls are shed first (the `overload` module); nothing else is.
+        if method == Method::Invite && to_tag.is_none() {
+            if let Some(action) = self.overload.shed(inbound.queued) {
+                return self.shed(msg, class, action, reply, out);
+            }
+        }
+
         // §16.3 step 2: a scheme we cannot route. tel: (RFC 3966) is a carrier's everyday
         // Request-URI and goes to the next hop like sip:; sips: is sip: over TLS (§19.1).
         if !matches!(req.uri.scheme(), Scheme::Sip | Scheme::Sips | Scheme::Tel) {
@@ -517,6 +524,39 @@ impl ProxyCore {
         o
     }
 
+    /// Sheds a new INVITE while overloaded: `503 Service Unavailable` with `Retry-After`
+    /// (without it if the answer would outgrow the request, rule 9), or nothing.
+    fn shed(
+        &self,
+        msg: &SipMessage,
+        class: MessageClass,
+        action: super::ShedAction,
+        reply: ReplyTo,
+        out: &mut Vec<Outbound>,
+    ) -> Outcome {
+        let mut o = match action {
+            super::ShedAction::Drop => Outcome::new(class, Disposition::Dropped("overload")),
+            super::ShedAction::Reject => {
+                const PHRASE: &str = "Service Unavailable";
+                let mut b = ResponseBuilder::new(msg, 503, PHRASE);
+                let mut secs = itoa_buf();
+                // Digits only: it cannot fail the header checks.
+                let _ = b.header(
+                    "Retry-After",
+                    fmt_u32(self.overload.retry_after(), &mut secs),
+                );
+                let fit = reply.send(
+                    b.finish(),
+                    || ResponseBuilder::new(msg, 503, PHRASE).finish(),
+                    out,
+                );
+                Outcome::answered(class, 503, fit)
+            }
+        };
+        o.checks.shed = Some(action);
+        o
+    }
+
     /// Answers a request with a status of our own; an ACK is never answered (dropped).
     fn answer(
         &self,
@@ -685,6 +725,25 @@ const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 /// request to a congestion-controlled transport, but the hop's transport is configured, not
 /// negotiated, so such a request is answered `513 Message Too Large` instead (IP
 /// fragmentation still carries anything up to the limit). A stream has no such bound.
+/// Room for a `u32` in decimal.
+fn itoa_buf() -> [u8; 10] {
+    [0; 10]
+}
+
+/// `n` in decimal, written into `buf`.
+fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
 fn fits_transport(len: usize, dest: SocketAddr, transport: Transport) -> bool {
     match transport {
         Transport::Tcp | Transport::Tls => true,

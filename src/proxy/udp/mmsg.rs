@@ -1,6 +1,8 @@
-//! `recvmmsg`/`sendmmsg` batches over reused buffers (Linux), and the packet-info control
-//! messages of a socket bound to an unspecified address: `IP_PKTINFO` / `IPV6_PKTINFO` say
-//! which local address a datagram arrived at, and, on send, which one to send it from.
+//! `recvmmsg`/`sendmmsg` batches over reused buffers (Linux), and the control messages read
+//! with them: on a socket bound to an unspecified address `IP_PKTINFO` / `IPV6_PKTINFO` say
+//! which local address a datagram arrived at (and, on send, which one to send it from);
+//! with [`enable_timestamps`] every datagram carries the kernel's receive time
+//! (`SO_TIMESTAMPNS`), from which the worker learns how long it waited in the socket queue.
 
 use super::Outbound;
 use std::io;
@@ -9,9 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::os::fd::AsRawFd;
 
 /// Room for one packet-info control message (`in6_pktinfo` is the larger, 20 bytes, plus
-/// the 16-byte header), in u64 words for alignment. Other control messages the kernel
+/// the 16-byte header: 40 with padding) and one receive timestamp (a 16-byte `timespec`
+/// plus the header: 32), in u64 words for alignment. Other control messages the kernel
 /// might add do not fit and are cut (`MSG_CTRUNC`), which loses nothing we read.
-const CTRL_WORDS: usize = 8;
+const CTRL_WORDS: usize = 12;
 
 /// One control-message buffer, aligned for `cmsghdr`.
 type Ctrl = [u64; CTRL_WORDS];
@@ -25,6 +28,29 @@ pub(super) fn enable_pktinfo(sock: &impl AsRawFd, ipv6: bool) -> io::Result<()> 
     } else {
         set_flag(sock, libc::IPPROTO_IP, libc::IP_PKTINFO)
     }
+}
+
+/// Turns on `SO_TIMESTAMPNS`: every received datagram carries the time the kernel received
+/// it (`CLOCK_REALTIME`, nanoseconds) as a control message ([`RecvBatch::received_at`]).
+pub(super) fn enable_timestamps(sock: &impl AsRawFd) -> io::Result<()> {
+    set_flag(sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+}
+
+/// `CLOCK_REALTIME` now, the clock of the kernel's receive timestamps.
+pub(super) fn realtime_now() -> libc::timespec {
+    // SAFETY: all-zero is a valid timespec, and clock_gettime writes one.
+    let mut t: libc::timespec = unsafe { zeroed() };
+    // SAFETY: a valid clock id and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+    t
+}
+
+/// How long before `now` the kernel received a datagram stamped `then` (zero if `then` is
+/// later: the wall clock was stepped back).
+pub(super) fn elapsed_since(then: &libc::timespec, now: &libc::timespec) -> std::time::Duration {
+    let ns = |t: &libc::timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    let d = ns(now) - ns(then);
+    std::time::Duration::from_nanos(u64::try_from(d.max(0)).unwrap_or(u64::MAX))
 }
 
 /// Sets an on/off (`c_int` 1) socket option at `level`.
@@ -53,32 +79,56 @@ pub(super) fn set_flag(
 
 /// The destination address in a received header's packet-info control message.
 fn pktinfo_of(h: &libc::msghdr) -> Option<IpAddr> {
+    let mut found = None;
+    for_each_cmsg(h, |level, kind, data| {
+        if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+            // SAFETY: an IP_PKTINFO control message carries an in_pktinfo.
+            let info: libc::in_pktinfo = unsafe { std::ptr::read_unaligned(data.cast()) };
+            found = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                info.ipi_addr.s_addr,
+            ))));
+        } else if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+            // SAFETY: an IPV6_PKTINFO control message carries an in6_pktinfo.
+            let info: libc::in6_pktinfo = unsafe { std::ptr::read_unaligned(data.cast()) };
+            found = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+        }
+    });
+    found
+}
+
+/// The kernel's receive time in a received header's `SCM_TIMESTAMPNS` control message.
+fn timestamp_of(h: &libc::msghdr) -> Option<libc::timespec> {
+    let mut found = None;
+    for_each_cmsg(h, |level, kind, data| {
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS {
+            // SAFETY: an SCM_TIMESTAMPNS control message carries a timespec.
+            found = Some(unsafe { std::ptr::read_unaligned(data.cast::<libc::timespec>()) });
+        }
+    });
+    found
+}
+
+/// Calls `f(level, type, data)` for every control message of a received header.
+fn for_each_cmsg(h: &libc::msghdr, mut f: impl FnMut(libc::c_int, libc::c_int, *const u8)) {
     // `msg_controllen` is a size_t on glibc, a socklen_t on musl.
     #[allow(clippy::unnecessary_cast)]
     let len = h.msg_controllen as usize;
     if h.msg_control.is_null() || len < size_of::<libc::cmsghdr>() {
-        return None;
+        return;
     }
     // SAFETY: the kernel filled `msg_controllen` bytes of the header's control buffer with
     // well-formed cmsghdrs; the CMSG_* macros stay within it.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                    info.ipi_addr.s_addr,
-                ))));
-            }
-            if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
-                let info: libc::in6_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-            }
+            f(
+                (*c).cmsg_level,
+                (*c).cmsg_type,
+                libc::CMSG_DATA(c).cast_const(),
+            );
             c = libc::CMSG_NXTHDR(h, c);
         }
     }
-    None
 }
 
 /// Writes a packet-info control message asking to send from `source` into `ctrl`; returns
@@ -179,8 +229,11 @@ pub(super) struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
-    /// One packet-info buffer per datagram; empty unless asked for (wildcard sockets).
+    /// One control buffer per datagram; empty unless asked for (packet info on wildcard
+    /// sockets, receive timestamps).
     ctrls: Vec<Ctrl>,
+    /// Read packet info ([`RecvBatch::destination`]).
+    pktinfo: bool,
 }
 
 // SAFETY: the raw pointers inside point into the struct's own heap buffers, which never
@@ -189,8 +242,9 @@ unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
     /// `n` buffers of `size` bytes; `pktinfo`: also read each datagram's destination address
-    /// (the socket has [`enable_pktinfo`]).
-    pub(super) fn new(n: usize, size: usize, pktinfo: bool) -> RecvBatch {
+    /// (the socket has [`enable_pktinfo`]); `timestamps`: room for the receive timestamps
+    /// (the socket has [`enable_timestamps`]).
+    pub(super) fn new(n: usize, size: usize, pktinfo: bool, timestamps: bool) -> RecvBatch {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs; all-zero is valid.
         let mut b = RecvBatch {
             bufs: vec![0u8; n * size],
@@ -198,11 +252,12 @@ impl RecvBatch {
             addrs: vec![unsafe { zeroed() }; n],
             iovs: vec![unsafe { zeroed() }; n],
             hdrs: vec![unsafe { zeroed() }; n],
-            ctrls: if pktinfo {
+            ctrls: if pktinfo || timestamps {
                 vec![[0; CTRL_WORDS]; n]
             } else {
                 Vec::new()
             },
+            pktinfo,
         };
         for i in 0..n {
             b.iovs[i].iov_base = b.bufs[i * size..].as_mut_ptr().cast();
@@ -259,10 +314,19 @@ impl RecvBatch {
 
     /// The local address datagram `i` of the last batch was sent to (with `pktinfo` only).
     pub(super) fn destination(&self, i: usize) -> Option<IpAddr> {
-        if self.ctrls.is_empty() {
+        if !self.pktinfo {
             return None;
         }
         pktinfo_of(&self.hdrs[i].msg_hdr)
+    }
+
+    /// When the kernel received datagram `i` of the last batch (`CLOCK_REALTIME`), if the
+    /// socket has [`enable_timestamps`].
+    pub(super) fn received_at(&self, i: usize) -> Option<libc::timespec> {
+        if self.ctrls.is_empty() {
+            return None;
+        }
+        timestamp_of(&self.hdrs[i].msg_hdr)
     }
 }
 
