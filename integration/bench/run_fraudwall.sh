@@ -12,7 +12,8 @@
 #   --bin PATH         fraudwall binary              [$CARGO_TARGET_DIR/release/fraudwall]
 #   --work DIR         snapshot and logs             [/tmp/fraudwall-bench]
 #   --load-only        compile, start, measure load time and memory, stop
-#   --shared-socket    UDP workers share one socket (sip.udp_reuseport = false)
+#   --shared-socket    UDP workers share one socket (sip.udp_spread = "shared")
+#   --spread S         sip.udp_spread: random (the default), cpu, flow or shared
 #   --realtime N       UDP workers under SCHED_FIFO priority N (sip.udp_realtime_priority)
 #   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
 #   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$2; shift 2 ;;
     --load-only) LOAD_ONLY=1; shift ;;
     --shared-socket) EXTRA+=(--shared-socket); shift ;;
+    --spread) EXTRA+=(--udp-spread "$2"); shift 2 ;;
     --realtime) EXTRA+=(--realtime-priority "$2"); shift 2 ;;
     --label) LABEL=$2; shift 2 ;;
     --decision-log) DECISION_LOG=$2; shift 2 ;;
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     --subscribers) EXTRA+=(--subscribers "$2"); shift 2 ;;
     --protected) EXTRA+=(--protected "$2"); shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -105,4 +107,5 @@ cd "$HARNESS"
 ./run_load.py --label "${LABEL:-fraudwall-$SIZE-w$WORKERS}" --target 127.0.0.1:5060 --uas 127.0.0.1:5070 \
   --proxy-pid "$PID" --callers "$DATA/callers.csv" "$@"
 echo "fraudwall load: compile_s=$COMPILE_S snapshot_mb=$SNAP_MB load_s=$LOAD_S pss_mb_idle=$PSS0 pss_mb_after=$(pss_mb)"
-curl -fs 127.0.0.1:9060/metrics | grep -E '^fraudwall_(verdicts_total|parse_errors_total|send_errors_total|fail_open_total)' || true
+curl -fs 127.0.0.1:9060/metrics \
+  | grep -E '^fraudwall_(verdicts_total|parse_errors_total|send_errors_total|fail_open_total|udp_worker_messages_total|overload|queue_delay_seconds_(sum|count))' || true
