@@ -347,6 +347,10 @@ pub fn feed_node(lab: &Lab, config: &Path, feed_port: u16, switch: u16) -> FeedN
             &format!("127.0.0.1:{sip}"),
             "--next-hop",
             &format!("127.0.0.1:{switch}"),
+            // sipp's scenarios abort a call on a 180 relayed after its 200, which the random
+            // spread allows (tests/sipp_support explains); the spread has its own tests.
+            "--udp-spread",
+            "flow",
             "--admin",
             &format!("127.0.0.1:{admin}"),
             "--decision-log",
