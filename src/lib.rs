@@ -23,9 +23,11 @@
 //! | [`admin`] | admin HTTP: `/metrics`, `/healthz`, `/status` |
 //! | [`decision_log`] | JSON lines per screened call, off the packet path |
 //! | [`detection`] | behavioural detection: per-caller features in bounded memory, rules, findings |
+//! | [`behaviour`] | behavioural detection in the product: metrics, `/suspects`, shared counters over Redis |
 
 pub mod admin;
 pub mod api;
+pub mod behaviour;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
