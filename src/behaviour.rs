@@ -33,7 +33,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The event kinds in metric-label order.
-const KINDS: [&str; 6] = ["invite", "ringing", "answered", "cancelled", "failed", "bye"];
+const KINDS: [&str; 6] = [
+    "invite",
+    "ringing",
+    "answered",
+    "cancelled",
+    "failed",
+    "bye",
+];
 
 fn kind_index(k: &CallEventKind) -> usize {
     match k {

@@ -375,8 +375,11 @@ include_allowed = true
 
 [detection]
 # Behavioural detection: flags numbers that call like robocallers, Wangiri or sequential
-# diallers, from the calls themselves (the policy's `behaviour` rule, after personal lists
-# and before default). Callers the global list allows and protected numbers are exempt.
+# diallers, from the calls themselves (the policy's `behaviour` rule, after personal lists,
+# the global list and verstat, before default). Callers the global list allows and protected
+# numbers are exempt. The proxy and redirect fronts count calls; the HTTP API only judges.
+# GET /suspects on the admin listener lists the flagged callers; `fraudwall suspects --csv`
+# turns them into blocklist rows.
 # Memory is fixed by the sizes below, whatever the number of callers.
 enabled = false
 # Upper bound of the detector's memory (MiB): tracked callers, pending calls and the sketch

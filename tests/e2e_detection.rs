@@ -204,8 +204,14 @@ fn a_robocaller_is_tagged_before_its_60th_call_listed_in_suspects_and_exported_a
     let rule = sus[0]["rule"].as_str().unwrap().to_string();
     assert!(rule == "robocall" || rule == "robocall-block", "{doc}");
     assert_eq!(sus[0]["category"], "robocall");
-    assert!(sus[0]["features"]["calls_hour"].as_u64().unwrap() >= 99, "{doc}");
-    assert!(sus[0]["features"]["short_call_ratio"].as_f64().unwrap() > 0.7, "{doc}");
+    assert!(
+        sus[0]["features"]["calls_hour"].as_u64().unwrap() >= 99,
+        "{doc}"
+    );
+    assert!(
+        sus[0]["features"]["short_call_ratio"].as_f64().unwrap() > 0.7,
+        "{doc}"
+    );
     assert!(sus[0]["first_seen"].as_str().unwrap().ends_with('Z'));
     assert!(sus[0]["last_seen"].as_str().unwrap() >= sus[0]["first_seen"].as_str().unwrap());
 
@@ -238,7 +244,10 @@ fn a_robocaller_is_tagged_before_its_60th_call_listed_in_suspects_and_exported_a
     );
 
     // Metrics.
-    assert_eq!(s.metric("fraudwall_detection_events_total{kind=\"invite\"}"), 100.0);
+    assert_eq!(
+        s.metric("fraudwall_detection_events_total{kind=\"invite\"}"),
+        100.0
+    );
     assert!(s.metric("fraudwall_detection_events_total{kind=\"bye\"}") >= 99.0);
     assert!(s.metric("fraudwall_detection_events_total{kind=\"answered\"}") >= 99.0);
     assert_eq!(
@@ -268,7 +277,11 @@ fn a_caller_redialling_one_number_five_times_a_minute_is_never_flagged() {
     let lines = lines_of(&s, caller, rows.len());
     assert_eq!(lines.len(), rows.len());
     for l in &lines {
-        assert_eq!((l["rule"].as_str(), l["verdict"].as_str()), (Some("default"), Some("allow")), "{l}");
+        assert_eq!(
+            (l["rule"].as_str(), l["verdict"].as_str()),
+            (Some("default"), Some("allow")),
+            "{l}"
+        );
     }
     let r = s.http("/suspects");
     assert!(r.contains("\"suspects\":[]"), "{r}");
@@ -295,7 +308,9 @@ fn redis_server(dir: &Path) -> (Guard, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot run redis-server ({e}): this test needs it (Debian package redis-server)")
+            panic!(
+                "cannot run redis-server ({e}): this test needs it (Debian package redis-server)"
+            )
         });
     let g = Guard(Some(child));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -324,15 +339,22 @@ fn two_nodes_sharing_redis_flag_a_split_campaign_as_early_as_one_node() {
     // The load balancer: every other call to each node, 50 calls a minute each.
     let rows = robocall_rows(ROBOCALLER);
     let (even, odd): (Vec<_>, Vec<_>) = rows.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    let half = |v: Vec<(usize, (String, String))>| v.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
+    let half =
+        |v: Vec<(usize, (String, String))>| v.into_iter().map(|(_, r)| r).collect::<Vec<_>>();
     let (even, odd) = (half(even), half(odd));
-    let (ua, ub) = (switch(&a, 50, "switch_msgs.log"), switch(&b, 50, "switch_msgs.log"));
+    let (ua, ub) = (
+        switch(&a, 50, "switch_msgs.log"),
+        switch(&b, 50, "switch_msgs.log"),
+    );
     let ca = campaign(&a, &even, 50, "half");
     std::thread::sleep(Duration::from_millis(600));
     let cb = campaign(&b, &odd, 50, "half");
     finish(ca, &a, "half");
     finish(cb, &b, "half");
-    let _ = (ua.wait(Duration::from_secs(30)), ub.wait(Duration::from_secs(30)));
+    let _ = (
+        ua.wait(Duration::from_secs(30)),
+        ub.wait(Duration::from_secs(30)),
+    );
 
     // Both nodes' decisions, in time order: the campaign's calls as the carrier saw them.
     let mut all: Vec<serde_json::Value> = lines_of(&a, ROBOCALLER, 50);
@@ -351,12 +373,17 @@ fn two_nodes_sharing_redis_flag_a_split_campaign_as_early_as_one_node() {
     assert!(first < 30, "flagged first at call {}", first + 1);
     for n in [&a, &b] {
         assert!(
-            lines_of(n, ROBOCALLER, 50).iter().any(|l| l["rule"] == "behaviour"),
+            lines_of(n, ROBOCALLER, 50)
+                .iter()
+                .any(|l| l["rule"] == "behaviour"),
             "each node flags it"
         );
         assert!(n.metric("fraudwall_detection_redis_total{outcome=\"ok\"}") > 0.0);
         assert!(n.metric("fraudwall_detection_redis_deltas_total{direction=\"merged\"}") > 0.0);
         assert!(n.metric("fraudwall_detection_redis_deltas_total{direction=\"pushed\"}") > 0.0);
-        assert_eq!(n.metric("fraudwall_detection_redis_total{outcome=\"garbage\"}"), 0.0);
+        assert_eq!(
+            n.metric("fraudwall_detection_redis_total{outcome=\"garbage\"}"),
+            0.0
+        );
     }
 }

@@ -76,7 +76,9 @@ fn world(detection: bool) -> World {
     .with_detector(on.clone());
     let mut c = CoreConfig::default();
     c.proxy.record_route = true;
-    let core = ProxyCore::new(c, Arc::new(policy)).unwrap().with_detector(on);
+    let core = ProxyCore::new(c, Arc::new(policy))
+        .unwrap()
+        .with_detector(on);
     World {
         core,
         detector,
@@ -213,14 +215,17 @@ impl World {
                     n = self.seq
                 );
                 let t = start + 0.2 + ring.as_secs_f64();
-                let s = send_at(&self.core, &cancel, CALLER, LOCAL, Transport::Udp, self.at(t));
+                let s = send_at(
+                    &self.core,
+                    &cancel,
+                    CALLER,
+                    LOCAL,
+                    Transport::Udp,
+                    self.at(t),
+                );
                 assert_eq!(s.outcome.disposition, Disposition::Forwarded);
                 call.told.extend(s.outcome.detection.map(|k| k.as_str()));
-                let r = from_hop(
-                    self,
-                    &response(&fwd, "487 Request Terminated"),
-                    t + 0.05,
-                );
+                let r = from_hop(self, &response(&fwd, "487 Request Terminated"), t + 0.05);
                 call.told.extend(r);
             }
         }
@@ -233,7 +238,12 @@ fn robocall(w: &mut World, caller: &str, n: u64) -> Vec<Call> {
     (0..n)
         .map(|i| {
             let callee = format!("86139{:08}", 10_000_000 + i * 7919);
-            w.call(caller, &callee, i as f64 * 0.6, End::Talk(Duration::from_secs(3)))
+            w.call(
+                caller,
+                &callee,
+                i as f64 * 0.6,
+                End::Talk(Duration::from_secs(3)),
+            )
         })
         .collect()
 }
@@ -247,7 +257,10 @@ fn a_robocaller_is_tagged_by_the_behaviour_rule_before_its_60th_call() {
         ["invite", "ringing", "answered", "bye"],
         "every event of a call is told"
     );
-    assert_eq!((calls[0].rule, calls[0].applied), (Rule::Default, Action::Allow));
+    assert_eq!(
+        (calls[0].rule, calls[0].applied),
+        (Rule::Default, Action::Allow)
+    );
     let first = calls
         .iter()
         .position(|c| c.rule == Rule::Behaviour)
@@ -280,7 +293,11 @@ fn the_ladder_blocks_with_608_and_tells_the_detector_the_call_failed() {
     let c = &calls[blocked];
     assert_eq!((c.rule, c.applied), (Rule::Behaviour, Action::Block));
     assert_eq!(c.detection_rule.as_deref(), Some("robocall-block"));
-    assert_eq!(c.told, ["invite"], "our own 608 ends the call in the detector");
+    assert_eq!(
+        c.told,
+        ["invite"],
+        "our own 608 ends the call in the detector"
+    );
     // The blocked calls end in the detector (no pending call is left behind).
     assert_eq!(w.detector.stats().pending, 0, "{:?}", w.detector.stats());
 }
@@ -322,7 +339,11 @@ fn a_caller_redialling_one_number_five_times_a_minute_for_ten_minutes_is_never_f
             i as f64 * 12.0,
             End::Talk(Duration::from_secs(3)),
         );
-        assert_eq!((c.rule, c.applied), (Rule::Default, Action::Allow), "call {i}");
+        assert_eq!(
+            (c.rule, c.applied),
+            (Rule::Default, Action::Allow),
+            "call {i}"
+        );
         assert!(!c.labelled);
     }
     assert!(w.detector.suspects(w.at(601.0)).is_empty());
@@ -357,7 +378,7 @@ fn detection_off_tells_nothing_and_decides_nothing() {
 
 #[test]
 fn a_retransmitted_invite_is_one_call() {
-    let mut w = world(true);
+    let w = world(true);
     let invite = invite("8617000000004", "");
     let t = w.at(0.0);
     for _ in 0..3 {

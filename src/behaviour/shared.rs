@@ -287,7 +287,8 @@ fn stream_entries(v: &Value) -> Result<Vec<(String, &[Value])>, SharedError> {
 /// A stream id: `<ms>-<seq>`.
 fn valid_id(s: &str) -> bool {
     let mut parts = s.splitn(2, '-');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next())
 }
 

@@ -147,7 +147,10 @@ impl CoreHandler {
     }
 
     /// The handler counting detection events and findings in `metrics`.
-    pub fn with_detection(mut self, metrics: Option<Arc<crate::behaviour::DetectionMetrics>>) -> Self {
+    pub fn with_detection(
+        mut self,
+        metrics: Option<Arc<crate::behaviour::DetectionMetrics>>,
+    ) -> Self {
         self.detection = metrics;
         self
     }
@@ -691,11 +694,12 @@ impl Runtime {
         // Behavioural detection: one detector for the policy's `behaviour` stage (judge), the
         // core (observe), `/suspects` and the shared counters; all its memory taken now.
         let detector = if v.detection.enabled {
-            let d = crate::detection::Detector::new(&v.detection)
-                .map_err(|e| crate::config::ConfigError::Invalid {
+            let d = crate::detection::Detector::new(&v.detection).map_err(|e| {
+                crate::config::ConfigError::Invalid {
                     key: e.key(),
                     reason: e.reason(),
-                })?;
+                }
+            })?;
             tracing::info!(
                 "detection on: {} rules, {} MiB fixed, counters {}",
                 v.detection.rules.len(),

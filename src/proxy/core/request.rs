@@ -12,9 +12,9 @@ use super::{
     RequestError, RequestRefusal, RoutingRefusal,
 };
 use crate::blocklist::Action;
+use crate::detection::CallEventKind;
 use crate::numbers::{Caller, NumberingProfile};
 use crate::policy::{CallContext, Callee, Verstat};
-use crate::detection::CallEventKind;
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
     derive_to_tag, is_token, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder,
