@@ -127,7 +127,8 @@ next_hops = ["127.0.0.1:5080"]
 # Transport towards next hops that do not name their own: "udp" or "tcp" (it must be in
 # sip.transports).
 next_hop_transport = "udp"
-# Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall.
+# Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall
+# ([detection] enabled record-routes INVITEs anyway: it needs each call's BYE).
 record_route = false
 # Other names of this proxy (host or host:port), besides its addresses and sip.advertise: a
 # Route, Request-URI or Via naming one of them means fraudwall (loop detection, OPTIONS
@@ -378,6 +379,7 @@ include_allowed = true
 # diallers, from the calls themselves (the policy's `behaviour` rule, after personal lists,
 # the global list and verstat, before default). Callers the global list allows and protected
 # numbers are exempt. The proxy and redirect fronts count calls; the HTTP API only judges.
+# The proxy then record-routes INVITEs (whatever proxy.record_route says) to see each BYE.
 # GET /suspects on the admin listener lists the flagged callers; `fraudwall suspects --csv`
 # turns them into blocklist rows.
 # Memory is fixed by the sizes below, whatever the number of callers.

@@ -1,6 +1,6 @@
 //! End-to-end: behavioural detection in the built `fraudwall` binary between real sipp peers
-//! on loopback, with `[detection] enabled = true` and defaults otherwise (and Record-Route
-//! on, so fraudwall sees each call's BYE).
+//! on loopback, with `[detection] enabled = true` and defaults otherwise (detection
+//! record-routes INVITEs itself, so fraudwall sees each call's BYE).
 //!
 //! * a caller dialling 100 distinct callees in 60 s with 3-second calls is tagged
 //!   (`X-Fraud-Label` at the switch) before its 60th call, its decision-log lines say `rule`
@@ -22,7 +22,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const DETECTION: &str = "[proxy]\nrecord_route = true\n[health]\nprobe_interval = \"0s\"\n[detection]\nenabled = true\n";
+/// `[detection] enabled = true` and defaults otherwise (health probes off only so that no
+/// OPTIONS reaches the sipp switch; `proxy.record_route` stays off: detection record-routes
+/// INVITEs itself).
+const DETECTION: &str = "[health]\nprobe_interval = \"0s\"\n[detection]\nenabled = true\n";
 
 const ROBOCALLER: &str = "8617000000001";
 

@@ -74,8 +74,8 @@ fn world(detection: bool) -> World {
         CallerActions::default(),
     )
     .with_detector(on.clone());
-    let mut c = CoreConfig::default();
-    c.proxy.record_route = true;
+    // Default config: `proxy.record_route` off; detection record-routes INVITEs itself.
+    let c = CoreConfig::default();
     let core = ProxyCore::new(c, Arc::new(policy))
         .unwrap()
         .with_detector(on);
@@ -178,6 +178,11 @@ impl World {
         }
         let fwd = s.msg();
         call.labelled = header(&fwd, "X-Fraud-Label").is_some();
+        assert_eq!(
+            fwd.record_routes().count(),
+            usize::from(!call.told.is_empty()),
+            "record-routed exactly when detecting"
+        );
         let from_hop = |w: &World, text: &str, t: f64| {
             let s = send_at(&w.core, text, HOP, LOCAL, Transport::Udp, w.at(t));
             assert_eq!(s.outcome.disposition, Disposition::Forwarded, "{text}");

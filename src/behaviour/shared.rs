@@ -384,9 +384,17 @@ mod tests {
                         if n == 0 {
                             return;
                         }
+                        // One answer per command (a RESP array starts each, pipelined or
+                        // not), so a pipelining client is never left waiting.
+                        let commands = (0..n)
+                            .filter(|&i| buf[i] == b'*' && (i == 0 || buf[i - 1] == b'\n'))
+                            .count()
+                            .max(1);
                         if let Some(a) = answer {
-                            if s.write_all(a).await.is_err() {
-                                return;
+                            for _ in 0..commands {
+                                if s.write_all(a).await.is_err() {
+                                    return;
+                                }
                             }
                         }
                     }

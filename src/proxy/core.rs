@@ -107,7 +107,9 @@
 //! `now` it was given (no clock, no I/O, no allocation): a screened INVITE with its deciding
 //! caller and callee (after the verdict; a blocked call is also told as failed with the block
 //! status, since its answer is ours), a 180/183, 2xx or 3xx-6xx response to an INVITE that
-//! it relays, a CANCEL and, with Record-Route on, a BYE that it forwards. Redirect mode tells
+//! it relays, a CANCEL, and a BYE that it forwards: with detection on, initial INVITEs are
+//! record-routed even when `proxy.record_route` is off, so the BYE comes back through the
+//! proxy (a call's duration is what tells a 3-second robocall from a conversation). Redirect mode tells
 //! only the INVITEs (it sees no outcome, so only the volume, distinct-callee and sequential
 //! features grow from its calls). The policy's `behaviour` stage judges the caller from what
 //! the detector learnt from the earlier calls. [`Outcome::detection`] says what was told.

@@ -406,7 +406,10 @@ impl ProxyCore {
         );
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
-        if self.config.proxy.record_route
+        // Behavioural detection needs each call's BYE (its duration): it record-routes
+        // INVITEs whatever `proxy.record_route` says.
+        let detecting = self.detector.is_some() && method == Method::Invite;
+        if (self.config.proxy.record_route || detecting)
             && to_tag.is_none()
             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
         {
