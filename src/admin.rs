@@ -8,6 +8,11 @@
 //!   believed up, else `503` with the reason (fraudwall still forwards then: fail open).
 //! * `GET /status`: JSON ([`Status`]): version, uptime, listeners, next hops and their health,
 //!   snapshot info.
+//! * `GET /suspects`: JSON ([`crate::behaviour::SuspectsDocument`]): the callers a behavioural
+//!   detection rule held on within `detection.suspect_retention` (number, rule, category,
+//!   action, score, features, first and last seen, first and last flagged); `404` when
+//!   `[detection]` is off. `fraudwall suspects --admin ADDR --csv` turns it into blocklist
+//!   rows for review.
 //!
 //! State-changing endpoints (`POST /reload`: poll the feed now, or re-read the snapshot file):
 //! every one sits behind one guard, which refuses, in this order,
@@ -147,6 +152,8 @@ pub struct AdminState {
     /// The bearer tokens of `admin.tokens_file` (`None`: not configured, so every
     /// state-changing request is refused).
     pub tokens: Option<Arc<TokenFile>>,
+    /// The behavioural detector `/suspects` lists (`None`: detection off, `404`).
+    pub detector: Option<Arc<crate::detection::Detector>>,
 }
 
 /// Why a request to a state-changing endpoint was refused: the `reason` label of
@@ -246,6 +253,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/status", get(status))
+        .route("/suspects", get(suspects))
         .merge(changes)
         .with_state(state)
 }
@@ -347,6 +355,20 @@ async fn healthz(State(s): State<AdminState>) -> Response {
 
 async fn status(State(s): State<AdminState>) -> Json<Status> {
     Json(s.source.status())
+}
+
+async fn suspects(State(s): State<AdminState>) -> Response {
+    let Some(d) = &s.detector else {
+        return (
+            StatusCode::NOT_FOUND,
+            "behavioural detection is off: set [detection] enabled = true\n",
+        )
+            .into_response();
+    };
+    let now = Instant::now();
+    let doc =
+        crate::behaviour::SuspectsDocument::new(d.suspects(now), std::time::SystemTime::now());
+    Json(doc).into_response()
 }
 
 async fn reload(State(s): State<AdminState>) -> Response {
@@ -539,6 +561,7 @@ mod tests {
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })),
                 tokens: Some(token_file(dir.path())),
+                detector: None,
             };
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -568,6 +591,9 @@ mod tests {
             assert_eq!(v["next_hops"][0]["healthy"], true);
             assert_eq!(v["snapshot"].is_null(), !loaded);
             assert!(v.get("feed").is_none(), "no feed configured: no feed field");
+            let off = get(addr, "/suspects").await;
+            assert!(off.starts_with("HTTP/1.1 404"), "{off}");
+            assert!(off.contains("[detection] enabled = true"), "{off}");
             let r = request(addr, "POST", "/reload", "").await;
             assert!(r.starts_with("HTTP/1.1 401"), "{r}");
             assert!(

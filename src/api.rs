@@ -24,6 +24,13 @@
 //! severe verdict kept, `proxy.identity_order` breaking ties), and `caller` is then optional
 //! (it stands in for a missing From). A value with CR, LF or NUL is refused (400).
 //!
+//! Behavioural detection (`[detection] enabled`): the API *judges* with the detector (the
+//! `behaviour` stage gives a flagged caller its tag or block here too) but does not *count*
+//! its requests as calls. The API sees no call outcome (ringing, answer, CANCEL, BYE) and a
+//! switch may ask more than once per call, so counting would skew the ratios the rules rest
+//! on; the counts come from the fronts that see the call stream (the proxy, the redirect
+//! server), shared between nodes over `detection.redis`.
+//!
 //! A verdict:
 //!
 //! ```json

@@ -19,7 +19,8 @@
 //! `[proxy]`, `[health]`, `[actions]` and `[limits]` are the proxy core's
 //! ([`ProxyConfig`], [`HealthConfig`], [`ActionsConfig`], [`LimitsConfig`]), `[feed]` is
 //! [`FeedConfig`], `[admin]` is [`AdminConfig`], `[api]` is [`ApiConfig`], `[decision_log]` is [`DecisionLogConfig`],
-//! `[policy]` is the rule chain's [`PolicyConfig`], `[[peers]]` the peer groups'
+//! `[policy]` is the rule chain's [`PolicyConfig`], `[detection]` the behavioural detector's
+//! [`DetectionConfig`], `[[peers]]` the peer groups'
 //! [`PeerGroupConfig`] entries.
 //! This module only assembles them, checks what spans sections, and holds the default text.
 //!
@@ -39,6 +40,7 @@ use std::time::Duration;
 pub use crate::admin::AdminConfig;
 pub use crate::api::ApiConfig;
 pub use crate::decision_log::{DecisionLogConfig, LogTarget};
+pub use crate::detection::DetectionConfig;
 pub use crate::feed::run::FeedConfig;
 pub use crate::peers::PeerGroupConfig;
 pub use crate::policy::PolicyConfig;
@@ -138,7 +140,8 @@ next_hops = ["127.0.0.1:5080"]
 # Transport towards next hops that do not name their own: "udp" or "tcp" (it must be in
 # sip.transports).
 next_hop_transport = "udp"
-# Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall.
+# Insert a Record-Route so in-dialog requests (ACK, BYE) come back through fraudwall
+# ([detection] enabled record-routes INVITEs anyway: it needs each call's BYE).
 record_route = false
 # Other names of this proxy (host or host:port), besides its addresses and sip.advertise: a
 # Route, Request-URI or Via naming one of them means fraudwall (loop detection, OPTIONS
@@ -425,6 +428,56 @@ queue = 65536
 # Also log allowed calls (not only tagged, warned and blocked ones).
 include_allowed = true
 
+[detection]
+# Behavioural detection: flags numbers that call like robocallers, Wangiri or sequential
+# diallers, from the calls themselves (the policy's `behaviour` rule, after personal lists,
+# the global list and verstat, before default). Callers the global list allows and protected
+# numbers are exempt. The proxy and redirect fronts count calls; the HTTP API only judges.
+# The proxy then record-routes INVITEs (whatever proxy.record_route says) to see each BYE.
+# GET /suspects on the admin listener lists the flagged callers; `fraudwall suspects --csv`
+# turns them into blocklist rows.
+# Memory is fixed by the sizes below, whatever the number of callers.
+enabled = false
+# Upper bound of the detector's memory (MiB): tracked callers, pending calls and the sketch
+# must fit in it (the defaults take 112 MiB).
+memory_mb = 256
+# Callers tracked with full features at once, the heavy hitters (168 bytes each).
+max_tracked_callers = 524288
+# Calls in progress remembered from INVITE to outcome (32 bytes each).
+pending_calls = 262144
+# Count-min sketch counting every caller's recent calls (MiB).
+sketch_mb = 16
+# Recent calls (per the sketch) after which a caller is tracked.
+track_after = 3
+# Half-life of the outcome ratios and of the sketch.
+half_life = "20m"
+# Distinct callees are counted over the current and the previous window of this length.
+distinct_window = "15m"
+# An answered call this short counts as a short call (Hubei Mobile: 10 s or shorter).
+short_call = "10s"
+# A call cancelled within this long of ringing counts as a one-ring cancel (Wangiri).
+one_ring = "6s"
+# Consecutive callees at most this far apart count as sequential dialling.
+sequential_step = 10
+# How long a flagged caller stays in /suspects after a rule last held.
+suspect_retention = "1day"
+# Shared counters between nodes: a Redis URL such as "redis://127.0.0.1:6379" ("" = local only).
+redis = ""
+# How often counters are exchanged with Redis (pipelined, off the call path).
+redis_flush_interval = "250ms"
+# The rules: every condition a rule sets must hold; the most severe action wins. Conditions:
+# min_calls_minute, min_calls_10min, min_calls_hour (at least one), min_ended,
+# min_distinct_ratio, min_sequential_ratio, min_short_call_ratio, min_one_ring_ratio,
+# max_answer_ratio. Actions: tag, warn, block. Figures: see the detection module docs
+# (Hubei Mobile >100 calls/h mostly <=10 s, ClearIP's 60-minute window, Wangiri one ring).
+rules = [
+  { name = "robocall", category = "robocall", action = "tag", score = 70, min_calls_10min = 17, min_ended = 8, min_distinct_ratio = 0.6, min_short_call_ratio = 0.7 },
+  { name = "robocall-block", category = "robocall", action = "block", score = 90, min_calls_hour = 100, min_ended = 30, min_distinct_ratio = 0.6, min_short_call_ratio = 0.8 },
+  { name = "wangiri", category = "wangiri", action = "tag", score = 70, min_calls_10min = 10, min_ended = 6, min_distinct_ratio = 0.6, min_one_ring_ratio = 0.6 },
+  { name = "wangiri-block", category = "wangiri", action = "block", score = 90, min_calls_hour = 50, min_ended = 20, min_distinct_ratio = 0.6, min_one_ring_ratio = 0.7 },
+  { name = "sequential-dialling", category = "sequential-dialling", action = "tag", score = 70, min_calls_10min = 10, min_distinct_ratio = 0.6, min_sequential_ratio = 0.6 },
+]
+
 [log]
 # Diagnostics on stderr, a tracing filter: "error", "warn", "info", "debug", "fraudwall=debug".
 level = "info"
@@ -467,6 +520,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[decision_log]`: the per-call JSON lines.
     pub decision_log: DecisionLogConfig,
+    /// `[detection]`: behavioural detection.
+    pub detection: DetectionConfig,
     /// `[log]`: diagnostics.
     pub log: LogConfig,
 }
@@ -652,6 +707,9 @@ impl Config {
                 .map_err(|e| ConfigError::Tls(Box::new(e)))?;
         }
         self.decision_log.validate()?;
+        self.detection
+            .validate()
+            .map_err(|e| invalid(e.key(), e.reason()))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(
                 "log.level",
@@ -750,7 +808,8 @@ mod tests {
             if let Some(s) = line.strip_prefix('[') {
                 section = s.trim_end_matches(']').to_string();
             } else if let Some((key, _)) = line.split_once(" = ") {
-                if !line.starts_with('#') {
+                // Lines of a multi-line array (`rules = [ ... ]`) start with a space.
+                if !line.starts_with('#') && !line.starts_with(' ') {
                     keys.push(format!("{section}.{key}"));
                 }
             }

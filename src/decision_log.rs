@@ -59,15 +59,16 @@ pub struct DecisionRecord<'a> {
     /// The action taken: allow, tag, warn, block.
     pub verdict: &'a str,
     /// The rule-chain stage that decided (`protected-callee`, `impersonation`,
-    /// `international-spoof`, `personal`, `global`, `verstat`, `anonymous`, `invalid`,
-    /// `international-origin`, `default`).
+    /// `international-spoof`, `personal`, `global`, `verstat`, `behaviour`, `anonymous`,
+    /// `invalid`, `international-origin`, `default`).
     pub rule: &'a str,
     /// Why: the verdict's [`crate::policy::Reason`] label (`listed`, `unlisted`, `anonymous`,
     /// `invalid`, `evasion`, `no_snapshot`, `internal_error`).
     pub reason: &'a str,
     /// Category of the matched entry (empty when not listed).
     pub category: &'a str,
-    /// The matched entry (a number or a prefix), empty when not listed.
+    /// The matched entry (a number or a prefix), empty when not listed; for `rule` =
+    /// `behaviour`, the detection rule that held (`robocall`, `robocall-block`).
     pub matched: &'a str,
     /// Version of the list that decided, or of the blocklist consulted (0 = none).
     pub snapshot_version: u64,

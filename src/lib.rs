@@ -22,13 +22,17 @@
 //! | [`telemetry`] | pre-registered Prometheus metrics |
 //! | [`admin`] | admin HTTP: `/metrics`, `/healthz`, `/status` |
 //! | [`decision_log`] | JSON lines per screened call, off the packet path |
+//! | [`detection`] | behavioural detection: per-caller features in bounded memory, rules, findings |
+//! | [`behaviour`] | behavioural detection in the product: metrics, `/suspects`, shared counters over Redis |
 
 pub mod admin;
 pub mod api;
+pub mod behaviour;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
 pub mod decision_log;
+pub mod detection;
 pub mod feed;
 pub mod numbers;
 pub mod peers;

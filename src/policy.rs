@@ -10,7 +10,7 @@
 //!
 //! [`Policy`] is the production screen: the rule chain of [`chain`], in a fixed order
 //! (protected callee, impersonation, international spoof, personal, global, verstat,
-//! anonymous/invalid, international origin, default) over the hot-swapped blocklist,
+//! behaviour, anonymous/invalid, international origin, default) over the hot-swapped blocklist,
 //! subscriber list and protected list ([`lists`]). With no blocklist loaded it fails open:
 //! [`Action::Allow`] with [`Reason::NoSnapshot`].
 //!
@@ -93,11 +93,13 @@ pub enum Reason {
     VerstatFailed,
     /// A call from abroad, labelled with its country.
     InternationalOrigin,
+    /// The caller's recent calls match a behavioural detection rule.
+    Behaviour,
 }
 
 impl Reason {
     /// Every reason, for pre-registering metric handles.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Listed,
         Reason::Unlisted,
         Reason::Anonymous,
@@ -111,6 +113,7 @@ impl Reason {
         Reason::Personal,
         Reason::VerstatFailed,
         Reason::InternationalOrigin,
+        Reason::Behaviour,
     ];
 
     /// The stage a verdict with this reason comes from (an internal error: `default`,
@@ -127,6 +130,7 @@ impl Reason {
             Reason::Personal => Rule::Personal,
             Reason::VerstatFailed => Rule::Verstat,
             Reason::InternationalOrigin => Rule::InternationalOrigin,
+            Reason::Behaviour => Rule::Behaviour,
         }
     }
 
@@ -146,6 +150,7 @@ impl Reason {
             Reason::Personal => "personal",
             Reason::VerstatFailed => "verstat_failed",
             Reason::InternationalOrigin => "international_origin",
+            Reason::Behaviour => "behaviour",
         }
     }
 }

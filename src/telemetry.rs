@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | `sip_messages_total` | counter | `direction` (in, out), `method` (INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, other, response) |
 //! | `verdicts_total` | counter | `action`, `category` |
-//! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`, `protected_callee`, `impersonation`, `spoofed_domestic`, `personal`, `verstat_failed`, `international_origin`) |
+//! | `verdict_reasons_total` | counter | `reason` (`listed`, `unlisted`, `anonymous`, `invalid`, `evasion`, `no_snapshot`, `internal_error`, `protected_callee`, `impersonation`, `spoofed_domestic`, `personal`, `verstat_failed`, `international_origin`, `behaviour`) |
 //! | `verdict_rules_total` | counter | `rule` (the rule-chain stage that decided: `protected-callee` ... `default`; a stage that failed open counts here with action `allow`), `action` (applied) |
 //! | `verstat_total` | counter | `value` (`absent`, `passed`, `failed`, `no-validation`, `unknown`: what trusted peers asserted per screened call) |
 //! | `parse_errors_total` | counter | `reason` (malformed: `truncated`, `too_large`, `bad_start_line`, ...) |
@@ -42,6 +42,7 @@
 //! | `dialog_proofs_total` | counter | `result` (accepted, refused) |
 //! | `routing_refused_total` | counter | `reason` (route_ignored, route_rejected, in_dialog_route, in_dialog_request_uri) |
 //! | `reflection_limited_total` | counter | `result` (trimmed, withheld) |
+//! | `detection_*` | | behavioural detection, with `[detection] enabled`: see [`crate::behaviour`] |
 //! | `requests_refused_total` | counter | `reason` ([`RequestRefusal`], RFC 3261 §16.3: unsupported_uri_scheme (416), too_many_hops (483), loop (482), bad_extension (420), sips_without_tls (416)) |
 
 use metrics::{Counter, Gauge, Key, Label, Metadata, Recorder};

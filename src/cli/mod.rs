@@ -2,6 +2,7 @@
 
 mod explain;
 mod feed;
+mod suspects;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     /// Central feed tools (`fraudwall feed serve`).
     #[command(subcommand)]
     Feed(feed::FeedCommand),
+    /// The behavioural detector's suspects from a running node (`--csv`: blocklist rows).
+    Suspects(suspects::SuspectsArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Config(c) => run::config(c),
         Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),
+        Command::Suspects(a) => suspects::run(a),
     }
 }

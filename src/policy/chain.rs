@@ -13,12 +13,25 @@
 //! | 4 | `personal` | the callee's own entry covers the caller (exact or prefix) | its allow or block |
 //! | 5 | `global` | the blocklist (or feed) lists the caller | the entry's action, adjusted by the callee's level |
 //! | 6 | `verstat` | the network asserts `TN-Validation-Failed` | `policy.verstat_failed` (allow: passes) |
-//! | 7 | `anonymous`, `invalid` | the caller is not a number | `actions.anonymous`, `actions.invalid` |
-//! | 8 | `international-origin` | a number from an `international` group, when `policy.international_origin = "tag"` | tag, label `Intl: <country>` |
-//! | 9 | `default` | nothing decided | allow |
+//! | 7 | `behaviour` | with `[detection] enabled`, the caller's recent calls match a detection rule, and the caller is neither allowed by the global list nor on the protected list | the finding's action (tag, warn, block) and category, adjusted by the callee's level |
+//! | 8 | `anonymous`, `invalid` | the caller is not a number | `actions.anonymous`, `actions.invalid` |
+//! | 9 | `international-origin` | a number from an `international` group, when `policy.international_origin = "tag"` | tag, label `Intl: <country>` |
+//! | 10 | `default` | nothing decided | allow |
+//!
+//! **Behaviour** sits after the lists and the network's own assertion (an operator's or
+//! subscriber's explicit word, and `verstat`, outrank a statistical finding) and before the
+//! international-origin label (a label must not hide a Wangiri block). It asks the
+//! [`Detector`] for the caller's finding *without counting the call* ([`Detector::judge`]):
+//! the front end that sees the call stream (the proxy core, the redirect server) counts it
+//! once per call with the deciding identity, after the verdict, so the verdict of a caller's
+//! n-th call rests on its first n-1. Callers the global list allows (verified businesses,
+//! call centres) and numbers on the protected list are exempt, checked here as well, so the
+//! exemption holds even with `global` in `policy.disabled_rules`. The verdict reads like a
+//! global-list one: `category` and `score` from the rule, `source` = `behaviour`, `entry`
+//! (the decision log's `matched`) = the detection rule's name (`robocall-block`).
 //!
 //! The callee's **level** (the `*` row of their subscriber list) adjusts only what the
-//! global list decides: `allow` (opted out) makes it allow, `tag` turns a block or warn into
+//! global list and the behaviour rule decide: `allow` (opted out) makes it allow, `tag` turns a block or warn into
 //! a tag, `block` turns a tag or warn into a block. A listed `allow` entry stays allow.
 //!
 //! **Fail open.** A stage that panics allows the call: the verdict is allow with
@@ -38,6 +51,7 @@ use super::lists::{Level, PersonalAction, ProtectedLookup, SubscriberAnswer, Sub
 pub use super::rules::{PolicyConfig, PolicyConfigError, Rule, Rules, DEFAULT_PROTECTED_CALLEES};
 use super::{CallerActions, Lookup, Reason, Screen, Verdict};
 use crate::blocklist::{Action, Snapshot};
+use crate::detection::Detector;
 use crate::numbers::{country, Caller, E164};
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
@@ -119,6 +133,9 @@ pub struct Policy<L: Lookup = Snapshot, S: SubscriberLookup = NoList, P: Protect
     protected: Arc<ArcSwapOption<P>>,
     rules: Rules,
     callers: CallerActions,
+    /// The behavioural detector the `behaviour` stage asks (`None`: detection off, the
+    /// stage passes).
+    detector: Option<Arc<Detector>>,
     /// Panics caught, for the rate of the warning.
     failures: AtomicU64,
 }
@@ -170,8 +187,20 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
             protected,
             rules,
             callers,
+            detector: None,
             failures: AtomicU64::new(0),
         }
+    }
+
+    /// The chain with a behavioural detector for its `behaviour` stage (`None`: off).
+    pub fn with_detector(mut self, detector: Option<Arc<Detector>>) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// The behavioural detector, if detection is on.
+    pub fn detector(&self) -> Option<&Arc<Detector>> {
+        self.detector.as_ref()
     }
 
     /// The global list's slot (store a new one to hot-swap).
@@ -427,21 +456,7 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                     v.reason = Reason::Evasion;
                 }
                 let listed = v.action;
-                if listed != Action::Allow {
-                    let level = match answer {
-                        Some(a) => a.level,
-                        None => self.subscriber_answer(call, n).and_then(|a| a.level),
-                    };
-                    if let Some(level) = level {
-                        // Opted out, label only, or block all: the level is the action.
-                        v.action = match level {
-                            Level::Allow => Action::Allow,
-                            Level::Tag => Action::Tag,
-                            Level::Block => Action::Block,
-                        };
-                        v.level = Some(level);
-                    }
-                }
+                self.apply_level(&mut v, call, n, answer);
                 let level = v.level;
                 let entry = m.entry;
                 decided(trace, v, &|| {
@@ -466,6 +481,56 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                 } else {
                     passed(trace, &|| format!("verstat {}", seen.as_str()))
                 }
+            }
+            Rule::Behaviour => {
+                let Some(detector) = &self.detector else {
+                    return passed(trace, &|| "detection is off".into());
+                };
+                let Some(n) = number else {
+                    return passed(trace, &|| "no caller number".into());
+                };
+                let Some(f) = detector.judge(n, call.now) else {
+                    return passed(trace, &|| {
+                        match detector.features(n, call.now) {
+                            Some(f) => format!(
+                                "{n}: no detection rule holds ({} calls in 10 min, {} in the hour, distinct ratio {:.2}, short-call ratio {:.2}, one-ring ratio {:.2})",
+                                f.calls_10min, f.calls_hour, f.distinct_ratio, f.short_call_ratio, f.one_ring_ratio
+                            ),
+                            None => format!("{n} is not a tracked caller"),
+                        }
+                    });
+                };
+                if let Some(why) = self.exempt(n) {
+                    return passed(trace, &|| {
+                        format!("{n} matches detection rule {} but is exempt: {why}", f.rule)
+                    });
+                }
+                let mut v = Verdict {
+                    category: Some(Box::from(&*f.category)),
+                    score: Some(f.score),
+                    source: Some("behaviour".into()),
+                    entry: Some(Box::from(&*f.rule)),
+                    ..Verdict::new(f.action, Reason::Behaviour)
+                };
+                self.apply_level(&mut v, call, n, answer);
+                let level = v.level;
+                decided(trace, v, &|| {
+                    let lvl = level
+                        .map(|l| format!(", callee level {l}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{n} matches detection rule {} ({}, {}): {} calls in 10 min, {} in the hour, distinct ratio {:.2}, short-call ratio {:.2}, one-ring ratio {:.2}, sequential ratio {:.2}{lvl}",
+                        f.rule,
+                        f.category,
+                        f.action,
+                        f.features.calls_10min,
+                        f.features.calls_hour,
+                        f.features.distinct_ratio,
+                        f.features.short_call_ratio,
+                        f.features.one_ring_ratio,
+                        f.features.sequential_ratio
+                    )
+                })
             }
             Rule::Anonymous => match call.caller {
                 Caller::Anonymous => decided(
@@ -516,6 +581,51 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
 }
 
 impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
+    /// The callee's level adjusts a non-allow verdict of the global list or the behaviour
+    /// rule: opted out, label only, or block all: the level is the action.
+    fn apply_level(
+        &self,
+        v: &mut Verdict,
+        call: &CallContext<'_>,
+        n: &E164,
+        answer: &Option<SubscriberAnswer>,
+    ) {
+        if v.action == Action::Allow {
+            return;
+        }
+        let level = match answer {
+            Some(a) => a.level,
+            None => self.subscriber_answer(call, n).and_then(|a| a.level),
+        };
+        if let Some(level) = level {
+            v.action = match level {
+                Level::Allow => Action::Allow,
+                Level::Tag => Action::Tag,
+                Level::Block => Action::Block,
+            };
+            v.level = Some(level);
+        }
+    }
+
+    /// Why a caller the detector flags is exempt from the `behaviour` rule: the global list
+    /// allows it (a verified business), or it is on the protected list.
+    fn exempt(&self, n: &E164) -> Option<&'static str> {
+        if let Some(list) = self.global.load().as_ref() {
+            if list
+                .lookup(n)
+                .is_some_and(|m| !m.tombstone && m.action == Action::Allow)
+            {
+                return Some("the global list allows it");
+            }
+        }
+        if let Some(list) = self.protected.load().as_ref() {
+            if list.lookup(n).is_some() {
+                return Some("it is on the protected list");
+            }
+        }
+        None
+    }
+
     /// What the callee chose about caller `n`, asked of the subscriber list (when the
     /// personal stage did not ask already).
     fn subscriber_answer(&self, call: &CallContext<'_>, n: &E164) -> Option<SubscriberAnswer> {

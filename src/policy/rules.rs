@@ -22,6 +22,9 @@ pub enum Rule {
     Global,
     /// What the network asserts (`verstat`).
     Verstat,
+    /// What the caller's own recent calls show: a finding of the behavioural detector
+    /// ([`crate::detection`]).
+    Behaviour,
     /// No usable identity.
     Anonymous,
     /// An identity that is not a number.
@@ -34,13 +37,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in precedence order.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::ProtectedCallee,
         Rule::Impersonation,
         Rule::InternationalSpoof,
         Rule::Personal,
         Rule::Global,
         Rule::Verstat,
+        Rule::Behaviour,
         Rule::Anonymous,
         Rule::Invalid,
         Rule::InternationalOrigin,
@@ -56,6 +60,7 @@ impl Rule {
             Rule::Personal => "personal",
             Rule::Global => "global",
             Rule::Verstat => "verstat",
+            Rule::Behaviour => "behaviour",
             Rule::Anonymous => "anonymous",
             Rule::Invalid => "invalid",
             Rule::InternationalOrigin => "international-origin",

@@ -102,6 +102,18 @@
 //! (302, 404/503, the block answer), OPTIONS and CANCEL get 200, ACK is absorbed, other
 //! methods get 405 or 403 (the `redirect` module).
 //!
+//! Behavioural detection (`[detection] enabled`, [`ProxyCore::with_detector`]): the core
+//! tells the [`Detector`] what it sees of each call, keyed by a hash of the Call-ID, with the
+//! `now` it was given (no clock, no I/O, no allocation): a screened INVITE with its deciding
+//! caller and callee (after the verdict; a blocked call is also told as failed with the block
+//! status, since its answer is ours), a 180/183, 2xx or 3xx-6xx response to an INVITE that
+//! it relays, a CANCEL, and a BYE that it forwards: with detection on, initial INVITEs are
+//! record-routed even when `proxy.record_route` is off, so the BYE comes back through the
+//! proxy (a call's duration is what tells a 3-second robocall from a conversation). Redirect mode tells
+//! only the INVITEs (it sees no outcome, so only the volume, distinct-callee and sequential
+//! features grow from its calls). The policy's `behaviour` stage judges the caller from what
+//! the detector learnt from the earlier calls. [`Outcome::detection`] says what was told.
+//!
 //! Responses: the top Via must be ours (our branch prefix and sent-by), else the response is
 //! dropped; answers to our own health probes are absorbed and mark the hop up; otherwise our
 //! Via is popped and the response sent to the next Via's `received`/`rport`/sent-by over its
@@ -192,6 +204,7 @@ pub use identity::IdentityRemoved;
 pub use overload::{OverloadConfig, OverloadConfigError, OverloadStatus, ShedAction};
 
 use crate::blocklist::Action;
+use crate::detection::{CallEvent, CallEventKind, CallKey, Detector};
 use crate::numbers::{Caller, E164};
 use crate::policy::{Screen, Verdict, Verstat};
 use crate::proxy::{Inbound, Outbound, Transport};
@@ -506,6 +519,10 @@ pub struct Outcome {
     /// P-Asserted-Identity and Remote-Party-ID lines removed from a forwarded request
     /// because its sender is not a trusted peer (RFC 3325 §5).
     pub identity_removed: IdentityRemoved,
+    /// What the core told the behavioural detector about this message (with
+    /// `[detection] enabled`): the INVITE of a screened call, a ringing, answer or final
+    /// error response to an INVITE, a forwarded CANCEL or BYE.
+    pub detection: Option<CallEventKind>,
     /// What the source, routing, dialog-proof and reflection checks did.
     pub checks: Checks,
 }
@@ -518,6 +535,7 @@ impl Outcome {
             error: None,
             decision: None,
             identity_removed: IdentityRemoved::default(),
+            detection: None,
             checks: Checks::default(),
         }
     }
@@ -579,6 +597,8 @@ pub struct ProxyCore {
     limits: Limits,
     hops: Hops,
     screen: Arc<dyn Screen>,
+    /// The behavioural detector told about each call's events (`None`: detection off).
+    detector: Option<Arc<Detector>>,
     /// The key of the dialog proofs written into Record-Route.
     dialog_key: DialogKey,
     /// The first local address seen per transport (UDP, TCP): the sent-by of probes when no
@@ -615,10 +635,27 @@ impl ProxyCore {
             compiled,
             config,
             screen,
+            detector: None,
             seen_local: Default::default(),
             sent_by_cache: Default::default(),
             overload,
         })
+    }
+
+    /// The core telling `detector` what happens to each call (`None`: detection off, no
+    /// cost). The detector is sans-I/O too: the core passes it the `now` it was given.
+    pub fn with_detector(mut self, detector: Option<Arc<Detector>>) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// Tells the detector one event of the call `call_id` (nothing when detection is off).
+    /// Returns the kind told, for the metrics.
+    fn observe(&self, call_id: &[u8], kind: CallEventKind, now: Instant) -> Option<CallEventKind> {
+        let d = self.detector.as_ref()?;
+        let call = CallKey::of_call_id(call_id);
+        d.observe(CallEvent { call, kind }, now);
+        Some(kind)
     }
 
     /// Our sent-by (`advertise`, else the local address) as text, from the cache when the
@@ -682,7 +719,7 @@ impl ProxyCore {
         if parsed.is_request() {
             self.request(&msg, &parsed, now, out)
         } else {
-            self.response(&msg, &parsed, out)
+            self.response(&msg, &parsed, now, out)
         }
     }
 

@@ -131,6 +131,8 @@ pub struct CoreHandler {
     core: ProxyCore,
     telemetry: Arc<Telemetry>,
     log: DecisionLog,
+    /// The detection metrics (`None`: detection off).
+    detection: Option<Arc<crate::behaviour::DetectionMetrics>>,
 }
 
 impl CoreHandler {
@@ -140,7 +142,17 @@ impl CoreHandler {
             core,
             telemetry,
             log,
+            detection: None,
         }
+    }
+
+    /// The handler counting detection events and findings in `metrics`.
+    pub fn with_detection(
+        mut self,
+        metrics: Option<Arc<crate::behaviour::DetectionMetrics>>,
+    ) -> Self {
+        self.detection = metrics;
+        self
     }
 
     /// The core (for health queries).
@@ -161,6 +173,9 @@ impl CoreHandler {
             self.telemetry.dropped("too_large_to_forward");
         }
         self.telemetry.identity_removed(outcome.identity_removed);
+        if let (Some(m), Some(k)) = (&self.detection, &outcome.detection) {
+            m.event(k);
+        }
         let Some(d) = outcome.decision else { return };
         self.record(&Screened {
             front: match self.core.mode() {
@@ -191,6 +206,9 @@ impl CoreHandler {
         self.telemetry.verstat(d.verstat);
         if matches!(v.reason, Reason::NoSnapshot | Reason::InternalError) {
             self.telemetry.fail_open();
+        }
+        if let (Some(m), Reason::Behaviour) = (&self.detection, v.reason) {
+            m.finding(v.entry.as_deref().unwrap_or("other"));
         }
         if self.log.wants(d.applied == crate::blocklist::Action::Allow) {
             let (mut caller_text, mut callee_text) = ([0u8; 16], [0u8; 16]);
@@ -646,6 +664,8 @@ pub struct Runtime {
     log_writer: Option<DecisionLogWriter>,
     handler: Arc<CoreHandler>,
     telemetry: Arc<Telemetry>,
+    /// Stops the detection tasks (metrics, shared counters); dropping it does too.
+    detection_stop: tokio::sync::watch::Sender<bool>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     tls_addrs: Vec<SocketAddr>,
@@ -679,6 +699,47 @@ impl Runtime {
         }
         let callers = core_cfg.actions.callers();
         let rules = v.policy.compile()?;
+        // Behavioural detection: one detector for the policy's `behaviour` stage (judge), the
+        // core (observe), `/suspects` and the shared counters; all its memory taken now.
+        let detector = if v.detection.enabled {
+            let d = crate::detection::Detector::new(&v.detection).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    key: e.key(),
+                    reason: e.reason(),
+                }
+            })?;
+            tracing::info!(
+                "detection on: {} rules, {} MiB fixed, counters {}",
+                v.detection.rules.len(),
+                d.memory_bytes() >> 20,
+                v.detection.redis.as_deref().unwrap_or("local")
+            );
+            Some(Arc::new(d))
+        } else {
+            None
+        };
+        let detection_metrics = detector.as_ref().map(|_| {
+            Arc::new(crate::behaviour::DetectionMetrics::register(
+                telemetry.recorder(),
+                v.detection.rules.iter().map(|r| r.name.as_str()),
+            ))
+        });
+        let (detection_stop, detection_stopped) = tokio::sync::watch::channel(false);
+        if let (Some(d), Some(m)) = (&detector, &detection_metrics) {
+            crate::behaviour::spawn(
+                tokio.handle(),
+                d.clone(),
+                m.clone(),
+                v.detection
+                    .redis
+                    .clone()
+                    .map(|url| crate::behaviour::shared::SharedConfig {
+                        url,
+                        interval: v.detection.redis_flush_interval,
+                    }),
+                detection_stopped,
+            );
+        }
         let groups = crate::peers::PeerGroups::new(&v.peers, &v.proxy.trusted_peers)
             .map_err(CoreConfigError::from)?;
         let lists = Arc::new(ListSlots::load(&v.lists, &groups)?);
@@ -704,7 +765,8 @@ impl Runtime {
                     lists.protected(),
                     rules.clone(),
                     callers,
-                );
+                )
+                .with_detector(detector.clone());
                 let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
                 (screen, None, Some(started))
             }
@@ -719,7 +781,8 @@ impl Runtime {
                     lists.protected(),
                     rules.clone(),
                     callers,
-                );
+                )
+                .with_detector(detector.clone());
                 let screen = Arc::new(TimedScreen::new(screen, telemetry.clone()));
                 (screen, Some(slot), None)
             }
@@ -753,8 +816,10 @@ impl Runtime {
             )),
             None => None,
         };
-        let core = ProxyCore::new(core_cfg, screen)?;
-        let handler = Arc::new(CoreHandler::new(core, telemetry.clone(), log));
+        let core = ProxyCore::new(core_cfg, screen)?.with_detector(detector.clone());
+        let handler = Arc::new(
+            CoreHandler::new(core, telemetry.clone(), log).with_detection(detection_metrics),
+        );
         let api = match api_parts {
             Some((screen, compiled, order)) => crate::api::start(
                 &v.api,
@@ -990,6 +1055,7 @@ impl Runtime {
                     source: Arc::new(status),
                     reload: Some(reload),
                     tokens,
+                    detector: detector.clone(),
                 };
                 tokio.spawn(async move {
                     let stop = async {
@@ -1067,6 +1133,7 @@ impl Runtime {
             log_writer: Some(log_writer),
             handler,
             telemetry,
+            detection_stop,
             udp_addrs,
             tcp_addrs,
             tls_addrs,
@@ -1131,6 +1198,7 @@ impl Runtime {
 
     /// Stops every listener and thread, and flushes the decision log.
     pub fn shutdown(mut self) {
+        let _ = self.detection_stop.send(true);
         if let Some(tx) = self.admin_stop.take() {
             let _ = tx.send(());
         }

@@ -128,9 +128,14 @@ impl ProxyCore {
     ) -> Outcome {
         let class = MessageClass::Request(Method::Invite);
         let d = self.screen_call(inbound, msg, req, now);
+        let observed = self.observe_invite(req.call_id, &d, now);
         let built = match d.applied {
             // Exactly the proxy's block answer.
-            Action::Block => return self.block(msg, class, d, reply, out),
+            Action::Block => {
+                let mut o = self.block(msg, class, d, reply, out);
+                o.detection = observed;
+                return o;
+            }
             Action::Tag => Some(self.tag_answer(inbound, msg, req, &d)),
             Action::Warn => Some(self.warn_answer(msg, &d)),
             Action::Allow => None,
@@ -144,6 +149,7 @@ impl ProxyCore {
         let mut o = Outcome::answered(class, status, fit);
         o.checks.fail_open = fail_open;
         o.decision = Some(Decision { applied, ..d });
+        o.detection = observed;
         o
     }
 

@@ -12,6 +12,7 @@ use super::{
     RequestError, RequestRefusal, RoutingRefusal,
 };
 use crate::blocklist::Action;
+use crate::detection::CallEventKind;
 use crate::numbers::{Caller, NumberingProfile};
 use crate::policy::{CallContext, Callee, Verstat};
 use crate::proxy::{Inbound, Outbound, Transport};
@@ -358,11 +359,14 @@ impl ProxyCore {
 
         // The caller check (initial INVITEs, and INVITEs with a To-tag but no proof).
         let mut decision = None;
+        let mut observed = None;
         if method == Method::Invite && initial {
             let d = self.screen_call(inbound, msg, &req, now);
+            observed = self.observe_invite(req.call_id, &d, now);
             let applied = match d.applied {
                 Action::Block => {
                     let mut o = self.block(msg, class, d, reply, out);
+                    o.detection = observed;
                     o.checks.proof = checks.proof;
                     o.checks.routing = o.checks.routing.or(checks.routing);
                     return o;
@@ -409,7 +413,10 @@ impl ProxyCore {
         );
         self.write_vias(&mut ed, &top, inbound, dest.1, &branch);
         ed.set_max_forwards(max_forwards);
-        if self.config.proxy.record_route
+        // Behavioural detection needs each call's BYE (its duration): it record-routes
+        // INVITEs whatever `proxy.record_route` says.
+        let detecting = self.detector.is_some() && method == Method::Invite;
+        if (self.config.proxy.record_route || detecting)
             && to_tag.is_none()
             && matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
         {
@@ -420,11 +427,18 @@ impl ProxyCore {
             // Ours, not the hop's: answered, never sent, never counted against the hop.
             let mut o = self.answer(msg, method, 513, "Message Too Large", reply, out);
             o.decision = decision;
+            o.detection = observed;
             return o;
         }
         if let Some(key) = pending_key.filter(|_| dest == hop_dest) {
             self.hops.invite_sent(key, hop_index, now);
         }
+        let observed = match method {
+            Method::Invite => decision.as_ref().and(observed),
+            Method::Cancel => self.observe(req.call_id, CallEventKind::Cancelled, now),
+            Method::Bye => self.observe(req.call_id, CallEventKind::Bye, now),
+            _ => None,
+        };
         out.push(Outbound {
             data,
             destination: dest.0,
@@ -437,6 +451,7 @@ impl ProxyCore {
             error: None,
             decision,
             identity_removed,
+            detection: observed,
             checks,
         }
     }
@@ -496,6 +511,31 @@ impl ProxyCore {
             verdict: id.verdict,
             applied,
         }
+    }
+
+    /// Tells the detector a screened INVITE: the deciding caller (a decorated number by its
+    /// lenient reading) and the callee (the caller itself when the callee is no number: the
+    /// call then counts for volume, not as a distinct callee). A call the verdict blocks is
+    /// answered here, so its end is told too: failed with the block status.
+    pub(super) fn observe_invite(
+        &self,
+        call_id: &[u8],
+        d: &Decision,
+        now: Instant,
+    ) -> Option<CallEventKind> {
+        self.detector.as_ref()?;
+        let caller = match &d.caller {
+            Caller::Number(n) => *n,
+            Caller::Decorated { lenient, .. } => *lenient,
+            Caller::Anonymous | Caller::Invalid(_) => return None,
+        };
+        let callee = d.callee.unwrap_or(caller);
+        let told = self.observe(call_id, CallEventKind::Invite { caller, callee }, now);
+        if d.applied == Action::Block {
+            let (status, _) = actions::block_status(&self.compiled.block);
+            self.observe(call_id, CallEventKind::Failed { status }, now);
+        }
+        told
     }
 
     /// Answers a blocked call (608, or 603+); if a header cannot be written (never with a

@@ -4,14 +4,17 @@
 use super::branch::{loop_part_of, probe_index};
 use super::net::response_destination;
 use super::{Disposition, MessageClass, Outcome, ProxyCore};
+use crate::detection::CallEventKind;
 use crate::proxy::{Inbound, Outbound};
-use crate::sip::{ResponseEditor, SipMessage};
+use crate::sip::{Method, ResponseEditor, SipMessage};
+use std::time::Instant;
 
 impl ProxyCore {
     pub(super) fn response(
         &self,
         inbound: &Inbound,
         msg: &SipMessage,
+        now: Instant,
         out: &mut Vec<Outbound>,
     ) -> Outcome {
         let class = MessageClass::Response(msg.status().unwrap_or(0));
@@ -57,6 +60,30 @@ impl ProxyCore {
             // From the address the response reached, which is the one our Via named.
             source: Some(inbound.local.ip()),
         });
-        Outcome::new(class, Disposition::Forwarded)
+        let mut o = Outcome::new(class, Disposition::Forwarded);
+        o.detection = self.observe_response(msg, now);
+        o
+    }
+
+    /// Tells the detector a relayed response to an INVITE: ringing, answered, or failed.
+    fn observe_response(&self, msg: &SipMessage, now: Instant) -> Option<CallEventKind> {
+        self.detector.as_ref()?;
+        let status = msg.status()?;
+        let kind = match status {
+            180 | 183 => CallEventKind::Ringing,
+            200..=299 => CallEventKind::Answered,
+            300..=699 => CallEventKind::Failed { status },
+            _ => return None,
+        };
+        let invite = msg
+            .cseq()
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.method == Method::Invite);
+        let call_id = msg.call_id()?;
+        if !invite {
+            return None;
+        }
+        self.observe(call_id.as_bytes(), kind, now)
     }
 }

@@ -1,0 +1,700 @@
+//! Behavioural detection: catch the fraud numbers no list holds yet, from the calls
+//! themselves.
+//!
+//! A sans-I/O core in the quinn manner: the front end tells the [`Detector`] what happened to
+//! each call ([`CallEvent`]: INVITE, ringing, answer, CANCEL, error, BYE) with the time as an
+//! [`Instant`] it read itself; the detector answers with a [`Finding`] when a caller's recent
+//! behaviour matches a rule. It reads no clock and does no I/O, so every feature and rule is
+//! tested with stepped time, and the simulator (`fraudwall simulate`) replays a whole carrier
+//! day through it in minutes.
+//!
+//! ```
+//! use fraudwall::detection::{CallEvent, CallEventKind, CallKey, DetectionConfig, Detector};
+//! use std::time::{Duration, Instant};
+//!
+//! let d = Detector::new(&DetectionConfig { enabled: true, ..DetectionConfig::default() })?;
+//! let caller = "+8613800000001".parse()?;
+//! let t0 = Instant::now();
+//! let mut flagged_at = None;
+//! // A robocaller: a new callee every 600 ms, each call answered and hung up after 3 s.
+//! for i in 0..100u64 {
+//!     let call = CallKey::new(i + 1);
+//!     let at = t0 + Duration::from_millis(600 * i);
+//!     let callee = format!("+86139{:08}", i * 7919).parse()?;
+//!     let f = d.observe(CallEvent { call, kind: CallEventKind::Invite { caller, callee } }, at);
+//!     if f.is_some() && flagged_at.is_none() {
+//!         flagged_at = Some(i + 1);
+//!     }
+//!     d.observe(CallEvent { call, kind: CallEventKind::Answered }, at + Duration::from_secs(1));
+//!     d.observe(CallEvent { call, kind: CallEventKind::Bye }, at + Duration::from_secs(4));
+//! }
+//! assert!(flagged_at.is_some_and(|n| n < 60));
+//! // Tagged early, blocked once the hundredth call is in (the escalation ladder).
+//! let s = d.suspects(t0 + Duration::from_secs(61));
+//! assert_eq!((s[0].category.as_ref(), s[0].rule.as_ref()), ("robocall", "robocall-block"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What it measures, in what memory
+//!
+//! Every INVITE is counted in a blocked count-min sketch with lazy exponential decay
+//! (`sketch_mb`, one cache miss per call). A caller the sketch counts `track_after` recent
+//! calls from becomes a *tracked caller* (a heavy hitter) with full [`Features`]: calls in the
+//! last minute, 10 minutes and hour (a ring of 60 minute buckets), distinct callees (a 128-bit
+//! linear-counting map per `distinct_window` generation, two generations), sequential
+//! dialling (callees one `sequential_step` apart), answer ratio, short-call ratio and
+//! one-ring-cancel ratio (decayed counters, half-life `half_life`). Tracked callers live in a
+//! set-associative table of `max_tracked_callers` slots; a newcomer takes an empty slot or
+//! displaces the weakest of its set only if it is at least as strong (space-saving), so
+//! one-off callers never push a campaign out. A pending-call table of `pending_calls`
+//! entries puts ringing, answer, CANCEL, error and BYE down to the caller who made the call
+//! (and recognises retransmitted INVITEs); when a bucket is full the oldest call is
+//! forgotten.
+//!
+//! Memory is fixed by the configuration, whatever the number of callers
+//! ([`Detector::memory_bytes`], checked against `memory_mb` by
+//! [`DetectionConfig::validate`]):
+//!
+//! | what | bytes |
+//! |---|---|
+//! | a tracked caller | [`TRACKED_CALLER_BYTES`] = 168 (160-byte slot + 8-byte key), +36 with `redis` |
+//! | a pending call | [`PENDING_CALL_BYTES`] = 32 |
+//! | the sketch | `sketch_mb` MiB (64-byte blocks of 31 counters) |
+//!
+//! The default (524,288 tracked callers, 262,144 pending calls, 16 MiB sketch) is 112 MiB.
+//!
+//! Garbage, missing and out-of-order events (a 200 without an INVITE, a CANCEL for an unknown
+//! call, a BYE before the answer, a time before an earlier one) are ignored and counted in
+//! [`DetectorStats`]; they never panic and never allocate. Counters saturate, never wrap.
+//!
+//! # The default rules, and where their figures come from
+//!
+//! | rule | action | conditions |
+//! |---|---|---|
+//! | `robocall` | tag | ≥ 17 calls in 10 min, ≥ 8 ended, distinct ratio ≥ 0.6, short-call ratio ≥ 0.7 |
+//! | `robocall-block` | block | ≥ 100 calls in 60 min, ≥ 30 ended, distinct ratio ≥ 0.6, short-call ratio ≥ 0.8 |
+//! | `wangiri` | tag | ≥ 10 calls in 10 min, ≥ 6 ended, distinct ratio ≥ 0.6, one-ring ratio ≥ 0.6 |
+//! | `wangiri-block` | block | ≥ 50 calls in 60 min, ≥ 20 ended, distinct ratio ≥ 0.6, one-ring ratio ≥ 0.7 |
+//! | `sequential-dialling` | tag | ≥ 10 calls in 10 min, distinct ratio ≥ 0.6, sequential ratio ≥ 0.6 |
+//!
+//! - Hubei Mobile flags a number making more than 100 calls in an hour, most of them 10 s or
+//!   shorter: `robocall-block` is that rule over TransNexus ClearIP's 60-minute window
+//!   (`short_call = 10s`, "most" read as 80 %). `robocall` tags the same pattern at the same
+//!   pace measured over 10 minutes (100/h is 16.7 per 10 min), so a campaign is tagged within
+//!   its first twenty-odd calls instead of after a hundred, and blocked once the hour's
+//!   evidence is in: the escalation ladder.
+//! - Robocalls dial harvested or sequential lists: a distinct-callee ratio of 0.6 keeps a
+//!   caller redialling one busy number (5 calls a minute to one callee) out of every rule.
+//! - Wangiri rings once and hangs up so the victim calls back: `one_ring = 6s` is one to two
+//!   ring cycles (ITU-T E.180 ring cadences repeat every 3 to 6 s); ten such cancels to
+//!   different numbers in 10 minutes, 60 % of the attempts, is no person's behaviour.
+//! - Sequential dialling (OpenSIPS `fraud_detection` counts sequential calls): ten calls
+//!   stepping through a range in 10 minutes.
+//!
+//! Callers the global list allows (verified businesses, call centres) and protected numbers
+//! are exempt: the policy decides that, before asking the detector.
+//!
+//! # Metrics
+//!
+//! The detector counts into [`DetectorStats`] (read with [`Detector::stats`]); the runtime
+//! exports them as `fraudwall_detection_events_total{kind}`,
+//! `fraudwall_detection_retransmissions_total`, `fraudwall_detection_unmatched_total`,
+//! `fraudwall_detection_garbage_total`, `fraudwall_detection_admitted_total`,
+//! `fraudwall_detection_evicted_total`, `fraudwall_detection_pending_forgotten_total`,
+//! `fraudwall_detection_tracked`, `fraudwall_detection_pending` and
+//! `fraudwall_detection_memory_bytes`.
+
+mod config;
+mod event;
+mod pending;
+mod rules;
+mod shared;
+mod sketch;
+mod table;
+
+pub use config::{DetectionConfig, DetectionConfigError, DetectionRule};
+pub use event::{CallEvent, CallEventKind, CallKey};
+pub use rules::{Features, Finding};
+pub use shared::CounterDelta;
+
+use crate::blocklist::Action;
+use crate::numbers::E164;
+use pending::{Inserted, Pending};
+use rules::Compiled;
+use serde::Serialize;
+use sketch::{mix64, CountMin};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+use table::{DeltaAcc, Increment, Params, Place, Tracked};
+
+/// Bytes one tracked caller costs (its slot and its key).
+pub const TRACKED_CALLER_BYTES: usize = std::mem::size_of::<table::Slot>() + 8;
+/// Bytes one pending call costs.
+pub const PENDING_CALL_BYTES: usize = std::mem::size_of::<pending::Entry>();
+
+/// Shards of the caller and pending tables (each behind its own lock).
+const SHARDS: usize = 64;
+
+fn shard_of(h: u64) -> usize {
+    ((h >> 40) as usize) % SHARDS
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a shard leaves consistent-enough counters: carry on.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the detector has counted since it started (summed over shards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DetectorStats {
+    /// INVITEs counted (retransmissions excluded).
+    pub invites: u64,
+    /// INVITEs for a call already pending (not counted again).
+    pub retransmissions: u64,
+    /// Callers admitted to the tracked table.
+    pub admitted: u64,
+    /// Tracked callers displaced by a stronger one.
+    pub evicted: u64,
+    /// Pending calls forgotten to make room (their outcome will not be counted).
+    pub pending_forgotten: u64,
+    /// Events for a call that is not pending (a 200 without an INVITE, a CANCEL for an
+    /// unknown call, an outcome after the call was forgotten).
+    pub unmatched: u64,
+    /// Events that make no sense for the call's state (a BYE before the answer, a second
+    /// answer, a status that is no final error).
+    pub garbage: u64,
+    /// Remote deltas merged.
+    pub remote_deltas: u64,
+    /// Callers tracked now.
+    pub tracked: u64,
+    /// Calls pending now.
+    pub pending: u64,
+}
+
+/// A tracked caller that a rule held on within `suspect_retention`: what `/suspects`
+/// shows. Times are ages (the detector has no wall clock): the admin endpoint turns them
+/// into timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suspect {
+    /// The caller.
+    #[serde(serialize_with = "ser_number")]
+    pub number: E164,
+    /// The most severe rule that held.
+    #[serde(serialize_with = "rules::arc_str")]
+    pub rule: Arc<str>,
+    /// Its category.
+    #[serde(serialize_with = "rules::arc_str")]
+    pub category: Arc<str>,
+    /// Its action.
+    pub action: Action,
+    /// Its score.
+    pub score: u8,
+    /// The features now.
+    pub features: Features,
+    /// Seconds since the caller's first tracked call.
+    pub first_seen_secs_ago: u64,
+    /// Seconds since its last call.
+    pub last_seen_secs_ago: u64,
+    /// Seconds since a rule first held.
+    pub first_flagged_secs_ago: u64,
+    /// Seconds since a rule last held.
+    pub last_flagged_secs_ago: u64,
+}
+
+fn ser_number<S: serde::Serializer>(n: &E164, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(n)
+}
+
+#[derive(Default)]
+struct CallerStats {
+    invites: u64,
+    retransmissions: u64,
+    admitted: u64,
+    evicted: u64,
+    tracked: u64,
+    remote_deltas: u64,
+}
+
+/// One shard of callers: its part of the sketch and of the tracked table.
+struct Callers {
+    sketch: CountMin,
+    tracked: Tracked,
+    /// Per-slot shared-counter accumulators and the slots that have one (with `redis` only).
+    acc: Vec<DeltaAcc>,
+    dirty: Vec<u32>,
+    stats: CallerStats,
+}
+
+#[derive(Default)]
+struct PendingStats {
+    forgotten: u64,
+    unmatched: u64,
+    garbage: u64,
+    pending: u64,
+}
+
+struct Calls {
+    table: Pending,
+    stats: PendingStats,
+}
+
+/// A shard lock on its own cache line.
+#[repr(align(64))]
+struct Padded<T>(Mutex<T>);
+
+/// The behavioural detector: `Send + Sync`, shared by every worker thread (64 shards, each
+/// behind its own lock; one INVITE takes two short locks). See the [module docs](self).
+pub struct Detector {
+    params: Params,
+    rules: Vec<Compiled>,
+    shared: bool,
+    origin: OnceLock<Instant>,
+    callers: Box<[Padded<Callers>]>,
+    calls: Box<[Padded<Calls>]>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("rules", &self.rules.len())
+            .field("memory_bytes", &self.memory_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Detector {
+    /// A detector for a configuration (checked with [`DetectionConfig::validate`]; `enabled`
+    /// is the caller's business). Allocates all its memory now.
+    pub fn new(config: &DetectionConfig) -> Result<Detector, DetectionConfigError> {
+        config.validate()?;
+        let shared = config.redis.is_some();
+        let tracked_per = (config.max_tracked_callers as usize).div_ceil(SHARDS);
+        let pending_per = (config.pending_calls as usize).div_ceil(SHARDS);
+        let blocks_per = (config.sketch_bytes() as usize / sketch::BLOCK_BYTES).div_ceil(SHARDS);
+        let callers = (0..SHARDS)
+            .map(|_| {
+                let tracked = Tracked::new(tracked_per);
+                let n = if shared { tracked.slots.len() } else { 0 };
+                Padded(Mutex::new(Callers {
+                    sketch: CountMin::new(blocks_per),
+                    tracked,
+                    acc: vec![DeltaAcc::default(); n],
+                    dirty: Vec::with_capacity(n),
+                    stats: CallerStats::default(),
+                }))
+            })
+            .collect();
+        let calls = (0..SHARDS)
+            .map(|_| {
+                Padded(Mutex::new(Calls {
+                    table: Pending::new(pending_per),
+                    stats: PendingStats::default(),
+                }))
+            })
+            .collect();
+        Ok(Detector {
+            params: Params::of(config),
+            rules: config.rules.iter().map(Compiled::new).collect(),
+            shared,
+            origin: OnceLock::new(),
+            callers,
+            calls,
+        })
+    }
+
+    /// Deciseconds since the first time the detector was given (earlier times read as 0).
+    fn tick(&self, now: Instant) -> u32 {
+        let origin = *self.origin.get_or_init(|| now);
+        now.checked_duration_since(origin).map_or(0, |d| {
+            (d.as_millis() / 100).min(u128::from(u32::MAX - 2)) as u32
+        })
+    }
+
+    /// Learns from one event. For an [`CallEventKind::Invite`] returns the caller's finding
+    /// with this call counted (what [`Detector::judge`] would say next), so a call costs one
+    /// visit; other events return `None`.
+    pub fn observe(&self, event: CallEvent, now: Instant) -> Option<Finding> {
+        let t = self.tick(now);
+        let call = event.call.get();
+        match event.kind {
+            CallEventKind::Invite { caller, callee } => self.invite(call, &caller, &callee, t),
+            kind => {
+                self.outcome(call, kind, t);
+                None
+            }
+        }
+    }
+
+    fn invite(&self, call: u64, caller: &E164, callee: &E164, t: u32) -> Option<Finding> {
+        let key = event::number_key(caller);
+        let fresh = {
+            let mut c = lock(&self.calls[shard_of(mix64(call))].0);
+            match c.table.insert(call, key, t) {
+                Inserted::New(forgotten) => {
+                    if forgotten {
+                        c.stats.forgotten += 1;
+                    } else {
+                        c.stats.pending += 1;
+                    }
+                    true
+                }
+                Inserted::Duplicate => false,
+            }
+        };
+        let h = mix64(key);
+        let mut guard = lock(&self.callers[shard_of(h)].0);
+        let c = &mut *guard;
+        let p = &self.params;
+        let idx = if fresh {
+            c.stats.invites += 1;
+            let est = c.sketch.add(h, 1, p.epoch(t));
+            match c.tracked.place(key, h, est, t, p) {
+                Place::Found(i) => Some(i),
+                Place::Admitted { index, evicted } => {
+                    c.stats.admitted += 1;
+                    if evicted {
+                        c.stats.evicted += 1;
+                    } else {
+                        c.stats.tracked += 1;
+                    }
+                    if let Some(a) = c.acc.get_mut(index) {
+                        *a = DeltaAcc {
+                            dirty: a.dirty,
+                            ..DeltaAcc::default()
+                        };
+                    }
+                    // The calls the sketch saw before this one.
+                    c.tracked.slots[index].seed(est.saturating_sub(1).min(p.track_after));
+                    Some(index)
+                }
+                Place::Absent => None,
+            }
+            .inspect(|&i| {
+                let slot = &mut c.tracked.slots[i];
+                let inc = slot.invite(event::number_key(callee), p);
+                slot.apply(&inc, t, p);
+                self.accumulate(c, i, &inc);
+            })
+        } else {
+            c.stats.retransmissions += 1;
+            c.tracked.find(key, h)
+        };
+        idx.and_then(|i| self.judge_slot(c, i, t))
+    }
+
+    /// Adds an increment to a slot's shared-counter accumulator (with `redis` only).
+    fn accumulate(&self, c: &mut Callers, i: usize, inc: &Increment) {
+        if !self.shared {
+            return;
+        }
+        let Some(a) = c.acc.get_mut(i) else { return };
+        a.callees |= inc.callees;
+        a.calls = a.calls.saturating_add(inc.calls);
+        a.ended = a.ended.saturating_add(inc.ended);
+        a.answered = a.answered.saturating_add(inc.answered);
+        a.short = a.short.saturating_add(inc.short);
+        a.one_ring = a.one_ring.saturating_add(inc.one_ring);
+        a.sequential = a.sequential.saturating_add(inc.sequential);
+        if !a.dirty {
+            a.dirty = true;
+            c.dirty.push(i as u32);
+        }
+    }
+
+    fn outcome(&self, call: u64, kind: CallEventKind, t: u32) {
+        let p = &self.params;
+        let (caller, inc) = {
+            let mut guard = lock(&self.calls[shard_of(mix64(call))].0);
+            let c = &mut *guard;
+            let Some(e) = c.table.get(call) else {
+                c.stats.unmatched += 1;
+                return;
+            };
+            let answered = e.answer_at != 0;
+            let caller = e.caller;
+            let inc = match kind {
+                CallEventKind::Invite { .. } => return,
+                CallEventKind::Ringing => {
+                    if e.ring_at == 0 && !answered && e.cancelled == 0 {
+                        e.ring_at = t + 1;
+                    }
+                    return;
+                }
+                CallEventKind::Answered => {
+                    if answered || e.cancelled != 0 {
+                        c.stats.garbage += 1;
+                        return;
+                    }
+                    e.answer_at = t + 1;
+                    Increment {
+                        ended: 1,
+                        answered: 1,
+                        ..Increment::default()
+                    }
+                }
+                CallEventKind::Cancelled => {
+                    if answered || e.cancelled != 0 {
+                        c.stats.garbage += 1;
+                        return;
+                    }
+                    e.cancelled = 1;
+                    let from = if e.ring_at != 0 {
+                        e.ring_at - 1
+                    } else {
+                        e.invite_at
+                    };
+                    Increment {
+                        ended: 1,
+                        short: 1,
+                        one_ring: u16::from(t.saturating_sub(from) <= p.one_ring_ds),
+                        ..Increment::default()
+                    }
+                }
+                CallEventKind::Failed { status } => {
+                    if !(300..700).contains(&status) || answered {
+                        c.stats.garbage += 1;
+                        return;
+                    }
+                    let cancelled = e.cancelled != 0;
+                    c.table.remove(call);
+                    c.stats.pending = c.stats.pending.saturating_sub(1);
+                    if cancelled {
+                        // The 487 that answers a CANCEL already counted.
+                        return;
+                    }
+                    Increment {
+                        ended: 1,
+                        short: 1,
+                        ..Increment::default()
+                    }
+                }
+                CallEventKind::Bye => {
+                    if !answered {
+                        c.stats.garbage += 1;
+                        return;
+                    }
+                    let talk = t.saturating_sub(e.answer_at - 1);
+                    c.table.remove(call);
+                    c.stats.pending = c.stats.pending.saturating_sub(1);
+                    Increment {
+                        short: u16::from(talk <= p.short_ds),
+                        ..Increment::default()
+                    }
+                }
+            };
+            (caller, inc)
+        };
+        let h = mix64(caller);
+        let mut guard = lock(&self.callers[shard_of(h)].0);
+        let c = &mut *guard;
+        if let Some(i) = c.tracked.find(caller, h) {
+            c.tracked.slots[i].apply(&inc, t, p);
+            self.accumulate(c, i, &inc);
+        }
+    }
+
+    fn judge_slot(&self, c: &mut Callers, i: usize, t: u32) -> Option<Finding> {
+        let slot = &mut c.tracked.slots[i];
+        let f = slot.features(t, &self.params);
+        let r = rules::most_severe(&self.rules, &f)?;
+        let rule = &self.rules[r];
+        let prev = usize::from(slot.flag_rule).checked_sub(1);
+        if prev.is_none_or(|p| self.rules.get(p).is_none_or(|p| rule.action >= p.action)) {
+            slot.flag_rule = (r + 1) as u8;
+        }
+        if slot.flag_first == 0 {
+            slot.flag_first = t + 1;
+        }
+        slot.flag_last = t + 1;
+        Some(rule.finding(f))
+    }
+
+    /// The caller's finding now, without counting anything (`None`: not tracked, or no rule
+    /// holds). Records the flag for `/suspects` like [`Detector::observe`] does.
+    pub fn judge(&self, caller: &E164, now: Instant) -> Option<Finding> {
+        let t = self.tick(now);
+        let key = event::number_key(caller);
+        let h = mix64(key);
+        let mut guard = lock(&self.callers[shard_of(h)].0);
+        let c = &mut *guard;
+        let i = c.tracked.find(key, h)?;
+        self.judge_slot(c, i, t)
+    }
+
+    /// The caller's features now, if it is tracked (for `explain` and tests).
+    pub fn features(&self, caller: &E164, now: Instant) -> Option<Features> {
+        let t = self.tick(now);
+        let key = event::number_key(caller);
+        let h = mix64(key);
+        let c = lock(&self.callers[shard_of(h)].0);
+        let i = c.tracked.find(key, h)?;
+        Some(c.tracked.slots[i].features(t, &self.params))
+    }
+
+    /// The tracked callers a rule held on within `suspect_retention`, by number.
+    pub fn suspects(&self, now: Instant) -> Vec<Suspect> {
+        let t = self.tick(now);
+        let p = &self.params;
+        let secs = |then: u32| u64::from(t.saturating_sub(then)) / 10;
+        let mut out = Vec::new();
+        for shard in self.callers.iter() {
+            let c = lock(&shard.0);
+            for (i, s) in c.tracked.slots.iter().enumerate() {
+                if s.flag_rule == 0 || t.saturating_sub(s.flag_last - 1) > p.retention_ds {
+                    continue;
+                }
+                let (Some(number), Some(rule)) = (
+                    event::number_of_key(c.tracked.key(i)),
+                    self.rules.get(usize::from(s.flag_rule) - 1),
+                ) else {
+                    continue;
+                };
+                out.push(Suspect {
+                    number,
+                    rule: rule.name.clone(),
+                    category: rule.category.clone(),
+                    action: rule.action,
+                    score: rule.score,
+                    features: s.features(t, p),
+                    first_seen_secs_ago: secs(s.first_seen),
+                    last_seen_secs_ago: secs(s.last_seen),
+                    first_flagged_secs_ago: secs(s.flag_first - 1),
+                    last_flagged_secs_ago: secs(s.flag_last - 1),
+                });
+            }
+        }
+        out.sort_by_key(|s| s.number);
+        out
+    }
+
+    /// Takes what this node observed from tracked callers since the last drain (empty
+    /// unless `detection.redis` is set). For the Redis task, every `redis_flush_interval`.
+    pub fn drain_deltas(&self) -> Vec<CounterDelta> {
+        let mut out = Vec::new();
+        if !self.shared {
+            return out;
+        }
+        for shard in self.callers.iter() {
+            let mut guard = lock(&shard.0);
+            let c = &mut *guard;
+            for i in c.dirty.drain(..) {
+                let i = i as usize;
+                let Some(a) = c.acc.get_mut(i) else { continue };
+                let a = std::mem::take(a);
+                let Some(caller) = event::number_of_key(c.tracked.key(i)) else {
+                    continue;
+                };
+                if a.calls == 0 && a.ended == 0 && a.short == 0 {
+                    continue;
+                }
+                out.push(CounterDelta {
+                    caller,
+                    calls: a.calls.into(),
+                    callees: CounterDelta::split_bits(a.callees),
+                    ended: a.ended.into(),
+                    answered: a.answered.into(),
+                    short: a.short.into(),
+                    one_ring: a.one_ring.into(),
+                    sequential: a.sequential.into(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Adds other nodes' deltas as if observed now (never echoed back by
+    /// [`Detector::drain_deltas`]). A caller not tracked here is counted in the sketch and
+    /// tracked if that earns it a slot.
+    pub fn merge_remote(&self, deltas: &[CounterDelta], now: Instant) {
+        let t = self.tick(now);
+        let p = &self.params;
+        let sat = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+        for d in deltas {
+            let key = event::number_key(&d.caller);
+            let h = mix64(key);
+            let mut guard = lock(&self.callers[shard_of(h)].0);
+            let c = &mut *guard;
+            c.stats.remote_deltas += 1;
+            let est = if d.calls > 0 {
+                c.sketch.add(h, sat(d.calls), p.epoch(t))
+            } else {
+                c.sketch.estimate(h, p.epoch(t))
+            };
+            let i = match c.tracked.place(key, h, est, t, p) {
+                Place::Found(i) => i,
+                Place::Admitted { index, evicted } => {
+                    c.stats.admitted += 1;
+                    if evicted {
+                        c.stats.evicted += 1;
+                    } else {
+                        c.stats.tracked += 1;
+                    }
+                    if let Some(a) = c.acc.get_mut(index) {
+                        *a = DeltaAcc {
+                            dirty: a.dirty,
+                            ..DeltaAcc::default()
+                        };
+                    }
+                    c.tracked.slots[index]
+                        .seed(est.saturating_sub(sat(d.calls)).min(p.track_after));
+                    index
+                }
+                Place::Absent => continue,
+            };
+            let inc = Increment {
+                calls: sat(d.calls),
+                callees: d.callee_bits(),
+                ended: sat(d.ended),
+                answered: sat(d.answered),
+                short: sat(d.short),
+                one_ring: sat(d.one_ring),
+                sequential: sat(d.sequential),
+            };
+            c.tracked.slots[i].apply(&inc, t, p);
+        }
+    }
+
+    /// Bytes allocated: fixed by the configuration at [`Detector::new`].
+    pub fn memory_bytes(&self) -> usize {
+        let mut total = std::mem::size_of::<Detector>()
+            + self.rules.len() * std::mem::size_of::<Compiled>()
+            + SHARDS
+                * (std::mem::size_of::<Padded<Callers>>() + std::mem::size_of::<Padded<Calls>>());
+        for s in self.callers.iter() {
+            let c = lock(&s.0);
+            total += c.sketch.bytes()
+                + c.tracked.bytes()
+                + c.acc.capacity() * std::mem::size_of::<DeltaAcc>()
+                + c.dirty.capacity() * 4;
+        }
+        for s in self.calls.iter() {
+            total += lock(&s.0).table.bytes();
+        }
+        total
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DetectorStats {
+        let mut s = DetectorStats::default();
+        for shard in self.callers.iter() {
+            let c = lock(&shard.0);
+            s.invites += c.stats.invites;
+            s.retransmissions += c.stats.retransmissions;
+            s.admitted += c.stats.admitted;
+            s.evicted += c.stats.evicted;
+            s.tracked += c.stats.tracked;
+            s.remote_deltas += c.stats.remote_deltas;
+        }
+        for shard in self.calls.iter() {
+            let c = lock(&shard.0);
+            s.pending_forgotten += c.stats.forgotten;
+            s.unmatched += c.stats.unmatched;
+            s.garbage += c.stats.garbage;
+            s.pending += c.stats.pending;
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;
