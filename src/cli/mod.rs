@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 pub mod operator;
 pub mod run;
+pub mod simulate;
 
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
@@ -33,6 +34,8 @@ enum Command {
     /// Central feed tools (`fraudwall feed serve`).
     #[command(subcommand)]
     Feed(feed::FeedCommand),
+    /// Generate a carrier day and replay it through the behavioural detector.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -45,5 +48,6 @@ pub fn main() -> ExitCode {
         Command::Config(c) => run::config(c),
         Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),
+        Command::Simulate(a) => simulate::run(a),
     }
 }

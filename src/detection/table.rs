@@ -18,6 +18,9 @@ pub(crate) const WAYS: usize = 8;
 const FP: u16 = 4;
 /// Minute buckets of the call-volume ring (one hour).
 const MINUTES: u32 = 60;
+/// Distinct-callee estimate from which the map counts as saturated (about 17 of its 128
+/// bits still clear): the distinct ratio is then 1.
+const SATURATED: f32 = 256.0;
 /// Deciseconds per minute.
 const MINUTE_DS: u32 = 600;
 
@@ -298,6 +301,10 @@ impl Slot {
             distinct_callees: distinct.round() as u32,
             distinct_ratio: if gen_calls == 0 {
                 0.0
+            } else if distinct >= SATURATED {
+                // The 128-bit map is nearly full: hundreds of distinct callees, whatever the
+                // call count (the estimate itself is no longer precise).
+                1.0
             } else {
                 (distinct / gen_calls as f32).min(1.0)
             },
