@@ -349,6 +349,11 @@ impl Tracked {
         self.keys.len() * 8 + self.slots.len() * std::mem::size_of::<Slot>()
     }
 
+    /// The address of the caller's key line, for a prefetch hint.
+    pub(crate) fn set_addr(&self, h: u64) -> usize {
+        self.keys.as_ptr() as usize + self.set_of(h) * 8
+    }
+
     fn set_of(&self, h: u64) -> usize {
         reduce(h as u32, self.sets) * WAYS
     }
