@@ -99,6 +99,30 @@ fn per_invite(c: &mut Criterion) {
             );
         })
     });
+    // The same work with 10,000 callers whose lines stay in cache: the compute floor, what
+    // is left when memory latency is taken out.
+    let small = Detector::new(&DetectionConfig {
+        enabled: true,
+        ..DetectionConfig::default()
+    })
+    .expect("the default configuration is valid");
+    let mut n = 0u64;
+    let mut now = Instant::now();
+    g.bench_function("invite_10k_callers_in_cache", |b| {
+        b.iter(|| {
+            n += 1;
+            now += Duration::from_millis(1);
+            let caller = t.callers[(n.wrapping_mul(0x9e37_79b9) % 10_000) as usize];
+            let callee = t.callees[(n % CALLEES) as usize];
+            black_box(small.observe(
+                black_box(CallEvent {
+                    call: CallKey::new(n),
+                    kind: CallEventKind::Invite { caller, callee },
+                }),
+                now,
+            ))
+        })
+    });
     g.finish();
     eprintln!(
         "detector memory: {} bytes; stats: {:?}",

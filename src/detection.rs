@@ -332,7 +332,8 @@ impl Detector {
     fn tick(&self, now: Instant) -> u32 {
         let origin = *self.origin.get_or_init(|| now);
         now.checked_duration_since(origin).map_or(0, |d| {
-            (d.as_millis() / 100).min(u128::from(u32::MAX - 2)) as u32
+            let ds = d.as_secs() * 10 + u64::from(d.subsec_millis() / 100);
+            ds.min(u64::from(u32::MAX - 2)) as u32
         })
     }
 
@@ -389,10 +390,15 @@ impl Detector {
         self.prefetch(shard, h);
         let p = &self.params;
         let callee = event::number_key(callee);
-        let tracked = lock(&self.callers[shard].0).tracked.find(key, h).is_some();
-        // A tracked caller: the pending table first (never both locks at once this way).
-        let fresh = !tracked || self.pend(call, key, t);
         let mut guard = lock(&self.callers[shard].0);
+        let tracked = guard.tracked.find(key, h).is_some();
+        let mut fresh = true;
+        if tracked {
+            // A tracked caller: the pending table first (never both locks at once this way).
+            drop(guard);
+            fresh = self.pend(call, key, t);
+            guard = lock(&self.callers[shard].0);
+        }
         let c = &mut *guard;
         if !fresh {
             c.stats.retransmissions += 1;
@@ -547,6 +553,11 @@ impl Detector {
 
     fn judge_slot(&self, c: &mut Callers, i: usize, t: u32) -> Option<Finding> {
         let slot = &mut c.tracked.slots[i];
+        // Volume first: cheap, and below every rule's for almost every tracked caller.
+        let (minute, ten, hour) = slot.volume(t);
+        if !self.rules.iter().any(|r| r.volume_holds(minute, ten, hour)) {
+            return None;
+        }
         let f = slot.features(t, &self.params);
         let r = rules::most_severe(&self.rules, &f)?;
         let rule = &self.rules[r];

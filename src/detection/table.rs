@@ -249,20 +249,31 @@ impl Slot {
 
     /// Calls in the last `k` minute buckets (the current one and `k - 1` before it).
     fn calls_in(&self, now_minute: u32, k: u32) -> u32 {
-        let mut sum = 0u32;
-        for i in 0..k.min(MINUTES) {
-            let Some(m) = now_minute.checked_sub(i) else {
-                break;
-            };
-            if m > self.minute_head {
-                continue;
-            }
-            if self.minute_head - m >= MINUTES {
-                break;
-            }
-            sum += u32::from(self.minutes[(m % MINUTES) as usize]);
+        // Buckets newer than the head are empty; the window ends `skip` minutes past it.
+        let skip = now_minute.saturating_sub(self.minute_head);
+        let Some(n) = k.min(MINUTES).checked_sub(skip).filter(|&n| n > 0) else {
+            return 0;
+        };
+        // The newest `n` buckets end at the head: at most two runs of the ring.
+        let head = (self.minute_head % MINUTES) as usize;
+        let n = n as usize;
+        let sum = |b: &[u8]| b.iter().map(|&x| u32::from(x)).sum::<u32>();
+        if n <= head + 1 {
+            sum(&self.minutes[head + 1 - n..=head])
+        } else {
+            let wrap = n - (head + 1);
+            sum(&self.minutes[..=head]) + sum(&self.minutes[MINUTES as usize - wrap..])
         }
-        sum
+    }
+
+    /// Calls in the last minute (two buckets), 10 minutes and hour, at `now`.
+    pub(crate) fn volume(&self, now: u32) -> (u32, u32, u32) {
+        let m = (now / MINUTE_DS).max(self.minute_head);
+        (
+            self.calls_in(m, 2),
+            self.calls_in(m, 10),
+            self.calls_in(m, MINUTES),
+        )
     }
 
     /// The decayed call count at `now`, in quarter calls (the eviction score).
@@ -273,7 +284,6 @@ impl Slot {
 
     /// The features at `now`, without changing anything.
     pub(crate) fn features(&self, now: u32, p: &Params) -> Features {
-        let now_minute = (now / MINUTE_DS).max(self.minute_head);
         let g = (now / p.gen_ds).max(self.generation);
         let (bits, gen_calls) = match g - self.generation {
             0 => (
@@ -294,10 +304,11 @@ impl Slot {
         let o = &self.outcomes;
         let age = (now / p.half_life_ds).saturating_sub(self.decay_epoch);
         let ended = u32::from(o.ended.checked_shr(age.min(16)).unwrap_or(0) / FP);
+        let (calls_minute, calls_10min, calls_hour) = self.volume(now);
         Features {
-            calls_minute: self.calls_in(now_minute, 2),
-            calls_10min: self.calls_in(now_minute, 10),
-            calls_hour: self.calls_in(now_minute, MINUTES),
+            calls_minute,
+            calls_10min,
+            calls_hour,
             distinct_callees: distinct.round() as u32,
             distinct_ratio: if gen_calls == 0 {
                 0.0
