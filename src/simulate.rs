@@ -1041,3 +1041,101 @@ fn ratio(a: u64, b: u64) -> f64 {
         a as f64 / b as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped scenario, scaled down to run in a debug test.
+    fn small() -> Scenario {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("integration/traffic/carrier-day.toml");
+        let mut s = Scenario::from_file(&path).unwrap();
+        s.subscribers.count = 20_000;
+        s.busy_lines.count = 100;
+        s.enterprises.count = 5;
+        s.robocall.campaigns = 4;
+        s.wangiri.campaigns = 2;
+        s.rotating.campaigns = 3;
+        s
+    }
+
+    fn on() -> DetectionConfig {
+        DetectionConfig {
+            enabled: true,
+            ..DetectionConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_small_day_is_deterministic_and_catches_campaigns_only() {
+        let s = small();
+        let a = run(&s, &on()).unwrap();
+        let b = run(&s, &on()).unwrap();
+        assert_eq!((a.calls, a.events), (b.calls, b.events));
+        assert_eq!(a.robocall, b.robocall);
+        assert_eq!(a.campaigns, b.campaigns);
+        assert!(a.calls > 100_000, "{}", a.calls);
+        for class in [&a.robocall, &a.wangiri, &a.rotating] {
+            assert!(class.calls > 0 && class.flagged > 0, "{class:?}");
+        }
+        assert_eq!(
+            a.legitimate.flagged, 0,
+            "{:?}",
+            a.legitimate_flagged_examples
+        );
+        assert_eq!(a.legitimate_enterprises.flagged, 0, "exempt");
+        assert!(
+            a.enterprise_findings_ignored > 0,
+            "the exemption is exercised"
+        );
+        assert!(a.campaigns.recall_after_30 > 0.95, "{:?}", a.campaigns);
+        assert!(a.campaigns.median_calls_to_catch.is_some_and(|m| m <= 20));
+        let json = serde_json::to_value(&a).unwrap();
+        for key in [
+            "calls",
+            "detector_bytes",
+            "legitimate",
+            "robocall",
+            "wangiri",
+            "rotating",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        assert!(json["robocall"]["flagged_ratio"].as_f64().is_some());
+        let other = run(&Scenario { seed: 7, ..s }, &on()).unwrap();
+        assert_ne!(other.calls, a.calls, "another seed, another day");
+    }
+
+    #[test]
+    fn bad_scenarios_name_their_key() {
+        let mut s = small();
+        s.subscribers.hourly_profile.pop();
+        assert!(matches!(
+            s.validate(),
+            Err(SimulateError::Invalid {
+                key: "subscribers.hourly_profile",
+                ..
+            })
+        ));
+        let mut s = small();
+        s.rotating.calls_per_number = [50, 20];
+        assert!(matches!(
+            s.validate(),
+            Err(SimulateError::Invalid {
+                key: "rotating.calls_per_number",
+                ..
+            })
+        ));
+        let mut s = small();
+        s.wangiri.country_codes = vec!["0".into()];
+        assert!(matches!(
+            s.validate(),
+            Err(SimulateError::Invalid {
+                key: "wangiri.country_codes",
+                ..
+            })
+        ));
+        assert!(toml::from_str::<Scenario>("seed = 1\n").is_err());
+    }
+}

@@ -45,7 +45,7 @@ impl CountMin {
     /// A sketch of `blocks` blocks (at least one).
     pub(crate) fn new(blocks: usize) -> CountMin {
         CountMin {
-            blocks: vec![Block::default(); blocks.max(1)],
+            blocks: huge_vec(blocks.max(1), Block::default()),
         }
     }
 
@@ -107,6 +107,29 @@ impl CountMin {
         let b = self.block(h, epoch);
         pos.iter().map(|&p| b.0[p]).min().unwrap_or(0)
     }
+}
+
+/// A vector of `n` copies of `fill` whose buffer asks the kernel for transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)`, before the first touch), so random lookups over tens of MiB
+/// do not each pay a TLB miss. Only advice: without THP the vector is an ordinary one.
+pub(crate) fn huge_vec<T: Copy>(n: usize, fill: T) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_ptr() as usize;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + n * std::mem::size_of::<T>()) & !(PAGE - 1);
+        if end > first {
+            // SAFETY: advice on whole pages inside this vector's own allocation; madvise
+            // with MADV_HUGEPAGE changes no content and no mapping the program relies on.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v.resize(n, fill);
+    v
 }
 
 /// Asks the CPU to fetch the cache line at `addr` (a hint: never dereferenced, never

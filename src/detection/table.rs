@@ -350,8 +350,8 @@ impl Tracked {
     pub(crate) fn new(slots: usize) -> Tracked {
         let sets = slots.div_ceil(WAYS).max(1);
         Tracked {
-            keys: vec![0; sets * WAYS],
-            slots: vec![Slot::default(); sets * WAYS],
+            keys: super::sketch::huge_vec(sets * WAYS, 0),
+            slots: super::sketch::huge_vec(sets * WAYS, Slot::default()),
             sets,
         }
     }
