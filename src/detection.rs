@@ -47,9 +47,10 @@
 //! set-associative table of `max_tracked_callers` slots; a newcomer takes an empty slot or
 //! displaces the weakest of its set only if it is at least as strong (space-saving), so
 //! one-off callers never push a campaign out. A pending-call table of `pending_calls`
-//! entries puts ringing, answer, CANCEL, error and BYE down to the caller who made the call
-//! (and recognises retransmitted INVITEs); when a bucket is full the oldest call is
-//! forgotten.
+//! entries puts ringing, answer, CANCEL, error and BYE down to the tracked caller who made
+//! the call (and recognises retransmitted INVITEs); when a bucket is full the oldest call is
+//! forgotten. An untracked caller's INVITE costs one shard lock and two cache lines (sketch
+//! block and key line, prefetched before the lock); its outcomes are not needed.
 //!
 //! Memory is fixed by the configuration, whatever the number of callers
 //! ([`Detector::memory_bytes`], checked against `memory_mb` by
@@ -132,8 +133,10 @@ pub const TRACKED_CALLER_BYTES: usize = std::mem::size_of::<table::Slot>() + 8;
 /// Bytes one pending call costs.
 pub const PENDING_CALL_BYTES: usize = std::mem::size_of::<pending::Entry>();
 
-/// Shards of the caller and pending tables (each behind its own lock).
-const SHARDS: usize = 64;
+/// Shards of the caller and pending tables (each behind its own lock). Few enough that each
+/// shard's tables span whole 2 MiB huge pages at the default sizes, enough that the UDP
+/// workers rarely meet on one (a lock is held for about a hundred nanoseconds).
+const SHARDS: usize = 8;
 
 fn shard_of(h: u64) -> usize {
     ((h >> 40) as usize) % SHARDS
@@ -157,8 +160,9 @@ pub struct DetectorStats {
     pub evicted: u64,
     /// Pending calls forgotten to make room (their outcome will not be counted).
     pub pending_forgotten: u64,
-    /// Events for a call that is not pending (a 200 without an INVITE, a CANCEL for an
-    /// unknown call, an outcome after the call was forgotten).
+    /// Events for a call that is not pending: most are the outcomes of untracked callers'
+    /// calls (only tracked callers' calls are pending), the rest a 200 without an INVITE, a
+    /// CANCEL for an unknown call, an outcome after the call was forgotten.
     pub unmatched: u64,
     /// Events that make no sense for the call's state (a BYE before the answer, a second
     /// answer, a status that is no final error).
@@ -238,12 +242,22 @@ struct Calls {
     stats: PendingStats,
 }
 
+/// Where a shard's tables start (their buffers never move after [`Detector::new`]), so the
+/// cache lines of a call can be prefetched before the shard lock is taken.
+#[derive(Clone, Copy)]
+struct Hint {
+    sketch_base: usize,
+    sketch_blocks: usize,
+    keys_base: usize,
+    sets: usize,
+}
+
 /// A shard lock on its own cache line.
 #[repr(align(64))]
 struct Padded<T>(Mutex<T>);
 
-/// The behavioural detector: `Send + Sync`, shared by every worker thread (64 shards, each
-/// behind its own lock; one INVITE takes two short locks). See the [module docs](self).
+/// The behavioural detector: `Send + Sync`, shared by every worker thread (8 shards, each
+/// behind its own lock; an INVITE takes one short lock, a tracked caller's a few). See the [module docs](self).
 pub struct Detector {
     params: Params,
     rules: Vec<Compiled>,
@@ -251,6 +265,7 @@ pub struct Detector {
     origin: OnceLock<Instant>,
     callers: Box<[Padded<Callers>]>,
     calls: Box<[Padded<Calls>]>,
+    hints: Box<[Hint]>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -271,7 +286,7 @@ impl Detector {
         let tracked_per = (config.max_tracked_callers as usize).div_ceil(SHARDS);
         let pending_per = (config.pending_calls as usize).div_ceil(SHARDS);
         let blocks_per = (config.sketch_bytes() as usize / sketch::BLOCK_BYTES).div_ceil(SHARDS);
-        let callers = (0..SHARDS)
+        let callers: Box<[Padded<Callers>]> = (0..SHARDS)
             .map(|_| {
                 let tracked = Tracked::new(tracked_per);
                 let n = if shared { tracked.slots.len() } else { 0 };
@@ -282,6 +297,18 @@ impl Detector {
                     dirty: Vec::with_capacity(n),
                     stats: CallerStats::default(),
                 }))
+            })
+            .collect();
+        let hints = callers
+            .iter()
+            .map(|shard: &Padded<Callers>| {
+                let c = lock(&shard.0);
+                Hint {
+                    sketch_base: c.sketch.block_addr(0),
+                    sketch_blocks: c.sketch.bytes() / sketch::BLOCK_BYTES,
+                    keys_base: c.tracked.set_addr(0),
+                    sets: c.tracked.slots.len() / table::WAYS,
+                }
             })
             .collect();
         let calls = (0..SHARDS)
@@ -299,6 +326,7 @@ impl Detector {
             origin: OnceLock::new(),
             callers,
             calls,
+            hints,
         })
     }
 
@@ -306,7 +334,8 @@ impl Detector {
     fn tick(&self, now: Instant) -> u32 {
         let origin = *self.origin.get_or_init(|| now);
         now.checked_duration_since(origin).map_or(0, |d| {
-            (d.as_millis() / 100).min(u128::from(u32::MAX - 2)) as u32
+            let ds = d.as_secs() * 10 + u64::from(d.subsec_millis() / 100);
+            ds.min(u64::from(u32::MAX - 2)) as u32
         })
     }
 
@@ -325,61 +354,92 @@ impl Detector {
         }
     }
 
+    /// Prefetches the caller's sketch block and key line.
+    fn prefetch(&self, shard: usize, h: u64) {
+        let hint = self.hints[shard];
+        sketch::prefetch(
+            hint.sketch_base
+                + sketch::reduce((h >> 32) as u32, hint.sketch_blocks) * sketch::BLOCK_BYTES,
+        );
+        sketch::prefetch(hint.keys_base + sketch::reduce(h as u32, hint.sets) * table::WAYS * 8);
+    }
+
+    /// Records a tracked caller's call in the pending table: `false` for a retransmission.
+    fn pend(&self, call: u64, key: u64, t: u32) -> bool {
+        let mut c = lock(&self.calls[shard_of(mix64(call))].0);
+        match c.table.insert(call, key, t) {
+            Inserted::New(forgotten) => {
+                if forgotten {
+                    c.stats.forgotten += 1;
+                } else {
+                    c.stats.pending += 1;
+                }
+                true
+            }
+            Inserted::Duplicate => false,
+        }
+    }
+
+    /// An INVITE. The hot path (a caller that is not tracked, almost every call) is one
+    /// shard lock and two prefetched cache lines: the sketch block and the key line. Only
+    /// tracked callers' calls enter the pending table (which also tells retransmissions
+    /// apart); an untracked caller's retransmission counts again in the sketch, which at
+    /// worst tracks it a call or two early.
     fn invite(&self, call: u64, caller: &E164, callee: &E164, t: u32) -> Option<Finding> {
         let key = event::number_key(caller);
-        let fresh = {
-            let mut c = lock(&self.calls[shard_of(mix64(call))].0);
-            match c.table.insert(call, key, t) {
-                Inserted::New(forgotten) => {
-                    if forgotten {
-                        c.stats.forgotten += 1;
-                    } else {
-                        c.stats.pending += 1;
-                    }
-                    true
-                }
-                Inserted::Duplicate => false,
-            }
-        };
         let h = mix64(key);
-        let mut guard = lock(&self.callers[shard_of(h)].0);
-        let c = &mut *guard;
+        let shard = shard_of(h);
+        self.prefetch(shard, h);
         let p = &self.params;
-        let idx = if fresh {
-            c.stats.invites += 1;
-            let est = c.sketch.add(h, 1, p.epoch(t));
-            match c.tracked.place(key, h, est, t, p) {
-                Place::Found(i) => Some(i),
-                Place::Admitted { index, evicted } => {
-                    c.stats.admitted += 1;
-                    if evicted {
-                        c.stats.evicted += 1;
-                    } else {
-                        c.stats.tracked += 1;
-                    }
-                    if let Some(a) = c.acc.get_mut(index) {
-                        *a = DeltaAcc {
-                            dirty: a.dirty,
-                            ..DeltaAcc::default()
-                        };
-                    }
-                    // The calls the sketch saw before this one.
-                    c.tracked.slots[index].seed(est.saturating_sub(1).min(p.track_after));
-                    Some(index)
-                }
-                Place::Absent => None,
-            }
-            .inspect(|&i| {
-                let slot = &mut c.tracked.slots[i];
-                let inc = slot.invite(event::number_key(callee), p);
-                slot.apply(&inc, t, p);
-                self.accumulate(c, i, &inc);
-            })
-        } else {
+        let callee = event::number_key(callee);
+        let mut guard = lock(&self.callers[shard].0);
+        let tracked = guard.tracked.find(key, h).is_some();
+        let mut fresh = true;
+        if tracked {
+            // A tracked caller: the pending table first (never both locks at once this way).
+            drop(guard);
+            fresh = self.pend(call, key, t);
+            guard = lock(&self.callers[shard].0);
+        }
+        let c = &mut *guard;
+        if !fresh {
             c.stats.retransmissions += 1;
-            c.tracked.find(key, h)
+            let i = c.tracked.find(key, h)?;
+            return self.judge_slot(c, i, t);
+        }
+        c.stats.invites += 1;
+        let est = c.sketch.add(h, 1, p.epoch(t));
+        let i = match c.tracked.place(key, h, est, t, p) {
+            Place::Found(i) => i,
+            Place::Admitted { index, evicted } => {
+                c.stats.admitted += 1;
+                if evicted {
+                    c.stats.evicted += 1;
+                } else {
+                    c.stats.tracked += 1;
+                }
+                if let Some(a) = c.acc.get_mut(index) {
+                    *a = DeltaAcc {
+                        dirty: a.dirty,
+                        ..DeltaAcc::default()
+                    };
+                }
+                // The calls the sketch saw before this one.
+                c.tracked.slots[index].seed(est.saturating_sub(1).min(p.track_after));
+                if !tracked {
+                    // Lock order: a caller shard, then a pending shard (the other paths
+                    // never hold both).
+                    self.pend(call, key, t);
+                }
+                index
+            }
+            Place::Absent => return None,
         };
-        idx.and_then(|i| self.judge_slot(c, i, t))
+        let slot = &mut c.tracked.slots[i];
+        let inc = slot.invite(callee, p);
+        slot.apply(&inc, t, p);
+        self.accumulate(c, i, &inc);
+        self.judge_slot(c, i, t)
     }
 
     /// Adds an increment to a slot's shared-counter accumulator (with `redis` only).
@@ -495,6 +555,11 @@ impl Detector {
 
     fn judge_slot(&self, c: &mut Callers, i: usize, t: u32) -> Option<Finding> {
         let slot = &mut c.tracked.slots[i];
+        // Volume first: cheap, and below every rule's for almost every tracked caller.
+        let (minute, ten, hour) = slot.volume(t);
+        if !self.rules.iter().any(|r| r.volume_holds(minute, ten, hour)) {
+            return None;
+        }
         let f = slot.features(t, &self.params);
         let r = rules::most_severe(&self.rules, &f)?;
         let rule = &self.rules[r];

@@ -22,6 +22,7 @@
 //! | [`telemetry`] | pre-registered Prometheus metrics |
 //! | [`admin`] | admin HTTP: `/metrics`, `/healthz`, `/status` |
 //! | [`decision_log`] | JSON lines per screened call, off the packet path |
+//! | [`simulate`] | a generated carrier day replayed through the detector (`fraudwall simulate`) |
 //! | [`detection`] | behavioural detection: per-caller features in bounded memory, rules, findings |
 //! | [`behaviour`] | behavioural detection in the product: metrics, `/suspects`, shared counters over Redis |
 
@@ -39,6 +40,7 @@ pub mod peers;
 pub mod policy;
 pub mod protected;
 pub mod proxy;
+pub mod simulate;
 pub mod sip;
 pub mod subscribers;
 pub mod telemetry;

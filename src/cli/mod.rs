@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 pub mod operator;
 pub mod run;
+pub mod simulate;
 
 /// fraudwall: scam-call interception for telephone carriers.
 #[derive(Debug, Parser)]
@@ -36,6 +37,8 @@ enum Command {
     Feed(feed::FeedCommand),
     /// The behavioural detector's suspects from a running node (`--csv`: blocklist rows).
     Suspects(suspects::SuspectsArgs),
+    /// Generate a carrier day and replay it through the behavioural detector.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -49,5 +52,6 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => feed::run_publish(args),
         Command::Feed(cmd) => feed::run(cmd),
         Command::Suspects(a) => suspects::run(a),
+        Command::Simulate(a) => simulate::run(a),
     }
 }

@@ -46,7 +46,7 @@ impl Pending {
     pub(crate) fn new(entries: usize) -> Pending {
         let buckets = entries.div_ceil(WAYS).max(1);
         Pending {
-            entries: vec![Entry::default(); buckets * WAYS],
+            entries: super::sketch::huge_vec(buckets * WAYS, Entry::default()),
             buckets,
         }
     }

@@ -18,7 +18,8 @@ pub struct Features {
     /// Distinct callees over the last one to two `distinct_window`s (linear counting,
     /// accurate to about ±10 % up to a few hundred).
     pub distinct_callees: u32,
-    /// Distinct callees per call over the same span (0 to 1).
+    /// Distinct callees per call over the same span (0 to 1; 1 once 256 or more distinct
+    /// callees saturate the map).
     pub distinct_ratio: f32,
     /// Share of calls one sequential step from the previous callee.
     pub sequential_ratio: f32,

@@ -18,6 +18,9 @@ pub(crate) const WAYS: usize = 8;
 const FP: u16 = 4;
 /// Minute buckets of the call-volume ring (one hour).
 const MINUTES: u32 = 60;
+/// Distinct-callee estimate from which the map counts as saturated (about 17 of its 128
+/// bits still clear): the distinct ratio is then 1.
+const SATURATED: f32 = 256.0;
 /// Deciseconds per minute.
 const MINUTE_DS: u32 = 600;
 
@@ -246,20 +249,31 @@ impl Slot {
 
     /// Calls in the last `k` minute buckets (the current one and `k - 1` before it).
     fn calls_in(&self, now_minute: u32, k: u32) -> u32 {
-        let mut sum = 0u32;
-        for i in 0..k.min(MINUTES) {
-            let Some(m) = now_minute.checked_sub(i) else {
-                break;
-            };
-            if m > self.minute_head {
-                continue;
-            }
-            if self.minute_head - m >= MINUTES {
-                break;
-            }
-            sum += u32::from(self.minutes[(m % MINUTES) as usize]);
+        // Buckets newer than the head are empty; the window ends `skip` minutes past it.
+        let skip = now_minute.saturating_sub(self.minute_head);
+        let Some(n) = k.min(MINUTES).checked_sub(skip).filter(|&n| n > 0) else {
+            return 0;
+        };
+        // The newest `n` buckets end at the head: at most two runs of the ring.
+        let head = (self.minute_head % MINUTES) as usize;
+        let n = n as usize;
+        let sum = |b: &[u8]| b.iter().map(|&x| u32::from(x)).sum::<u32>();
+        if n <= head + 1 {
+            sum(&self.minutes[head + 1 - n..=head])
+        } else {
+            let wrap = n - (head + 1);
+            sum(&self.minutes[..=head]) + sum(&self.minutes[MINUTES as usize - wrap..])
         }
-        sum
+    }
+
+    /// Calls in the last minute (two buckets), 10 minutes and hour, at `now`.
+    pub(crate) fn volume(&self, now: u32) -> (u32, u32, u32) {
+        let m = (now / MINUTE_DS).max(self.minute_head);
+        (
+            self.calls_in(m, 2),
+            self.calls_in(m, 10),
+            self.calls_in(m, MINUTES),
+        )
     }
 
     /// The decayed call count at `now`, in quarter calls (the eviction score).
@@ -270,7 +284,6 @@ impl Slot {
 
     /// The features at `now`, without changing anything.
     pub(crate) fn features(&self, now: u32, p: &Params) -> Features {
-        let now_minute = (now / MINUTE_DS).max(self.minute_head);
         let g = (now / p.gen_ds).max(self.generation);
         let (bits, gen_calls) = match g - self.generation {
             0 => (
@@ -291,13 +304,18 @@ impl Slot {
         let o = &self.outcomes;
         let age = (now / p.half_life_ds).saturating_sub(self.decay_epoch);
         let ended = u32::from(o.ended.checked_shr(age.min(16)).unwrap_or(0) / FP);
+        let (calls_minute, calls_10min, calls_hour) = self.volume(now);
         Features {
-            calls_minute: self.calls_in(now_minute, 2),
-            calls_10min: self.calls_in(now_minute, 10),
-            calls_hour: self.calls_in(now_minute, MINUTES),
+            calls_minute,
+            calls_10min,
+            calls_hour,
             distinct_callees: distinct.round() as u32,
             distinct_ratio: if gen_calls == 0 {
                 0.0
+            } else if distinct >= SATURATED {
+                // The 128-bit map is nearly full: hundreds of distinct callees, whatever the
+                // call count (the estimate itself is no longer precise).
+                1.0
             } else {
                 (distinct / gen_calls as f32).min(1.0)
             },
@@ -332,14 +350,19 @@ impl Tracked {
     pub(crate) fn new(slots: usize) -> Tracked {
         let sets = slots.div_ceil(WAYS).max(1);
         Tracked {
-            keys: vec![0; sets * WAYS],
-            slots: vec![Slot::default(); sets * WAYS],
+            keys: super::sketch::huge_vec(sets * WAYS, 0),
+            slots: super::sketch::huge_vec(sets * WAYS, Slot::default()),
             sets,
         }
     }
 
     pub(crate) fn bytes(&self) -> usize {
         self.keys.len() * 8 + self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// The address of the caller's key line, for a prefetch hint.
+    pub(crate) fn set_addr(&self, h: u64) -> usize {
+        self.keys.as_ptr() as usize + self.set_of(h) * 8
     }
 
     fn set_of(&self, h: u64) -> usize {
