@@ -90,7 +90,7 @@
 //! holds the body's hash and the layout) and checked at open; a body whose hash does not
 //! match is refused, so a bad file never replaces a good list.
 
-use crate::blocklist::{EntryKey, SignError};
+use crate::blocklist::{EntryKey, Load, SignError};
 use crate::numbers::E164;
 use crate::policy::lists::{
     Level, PersonalAction, PersonalEntry, SubscriberAnswer, SubscriberLookup,
@@ -242,17 +242,45 @@ pub fn is_subscriber_list(path: &Path) -> bool {
 }
 
 impl SubscriberList {
-    /// Opens and checks a snapshot (header, body hash, directory).
+    /// Opens and checks a snapshot (header, body hash, directory), copied into huge pages
+    /// ([`Load::HugePages`], as a blocklist: at 100M subscribers a lookup on a plain map
+    /// pays a TLB miss per cache line it reads).
     pub fn open(path: impl AsRef<Path>) -> Result<SubscriberList, SubscriberListError> {
+        SubscriberList::open_with(path, Load::default())
+    }
+
+    /// Like [`SubscriberList::open`], choosing how the file is loaded.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        load: Load,
+    ) -> Result<SubscriberList, SubscriberListError> {
         let path = path.as_ref();
         let io = |source| SubscriberListError::Io {
             path: path.to_path_buf(),
             source,
         };
         let file = File::open(path).map_err(io)?;
-        // SAFETY: the file is mapped read-only; fraudwall replaces lists by rename, never in
-        // place, so the mapping's bytes do not change under it.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let map = match load {
+            // SAFETY: the file is mapped read-only; fraudwall replaces lists by rename, never
+            // in place, so the mapping's bytes do not change under it (and every read from
+            // them is checked).
+            Load::Map => unsafe { Mmap::map(&file) }.map_err(io)?,
+            Load::HugePages => {
+                let len = file.metadata().map_err(io)?.len();
+                let len = usize::try_from(len).map_err(|_| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::FileTooLarge,
+                        "larger than this machine can address",
+                    ))
+                })?;
+                if len == 0 {
+                    return Err(SubscriberListError::NotASubscriberList {
+                        path: path.to_path_buf(),
+                    });
+                }
+                crate::blocklist::snapshot::load_anon(&file, len).map_err(io)?
+            }
+        };
         if map.len() >= 8 && &map[..8] == MAGIC_V1 {
             return Err(SubscriberListError::OldFormat {
                 path: path.to_path_buf(),
@@ -287,17 +315,13 @@ impl SubscriberList {
             subscribers: u64_at(&header, 32),
             bytes: map.len() as u64,
         };
-        let layout = Layout::check(
-            &map[HEADER_LEN..],
-            u64_at(&header, 80),
-            u64_at(&header, 88),
-        )
-        .map_err(|reason| SubscriberListError::BadIndex {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let layout = Layout::check(&map[HEADER_LEN..], u64_at(&header, 80), u64_at(&header, 88))
+            .map_err(|reason| SubscriberListError::BadIndex {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         #[cfg(unix)]
-        {
+        if load == Load::Map {
             // Lookups land anywhere: read-ahead would only evict other pages.
             let _ = map.advise(memmap2::Advice::Random);
         }
@@ -617,18 +641,31 @@ mod tests {
                 .insert((sub, digits.trim_start_matches('+').to_string(), exact), a);
         }
 
-        fn answer(&self, sub: &str, caller: &str) -> (Option<Level>, Option<(PersonalAction, String)>) {
+        fn answer(
+            &self,
+            sub: &str,
+            caller: &str,
+        ) -> (Option<Level>, Option<(PersonalAction, String)>) {
             let sub = sub.trim_start_matches('+');
             let caller = caller.trim_start_matches('+');
             let level = self.levels.get(sub).copied();
             let mut best: Option<(usize, bool, PersonalAction, String)> = None;
             for ((s, d, exact), a) in &self.entries {
-                let hit = s == sub && if *exact { d == caller } else { caller.starts_with(d.as_str()) };
+                let hit = s == sub
+                    && if *exact {
+                        d == caller
+                    } else {
+                        caller.starts_with(d.as_str())
+                    };
                 let better = best
                     .as_ref()
                     .is_none_or(|(l, e, _, _)| d.len() > *l || (d.len() == *l && *exact && !e));
                 if hit && better {
-                    let text = if *exact { format!("+{d}") } else { format!("+{d}*") };
+                    let text = if *exact {
+                        format!("+{d}")
+                    } else {
+                        format!("+{d}*")
+                    };
                     best = Some((d.len(), *exact, *a, text));
                 }
             }
@@ -646,7 +683,11 @@ mod tests {
         }
     }
 
-    fn got(l: &SubscriberList, sub: &str, caller: &str) -> (Option<Level>, Option<(PersonalAction, String)>) {
+    fn got(
+        l: &SubscriberList,
+        sub: &str,
+        caller: &str,
+    ) -> (Option<Level>, Option<(PersonalAction, String)>) {
         let a = l.answer(&n(sub), &n(caller));
         (a.level, a.personal.map(|p| (p.action, p.entry.to_string())))
     }
@@ -688,18 +729,39 @@ mod tests {
         let (_d, l, r) = compile(&csv);
         let subscribers: std::collections::BTreeSet<_> = rows.iter().map(|r| &r.0).collect();
         assert_eq!(r.subscribers as usize, subscribers.len());
-        assert!(l.layout.top.len() > 5, "several nodes: {}", l.layout.top.len());
+        assert!(
+            l.layout.top.len() > 5,
+            "several nodes: {}",
+            l.layout.top.len()
+        );
         for (sub, caller, _) in rows.iter().step_by(3) {
             let caller = caller.replace('*', "5555");
-            assert_eq!(got(&l, sub, &caller), model.answer(sub, &caller), "{sub} {caller}");
-            assert_eq!(got(&l, sub, "+12025550100"), model.answer(sub, "+12025550100"));
+            assert_eq!(
+                got(&l, sub, &caller),
+                model.answer(sub, &caller),
+                "{sub} {caller}"
+            );
+            assert_eq!(
+                got(&l, sub, "+12025550100"),
+                model.answer(sub, "+12025550100")
+            );
         }
         for i in (0..9000u64).step_by(7) {
             let c = format!("+4477009{i:05}");
             assert_eq!(got(&l, huge, &c), model.answer(huge, &c), "{c}");
         }
-        for missing in ["+1999", "+336101500", "+99", "+8613999999998", "+999999999999999"] {
-            assert_eq!(got(&l, missing, "+8617000000000"), (None, None), "{missing}");
+        for missing in [
+            "+1999",
+            "+336101500",
+            "+99",
+            "+8613999999998",
+            "+999999999999999",
+        ] {
+            assert_eq!(
+                got(&l, missing, "+8617000000000"),
+                (None, None),
+                "{missing}"
+            );
         }
         assert_eq!(l.corrupt_lookups(), 0);
     }
@@ -708,7 +770,10 @@ mod tests {
         use proptest::prelude::*;
         // 7 to 15 digits (valid outside +1 and +86) from a small alphabet: prefixes and
         // repeats are common.
-        (7usize..=15, proptest::collection::vec(prop_oneof![Just('3'), Just('4'), Just('0')], 15))
+        (
+            7usize..=15,
+            proptest::collection::vec(prop_oneof![Just('3'), Just('4'), Just('0')], 15),
+        )
             .prop_map(|(len, d)| {
                 let mut s: String = d.into_iter().take(len).collect();
                 s.replace_range(..1, "3");

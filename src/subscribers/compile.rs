@@ -304,7 +304,10 @@ fn sort_chunk(rows: &mut Vec<Row>) {
 /// in chunk order (so the last one is the latest in the input). Only chunks whose first row
 /// is not past the current row are in the heap, so sorted or nearly sorted input costs a
 /// heap of one or two.
-fn merge_chunks(chunks: Vec<Vec<Row>>, mut f: impl FnMut(Row) -> Result<(), SubscriberCompileError>) -> Result<(), SubscriberCompileError> {
+fn merge_chunks(
+    chunks: Vec<Vec<Row>>,
+    mut f: impl FnMut(Row) -> Result<(), SubscriberCompileError>,
+) -> Result<(), SubscriberCompileError> {
     let mut queue: Vec<(u64, u64, usize)> = chunks
         .iter()
         .enumerate()
@@ -426,9 +429,9 @@ fn read_input(
             .par_iter()
             .map(|&(first, chunk)| parse_chunk(&opts.profile, &name, line + first, chunk))
             .collect();
-        line += chunks
-            .last()
-            .map_or(0, |(first, c)| first + memchr::memchr_iter(b'\n', c).count());
+        line += chunks.last().map_or(0, |(first, c)| {
+            first + memchr::memchr_iter(b'\n', c).count()
+        });
         let sorting = Instant::now();
         parsed.par_iter_mut().for_each(|c| sort_chunk(&mut c.rows));
         out.sort_seconds += sorting.elapsed().as_secs_f64();
@@ -441,7 +444,11 @@ fn read_input(
                 return Err(SubscriberCompileError::TooManyErrors {
                     count: out.error_count,
                     max: opts.max_errors,
-                    first: out.errors.first().map(ToString::to_string).unwrap_or_default(),
+                    first: out
+                        .errors
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 });
             }
             if !chunk.rows.is_empty() {

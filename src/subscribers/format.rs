@@ -190,6 +190,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 #[inline]
 fn get_varint(buf: &[u8], at: &mut usize) -> Result<u64, Odd> {
+    // Key deltas and record lengths are nearly always one byte.
+    let first = *buf.get(*at).ok_or(Odd)?;
+    if first < 0x80 {
+        *at += 1;
+        return Ok(u64::from(first));
+    }
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*at).ok_or(Odd)?;
@@ -404,10 +410,7 @@ fn decode_record(
             }
         }
     }
-    Ok(Found {
-        level,
-        entry: best,
-    })
+    Ok(Found { level, entry: best })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -452,6 +455,27 @@ impl DirectoryBuilder {
     }
 }
 
+/// Cache lines of a block fetched at once: a typical block (64 subscribers with two entries
+/// each) is about 600 bytes, and the record is found only after the key section is read,
+/// so fetching the block's lines together costs one memory round trip instead of two.
+const PREFETCH_LINES: usize = 12;
+
+/// Asks the CPU to bring the first [`PREFETCH_LINES`] cache lines of `bytes` in.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for at in (0..bytes.len().min(PREFETCH_LINES * 64)).step_by(64) {
+        // SAFETY: a prefetch is a hint: it reads nothing into the program and never faults;
+        // the address is inside `bytes` anyway. SSE is part of the x86_64 baseline.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 fn u64_at(b: &[u8], at: usize) -> Result<u64, Odd> {
     Ok(u64::from_le_bytes(
         b.get(at..at + 8).ok_or(Odd)?.try_into().map_err(|_| Odd)?,
@@ -471,7 +495,13 @@ pub(super) struct Layout {
     pub data: Range<usize>,
     pub nodes: Range<usize>,
     pub top: Vec<u64>,
+    /// Every [`SUMMARY_STEP`]th top key: searched first, so a lookup touches a few cache
+    /// lines of `top` instead of one per step of a binary search over all of it.
+    summary: Vec<u64>,
 }
+
+/// Top keys per summary key.
+const SUMMARY_STEP: usize = 16;
 
 impl Layout {
     /// Checks the directory of `body` (data, nodes and top, of the given sizes): every
@@ -541,6 +571,7 @@ impl Layout {
         Ok(Layout {
             data: 0..data_len,
             nodes,
+            summary: top.iter().step_by(SUMMARY_STEP).copied().collect(),
             top,
         })
     }
@@ -548,11 +579,17 @@ impl Layout {
     /// The block that would hold `key` and its first key, or `None` below the first key.
     #[inline]
     pub fn block<'b>(&self, body: &'b [u8], key: u64) -> Result<Option<(&'b [u8], u64)>, Odd> {
-        let i = self.top.partition_point(|&t| t <= key);
-        if i == 0 {
+        let s = self.summary.partition_point(|&t| t <= key);
+        if s == 0 {
             return Ok(None);
         }
-        let i = i - 1;
+        let from = (s - 1) * SUMMARY_STEP;
+        let span = self
+            .top
+            .get(from..(from + SUMMARY_STEP).min(self.top.len()))
+            .ok_or(Odd)?;
+        // The span's first key is at most `key`, so the node is in the span.
+        let i = from + span.partition_point(|&t| t <= key).max(1) - 1;
         let at = self.nodes.start + i * NODE_LEN;
         let node = body.get(at..at + NODE_LEN).ok_or(Odd)?;
         let base = u64_at(node, 0)?;
@@ -591,7 +628,9 @@ impl Layout {
         if start >= next || next > self.data.end {
             return Err(Odd);
         }
-        Ok(Some((body.get(start..next).ok_or(Odd)?, first)))
+        let block = body.get(start..next).ok_or(Odd)?;
+        prefetch(block);
+        Ok(Some((block, first)))
     }
 }
 
@@ -642,7 +681,7 @@ mod tests {
     fn suffix_bits_hold_every_suffix() {
         for (n, &bits) in SUFFIX_BITS.iter().enumerate() {
             assert!(POW10[n] - 1 < (1u64 << bits), "{n}");
-            assert!(n == 0 || POW10[n] - 1 >= (1u64 << (bits - 1)), "{n}");
+            assert!(n == 0 || POW10[n] > (1u64 << (bits - 1)), "{n}");
         }
     }
 
@@ -665,7 +704,10 @@ mod tests {
             (Kind::ExactBlock, d("8617012345678")),
             (Kind::PrefixBlock, d("8617012345678")),
         ];
-        let e2 = [(Kind::ExactBlock, d("4420700000")), (Kind::PrefixBlock, d("1"))];
+        let e2 = [
+            (Kind::ExactBlock, d("4420700000")),
+            (Kind::PrefixBlock, d("1")),
+        ];
         let mut enc = BlockEncoder::default();
         let recs = [
             Record {
