@@ -7,8 +7,10 @@
 //!   today's single lookup plus the anonymous/invalid actions;
 //! - `chain`: every stage, with a home country, the origin label, a subscriber list (two
 //!   entries per subscriber, [`fraudwall::subscribers::synth`]) and a protected list loaded;
-//!   every callee is a subscriber with entries, so the personal stage walks the subscriber's
-//!   and the caller's digits on every call.
+//!   every callee is a subscriber with entries, so the personal stage finds the subscriber's
+//!   block and decodes their record on every call;
+//! - `chain-without-subscribers`: every stage, but no subscriber list loaded;
+//! - `subscriber-lookup`: the subscriber list's lookup alone, for the same calls.
 //!
 //! By default a 1M-row blocklist and a 1M-subscriber list are generated. For the 100M
 //! figures, point the bench at compiled files:
@@ -146,7 +148,8 @@ fn bench(c: &mut Criterion) {
     .compile()
     .expect("policy");
     type Screen3 = Policy<Snapshot, SubscriberList, ProtectedList>;
-    let screens: [(&str, Screen3); 2] = [
+    let lists = Arc::clone(&subscribers);
+    let screens: [(&str, Screen3); 3] = [
         (
             "global-only",
             Policy::new(
@@ -154,6 +157,16 @@ fn bench(c: &mut Criterion) {
                 Arc::new(ArcSwapOption::empty()),
                 Arc::new(ArcSwapOption::empty()),
                 Rules::global_only(),
+                callers,
+            ),
+        ),
+        (
+            "chain-without-subscribers",
+            Policy::new(
+                Arc::clone(&global),
+                Arc::new(ArcSwapOption::empty()),
+                Arc::new(ArcSwapOption::from(Some(Arc::clone(&protected)))),
+                full.clone(),
                 callers,
             ),
         ),
@@ -194,6 +207,21 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+    // The subscriber lookup alone (what `chain` adds over `chain-without-subscribers`).
+    g.bench_function(
+        BenchmarkId::new("subscriber-lookup", format!("{rows}x{subscriber_count}")),
+        |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let (caller, callee) = &calls[i & (QUERIES - 1)];
+                i = i.wrapping_add(1);
+                let Caller::Number(caller) = caller else {
+                    return None;
+                };
+                black_box(lists.answer(black_box(callee), caller).level)
+            })
+        },
+    );
     g.finish();
 }
 

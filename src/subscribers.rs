@@ -24,36 +24,85 @@
 //! earlier one. Bad rows are reported as `file:line: reason` and skipped, up to
 //! `--max-errors`.
 //!
-//! # Snapshot
+//! # Snapshot (format 2)
+//!
+//! Sized for a carrier's whole base: 100M subscribers with two entries each take about
+//! 5 bytes per entry, and a lookup reads three or four cache lines and allocates nothing.
 //!
 //! ```text
-//! header (96 bytes): magic "FWSUBS\0\x01", version, created, entries, subscribers,
-//!                    body length (u64 LE each), blake3 of the body (32), reserved (8)
-//! body:              an FST map
+//! header (96 bytes)  magic "FWSUBS\0\x02", then u64 LE: version, created, entries,
+//!                    subscribers, body length; blake3 of the body (32 bytes);
+//!                    data length, node count (u64 LE)
+//! body   data        the blocks, back to back (padded to a 64-byte line)
+//!        nodes       node count × 128 bytes: the directory's second level
+//!        top         node count × u64: the first key of each node
 //! ```
 //!
-//! The FST's keys are `<subscriber digits> '/' <rest>` where `<rest>` is `#` for the level,
-//! `<caller digits> '='` for an exact entry and `<caller digits> '*'` for a prefix; the value
-//! is the action (1 allow, 2 tag, 3 block). A lookup walks the subscriber's digits once (a
-//! callee with no entries stops there), reads the level, then walks the caller's digits,
-//! noting a `*` branch at each depth and a `=` at the end: one pass, no allocation, the
-//! longest entry wins and an exact entry beats a prefix of the same digits.
+//! **Keys.** A subscriber number's key is its digits read as an integer, shifted left four
+//! bits, with the digit count in those bits: keys sort as numbers do, and `+1` and `+10`
+//! stay apart. Subscribers are sorted by key.
+//!
+//! **Directory.** Subscribers are grouped into blocks of at most 64 (fewer when their
+//! entries are many: a subscriber with thousands of entries gets a block of their own), and
+//! blocks into nodes of at most 16. The top level holds each node's first key (copied out at
+//! open: under 1 MB at 100M subscribers, so it stays in cache); a binary search there picks
+//! the node. A node is two cache lines:
+//!
+//! ```text
+//! node   u64  data offset of its block 0
+//!        u32 × 15  first key of blocks 1..15, less the node's first key (u32::MAX: none)
+//!        u32 × 15  data offset of blocks 1..15, less the node's data offset
+//! ```
+//!
+//! so one node read picks the block and its bounds. A node ends early when a key or an
+//! offset would not fit its u32, so any spread of numbers is held.
+//!
+//! **Blocks.** A block holds its subscribers' keys, then their records:
+//!
+//! ```text
+//! block  u8       subscribers (1..=64)
+//!        u8       reference mask: bit k set when entry kind k has a reference
+//!        per set bit: u8 digit count, varint value   (the block's first entry of that kind)
+//!        varint   key-section length in bytes
+//!        keys     per subscriber: varint key less the previous key (not for the first,
+//!                 whose key the directory gives), varint record length in bits
+//!        records  bit stream, LSB first, the records back to back
+//! record 2 bits   level: 0 none, 1 allow (opted out), 2 tag, 3 block
+//!        entries  until the record's length: 2 bits kind (0 exact allow, 1 exact block,
+//!                 2 prefix allow, 3 prefix block), 4 bits digits shared with the block's
+//!                 reference for that kind, 4 bits further digits d, then those d digits as
+//!                 an integer in ceil(d·log2 10) bits
+//! ```
+//!
+//! A lookup finds the node (top level, in cache), the block (one node read), scans the key
+//! section (a callee with no entries is answered there: a block miss), then decodes the one
+//! record: the longest entry covering the caller wins, and an exact entry beats a prefix of
+//! the same digits. Numbers in a block are neighbours, and a subscriber's entries are often
+//! in the same ranges as the block's references, so most entries take 4 to 5 bytes.
+//!
+//! **Bad bodies.** [`SubscriberList::open`] checks the hash and the whole directory (every
+//! offset inside the data, every key ascending); blocks are checked as they are read, and a
+//! record that is not what the compiler writes is no answer (the call is screened as if the
+//! callee had no entries: fail open), counted in [`SubscriberList::corrupt_lookups`] and
+//! logged. Files of format 1 (an FST) are refused with a message to recompile them.
 //!
 //! The file is signed like a blocklist (`fraudwall sign`: ed25519 over the header, which
-//! holds the body's hash) and checked at open; a body whose hash does not match is refused,
-//! so a bad file never replaces a good list.
+//! holds the body's hash and the layout) and checked at open; a body whose hash does not
+//! match is refused, so a bad file never replaces a good list.
 
-use crate::blocklist::{EntryKey, SignError};
+use crate::blocklist::{EntryKey, Load, SignError};
 use crate::numbers::E164;
 use crate::policy::lists::{
     Level, PersonalAction, PersonalEntry, SubscriberAnswer, SubscriberLookup,
 };
-use fst::raw::{Fst, Output};
+use format::{Digits, Layout};
 use memmap2::Mmap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 mod compile;
+mod format;
 pub mod synth;
 
 pub use compile::{
@@ -61,15 +110,11 @@ pub use compile::{
     SubscriberRowError,
 };
 
-const MAGIC: &[u8; 8] = b"FWSUBS\0\x01";
+/// The magic of format 2; format 1 files start with [`MAGIC_V1`].
+const MAGIC: &[u8; 8] = b"FWSUBS\0\x02";
+const MAGIC_V1: &[u8; 8] = b"FWSUBS\0\x01";
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 96;
-const SEP: u8 = b'/';
-const LEVEL: u8 = b'#';
-const EXACT: u8 = b'=';
-const PREFIX: u8 = b'*';
-/// Longest key: 15 subscriber digits, `/`, 15 caller digits, a mark.
-const MAX_KEY: usize = 32;
 
 /// Why a subscriber snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -88,18 +133,26 @@ pub enum SubscriberListError {
         /// The file.
         path: PathBuf,
     },
+    /// A subscriber list in a format this build does not read.
+    #[error("{path}: a subscriber list in format {found}, this fraudwall reads format 2: recompile it from its CSV with `fraudwall compile --kind subscribers`")]
+    OldFormat {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: u8,
+    },
     /// The body does not match the header's hash: truncated or altered.
     #[error("{path}: the body does not match its hash: the file is truncated or altered; recompile or fetch it again")]
     Corrupt {
         /// The file.
         path: PathBuf,
     },
-    /// The body is not a valid FST.
+    /// The body's directory is not what the compiler writes.
     #[error("{path}: the body is not a valid index ({reason}); recompile it")]
     BadIndex {
         /// The file.
         path: PathBuf,
-        /// What the FST reader said.
+        /// What is wrong.
         reason: String,
     },
     /// The signature does not verify.
@@ -122,7 +175,19 @@ pub struct SubscriberListInfo {
     pub bytes: u64,
 }
 
-fn encode_header(info: &SubscriberListInfo, body_len: u64, hash: &[u8; 32]) -> [u8; HEADER_LEN] {
+/// Where the body's sections are (the header's last 16 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sections {
+    data_len: u64,
+    node_count: u64,
+}
+
+fn encode_header(
+    info: &SubscriberListInfo,
+    body_len: u64,
+    hash: &[u8; 32],
+    sections: Sections,
+) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     for (i, v) in [
@@ -138,10 +203,12 @@ fn encode_header(info: &SubscriberListInfo, body_len: u64, hash: &[u8; 32]) -> [
         h[8 + 8 * i..16 + 8 * i].copy_from_slice(&v.to_le_bytes());
     }
     h[48..80].copy_from_slice(hash);
+    h[80..88].copy_from_slice(&sections.data_len.to_le_bytes());
+    h[88..96].copy_from_slice(&sections.node_count.to_le_bytes());
     h
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+fn u64_at(b: &[u8; HEADER_LEN], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_le_bytes(a)
@@ -149,9 +216,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// A subscriber list snapshot, memory-mapped.
 pub struct SubscriberList {
-    fst: Fst<BodyMap>,
+    map: Mmap,
+    layout: Layout,
     header: [u8; HEADER_LEN],
     info: SubscriberListInfo,
+    corrupt: AtomicU64,
 }
 
 impl std::fmt::Debug for SubscriberList {
@@ -162,45 +231,82 @@ impl std::fmt::Debug for SubscriberList {
     }
 }
 
-/// Whether a file starts like a subscriber list (for tools that take any list).
+/// Whether a file starts like a subscriber list, of any format (for tools that take any
+/// list; [`SubscriberList::open`] says if the format is too old).
 pub fn is_subscriber_list(path: &Path) -> bool {
     let mut magic = [0u8; 8];
     File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
         .is_ok()
-        && &magic == MAGIC
+        && magic[..7] == MAGIC[..7]
 }
 
 impl SubscriberList {
-    /// Opens and checks a snapshot (header, body hash, index).
+    /// Opens and checks a snapshot (header, body hash, directory), copied into huge pages
+    /// ([`Load::HugePages`], as a blocklist: at 100M subscribers a lookup on a plain map
+    /// pays a TLB miss per cache line it reads).
     pub fn open(path: impl AsRef<Path>) -> Result<SubscriberList, SubscriberListError> {
+        SubscriberList::open_with(path, Load::default())
+    }
+
+    /// Like [`SubscriberList::open`], choosing how the file is loaded.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        load: Load,
+    ) -> Result<SubscriberList, SubscriberListError> {
         let path = path.as_ref();
         let io = |source| SubscriberListError::Io {
             path: path.to_path_buf(),
             source,
         };
         let file = File::open(path).map_err(io)?;
-        // SAFETY: the file is mapped read-only; fraudwall replaces lists by rename, never in
-        // place, so the mapping's bytes do not change under it.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        let not = || SubscriberListError::NotASubscriberList {
-            path: path.to_path_buf(),
+        let map = match load {
+            // SAFETY: the file is mapped read-only; fraudwall replaces lists by rename, never
+            // in place, so the mapping's bytes do not change under it (and every read from
+            // them is checked).
+            Load::Map => unsafe { Mmap::map(&file) }.map_err(io)?,
+            Load::HugePages => {
+                let len = file.metadata().map_err(io)?.len();
+                let len = usize::try_from(len).map_err(|_| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::FileTooLarge,
+                        "larger than this machine can address",
+                    ))
+                })?;
+                if len == 0 {
+                    return Err(SubscriberListError::NotASubscriberList {
+                        path: path.to_path_buf(),
+                    });
+                }
+                crate::blocklist::snapshot::load_anon(&file, len).map_err(io)?
+            }
         };
+        if map.len() >= 8 && &map[..8] == MAGIC_V1 {
+            return Err(SubscriberListError::OldFormat {
+                path: path.to_path_buf(),
+                found: 1,
+            });
+        }
         if map.len() < HEADER_LEN || &map[..8] != MAGIC {
-            return Err(not());
+            return Err(SubscriberListError::NotASubscriberList {
+                path: path.to_path_buf(),
+            });
         }
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&map[..HEADER_LEN]);
-        let body_len = u64_at(&header, 40);
-        if body_len != (map.len() - HEADER_LEN) as u64 {
-            return Err(SubscriberListError::Corrupt {
-                path: path.to_path_buf(),
-            });
+        let corrupt = || SubscriberListError::Corrupt {
+            path: path.to_path_buf(),
+        };
+        if u64_at(&header, 40) != (map.len() - HEADER_LEN) as u64 {
+            return Err(corrupt());
         }
-        if blake3::hash(&map[HEADER_LEN..]).as_bytes()[..] != header[48..80] {
-            return Err(SubscriberListError::Corrupt {
-                path: path.to_path_buf(),
-            });
+        if blake3::Hasher::new()
+            .update_rayon(&map[HEADER_LEN..])
+            .finalize()
+            .as_bytes()[..]
+            != header[48..80]
+        {
+            return Err(corrupt());
         }
         let info = SubscriberListInfo {
             version: u64_at(&header, 8),
@@ -209,11 +315,23 @@ impl SubscriberList {
             subscribers: u64_at(&header, 32),
             bytes: map.len() as u64,
         };
-        let fst = Fst::new(BodyMap { map }).map_err(|e| SubscriberListError::BadIndex {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        Ok(SubscriberList { fst, header, info })
+        let layout = Layout::check(&map[HEADER_LEN..], u64_at(&header, 80), u64_at(&header, 88))
+            .map_err(|reason| SubscriberListError::BadIndex {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+        #[cfg(unix)]
+        if load == Load::Map {
+            // Lookups land anywhere: read-ahead would only evict other pages.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+        Ok(SubscriberList {
+            map,
+            layout,
+            header,
+            info,
+            corrupt: AtomicU64::new(0),
+        })
     }
 
     /// Opens a snapshot whose `.sig` verifies against one of `keys`.
@@ -240,92 +358,62 @@ impl SubscriberList {
         &self.header
     }
 
+    /// Lookups that met a block or record the compiler does not write (and answered
+    /// nothing: fail open).
+    pub fn corrupt_lookups(&self) -> u64 {
+        self.corrupt.load(Ordering::Relaxed)
+    }
+
     /// The answer for one subscriber and caller; see the module docs for the walk.
     pub fn answer(&self, subscriber: &E164, caller: &E164) -> SubscriberAnswer {
-        let fst = &self.fst;
-        let mut node = fst.root();
-        let mut out = Output::zero();
-        for &b in subscriber.as_bytes().iter().chain(std::iter::once(&SEP)) {
-            match node.find_input(b) {
-                Some(i) => {
-                    let t = node.transition(i);
-                    out = out.cat(t.out);
-                    node = fst.node(t.addr);
-                }
-                None => return SubscriberAnswer::default(),
-            }
-        }
-        let value_of = |node: fst::raw::Node<'_>, out: Output, mark: u8| {
-            let i = node.find_input(mark)?;
-            let t = node.transition(i);
-            let end = fst.node(t.addr);
-            end.is_final()
-                .then(|| out.cat(t.out).cat(end.final_output()).value())
+        let (Some(sub), Some(c)) = (
+            Digits::parse(subscriber.as_bytes()),
+            Digits::parse(caller.as_bytes()),
+        ) else {
+            return SubscriberAnswer::default();
         };
-        let level = value_of(node, out, LEVEL).and_then(|v| match v {
+        let body = self.map.get(HEADER_LEN..).unwrap_or_default();
+        let key = sub.key();
+        let found = self.layout.block(body, key).and_then(|b| match b {
+            Some((block, first)) => format::answer_in_block(block, first, key, c),
+            None => Ok(None),
+        });
+        let f = match found {
+            Ok(Some(f)) => f,
+            Ok(None) => return SubscriberAnswer::default(),
+            Err(format::Odd) => {
+                let n = self.corrupt.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(
+                        subscriber = %subscriber,
+                        corrupt_lookups = n + 1,
+                        "subscriber list: a block is not what the compiler writes; callee's choices ignored (fail open)"
+                    );
+                }
+                return SubscriberAnswer::default();
+            }
+        };
+        let level = match f.level {
             1 => Some(Level::Allow),
             2 => Some(Level::Tag),
             3 => Some(Level::Block),
             _ => None,
+        };
+        let personal = f.entry.and_then(|(len, kind)| {
+            let d = caller.as_bytes().get(..usize::from(len))?;
+            let entry = if kind.exact() {
+                EntryKey::exact(d)
+            } else {
+                EntryKey::prefix(d)
+            }?;
+            let action = if kind.block() {
+                PersonalAction::Block
+            } else {
+                PersonalAction::Allow
+            };
+            Some(PersonalEntry { action, entry })
         });
-        let digits = caller.as_bytes();
-        let mut best: Option<(usize, bool, u64)> = None;
-        for (depth, &b) in digits.iter().enumerate() {
-            if let Some(v) = value_of(node, out, PREFIX) {
-                best = Some((depth, false, v));
-            }
-            match node.find_input(b) {
-                Some(i) => {
-                    let t = node.transition(i);
-                    out = out.cat(t.out);
-                    node = fst.node(t.addr);
-                }
-                None => {
-                    return SubscriberAnswer {
-                        personal: personal(digits, best),
-                        level,
-                    }
-                }
-            }
-        }
-        if let Some(v) = value_of(node, out, EXACT) {
-            best = Some((digits.len(), true, v));
-        } else if let Some(v) = value_of(node, out, PREFIX) {
-            best = Some((digits.len(), false, v));
-        }
-        SubscriberAnswer {
-            personal: personal(digits, best),
-            level,
-        }
-    }
-}
-
-/// The personal entry for the longest match, if its action is known (a corrupt value
-/// is no entry: fail open).
-fn personal(digits: &[u8], best: Option<(usize, bool, u64)>) -> Option<PersonalEntry> {
-    let (len, exact, v) = best?;
-    let action = match v {
-        1 => PersonalAction::Allow,
-        3 => PersonalAction::Block,
-        _ => return None,
-    };
-    let d = digits.get(..len)?;
-    let entry = if exact {
-        EntryKey::exact(d)
-    } else {
-        EntryKey::prefix(d)
-    }?;
-    Some(PersonalEntry { action, entry })
-}
-
-/// The mapped file, handed to the FST as its body (the bytes after the header).
-struct BodyMap {
-    map: Mmap,
-}
-
-impl AsRef<[u8]> for BodyMap {
-    fn as_ref(&self) -> &[u8] {
-        self.map.get(HEADER_LEN..).unwrap_or_default()
+        SubscriberAnswer { personal, level }
     }
 }
 
@@ -496,5 +584,287 @@ mod tests {
         let e = SubscriberList::open(&bad).unwrap_err();
         assert!(e.to_string().contains("--kind subscribers"), "{e}");
         assert!(is_subscriber_list(&path) && !is_subscriber_list(&bad));
+    }
+
+    #[test]
+    fn format_1_files_are_refused_with_a_recompile_hint() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let old = d.path().join("old.fwb");
+        let mut bytes = b"FWSUBS\0\x01".to_vec();
+        bytes.resize(200, 0);
+        std::fs::write(&old, &bytes).expect("write");
+        assert!(is_subscriber_list(&old));
+        let e = SubscriberList::open(&old).unwrap_err();
+        assert!(matches!(e, SubscriberListError::OldFormat { found: 1, .. }));
+        assert!(e.to_string().contains("recompile it"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_list_opens_and_answers_nothing() {
+        let (_d, l, r) = compile("subscriber,caller,action\n");
+        assert_eq!((r.entries, r.subscribers), (0, 0));
+        assert_eq!(l.info().entries, 0);
+        assert_eq!(
+            l.answer(&n("+8613900000001"), &n("+8613800000001")),
+            SubscriberAnswer::default()
+        );
+    }
+
+    /// The reference model: the CSV's rows in a map, a later row replacing an earlier one.
+    #[derive(Default)]
+    struct Model {
+        levels: std::collections::BTreeMap<String, Level>,
+        entries: std::collections::BTreeMap<(String, String, bool), PersonalAction>,
+    }
+
+    impl Model {
+        fn row(&mut self, sub: &str, caller: &str, action: &str) {
+            let sub = sub.trim_start_matches('+').to_string();
+            if caller == "*" {
+                let l = match action {
+                    "allow" => Level::Allow,
+                    "tag" => Level::Tag,
+                    _ => Level::Block,
+                };
+                self.levels.insert(sub, l);
+                return;
+            }
+            let a = match action {
+                "allow" => PersonalAction::Allow,
+                _ => PersonalAction::Block,
+            };
+            let (digits, exact) = match caller.strip_suffix('*') {
+                Some(p) => (p, false),
+                None => (caller, true),
+            };
+            self.entries
+                .insert((sub, digits.trim_start_matches('+').to_string(), exact), a);
+        }
+
+        fn answer(
+            &self,
+            sub: &str,
+            caller: &str,
+        ) -> (Option<Level>, Option<(PersonalAction, String)>) {
+            let sub = sub.trim_start_matches('+');
+            let caller = caller.trim_start_matches('+');
+            let level = self.levels.get(sub).copied();
+            let mut best: Option<(usize, bool, PersonalAction, String)> = None;
+            for ((s, d, exact), a) in &self.entries {
+                let hit = s == sub
+                    && if *exact {
+                        d == caller
+                    } else {
+                        caller.starts_with(d.as_str())
+                    };
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(l, e, _, _)| d.len() > *l || (d.len() == *l && *exact && !e));
+                if hit && better {
+                    let text = if *exact {
+                        format!("+{d}")
+                    } else {
+                        format!("+{d}*")
+                    };
+                    best = Some((d.len(), *exact, *a, text));
+                }
+            }
+            (level, best.map(|(_, _, a, t)| (a, t)))
+        }
+
+        fn csv(rows: &[(String, String, String)]) -> (String, Model) {
+            let mut m = Model::default();
+            let mut csv = String::from("subscriber,caller,action\n");
+            for (s, c, a) in rows {
+                csv.push_str(&format!("{s},{c},{a}\n"));
+                m.row(s, c, a);
+            }
+            (csv, m)
+        }
+    }
+
+    fn got(
+        l: &SubscriberList,
+        sub: &str,
+        caller: &str,
+    ) -> (Option<Level>, Option<(PersonalAction, String)>) {
+        let a = l.answer(&n(sub), &n(caller));
+        (a.level, a.personal.map(|p| (p.action, p.entry.to_string())))
+    }
+
+    /// Thousands of subscribers: many blocks and nodes, a node cut short by the spread of
+    /// the numbers (+1 to +86), numbers of every length, and one subscriber whose entries
+    /// fill several blocks' worth.
+    #[test]
+    fn blocks_nodes_lengths_and_a_huge_record_answer_like_the_model() {
+        let mut rows = Vec::new();
+        // Numbers of 7 to 14 digits, from countries far apart in the key space.
+        let subscriber = |li: usize, i: u64| match li {
+            0 => format!("+336100{i}"),
+            1 => format!("+44207946{i}"),
+            2 => format!("+4930123456{i}"),
+            3 => format!("+1202555{i:04}"),
+            _ => format!("+8613900{i:06}"),
+        };
+        for li in 0..5 {
+            for i in 0..1500u64 {
+                let sub = subscriber(li, i);
+                let caller = format!("+86170{:08}", (i * 7919 + li as u64) % 100_000_000);
+                rows.push((sub.clone(), caller, "block".to_string()));
+                match i % 4 {
+                    0 => rows.push((sub, "*".into(), "tag".into())),
+                    1 => rows.push((sub, format!("+86400{:07}", i * 31), "allow".into())),
+                    2 => rows.push((sub, "+86170*".into(), "allow".into())),
+                    _ => {}
+                }
+            }
+        }
+        let huge = "+8613999999999";
+        for i in 0..3000u64 {
+            rows.push((huge.into(), format!("+4477009{:05}", i * 3), "block".into()));
+        }
+        rows.push((huge.into(), "+447700*".into(), "allow".into()));
+        rows.push((huge.into(), "*".into(), "block".into()));
+        let (csv, model) = Model::csv(&rows);
+        let (_d, l, r) = compile(&csv);
+        let subscribers: std::collections::BTreeSet<_> = rows.iter().map(|r| &r.0).collect();
+        assert_eq!(r.subscribers as usize, subscribers.len());
+        assert!(
+            l.layout.top.len() > 5,
+            "several nodes: {}",
+            l.layout.top.len()
+        );
+        for (sub, caller, _) in rows.iter().step_by(3) {
+            let caller = caller.replace('*', "5555");
+            assert_eq!(
+                got(&l, sub, &caller),
+                model.answer(sub, &caller),
+                "{sub} {caller}"
+            );
+            assert_eq!(
+                got(&l, sub, "+12025550100"),
+                model.answer(sub, "+12025550100")
+            );
+        }
+        for i in (0..9000u64).step_by(7) {
+            let c = format!("+4477009{i:05}");
+            assert_eq!(got(&l, huge, &c), model.answer(huge, &c), "{c}");
+        }
+        for missing in [
+            "+1999",
+            "+336101500",
+            "+99",
+            "+8613999999998",
+            "+999999999999999",
+        ] {
+            assert_eq!(
+                got(&l, missing, "+8617000000000"),
+                (None, None),
+                "{missing}"
+            );
+        }
+        assert_eq!(l.corrupt_lookups(), 0);
+    }
+
+    fn number() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        // 7 to 15 digits (valid outside +1 and +86) from a small alphabet: prefixes and
+        // repeats are common.
+        (
+            7usize..=15,
+            proptest::collection::vec(prop_oneof![Just('3'), Just('4'), Just('0')], 15),
+        )
+            .prop_map(|(len, d)| {
+                let mut s: String = d.into_iter().take(len).collect();
+                s.replace_range(..1, "3");
+                format!("+{s}")
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn lookups_equal_the_reference_model(
+            rows in proptest::collection::vec(
+                (number(), number(), 0u8..6, 1usize..=15),
+                0..300,
+            ),
+            probes in proptest::collection::vec((number(), number()), 40),
+        ) {
+            let rows: Vec<(String, String, String)> = rows
+                .into_iter()
+                .map(|(s, c, k, cut)| {
+                    let p = &c[..(cut + 1).min(c.len())];
+                    (s, c.clone(), k, p.to_string())
+                })
+                .map(|(s, c, k, p)| match k {
+                    0 => (s, c, "allow".into()),
+                    1 => (s, c, "block".into()),
+                    2 => (s, format!("{p}*"), "allow".into()),
+                    3 => (s, format!("{p}*"), "block".into()),
+                    4 => (s, "*".into(), "tag".into()),
+                    _ => (s, "*".into(), if c.len() % 2 == 0 { "allow" } else { "block" }.into()),
+                })
+                .collect();
+            let (csv, model) = Model::csv(&rows);
+            let (_d, l, r) = compile(&csv);
+            proptest::prop_assert_eq!(r.error_count, 0, "{:?}", r.errors.first());
+            for (s, c, _) in rows.iter().filter(|r| r.1 != "*") {
+                let c = c.trim_end_matches('*');
+                proptest::prop_assert_eq!(got(&l, s, c), model.answer(s, c));
+            }
+            for (s, c) in &probes {
+                proptest::prop_assert_eq!(got(&l, s, c), model.answer(s, c));
+            }
+        }
+
+        /// A body altered after compiling (and re-hashed, as a careless tool would) is
+        /// refused at open, or its lookups fail open; nothing panics.
+        #[test]
+        fn altered_bodies_are_refused_or_fail_open(
+            edits in proptest::collection::vec((proptest::prelude::any::<u32>(), 1u8..=255), 1..8),
+        ) {
+            let (d, _l, _r) = compile(CSV);
+            let path = d.path().join("subs.fwb");
+            let mut bytes = std::fs::read(&path).expect("read");
+            for (at, x) in edits {
+                let at = HEADER_LEN + at as usize % (bytes.len() - HEADER_LEN);
+                bytes[at] ^= x;
+            }
+            let hash = *blake3::hash(&bytes[HEADER_LEN..]).as_bytes();
+            bytes[48..80].copy_from_slice(&hash);
+            let bad = d.path().join("bad.fwb");
+            std::fs::write(&bad, &bytes).expect("write");
+            if let Ok(l) = SubscriberList::open(&bad) {
+                for s in ["+8613900000001", "+8613900000002", "+8613900000003", "+1", "+999999999999999"] {
+                    for c in ["+8613800000001", "+8617012345678", "+8617099999999", "+1"] {
+                        let _ = l.answer(&n(s), &n(c));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_directory_is_refused_at_open() {
+        let (d, _l, _r) = compile(CSV);
+        let path = d.path().join("subs.fwb");
+        let good = std::fs::read(&path).expect("read");
+        let bad = d.path().join("bad.fwb");
+        // The layout in the header does not fill the body; then a node's offset past the data.
+        let mut bytes = good.clone();
+        bytes[80] ^= 1;
+        std::fs::write(&bad, &bytes).expect("write");
+        let e = SubscriberList::open(&bad).unwrap_err();
+        assert!(matches!(e, SubscriberListError::BadIndex { .. }), "{e}");
+        let mut bytes = good.clone();
+        let data_len = u64::from_le_bytes(bytes[80..88].try_into().expect("8")) as usize;
+        bytes[HEADER_LEN + data_len] = 9;
+        let hash = *blake3::hash(&bytes[HEADER_LEN..]).as_bytes();
+        bytes[48..80].copy_from_slice(&hash);
+        std::fs::write(&bad, &bytes).expect("write");
+        let e = SubscriberList::open(&bad).unwrap_err();
+        assert!(e.to_string().contains("recompile it"), "{e}");
     }
 }

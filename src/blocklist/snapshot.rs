@@ -209,7 +209,9 @@ pub enum Load {
     HugePages,
 }
 
-fn load_anon(file: &File, len: usize) -> std::io::Result<Mmap> {
+/// Reads `len` bytes of `file` into anonymous memory backed by transparent huge pages
+/// (2 MiB), read-only once filled ([`Load::HugePages`]; the subscriber list uses it too).
+pub(crate) fn load_anon(file: &File, len: usize) -> std::io::Result<Mmap> {
     use std::io::Read;
     let mut m = memmap2::MmapOptions::new().len(len).map_anon()?;
     #[cfg(target_os = "linux")]
