@@ -364,6 +364,17 @@ impl SubscriberList {
         self.corrupt.load(Ordering::Relaxed)
     }
 
+    /// Starts fetching the block that holds `subscriber`'s record (the directory is read,
+    /// the block's cache lines are prefetched), so a [`SubscriberList::answer`] that follows
+    /// other work finds them arriving. A hint: a number that is not a key, or a damaged
+    /// directory, does nothing here (the answer reports it).
+    pub fn prefetch(&self, subscriber: &E164) {
+        if let Some(sub) = Digits::parse(subscriber.as_bytes()) {
+            let body = self.map.get(HEADER_LEN..).unwrap_or_default();
+            let _ = self.layout.block(body, sub.key());
+        }
+    }
+
     /// The answer for one subscriber and caller; see the module docs for the walk.
     pub fn answer(&self, subscriber: &E164, caller: &E164) -> SubscriberAnswer {
         let (Some(sub), Some(c)) = (
@@ -423,6 +434,9 @@ impl SubscriberLookup for SubscriberList {
     }
     fn lookup(&self, subscriber: &E164, caller: &E164) -> SubscriberAnswer {
         self.answer(subscriber, caller)
+    }
+    fn prefetch(&self, subscriber: &E164) {
+        SubscriberList::prefetch(self, subscriber)
     }
 }
 

@@ -158,6 +158,21 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> fmt::Debug for Policy<L
     }
 }
 
+/// The global list as `evaluate` loaded it, and its answer for the caller when the lookup
+/// was done ahead (to overlap the subscriber record's read).
+struct Looked<'g, L> {
+    list: &'g Option<Arc<L>>,
+    early: Option<Option<crate::blocklist::Match<'g>>>,
+}
+
+impl<L> Clone for Looked<'_, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<L> Copy for Looked<'_, L> {}
+
 impl<L: Lookup> Policy<L, NoList, NoList> {
     /// A chain over the global list alone (no subscriber or protected list), with the
     /// default `[policy]`.
@@ -237,6 +252,25 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
         let mut answer: Option<SubscriberAnswer> = None;
         let mut no_snapshot = false;
         let mut version = None;
+        // At carrier scale the callee's subscriber record and the caller's blocklist entry
+        // are both cold memory. Start fetching the record, then do the global lookup now,
+        // while the record arrives; the `global` stage uses this answer. Precedence is
+        // unchanged (the stages still decide in order); only the lookup's work moves earlier.
+        // A panic here is ignored: the `global` stage then looks up itself, under its own
+        // fail-open guard.
+        let global = self.global.load();
+        let mut early = None;
+        if let (Some(n), Some(callee), true, true) = (
+            number,
+            call.callee.number.as_ref(),
+            self.rules.enabled(Rule::Personal),
+            self.rules.enabled(Rule::Global),
+        ) {
+            if let (Some(subs), Some(list)) = (self.subscribers.load().as_ref(), global.as_ref()) {
+                subs.prefetch(callee);
+                early = catch_unwind(AssertUnwindSafe(|| list.lookup(n))).ok();
+            }
+        }
         for rule in Rule::ALL {
             if !self.rules.enabled(rule) {
                 trace.stage(rule, StageOutcome::Disabled, &String::new);
@@ -248,6 +282,10 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                     call,
                     number,
                     &mut answer,
+                    Looked {
+                        list: &*global,
+                        early,
+                    },
                     &mut no_snapshot,
                     &mut version,
                     trace,
@@ -292,6 +330,7 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
         call: &CallContext<'_>,
         number: Option<&E164>,
         answer: &mut Option<SubscriberAnswer>,
+        global: Looked<'_, L>,
         no_snapshot: &mut bool,
         version: &mut Option<u64>,
         trace: &mut T,
@@ -436,14 +475,17 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                 let Some(n) = number else {
                     return passed(trace, &|| "no caller number".into());
                 };
-                let guard = self.global.load();
-                let Some(list) = guard.as_ref() else {
+                let Some(list) = global.list.as_ref() else {
                     *no_snapshot = true;
                     return passed(trace, &|| "no blocklist loaded".into());
                 };
                 *version = Some(list.version());
                 let decorated = matches!(call.caller, Caller::Decorated { .. });
-                let m = match list.lookup(n) {
+                let found = match global.early {
+                    Some(found) => found,
+                    None => list.lookup(n),
+                };
+                let m = match found {
                     // A decorated number is acted on only for an entry more severe than the
                     // invalid-caller action (see `numbers`): else `invalid` decides.
                     Some(m) if !m.tombstone && (!decorated || m.action > self.callers.invalid) => m,
