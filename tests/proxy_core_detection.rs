@@ -386,6 +386,13 @@ fn a_retransmitted_invite_is_one_call() {
     let w = world(true);
     let invite = invite("8617000000004", "");
     let t = w.at(0.0);
+    // Only a tracked caller's calls enter the pending table that recognises a retransmitted
+    // INVITE (an untracked caller's only add to the sketch): three earlier calls make the
+    // caller tracked (`track_after` = 3).
+    for i in 0..3 {
+        let earlier = invite.replace("Call-ID: ", &format!("Call-ID: earlier-{i}-"));
+        send_at(&w.core, &earlier, CALLER, LOCAL, Transport::Udp, t);
+    }
     for _ in 0..3 {
         let s = send_at(&w.core, &invite, CALLER, LOCAL, Transport::Udp, t);
         assert!(matches!(
@@ -394,5 +401,5 @@ fn a_retransmitted_invite_is_one_call() {
         ));
     }
     let st = w.detector.stats();
-    assert_eq!((st.invites, st.retransmissions), (1, 2), "{st:?}");
+    assert_eq!((st.invites, st.retransmissions), (4, 2), "{st:?}");
 }
