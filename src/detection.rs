@@ -125,7 +125,7 @@ use crate::numbers::E164;
 use pending::{Inserted, Pending};
 use rules::Compiled;
 use serde::Serialize;
-use sketch::{mix64, CountMin, Counted};
+use sketch::{mix64, CountMin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -394,20 +394,21 @@ impl Detector {
     /// are; its slot keeps its history and takes its calls again from the `track_after`th.
     ///
     /// Only tracked callers' calls enter the pending table (which also tells
-    /// retransmissions apart); an untracked caller's retransmission counts again in the
-    /// sketch, which at worst tracks it a call or two early.
+    /// retransmissions apart). Every INVITE counts in the sketch, before the caller is
+    /// looked up: an untracked caller's retransmission counts again, which at worst tracks
+    /// it a call or two early; a tracked caller's raises only the sketch's estimate, which
+    /// decides admission and a tracked caller is past it (its slot and `invites` count the
+    /// call once).
     fn invite(&self, call: u64, caller: &E164, callee: &E164, t: u32) -> Option<Finding> {
         let key = event::number_key(caller);
         let h = mix64(key);
         let p = &self.params;
-        let sketch = &self.sketch;
-        let epoch = p.epoch(t);
-        if sketch.estimate(h, epoch) < self.skip_below.saturating_sub(1) {
-            sketch.add(h, 1, epoch);
+        let est = self.sketch.add(h, 1, p.epoch(t)).after;
+        if est < self.skip_below {
             self.count_untracked();
             return None;
         }
-        self.invite_locked(call, key, h, callee, t)
+        self.invite_locked(call, key, h, est, callee, t)
     }
 
     /// Counts an untracked caller's INVITE in this thread's slot.
@@ -419,7 +420,15 @@ impl Detector {
 
     /// An INVITE whose caller the sketch counts often enough that it may be tracked.
     #[inline(never)]
-    fn invite_locked(&self, call: u64, key: u64, h: u64, callee: &E164, t: u32) -> Option<Finding> {
+    fn invite_locked(
+        &self,
+        call: u64,
+        key: u64,
+        h: u64,
+        est: u16,
+        callee: &E164,
+        t: u32,
+    ) -> Option<Finding> {
         let shard = shard_of(h);
         let p = &self.params;
         let callee = event::number_key(callee);
@@ -439,7 +448,6 @@ impl Detector {
             return self.judge_slot(c, i, t);
         }
         c.stats.invites += 1;
-        let Counted { after: est, .. } = self.sketch.add(h, 1, p.epoch(t));
         let i = match c.tracked.place(key, h, est, t, p) {
             Place::Found(i) => i,
             Place::Admitted { index, evicted } => {
