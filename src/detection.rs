@@ -49,8 +49,10 @@
 //! one-off callers never push a campaign out. A pending-call table of `pending_calls`
 //! entries puts ringing, answer, CANCEL, error and BYE down to the tracked caller who made
 //! the call (and recognises retransmitted INVITEs); when a bucket is full the oldest call is
-//! forgotten. An untracked caller's INVITE costs one shard lock and two cache lines (sketch
-//! block and key line, prefetched before the lock); its outcomes are not needed.
+//! forgotten. An untracked caller's INVITE costs one cache line, its sketch block, and no lock
+//! (the sketch's counters are relaxed atomics written with plain stores); its outcomes are
+//! not needed. A caller whose sketch estimate is below what any rule's volume needs is
+//! judged from that same block, without looking it up ([`Detector::judge`]).
 //!
 //! Memory is fixed by the configuration, whatever the number of callers
 //! ([`Detector::memory_bytes`], checked against `memory_mb` by
@@ -124,6 +126,7 @@ use pending::{Inserted, Pending};
 use rules::Compiled;
 use serde::Serialize;
 use sketch::{mix64, CountMin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 use table::{DeltaAcc, Increment, Params, Place, Tracked};
@@ -219,9 +222,9 @@ struct CallerStats {
     remote_deltas: u64,
 }
 
-/// One shard of callers: its part of the sketch and of the tracked table.
+/// One shard of callers: its part of the tracked table (its part of the sketch, which
+/// takes no lock, is [`Detector::sketches`]).
 struct Callers {
-    sketch: CountMin,
     tracked: Tracked,
     /// Per-slot shared-counter accumulators and the slots that have one (with `redis` only).
     acc: Vec<DeltaAcc>,
@@ -242,30 +245,49 @@ struct Calls {
     stats: PendingStats,
 }
 
-/// Where a shard's tables start (their buffers never move after [`Detector::new`]), so the
-/// cache lines of a call can be prefetched before the shard lock is taken.
-#[derive(Clone, Copy)]
-struct Hint {
-    sketch_base: usize,
-    sketch_blocks: usize,
-    keys_base: usize,
-    sets: usize,
-}
-
 /// A shard lock on its own cache line.
 #[repr(align(64))]
 struct Padded<T>(Mutex<T>);
 
-/// The behavioural detector: `Send + Sync`, shared by every worker thread (8 shards, each
-/// behind its own lock; an INVITE takes one short lock, a tracked caller's a few). See the [module docs](self).
+/// Slots of [`Detector::untracked_invites`]: one per thread up to this many threads.
+const COUNT_SLOTS: usize = 64;
+
+/// A counter on its own cache line.
+#[derive(Default)]
+#[repr(align(64))]
+struct Slot64(AtomicU64);
+
+/// This thread's slot in per-thread counters (threads numbered in the order they first
+/// count; beyond [`COUNT_SLOTS`] threads share slots).
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Relaxed) % COUNT_SLOTS;
+    }
+    SLOT.with(|s| *s)
+}
+
+/// The behavioural detector: `Send + Sync`, shared by every worker thread (8 shards; an
+/// untracked caller's INVITE and judgement take no lock, a tracked caller's take a few short
+/// ones). See the [module docs](self).
 pub struct Detector {
     params: Params,
     rules: Vec<Compiled>,
     shared: bool,
     origin: OnceLock<Instant>,
+    /// The count-min sketch, outside the shard locks (it takes none): an untracked
+    /// caller's INVITE (nearly every call) touches its sketch block and nothing else.
+    sketch: CountMin,
+    /// The lowest sketch estimate at which a rule can hold ([`rules::probe_from`]): below
+    /// it [`Detector::judge`] answers `None` without looking the caller up.
+    probe_from: u16,
+    /// Below this estimate after the call, an INVITE is an untracked caller's and takes no
+    /// lock: `min(track_after, probe_from)`.
+    skip_below: u16,
+    /// INVITEs of untracked callers, per thread (one writer per slot: plain stores).
+    untracked_invites: Box<[Slot64]>,
     callers: Box<[Padded<Callers>]>,
     calls: Box<[Padded<Calls>]>,
-    hints: Box<[Hint]>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -285,13 +307,11 @@ impl Detector {
         let shared = config.redis.is_some();
         let tracked_per = (config.max_tracked_callers as usize).div_ceil(SHARDS);
         let pending_per = (config.pending_calls as usize).div_ceil(SHARDS);
-        let blocks_per = (config.sketch_bytes() as usize / sketch::BLOCK_BYTES).div_ceil(SHARDS);
         let callers: Box<[Padded<Callers>]> = (0..SHARDS)
             .map(|_| {
                 let tracked = Tracked::new(tracked_per);
                 let n = if shared { tracked.slots.len() } else { 0 };
                 Padded(Mutex::new(Callers {
-                    sketch: CountMin::new(blocks_per),
                     tracked,
                     acc: vec![DeltaAcc::default(); n],
                     dirty: Vec::with_capacity(n),
@@ -299,18 +319,7 @@ impl Detector {
                 }))
             })
             .collect();
-        let hints = callers
-            .iter()
-            .map(|shard: &Padded<Callers>| {
-                let c = lock(&shard.0);
-                Hint {
-                    sketch_base: c.sketch.block_addr(0),
-                    sketch_blocks: c.sketch.bytes() / sketch::BLOCK_BYTES,
-                    keys_base: c.tracked.set_addr(0),
-                    sets: c.tracked.slots.len() / table::WAYS,
-                }
-            })
-            .collect();
+        let sketch = CountMin::new(config.sketch_bytes() as usize / sketch::BLOCK_BYTES);
         let calls = (0..SHARDS)
             .map(|_| {
                 Padded(Mutex::new(Calls {
@@ -319,14 +328,19 @@ impl Detector {
                 }))
             })
             .collect();
+        let params = Params::of(config);
+        let probe_from = rules::probe_from(&config.rules, params.half_life_ds);
         Ok(Detector {
-            params: Params::of(config),
+            params,
             rules: config.rules.iter().map(Compiled::new).collect(),
             shared,
             origin: OnceLock::new(),
+            sketch,
+            probe_from,
+            skip_below: probe_from.min(params.track_after),
+            untracked_invites: (0..COUNT_SLOTS).map(|_| Slot64::default()).collect(),
             callers,
             calls,
-            hints,
         })
     }
 
@@ -354,16 +368,6 @@ impl Detector {
         }
     }
 
-    /// Prefetches the caller's sketch block and key line.
-    fn prefetch(&self, shard: usize, h: u64) {
-        let hint = self.hints[shard];
-        sketch::prefetch(
-            hint.sketch_base
-                + sketch::reduce((h >> 32) as u32, hint.sketch_blocks) * sketch::BLOCK_BYTES,
-        );
-        sketch::prefetch(hint.keys_base + sketch::reduce(h as u32, hint.sets) * table::WAYS * 8);
-    }
-
     /// Records a tracked caller's call in the pending table: `false` for a retransmission.
     fn pend(&self, call: u64, key: u64, t: u32) -> bool {
         let mut c = lock(&self.calls[shard_of(mix64(call))].0);
@@ -380,16 +384,52 @@ impl Detector {
         }
     }
 
-    /// An INVITE. The hot path (a caller that is not tracked, almost every call) is one
-    /// shard lock and two prefetched cache lines: the sketch block and the key line. Only
-    /// tracked callers' calls enter the pending table (which also tells retransmissions
-    /// apart); an untracked caller's retransmission counts again in the sketch, which at
-    /// worst tracks it a call or two early.
+    /// An INVITE. The hot path (a caller that is not tracked, almost every call) takes no
+    /// lock and touches one cache line, the caller's sketch block: when the sketch's
+    /// estimate stays below `track_after` (and below [`rules::probe_from`]) the caller can
+    /// be neither admitted nor judged guilty, so the tracked table is not even looked at.
+    /// One edge follows: a tracked caller that fell silent until its estimate decayed below
+    /// `track_after` (about two half-lives without a call) is handled like an untracked one
+    /// for its first calls back, counted by the sketch only, as every caller's first calls
+    /// are; its slot keeps its history and takes its calls again from the `track_after`th.
+    ///
+    /// Only tracked callers' calls enter the pending table (which also tells
+    /// retransmissions apart). Every INVITE counts in the sketch, before the caller is
+    /// looked up: an untracked caller's retransmission counts again, which at worst tracks
+    /// it a call or two early; a tracked caller's raises only the sketch's estimate, which
+    /// decides admission and a tracked caller is past it (its slot and `invites` count the
+    /// call once).
     fn invite(&self, call: u64, caller: &E164, callee: &E164, t: u32) -> Option<Finding> {
         let key = event::number_key(caller);
         let h = mix64(key);
+        let p = &self.params;
+        let est = self.sketch.add(h, 1, p.epoch(t)).after;
+        if est < self.skip_below {
+            self.count_untracked();
+            return None;
+        }
+        self.invite_locked(call, key, h, est, callee, t)
+    }
+
+    /// Counts an untracked caller's INVITE in this thread's slot.
+    fn count_untracked(&self) {
+        let c = &self.untracked_invites[thread_slot()].0;
+        // One writer per slot (up to COUNT_SLOTS threads): a plain store, no locked add.
+        c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// An INVITE whose caller the sketch counts often enough that it may be tracked.
+    #[inline(never)]
+    fn invite_locked(
+        &self,
+        call: u64,
+        key: u64,
+        h: u64,
+        est: u16,
+        callee: &E164,
+        t: u32,
+    ) -> Option<Finding> {
         let shard = shard_of(h);
-        self.prefetch(shard, h);
         let p = &self.params;
         let callee = event::number_key(callee);
         let mut guard = lock(&self.callers[shard].0);
@@ -408,7 +448,6 @@ impl Detector {
             return self.judge_slot(c, i, t);
         }
         c.stats.invites += 1;
-        let est = c.sketch.add(h, 1, p.epoch(t));
         let i = match c.tracked.place(key, h, est, t, p) {
             Place::Found(i) => i,
             Place::Admitted { index, evicted } => {
@@ -555,9 +594,14 @@ impl Detector {
 
     fn judge_slot(&self, c: &mut Callers, i: usize, t: u32) -> Option<Finding> {
         let slot = &mut c.tracked.slots[i];
-        // Volume first: cheap, and below every rule's for almost every tracked caller.
-        let (minute, ten, hour) = slot.volume(t);
-        if !self.rules.iter().any(|r| r.volume_holds(minute, ten, hour)) {
+        // Volume and evidence first: cheap, and short of every rule's for almost every
+        // tracked caller.
+        let (volume, ended) = (slot.volume(t), slot.ended(t, &self.params));
+        if !self
+            .rules
+            .iter()
+            .any(|r| r.volume_and_evidence_hold(volume, ended))
+        {
             return None;
         }
         let f = slot.features(t, &self.params);
@@ -576,10 +620,21 @@ impl Detector {
 
     /// The caller's finding now, without counting anything (`None`: not tracked, or no rule
     /// holds). Records the flag for `/suspects` like [`Detector::observe`] does.
+    ///
+    /// A caller whose sketch estimate is below what any rule's volume needs (nearly every
+    /// caller) is answered from its sketch block alone, without a lock or a table lookup.
     pub fn judge(&self, caller: &E164, now: Instant) -> Option<Finding> {
         let t = self.tick(now);
         let key = event::number_key(caller);
         let h = mix64(key);
+        if self.sketch.estimate(h, self.params.epoch(t)) < self.probe_from {
+            return None;
+        }
+        self.judge_locked(key, h, t)
+    }
+
+    #[inline(never)]
+    fn judge_locked(&self, key: u64, h: u64, t: u32) -> Option<Finding> {
         let mut guard = lock(&self.callers[shard_of(h)].0);
         let c = &mut *guard;
         let i = c.tracked.find(key, h)?;
@@ -680,10 +735,11 @@ impl Detector {
             let mut guard = lock(&self.callers[shard_of(h)].0);
             let c = &mut *guard;
             c.stats.remote_deltas += 1;
+            let sketch = &self.sketch;
             let est = if d.calls > 0 {
-                c.sketch.add(h, sat(d.calls), p.epoch(t))
+                sketch.add(h, sat(d.calls), p.epoch(t)).after
             } else {
-                c.sketch.estimate(h, p.epoch(t))
+                sketch.estimate(h, p.epoch(t))
             };
             let i = match c.tracked.place(key, h, est, t, p) {
                 Place::Found(i) => i,
@@ -727,20 +783,27 @@ impl Detector {
                 * (std::mem::size_of::<Padded<Callers>>() + std::mem::size_of::<Padded<Calls>>());
         for s in self.callers.iter() {
             let c = lock(&s.0);
-            total += c.sketch.bytes()
-                + c.tracked.bytes()
+            total += c.tracked.bytes()
                 + c.acc.capacity() * std::mem::size_of::<DeltaAcc>()
                 + c.dirty.capacity() * 4;
         }
         for s in self.calls.iter() {
             total += lock(&s.0).table.bytes();
         }
+        total += self.sketch.bytes() + COUNT_SLOTS * std::mem::size_of::<Slot64>();
         total
     }
 
     /// The counters so far.
     pub fn stats(&self) -> DetectorStats {
-        let mut s = DetectorStats::default();
+        let mut s = DetectorStats {
+            invites: self
+                .untracked_invites
+                .iter()
+                .map(|c| c.0.load(Relaxed))
+                .sum(),
+            ..DetectorStats::default()
+        };
         for shard in self.callers.iter() {
             let c = lock(&shard.0);
             s.invites += c.stats.invites;

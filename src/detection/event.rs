@@ -86,10 +86,32 @@ impl CallEventKind {
 
 /// A number's compact key: its digits read as an integer (injective, since E.164 numbers
 /// never start with 0 and have at most 15 digits), never 0.
+///
+/// Computed with SWAR arithmetic (eight digits per 64-bit word, three multiplies each)
+/// instead of a digit-by-digit loop: it runs twice per INVITE (judge and observe).
 pub(crate) fn number_key(n: &E164) -> u64 {
-    n.as_bytes().iter().fold(0u64, |acc, &d| {
-        acc * 10 + u64::from(d.wrapping_sub(b'0') % 10)
-    })
+    let len = n.len().clamp(1, 15);
+    let mut b = [0u8; 16];
+    b[..15].copy_from_slice(n.digit_buffer());
+    // Digit values, nothing past the number (the borrow of the bytes past it only runs
+    // upwards, into bytes the mask clears).
+    let v = u128::from_le_bytes(b).wrapping_sub(u128::from_le_bytes([b'0'; 16]))
+        & ((1u128 << (8 * len)) - 1);
+    // Right-aligned in 16 digits: byte i holds digit i of the zero-padded number.
+    let v = v << (8 * (16 - len));
+    eight_digits(v as u64) * 100_000_000 + eight_digits((v >> 64) as u64)
+}
+
+/// The value of eight digit values, the most significant in the lowest byte.
+fn eight_digits(v: u64) -> u64 {
+    const MASK: u64 = 0x0000_00ff_0000_00ff;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    ((v & MASK)
+        .wrapping_mul(MUL1)
+        .wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2)))
+        >> 32
 }
 
 /// The number back from its key (`None` for 0, which no number has).
@@ -126,6 +148,31 @@ mod tests {
             None,
             "20 digits is no E.164 number"
         );
+    }
+
+    #[test]
+    fn number_keys_are_the_numbers_value() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 1..=15u32 {
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let lo = 10u64.pow(len - 1);
+                let v = lo + x % (lo * 9);
+                let n = E164::from_digits(v.to_string().as_bytes()).unwrap();
+                assert_eq!(number_key(&n), v, "{v}");
+            }
+        }
+        for s in [
+            "+1",
+            "+999999999999999",
+            "+100000000000000",
+            "+909090909090909",
+        ] {
+            let n: E164 = s.parse().unwrap();
+            assert_eq!(number_key(&n), s[1..].parse::<u64>().unwrap());
+        }
     }
 
     #[test]

@@ -84,6 +84,16 @@ impl Compiled {
             && r.min_calls_hour.is_none_or(|m| hour >= m)
     }
 
+    /// Do the rule's volume and evidence (`min_ended`) conditions hold? The cheap part of
+    /// [`Compiled::holds`], checked before the features are computed.
+    pub(crate) fn volume_and_evidence_hold(
+        &self,
+        (minute, ten, hour): (u32, u32, u32),
+        ended: u32,
+    ) -> bool {
+        self.volume_holds(minute, ten, hour) && self.rule.min_ended.is_none_or(|m| ended >= m)
+    }
+
     /// Does every condition hold?
     pub(crate) fn holds(&self, f: &Features) -> bool {
         let r = &self.rule;
@@ -110,6 +120,40 @@ impl Compiled {
             features,
         }
     }
+}
+
+/// The lowest count-min estimate a caller can have while the volume conditions of some
+/// rule hold, for a sketch halved every `half_life_ds` deciseconds: below it no rule can
+/// hold, and the detector need not look the caller up.
+///
+/// A rule's `min_calls_*` condition over a window of `k` minute buckets counts calls made
+/// less than `k` minutes ago; each has been halved in the sketch at most
+/// `ceil(k minutes / half_life)` times since, and the sketch never underestimates, so the
+/// caller's estimate is at least `n >> halvings`. (Calls the slot was seeded with at
+/// admission were the sketch's own decayed count then, so the same holds for them.) A
+/// rule needs all its conditions: its bound is the largest; any rule may hold: the bound
+/// is the smallest over rules. The estimate is only a bound while time moves forward; a
+/// clock that jumps back by more than a window can hide a caller until its next calls.
+pub(crate) fn probe_from(rules: &[DetectionRule], half_life_ds: u32) -> u16 {
+    const MINUTE_DS: u32 = 600;
+    rules
+        .iter()
+        .map(|r| {
+            [
+                (r.min_calls_minute, 2u32),
+                (r.min_calls_10min, 10),
+                (r.min_calls_hour, 60),
+            ]
+            .into_iter()
+            .filter_map(|(n, minutes)| {
+                let halvings = (minutes * MINUTE_DS).div_ceil(half_life_ds.max(1));
+                n.map(|n| n.checked_shr(halvings).unwrap_or(0))
+            })
+            .max()
+            .unwrap_or(0)
+        })
+        .min()
+        .map_or(u16::MAX, |b| b.min(u32::from(u16::MAX)) as u16)
 }
 
 /// The index of the most severe rule that holds (the first among equals).

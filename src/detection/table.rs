@@ -282,6 +282,12 @@ impl Slot {
         self.outcomes.attempts.checked_shr(age.min(16)).unwrap_or(0)
     }
 
+    /// Ended attempts (decayed) at `now`: [`Features::ended`].
+    pub(crate) fn ended(&self, now: u32, p: &Params) -> u32 {
+        let age = (now / p.half_life_ds).saturating_sub(self.decay_epoch);
+        u32::from(self.outcomes.ended.checked_shr(age.min(16)).unwrap_or(0) / FP)
+    }
+
     /// The features at `now`, without changing anything.
     pub(crate) fn features(&self, now: u32, p: &Params) -> Features {
         let g = (now / p.gen_ds).max(self.generation);
@@ -302,8 +308,7 @@ impl Slot {
             }
         };
         let o = &self.outcomes;
-        let age = (now / p.half_life_ds).saturating_sub(self.decay_epoch);
-        let ended = u32::from(o.ended.checked_shr(age.min(16)).unwrap_or(0) / FP);
+        let ended = self.ended(now, p);
         let (calls_minute, calls_10min, calls_hour) = self.volume(now);
         Features {
             calls_minute,
@@ -358,11 +363,6 @@ impl Tracked {
 
     pub(crate) fn bytes(&self) -> usize {
         self.keys.len() * 8 + self.slots.len() * std::mem::size_of::<Slot>()
-    }
-
-    /// The address of the caller's key line, for a prefetch hint.
-    pub(crate) fn set_addr(&self, h: u64) -> usize {
-        self.keys.as_ptr() as usize + self.set_of(h) * 8
     }
 
     fn set_of(&self, h: u64) -> usize {

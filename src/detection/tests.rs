@@ -562,3 +562,68 @@ mod prop {
         }
     }
 }
+
+/// `judge` answers from the sketch block alone below `probe_from`: it must say exactly what
+/// the tracked table says, at every moment of a campaign and of its long decay afterwards.
+#[test]
+fn judging_from_the_sketch_agrees_with_the_table() {
+    let d = Detector::new(&on()).unwrap();
+    assert_eq!((d.probe_from, d.skip_below), (5, 3));
+    let t0 = Instant::now();
+    let caller = n("+8613800000077");
+    let key = event::number_key(&caller);
+    let h = mix64(key);
+    let short = [
+        (1_000, CallEventKind::Answered),
+        (4_000, CallEventKind::Bye),
+    ];
+    let mut flagged = 0;
+    // 150 short calls to distinct callees, one every 20 s, then silence for three hours,
+    // judged every 7 s throughout.
+    let mut next_call = 0u64;
+    for step in 0..(3 * 3600 + 3000) / 7u64 {
+        let at = t0 + Duration::from_secs(7 * step);
+        while next_call < 150 && next_call * 20 <= 7 * step {
+            call(
+                &d,
+                next_call + 1,
+                caller,
+                callee(next_call),
+                t0 + Duration::from_secs(20 * next_call),
+                &short,
+            );
+            next_call += 1;
+        }
+        let t = d.tick(at);
+        let fast = d.judge(&caller, at);
+        let slow = d.judge_locked(key, h, t);
+        assert_eq!(fast, slow, "at {} s", 7 * step);
+        flagged += usize::from(fast.is_some());
+    }
+    assert!(
+        flagged > 100,
+        "the campaign was judged guilty {flagged} times"
+    );
+}
+
+#[test]
+fn probe_from_follows_the_rules_and_the_half_life() {
+    let rule = |minute, ten, hour| DetectionRule {
+        min_calls_minute: minute,
+        min_calls_10min: ten,
+        min_calls_hour: hour,
+        ..DetectionConfig::default().rules[0].clone()
+    };
+    let hl = 12_000; // 20 minutes
+    assert_eq!(rules::probe_from(&DetectionConfig::default().rules, hl), 5);
+    assert_eq!(rules::probe_from(&[], hl), u16::MAX);
+    // A minute or ten are at most one halving; an hour three.
+    assert_eq!(rules::probe_from(&[rule(Some(9), None, None)], hl), 4);
+    assert_eq!(rules::probe_from(&[rule(None, None, Some(100))], hl), 12);
+    // The strictest condition of a rule counts, the loosest rule wins.
+    let both = rule(None, Some(6), Some(100));
+    assert_eq!(rules::probe_from(std::slice::from_ref(&both), hl), 12);
+    assert_eq!(rules::probe_from(&[both, rule(None, None, Some(3))], hl), 0);
+    // A one-minute half-life: an hour is sixty halvings, nothing is left.
+    assert_eq!(rules::probe_from(&[rule(None, None, Some(100))], 600), 0);
+}

@@ -108,6 +108,12 @@ impl E164 {
         &self.digits[..self.len as usize]
     }
 
+    /// The digit buffer whole (the first [`E164::len`] bytes are the number), for
+    /// fixed-size loads on hot paths.
+    pub(crate) fn digit_buffer(&self) -> &[u8; MAX_DIGITS] {
+        &self.digits
+    }
+
     /// Number of digits (1 to 15).
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
