@@ -42,7 +42,7 @@ one() { # name opts...
   "$HERE/run_fraudwall.sh" --bin "$BIN" --size "$SIZE" --work "$WORK" --harness "$WORK/harness" \
     --decision-log off $@ -- --callers "$CALLERS" "${RUN_ARGS[@]}" 2>&1 \
     | grep -E '^(RESULT|  fixed-|fraudwall (pid|load))' | tee -a "$OUT" \
-    | sed -n "s/^RESULT .*fixed_ok=\([A-Za-z]*\).*proxy_us_per_call=\([0-9.]*\).*/V $name \1 \2/p" >> "$TAGGED" || true
+    | sed -n "s/^RESULT /$name /p" >> "$TAGGED" || true
 }
 RUN_ARGS=("$@")
 for i in $(seq 1 "$ROUNDS"); do
@@ -53,22 +53,39 @@ for i in $(seq 1 "$ROUNDS"); do
   fi
 done
 python3 - "$TAGGED" "$A_NAME" "$B_NAME" <<'PY' | tee -a "$OUT"
-import statistics, sys
+import re, statistics, sys
 path, a, b = sys.argv[1:]
 runs = {a: [], b: []}
 bad = []
+lat = {a: [], b: []}
 for line in open(path):
-    _, name, ok, us = line.split()
-    runs[name].append(float(us))
-    if ok != "True":
+    name, rest = line.split(" ", 1)
+    us = re.search(r"proxy_us_per_call=([0-9.]+)", rest)
+    if us is None:
         bad.append(name)
+        continue
+    runs[name].append(float(us.group(1)))
+    t = re.search(r"transit_us@\d+cps\(p50/p99/p99\.9\)=([0-9.]+)/([0-9.]+)/", rest)
+    if t:
+        lat[name].append((float(t.group(1)), float(t.group(2))))
+    if "fixed_ok=True" not in rest:
+        bad.append(name)
+med = statistics.median
 print(f"summary: CPU µs per call, {len(runs[a])} runs of {a}, {len(runs[b])} of {b}")
 for name in (a, b):
     print(f"  {name}: " + ", ".join(f"{v:.1f}" for v in runs[name])
-          + (f"  median {statistics.median(runs[name]):.1f}" if runs[name] else "  (no result)"))
+          + (f"  median {med(runs[name]):.1f}" if runs[name] else "  (no result)"))
 if runs[a] and runs[b]:
-    ma, mb = statistics.median(runs[a]), statistics.median(runs[b])
+    ma, mb = med(runs[a]), med(runs[b])
     print(f"  {b} / {a} = {mb / ma:.3f} ({(mb / ma - 1) * 100:+.1f} %)")
+if lat[a] and lat[b]:
+    print("transit µs (p50/p99) per run, medians, ratio:")
+    for name in (a, b):
+        print(f"  {name}: " + ", ".join(f"{p50:.0f}/{p99:.0f}" for p50, p99 in lat[name])
+              + f"  median {med(x for x, _ in lat[name]):.0f}/{med(y for _, y in lat[name]):.0f}")
+    for i, q in ((0, "p50"), (1, "p99")):
+        ra = med(x[i] for x in lat[a]); rb = med(x[i] for x in lat[b])
+        print(f"  {q} {b} / {a} = {rb / ra:.3f}")
 if bad:
     print(f"  WARNING: {len(bad)} run(s) missed the fixed rate or failed calls: {', '.join(bad)}")
 PY
