@@ -507,27 +507,28 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
-/// Asks the CPU to bring in every cache line that holds a byte of `bytes`.
+/// Asks the CPU to bring in every cache line that holds a byte of `items`.
 #[inline]
-fn prefetch_all(bytes: &[u8]) {
+fn prefetch_all<T>(items: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
-        let start = bytes.as_ptr() as usize;
-        let end = start + bytes.len();
+        let bytes = items.as_ptr().cast::<u8>();
+        let start = bytes as usize;
+        let end = start + std::mem::size_of_val(items);
         let mut line = start & !63;
         while line < end {
             // SAFETY: as in `prefetch`: a hint that never faults. The address is the byte of
-            // `bytes` that starts this line (the first byte for the first line).
+            // `items` that starts this line (the first byte for the first line).
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 let at = line.max(start) - start;
-                _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast());
+                _mm_prefetch::<_MM_HINT_T0>(bytes.add(at).cast());
             }
             line += 64;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = items;
 }
 
 fn u64_at(b: &[u8], at: usize) -> Result<u64, Odd> {
@@ -681,6 +682,13 @@ impl Layout {
             return Ok(None);
         }
         let from = (s - 1) * SUMMARY_STEP;
+        // The span's guesses are read next: fetch them while the span is searched.
+        if let Some(g) = self
+            .guesses
+            .get(from..(from + SUMMARY_STEP + 1).min(self.guesses.len()))
+        {
+            prefetch_all(g);
+        }
         let span = self
             .top
             .get(from..(from + SUMMARY_STEP).min(self.top.len()))
@@ -716,7 +724,8 @@ impl Layout {
         match self.window(i, key) {
             Some(w) => {
                 let at = self.nodes.start + i * NODE_LEN;
-                if let (Some(node), Some(block)) = (body.get(at..at + NODE_LEN), body.get(w)) {
+                // The node, and the next node's first offset (where this node's data ends).
+                if let (Some(node), Some(block)) = (body.get(at..at + NODE_LEN + 8), body.get(w)) {
                     prefetch_all(node);
                     prefetch_all(block);
                 }
@@ -768,12 +777,16 @@ impl Layout {
         };
         let at = self.nodes.start + i * NODE_LEN;
         // The predicted block lines travel with the node's (asked for first).
-        if let Some(block) = self.window(i, key).and_then(|w| body.get(w)) {
-            if let Some(node) = body.get(at..at + NODE_LEN) {
-                prefetch_all(node);
+        let predicted = match self.window(i, key).and_then(|w| body.get(w)) {
+            Some(block) => {
+                if let Some(node) = body.get(at..at + NODE_LEN + 8) {
+                    prefetch_all(node);
+                }
+                prefetch_all(block);
+                true
             }
-            prefetch_all(block);
-        }
+            None => false,
+        };
         let node = body.get(at..at + NODE_LEN).ok_or(Odd)?;
         let base = u64_at(node, 0)?;
         let node_end = match i + 1 < self.top.len() {
@@ -812,7 +825,9 @@ impl Layout {
             return Err(Odd);
         }
         let block = body.get(start..next).ok_or(Odd)?;
-        prefetch(block);
+        if !predicted {
+            prefetch(block);
+        }
         Ok(Some((block, first)))
     }
 }
