@@ -57,6 +57,18 @@
 //! so one node read picks the block and its bounds. A node ends early when a key or an
 //! offset would not fit its u32, so any spread of numbers is held.
 //!
+//! **Predicted blocks.** Carriers allocate numbers in dense ranges, so within a node a
+//! key's place in the data is nearly linear in the key. At open, each node gets a guess
+//! (8 bytes, kept in memory beside the top level): its first data line, and how many lines
+//! before and after the line interpolated for a key (between this node's first key and line
+//! and the next node's) its block can lie, checked against every block of the node. A
+//! lookup then fetches the node's two lines and the predicted block lines together: one
+//! memory round trip where there were two (the node, then the block), and
+//! [`SubscriberList::prefetch`] reads nothing at all. A node whose window would exceed 20
+//! lines (a gap in its numbers, a subscriber with thousands of entries) has no guess and is
+//! read first, as before. The guess is only where to fetch from: the answer still comes
+//! from the node and the block, so a wrong guess costs time, never a wrong answer.
+//!
 //! **Blocks.** A block holds its subscribers' keys, then their records:
 //!
 //! ```text
@@ -115,6 +127,9 @@ const MAGIC: &[u8; 8] = b"FWSUBS\0\x02";
 const MAGIC_V1: &[u8; 8] = b"FWSUBS\0\x01";
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 96;
+
+/// Corrupt lookups of every list of this process ([`SubscriberList::corrupt_lookups_total`]).
+static CORRUPT_LOOKUPS_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// Why a subscriber snapshot was refused.
 #[derive(Debug, thiserror::Error)]
@@ -364,14 +379,23 @@ impl SubscriberList {
         self.corrupt.load(Ordering::Relaxed)
     }
 
-    /// Starts fetching the block that holds `subscriber`'s record (the directory is read,
-    /// the block's cache lines are prefetched), so a [`SubscriberList::answer`] that follows
-    /// other work finds them arriving. A hint: a number that is not a key, or a damaged
-    /// directory, does nothing here (the answer reports it).
+    /// [`SubscriberList::corrupt_lookups`] summed over every list this process has opened
+    /// (it never goes down when a list is replaced): `/metrics` shows it as
+    /// `fraudwall_subscriber_corrupt_lookups_total`.
+    pub fn corrupt_lookups_total() -> u64 {
+        CORRUPT_LOOKUPS_TOTAL.load(Ordering::Relaxed)
+    }
+
+    /// Starts fetching the block that holds `subscriber`'s record, so a
+    /// [`SubscriberList::answer`] that follows other work finds it arriving. Where the
+    /// directory predicts the block's lines (numbers in dense ranges: nearly every node),
+    /// they are fetched with the directory node, and nothing is read here; elsewhere the node
+    /// is read and the block's lines fetched. A hint: a number that is not a key, or a
+    /// damaged directory, does nothing here (the answer reports it).
     pub fn prefetch(&self, subscriber: &E164) {
         if let Some(sub) = Digits::parse(subscriber.as_bytes()) {
             let body = self.map.get(HEADER_LEN..).unwrap_or_default();
-            let _ = self.layout.block(body, sub.key());
+            self.layout.prefetch(body, sub.key());
         }
     }
 
@@ -394,6 +418,7 @@ impl SubscriberList {
             Ok(None) => return SubscriberAnswer::default(),
             Err(format::Odd) => {
                 let n = self.corrupt.fetch_add(1, Ordering::Relaxed);
+                CORRUPT_LOOKUPS_TOTAL.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() || n == 0 {
                     tracing::warn!(
                         subscriber = %subscriber,
@@ -780,6 +805,106 @@ mod tests {
         assert_eq!(l.corrupt_lookups(), 0);
     }
 
+    /// Compiles `subs` (each with a personal block and, for one in three, a level), checks
+    /// that every node's predicted window holds the block its node names for every
+    /// subscriber and for the numbers just beside them, and that answers equal the model.
+    /// Returns the nodes with a guess and all nodes.
+    fn guesses_hold(subs: &[String], extra: &[(String, String, String)]) -> (usize, usize) {
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for (i, s) in subs.iter().enumerate() {
+            rows.push((
+                s.clone(),
+                format!("+86170{:08}", i * 7919 % 100_000_000),
+                "block".into(),
+            ));
+            if i % 3 == 0 {
+                rows.push((s.clone(), "*".into(), "tag".into()));
+            }
+        }
+        rows.extend_from_slice(extra);
+        let (csv, model) = Model::csv(&rows);
+        let (_d, l, r) = compile(&csv);
+        assert_eq!(r.error_count, 0, "{:?}", r.errors.first());
+        let body = &l.map[HEADER_LEN..];
+        let mut checked = 0;
+        for s in subs.iter().chain(extra.iter().map(|r| &r.0)) {
+            let key = Digits::parse(&s.as_bytes()[1..]).expect("digits").key();
+            for k in [key, key - 16, key + 16, key - 1, key + 1] {
+                if let Some(c) = l.layout.covers(body, k) {
+                    assert!(c, "{s}: the window misses the block of key {k}");
+                    checked += 1;
+                }
+            }
+        }
+        for (sub, caller, _) in rows.iter().step_by(7) {
+            let caller = caller.replace('*', "5555");
+            assert_eq!(got(&l, sub, &caller), model.answer(sub, &caller), "{sub}");
+        }
+        let (guessed, nodes) = l.layout.guessed();
+        assert!(guessed == 0 || checked > 0);
+        (guessed, nodes)
+    }
+
+    #[test]
+    fn dense_numbers_are_predicted_in_every_node_but_the_last() {
+        let subs: Vec<String> = (0..30_000u64).map(|i| format!("+86139{:08}", i)).collect();
+        let (guessed, nodes) = guesses_hold(&subs, &[]);
+        assert!(nodes > 20, "{nodes}");
+        assert_eq!(
+            guessed,
+            nodes - 1,
+            "dense numbers: every node but the last has a guess"
+        );
+    }
+
+    #[test]
+    fn gaps_clusters_mixed_lengths_and_a_huge_record_keep_windows_true() {
+        // One huge gap in the middle of a node's range.
+        let mut subs: Vec<String> = (0..6_000u64).map(|i| format!("+86139{:08}", i)).collect();
+        subs.extend((0..6_000u64).map(|i| format!("+86139{:08}", 90_000_000 + i)));
+        let (g, n) = guesses_hold(&subs, &[]);
+        assert!(
+            g + 3 >= n,
+            "only the nodes at the gap lose their guess: {g} of {n}"
+        );
+        // Clustered ranges: small clusters far apart (no node is inside one: none has a
+        // guess), then large ones (the nodes inside a cluster have one, those across a gap
+        // none).
+        let subs: Vec<String> = (0..6_000u64)
+            .map(|i| format!("+86139{:08}", (i / 150) * 1_234_567 + i % 150))
+            .collect();
+        let (g, n) = guesses_hold(&subs, &[]);
+        assert_eq!(g, 0, "{g} of {n}");
+        let subs: Vec<String> = (0..12_000u64)
+            .map(|i| format!("+86139{:08}", (i / 3_000) * 1_234_567 + i % 3_000))
+            .collect();
+        let (g, n) = guesses_hold(&subs, &[]);
+        assert!(g > 0 && g < n, "{g} of {n}");
+        // +1 (10 digits) and +86 (13 digits) mixed, sparse and dense.
+        let mut subs: Vec<String> = (0..4_000u64).map(|i| format!("+1202555{:04}", i)).collect();
+        subs.extend((0..4_000u64).map(|i| format!("+86139{:08}", i * 37)));
+        subs.extend((0..2_000u64).map(|i| format!("+44207946{:04}", i * 3)));
+        let (g, n) = guesses_hold(&subs, &[]);
+        assert!(g > 0 && g < n, "{g} of {n}");
+        // One subscriber with thousands of entries amid dense numbers.
+        let subs: Vec<String> = (0..8_000u64).map(|i| format!("+86139{:08}", i)).collect();
+        let huge = "+8613900004000".to_string();
+        let extra: Vec<_> = (0..3_000u64)
+            .map(|i| {
+                (
+                    huge.clone(),
+                    format!("+4477009{:05}", i * 3),
+                    "block".to_string(),
+                )
+            })
+            .collect();
+        let (g, n) = guesses_hold(&subs, &extra);
+        assert!(
+            g + 3 >= n && g < n,
+            "the huge record's node has none: {g} of {n}"
+        );
+    }
+
     fn number() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         // 7 to 15 digits (valid outside +1 and +86) from a small alphabet: prefixes and
@@ -833,6 +958,26 @@ mod tests {
             }
         }
 
+        /// Whatever the spread of the numbers (random gaps from 1 to 10^9), every guess
+        /// holds its block.
+        #[test]
+        fn predicted_windows_hold_their_blocks_for_any_spread(
+            gaps in proptest::collection::vec(
+                proptest::prop_oneof![4 => 1u64..3, 2 => 1u64..200, 1 => 1u64..1_000_000_000],
+                1..3_000,
+            ),
+        ) {
+            let mut at = 0u64;
+            let subs: Vec<String> = gaps
+                .iter()
+                .map(|g| {
+                    at += g;
+                    format!("+3{:013}", at)
+                })
+                .collect();
+            let _ = guesses_hold(&subs, &[]);
+        }
+
         /// A body altered after compiling (and re-hashed, as a careless tool would) is
         /// refused at open, or its lookups fail open; nothing panics.
         #[test]
@@ -858,6 +1003,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A damaged block (re-hashed, so it opens) answers nothing, and is counted in the list
+    /// and in the process's total that `/metrics` shows.
+    #[test]
+    fn a_damaged_block_fails_open_and_is_counted() {
+        let (d, _l, _r) = compile(CSV);
+        let path = d.path().join("subs.fwb");
+        let mut bytes = std::fs::read(&path).expect("read");
+        // The first block's subscriber count: more than it holds, so a scan runs off its keys.
+        bytes[HEADER_LEN] = 60;
+        let hash = *blake3::hash(&bytes[HEADER_LEN..]).as_bytes();
+        bytes[48..80].copy_from_slice(&hash);
+        let bad = d.path().join("bad.fwb");
+        std::fs::write(&bad, &bytes).expect("write");
+        let l = SubscriberList::open(&bad).expect("the directory is intact");
+        let before = SubscriberList::corrupt_lookups_total();
+        assert_eq!(
+            l.answer(&n("+8613900000009"), &n("+8613800000001")),
+            SubscriberAnswer::default()
+        );
+        assert_eq!(l.corrupt_lookups(), 1);
+        assert!(SubscriberList::corrupt_lookups_total() > before);
     }
 
     #[test]

@@ -411,6 +411,15 @@ impl Telemetry {
         let mut text = self.handle.render();
         self.lookup.render(&mut text);
         self.queue_delay.render(&mut text);
+        // Kept by the subscriber lists themselves (a lookup has no telemetry handle).
+        text.push_str(
+            "# HELP fraudwall_subscriber_corrupt_lookups_total Subscriber-list lookups that met a damaged block and ignored the callee's choices (fail open).\n\
+             # TYPE fraudwall_subscriber_corrupt_lookups_total counter\n",
+        );
+        text.push_str(&format!(
+            "fraudwall_subscriber_corrupt_lookups_total {}\n",
+            crate::subscribers::SubscriberList::corrupt_lookups_total()
+        ));
         text
     }
 
@@ -658,6 +667,16 @@ mod tests {
                 "fraudwall_requests_refused_total{reason=\"unsupported_uri_scheme\"}"
             ),
             Some(0.0)
+        );
+    }
+
+    #[test]
+    fn subscriber_corrupt_lookups_are_a_counter() {
+        let r = Telemetry::new().render();
+        assert!(r.contains("# TYPE fraudwall_subscriber_corrupt_lookups_total counter"));
+        assert!(
+            value(&r, "fraudwall_subscriber_corrupt_lookups_total").is_some(),
+            "{r}"
         );
     }
 

@@ -7,6 +7,10 @@
 //! the fuzzer then reaches the layout check and the block decoder, as a careless tool that
 //! re-hashes a damaged body would.
 //!
+//! A seed corpus of small compiled lists (mode byte 1, then the file) is in
+//! `corpus/subscribers_open/`, so mutations start from real directories and blocks; rebuild
+//! it with `fuzz/make_subscribers_corpus.sh`.
+//!
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run subscribers_open -- -max_total_time=60`
 
 #![no_main]
@@ -43,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
     for s in ["8613900000001", "12025550100", "447700900123", "1", "999999999999999"] {
         for c in ["8613800000001", "8617012345678", "1", "999999999999999"] {
             if let (Ok(s), Ok(c)) = (E164::from_digits(s.as_bytes()), E164::from_digits(c.as_bytes())) {
+                list.prefetch(&s);
                 let a = list.answer(&s, &c);
                 let _ = a.personal.map(|p| p.entry.to_string());
             }

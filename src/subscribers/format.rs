@@ -312,6 +312,37 @@ pub(super) struct Found {
     pub entry: Option<(u8, Kind)>,
 }
 
+/// What a lookup in `block` (first key `first`) reads: the key section ends at the
+/// returned offset, and `record(key, end)` is called for each subscriber with the offset
+/// past the last byte its record's decoding reads.
+fn block_reach(block: &[u8], first: u64, mut record: impl FnMut(u64, usize)) -> Result<usize, Odd> {
+    let count = *block.first().ok_or(Odd)?;
+    let mask = *block.get(1).ok_or(Odd)?;
+    let mut at = 2usize;
+    for i in 0..4 {
+        if mask & (1 << i) != 0 {
+            at += 1;
+            get_varint(block, &mut at)?;
+        }
+    }
+    let keys_len = usize::try_from(get_varint(block, &mut at)?).map_err(|_| Odd)?;
+    let records_at = at.checked_add(keys_len).ok_or(Odd)?;
+    let keys = block.get(at..records_at).ok_or(Odd)?;
+    let (mut k, mut kat, mut bit) = (first, 0usize, 0u64);
+    for i in 0..count {
+        if i > 0 {
+            k = k.checked_add(get_varint(keys, &mut kat)?).ok_or(Odd)?;
+        }
+        let bits = get_varint(keys, &mut kat)?;
+        let end = bit.checked_add(bits).ok_or(Odd)?;
+        // The bit reader reads a word (8 bytes) at the byte of its last field.
+        let last = usize::try_from(end.saturating_sub(1) / 8).map_err(|_| Odd)?;
+        record(k, (records_at + last + 8).min(block.len()));
+        bit = end;
+    }
+    Ok(records_at.min(block.len()))
+}
+
 /// Looks up `key` in the block `block` (whose first key is `first`) and matches `caller`
 /// against its entries: longest entry wins, exact beats a prefix of the same digits.
 /// `Ok(None)`: the subscriber is not in this block.
@@ -476,6 +507,30 @@ fn prefetch(bytes: &[u8]) {
     let _ = bytes;
 }
 
+/// Asks the CPU to bring in every cache line that holds a byte of `items`.
+#[inline]
+fn prefetch_all<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = items.as_ptr().cast::<u8>();
+        let start = bytes as usize;
+        let end = start + std::mem::size_of_val(items);
+        let mut line = start & !63;
+        while line < end {
+            // SAFETY: as in `prefetch`: a hint that never faults. The address is the byte of
+            // `items` that starts this line (the first byte for the first line).
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                let at = line.max(start) - start;
+                _mm_prefetch::<_MM_HINT_T0>(bytes.add(at).cast());
+            }
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
+}
+
 fn u64_at(b: &[u8], at: usize) -> Result<u64, Odd> {
     Ok(u64::from_le_bytes(
         b.get(at..at + 8).ok_or(Odd)?.try_into().map_err(|_| Odd)?,
@@ -498,10 +553,49 @@ pub(super) struct Layout {
     /// Every [`SUMMARY_STEP`]th top key: searched first, so a lookup touches a few cache
     /// lines of `top` instead of one per step of a binary search over all of it.
     summary: Vec<u64>,
+    /// Per node (and one past the last): where its data starts, in cache lines, and how far
+    /// around the line a key is predicted at its block may lie ([`Guess`]).
+    guesses: Vec<Guess>,
+    /// The body's address modulo a cache line, when the guesses were made: lines are the
+    /// machine's, not the file's.
+    skew: usize,
 }
 
 /// Top keys per summary key.
 const SUMMARY_STEP: usize = 16;
+
+/// Most cache lines a predicted window may span; a node whose blocks cannot be predicted
+/// within that (a gap in its numbers, a long block) is looked up through its node first.
+pub(super) const GUESS_LINES: i64 = 20;
+
+/// The directory's prediction for one node: numbers are allocated in dense ranges, so
+/// within a node a key's data position is nearly linear in the key. From the node's first
+/// key and line and the next node's, a key's line is interpolated; every block of the node
+/// reads within `lo..=hi` lines of the line predicted for any key it could hold (from the
+/// block's first line to the end of its key section, and of the key's record: checked at
+/// open against every block and record, so the bound holds whatever the numbers). A lookup then
+/// fetches the block's lines together with the node, in one memory round trip, instead of
+/// reading the node first. 8 bytes per node (781 KB at 100M subscribers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Guess {
+    /// The node's first data line (its block 0's offset, in the machine's cache lines).
+    line: u32,
+    /// Lines before the predicted one where a block may start ([`NO_GUESS`]: none; look
+    /// the node up first).
+    lo: i16,
+    /// Lines after the predicted one where a block may end.
+    hi: i16,
+}
+
+const NO_GUESS: i16 = i16::MIN;
+
+/// The line predicted for `key` in a node whose keys start at `k0` and data at line `l0`,
+/// the next node's at `k1` and `l1` (`k0 <= key < k1`, `l0 <= l1`). Monotone in `key`.
+#[inline]
+fn predict(key: u64, k0: u64, k1: u64, l0: u32, l1: u32) -> i64 {
+    let f = (key - k0) as f64 / (k1 - k0) as f64;
+    i64::from(l0) + (f * f64::from(l1 - l0)) as i64
+}
 
 impl Layout {
     /// Checks the directory of `body` (data, nodes and top, of the given sizes): every
@@ -568,29 +662,131 @@ impl Layout {
             }
             prev_end = base;
         }
+        let skew = body.as_ptr() as usize % 64;
+        let guesses = guesses(body, data_len, &nodes, &top, skew);
         Ok(Layout {
             data: 0..data_len,
             nodes,
             summary: top.iter().step_by(SUMMARY_STEP).copied().collect(),
             top,
+            guesses,
+            skew,
         })
     }
 
-    /// The block that would hold `key` and its first key, or `None` below the first key.
+    /// The node whose key range holds `key`, or `None` below the first key.
     #[inline]
-    pub fn block<'b>(&self, body: &'b [u8], key: u64) -> Result<Option<(&'b [u8], u64)>, Odd> {
+    fn node_of(&self, key: u64) -> Result<Option<usize>, Odd> {
         let s = self.summary.partition_point(|&t| t <= key);
         if s == 0 {
             return Ok(None);
         }
         let from = (s - 1) * SUMMARY_STEP;
+        // The span's guesses are read next: fetch them while the span is searched.
+        if let Some(g) = self
+            .guesses
+            .get(from..(from + SUMMARY_STEP + 1).min(self.guesses.len()))
+        {
+            prefetch_all(g);
+        }
         let span = self
             .top
             .get(from..(from + SUMMARY_STEP).min(self.top.len()))
             .ok_or(Odd)?;
         // The span's first key is at most `key`, so the node is in the span.
-        let i = from + span.partition_point(|&t| t <= key).max(1) - 1;
+        Ok(Some(from + span.partition_point(|&t| t <= key).max(1) - 1))
+    }
+
+    /// The data bytes predicted to hold `key`'s block in node `i` (already checked to lie
+    /// inside the data), or `None` where the node has no guess.
+    #[inline]
+    fn window(&self, i: usize, key: u64) -> Option<Range<usize>> {
+        let g = *self.guesses.get(i)?;
+        if g.lo == NO_GUESS {
+            return None;
+        }
+        let next = self.guesses.get(i + 1)?;
+        let k1 = *self.top.get(i + 1)?;
+        let p = predict(key, self.top[i], k1, g.line, next.line);
+        let from = ((p + i64::from(g.lo)) * 64 - self.skew as i64).max(0) as usize;
+        let to = ((p + i64::from(g.hi) + 1) * 64 - self.skew as i64).max(0) as usize;
+        Some(from.min(self.data.end)..to.min(self.data.end))
+    }
+
+    /// Starts fetching what a lookup of `key` reads: with a guess, the node's lines and the
+    /// predicted block lines at once, reading nothing; without one, the node is read and the
+    /// block's lines fetched ([`Layout::block`]).
+    #[inline]
+    pub fn prefetch(&self, body: &[u8], key: u64) {
+        let Ok(Some(i)) = self.node_of(key) else {
+            return;
+        };
+        match self.window(i, key) {
+            Some(w) => {
+                let at = self.nodes.start + i * NODE_LEN;
+                // The node, and the next node's first offset (where this node's data ends).
+                if let (Some(node), Some(block)) = (body.get(at..at + NODE_LEN + 8), body.get(w)) {
+                    prefetch_all(node);
+                    prefetch_all(block);
+                }
+            }
+            None => {
+                let _ = self.block(body, key);
+            }
+        }
+    }
+
+    /// Whether the predicted window of `key`'s node holds what a lookup of `key` reads in
+    /// the block the node names: its start through its key section, and through the key's
+    /// record (`None`: the node has no guess, or no block holds the key).
+    #[cfg(test)]
+    pub fn covers(&self, body: &[u8], key: u64) -> Option<bool> {
+        let i = self.node_of(key).ok()??;
+        let w = self.window(i, key)?;
+        let (block, first) = self.block(body, key).ok()??;
+        let start = block.as_ptr() as usize - body.as_ptr() as usize;
+        let mut end = None;
+        let keys_end = block_reach(block, first, |k, record_end| {
+            if k == key {
+                end = Some(record_end);
+            }
+        })
+        .ok()?;
+        let end = start + end.unwrap_or(keys_end).max(keys_end);
+        // Lines, not bytes: the window is whole lines.
+        let line = |at: usize| (at + self.skew) / 64;
+        Some(line(w.start) <= line(start) && line(end - 1) < line(w.end - 1) + 1)
+    }
+
+    /// Nodes with a guess, of all nodes.
+    #[cfg(test)]
+    pub fn guessed(&self) -> (usize, usize) {
+        let n = self.top.len();
+        let g = self.guesses[..n]
+            .iter()
+            .filter(|g| g.lo != NO_GUESS)
+            .count();
+        (g, n)
+    }
+
+    /// The block that would hold `key` and its first key, or `None` below the first key.
+    #[inline]
+    pub fn block<'b>(&self, body: &'b [u8], key: u64) -> Result<Option<(&'b [u8], u64)>, Odd> {
+        let Some(i) = self.node_of(key)? else {
+            return Ok(None);
+        };
         let at = self.nodes.start + i * NODE_LEN;
+        // The predicted block lines travel with the node's (asked for first).
+        let predicted = match self.window(i, key).and_then(|w| body.get(w)) {
+            Some(block) => {
+                if let Some(node) = body.get(at..at + NODE_LEN + 8) {
+                    prefetch_all(node);
+                }
+                prefetch_all(block);
+                true
+            }
+            None => false,
+        };
         let node = body.get(at..at + NODE_LEN).ok_or(Odd)?;
         let base = u64_at(node, 0)?;
         let node_end = match i + 1 < self.top.len() {
@@ -629,9 +825,95 @@ impl Layout {
             return Err(Odd);
         }
         let block = body.get(start..next).ok_or(Odd)?;
-        prefetch(block);
+        if !predicted {
+            prefetch(block);
+        }
         Ok(Some((block, first)))
     }
+}
+
+/// Makes the per-node [`Guess`]es of a checked directory: for each block of a node, the
+/// lines it spans against the lines predicted for its smallest and largest possible key.
+fn guesses(
+    body: &[u8],
+    data_len: usize,
+    nodes: &Range<usize>,
+    top: &[u64],
+    skew: usize,
+) -> Vec<Guess> {
+    let n = top.len();
+    let line = |offset: u64| (offset + skew as u64) / 64;
+    let base = |i: usize| -> u64 {
+        match i < n {
+            true => u64_at(body, nodes.start + i * NODE_LEN).unwrap_or(0),
+            false => data_len as u64,
+        }
+    };
+    // Lines past u32 (data over 256 GB): no guesses at all.
+    if line(data_len as u64) > u64::from(u32::MAX) {
+        return vec![
+            Guess {
+                line: 0,
+                lo: NO_GUESS,
+                hi: 0,
+            };
+            n + 1
+        ];
+    }
+    let mut out: Vec<Guess> = (0..=n)
+        .map(|i| Guess {
+            line: line(base(i)) as u32,
+            lo: NO_GUESS,
+            hi: 0,
+        })
+        .collect();
+    // The last node's keys have no upper bound to interpolate to: it has no guess.
+    for i in 0..n.saturating_sub(1) {
+        let node = &body[nodes.start + i * NODE_LEN..nodes.start + (i + 1) * NODE_LEN];
+        let (k0, k1, b0) = (top[i], top[i + 1], base(i));
+        let (l0, l1) = (out[i].line, out[i + 1].line);
+        // Blocks as (first key, start), then the node's end.
+        let mut blocks = vec![(k0, b0)];
+        for b in 0..NODE_BLOCKS - 1 {
+            let head = u32_at(node, HEADS_AT + 4 * b).unwrap_or(u32::MAX);
+            if head == u32::MAX {
+                break;
+            }
+            let start = u64::from(u32_at(node, STARTS_AT + 4 * b).unwrap_or(0));
+            blocks.push((k0 + u64::from(head), b0 + start));
+        }
+        blocks.push((k1, base(i + 1)));
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut odd = false;
+        for w in blocks.windows(2) {
+            let ((first, start), (next_first, end)) = (w[0], w[1]);
+            // A key of this block (first..next_first) reads from the block's first line to
+            // the end of the key section, and to the end of its record if it has one.
+            let p = |k: u64| predict(k, k0, k1, l0, l1);
+            let p_low = p(first);
+            lo = lo.min(line(start) as i64 - p(next_first - 1));
+            let Some(block) = body.get(start as usize..end as usize) else {
+                odd = true;
+                break;
+            };
+            let line_of = |at: usize| line(start + at.saturating_sub(1) as u64) as i64;
+            let reach = block_reach(block, first, |k, record_end| {
+                hi = hi.max(line_of(record_end) - p(k));
+            });
+            match reach {
+                Ok(keys_end) => hi = hi.max(line_of(keys_end) - p_low),
+                Err(Odd) => {
+                    odd = true;
+                    break;
+                }
+            }
+        }
+        if !odd && hi - lo < GUESS_LINES {
+            out[i].lo = lo as i16;
+            out[i].hi = hi as i16;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
