@@ -232,6 +232,28 @@ struct Callers {
     stats: CallerStats,
 }
 
+impl Callers {
+    /// The bookkeeping of a caller just admitted to slot `index` (displacing another when
+    /// `evicted`), for a local INVITE and a remote delta alike: the counters, a fresh
+    /// shared-counter accumulator (its dirty mark kept: the slot may already be listed in
+    /// `dirty`), and the slot seeded with the `seed` calls the sketch saw before.
+    fn admit(&mut self, index: usize, evicted: bool, seed: u16) {
+        self.stats.admitted += 1;
+        if evicted {
+            self.stats.evicted += 1;
+        } else {
+            self.stats.tracked += 1;
+        }
+        if let Some(a) = self.acc.get_mut(index) {
+            *a = DeltaAcc {
+                dirty: a.dirty,
+                ..DeltaAcc::default()
+            };
+        }
+        self.tracked.slots[index].seed(seed);
+    }
+}
+
 #[derive(Default)]
 struct PendingStats {
     forgotten: u64,
@@ -451,20 +473,8 @@ impl Detector {
         let i = match c.tracked.place(key, h, est, t, p) {
             Place::Found(i) => i,
             Place::Admitted { index, evicted } => {
-                c.stats.admitted += 1;
-                if evicted {
-                    c.stats.evicted += 1;
-                } else {
-                    c.stats.tracked += 1;
-                }
-                if let Some(a) = c.acc.get_mut(index) {
-                    *a = DeltaAcc {
-                        dirty: a.dirty,
-                        ..DeltaAcc::default()
-                    };
-                }
                 // The calls the sketch saw before this one.
-                c.tracked.slots[index].seed(est.saturating_sub(1).min(p.track_after));
+                c.admit(index, evicted, est.saturating_sub(1).min(p.track_after));
                 if !tracked {
                     // Lock order: a caller shard, then a pending shard (the other paths
                     // never hold both).
@@ -744,20 +754,8 @@ impl Detector {
             let i = match c.tracked.place(key, h, est, t, p) {
                 Place::Found(i) => i,
                 Place::Admitted { index, evicted } => {
-                    c.stats.admitted += 1;
-                    if evicted {
-                        c.stats.evicted += 1;
-                    } else {
-                        c.stats.tracked += 1;
-                    }
-                    if let Some(a) = c.acc.get_mut(index) {
-                        *a = DeltaAcc {
-                            dirty: a.dirty,
-                            ..DeltaAcc::default()
-                        };
-                    }
-                    c.tracked.slots[index]
-                        .seed(est.saturating_sub(sat(d.calls)).min(p.track_after));
+                    // The calls the sketch saw before these.
+                    c.admit(index, evicted, est.saturating_sub(sat(d.calls)).min(p.track_after));
                     index
                 }
                 Place::Absent => continue,
