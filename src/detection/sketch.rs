@@ -7,8 +7,9 @@
 //! a block is halved once per elapsed half-life when it is next written (no global sweep).
 //! Counters saturate at `u16::MAX` (never wrap).
 //!
-//! The sketch takes no lock. A block is eight relaxed atomic words, read whole and written
-//! back word by word with plain stores, never a read-modify-write instruction: on x86 a
+//! The sketch takes no lock. A block is eight relaxed atomic words, read (the epoch word and
+//! the key's words; all eight when a halving is due) and written back word by word with
+//! plain stores, never a read-modify-write instruction: on x86 a
 //! locked instruction is a full barrier that would stop the processor from overlapping one
 //! call's cache miss with the next call's work. The price is that two threads updating the
 //! *same block at the same instant* can lose one of the two increments (a lost race
