@@ -284,7 +284,7 @@ pub struct SuspectEntry {
     /// Its score.
     pub score: u8,
     /// The caller's features now.
-    pub features: FeaturesView,
+    pub features: Features,
     /// The caller's first tracked call (RFC 3339, UTC).
     pub first_seen: String,
     /// Its last call.
@@ -293,48 +293,6 @@ pub struct SuspectEntry {
     pub first_flagged: String,
     /// When a rule last held.
     pub last_flagged: String,
-}
-
-/// [`Features`] as `/suspects` writes and `fraudwall suspects` reads them.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct FeaturesView {
-    /// Calls in the current minute and the one before.
-    pub calls_minute: u32,
-    /// Calls in the last 10 minutes.
-    pub calls_10min: u32,
-    /// Calls in the last hour.
-    pub calls_hour: u32,
-    /// Distinct callees (recent windows).
-    pub distinct_callees: u32,
-    /// Distinct callees per call.
-    pub distinct_ratio: f32,
-    /// Share of sequential steps.
-    pub sequential_ratio: f32,
-    /// Share of ended attempts answered.
-    pub answer_ratio: f32,
-    /// Share of ended attempts that were short.
-    pub short_call_ratio: f32,
-    /// Share of ended attempts cancelled within one ring.
-    pub one_ring_ratio: f32,
-    /// Ended attempts (decayed).
-    pub ended: u32,
-}
-
-impl From<Features> for FeaturesView {
-    fn from(f: Features) -> Self {
-        FeaturesView {
-            calls_minute: f.calls_minute,
-            calls_10min: f.calls_10min,
-            calls_hour: f.calls_hour,
-            distinct_callees: f.distinct_callees,
-            distinct_ratio: f.distinct_ratio,
-            sequential_ratio: f.sequential_ratio,
-            answer_ratio: f.answer_ratio,
-            short_call_ratio: f.short_call_ratio,
-            one_ring_ratio: f.one_ring_ratio,
-            ended: f.ended,
-        }
-    }
 }
 
 /// The `/suspects` document.
@@ -367,7 +325,7 @@ impl SuspectsDocument {
                     category: s.category.to_string(),
                     action: s.action,
                     score: s.score,
-                    features: s.features.into(),
+                    features: s.features,
                     first_seen: ago(s.first_seen_secs_ago),
                     last_seen: ago(s.last_seen_secs_ago),
                     first_flagged: ago(s.first_flagged_secs_ago),

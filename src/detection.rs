@@ -54,6 +54,21 @@
 //! not needed. A caller whose sketch estimate is below what any rule's volume needs is
 //! judged from that same block, without looking it up ([`Detector::judge`]).
 //!
+//! # One visit per INVITE, and what a finding rests on
+//!
+//! A front end that counts calls (the proxy core, the redirect server) makes one call per
+//! INVITE, [`Detector::visit`]: it counts the INVITE and returns the caller's finding
+//! **before this call is counted**, exactly what [`Detector::judge`] would have said just
+//! before it. The policy's `behaviour` stage reads that finding from the call context
+//! ([`crate::policy::Visited`]) instead of asking again, so the verdict of a caller's n-th
+//! call rests on its first n-1 calls, as when the stage called `judge` and the core then
+//! called `observe`; `fraudwall simulate` counts a call the same way (a call is blocked on
+//! the finding of the calls before it). A front end that does not count (the HTTP API,
+//! `fraudwall explain`), or the core when the call's identity values name different numbers
+//! (the counted caller is then known only after screening), still calls `judge` and, for the
+//! core, `observe` after the verdict. [`Detector::observe`]'s own answer for an INVITE is the
+//! finding with the call counted.
+//!
 //! Memory is fixed by the configuration, whatever the number of callers
 //! ([`Detector::memory_bytes`], checked against `memory_mb` by
 //! [`DetectionConfig::validate`]):
@@ -232,6 +247,28 @@ struct Callers {
     stats: CallerStats,
 }
 
+impl Callers {
+    /// The bookkeeping of a caller just admitted to slot `index` (displacing another when
+    /// `evicted`), for a local INVITE and a remote delta alike: the counters, a fresh
+    /// shared-counter accumulator (its dirty mark kept: the slot may already be listed in
+    /// `dirty`), and the slot seeded with the `seed` calls the sketch saw before.
+    fn admit(&mut self, index: usize, evicted: bool, seed: u16) {
+        self.stats.admitted += 1;
+        if evicted {
+            self.stats.evicted += 1;
+        } else {
+            self.stats.tracked += 1;
+        }
+        if let Some(a) = self.acc.get_mut(index) {
+            *a = DeltaAcc {
+                dirty: a.dirty,
+                ..DeltaAcc::default()
+            };
+        }
+        self.tracked.slots[index].seed(seed);
+    }
+}
+
 #[derive(Default)]
 struct PendingStats {
     forgotten: u64,
@@ -348,7 +385,7 @@ impl Detector {
     fn tick(&self, now: Instant) -> u32 {
         let origin = *self.origin.get_or_init(|| now);
         now.checked_duration_since(origin).map_or(0, |d| {
-            let ds = d.as_secs() * 10 + u64::from(d.subsec_millis() / 100);
+            let ds = d.as_secs() * 10 + u64::from(d.subsec_nanos() / 100_000_000);
             ds.min(u64::from(u32::MAX - 2)) as u32
         })
     }
@@ -366,6 +403,58 @@ impl Detector {
                 None
             }
         }
+    }
+
+    /// One initial INVITE, counted and judged in one visit: what a front end that counts
+    /// calls (the proxy core, the redirect server) does per call, instead of
+    /// [`Detector::judge`] then [`Detector::observe`]. It hashes the caller, reads the clock
+    /// offset and decodes the sketch block once.
+    ///
+    /// Returns the caller's finding **before this INVITE is counted**: exactly what
+    /// [`Detector::judge`] would have answered just before the call (and, like it, the flag
+    /// is recorded for `/suspects`), so the verdict of a caller's n-th call rests on its
+    /// first n-1 calls, as it always has. The INVITE is then counted exactly as
+    /// [`Detector::observe`] counts it (a retransmission of a tracked caller's call is
+    /// recognised and not counted twice); the finding with this call counted is recorded for
+    /// `/suspects` but not returned.
+    pub fn visit(
+        &self,
+        call: CallKey,
+        caller: &E164,
+        callee: &E164,
+        now: Instant,
+    ) -> Option<Finding> {
+        let t = self.tick(now);
+        let key = event::number_key(caller);
+        let h = mix64(key);
+        let counted = self.sketch.add(h, 1, self.params.epoch(t));
+        if counted.after < self.skip_below {
+            // `before < after < skip_below <= probe_from`: `judge` would have said `None`.
+            self.count_untracked();
+            return None;
+        }
+        self.visit_locked(call.get(), key, h, counted, callee, t)
+    }
+
+    /// The rest of a visit, for a caller the sketch counts often enough that it may be
+    /// tracked: judged as before the call, then the call counted.
+    #[inline(never)]
+    fn visit_locked(
+        &self,
+        call: u64,
+        key: u64,
+        h: u64,
+        counted: sketch::Counted,
+        callee: &E164,
+        t: u32,
+    ) -> Option<Finding> {
+        let before = if counted.before >= self.probe_from {
+            self.judge_locked(key, h, t)
+        } else {
+            None
+        };
+        self.invite_locked(call, key, h, counted.after, callee, t);
+        before
     }
 
     /// Records a tracked caller's call in the pending table: `false` for a retransmission.
@@ -451,20 +540,8 @@ impl Detector {
         let i = match c.tracked.place(key, h, est, t, p) {
             Place::Found(i) => i,
             Place::Admitted { index, evicted } => {
-                c.stats.admitted += 1;
-                if evicted {
-                    c.stats.evicted += 1;
-                } else {
-                    c.stats.tracked += 1;
-                }
-                if let Some(a) = c.acc.get_mut(index) {
-                    *a = DeltaAcc {
-                        dirty: a.dirty,
-                        ..DeltaAcc::default()
-                    };
-                }
                 // The calls the sketch saw before this one.
-                c.tracked.slots[index].seed(est.saturating_sub(1).min(p.track_after));
+                c.admit(index, evicted, est.saturating_sub(1).min(p.track_after));
                 if !tracked {
                     // Lock order: a caller shard, then a pending shard (the other paths
                     // never hold both).
@@ -744,20 +821,12 @@ impl Detector {
             let i = match c.tracked.place(key, h, est, t, p) {
                 Place::Found(i) => i,
                 Place::Admitted { index, evicted } => {
-                    c.stats.admitted += 1;
-                    if evicted {
-                        c.stats.evicted += 1;
-                    } else {
-                        c.stats.tracked += 1;
-                    }
-                    if let Some(a) = c.acc.get_mut(index) {
-                        *a = DeltaAcc {
-                            dirty: a.dirty,
-                            ..DeltaAcc::default()
-                        };
-                    }
-                    c.tracked.slots[index]
-                        .seed(est.saturating_sub(sat(d.calls)).min(p.track_after));
+                    // The calls the sketch saw before these.
+                    c.admit(
+                        index,
+                        evicted,
+                        est.saturating_sub(sat(d.calls)).min(p.track_after),
+                    );
                     index
                 }
                 Place::Absent => continue,

@@ -46,7 +46,7 @@ pub mod lists;
 pub mod rules;
 
 pub use chain::{Explanation, Policy, PolicyConfig, Rule, Rules, StageOutcome, StageRecord};
-pub use context::{CallContext, Callee, IdentitySource, Verstat};
+pub use context::{CallContext, Callee, IdentitySource, Verstat, Visited};
 
 use crate::blocklist::{Action, Match, Snapshot};
 use crate::numbers::{Caller, E164};

@@ -14,8 +14,9 @@
 //! Every call becomes the events the proxy would see (INVITE, 180, 200 and BYE, or CANCEL,
 //! or an error response), replayed in time order. A call the detector's finding blocks
 //! is answered 608 at once, as the proxy would, and rings no one. The replay goes through the
-//! detector directly, not through the proxy core and policy: the verdict is the finding
-//! unless the caller is exempt.
+//! detector directly, not through the proxy core and policy, but the way the core asks it
+//! ([`Detector::visit`]: the call counted, the finding of the caller's calls before it): the
+//! verdict is that finding unless the caller is exempt.
 
 use crate::blocklist::Action;
 use crate::detection::{
@@ -878,11 +879,12 @@ pub fn run(s: &Scenario, config: &DetectionConfig) -> Result<Report, SimulateErr
         };
         let key = i as u32;
         events += 1;
-        let finding = detector.observe(
-            CallEvent {
-                call: CallKey::new(u64::from(key) + 1),
-                kind: CallEventKind::Invite { caller, callee },
-            },
+        // What the proxy core does per INVITE: one visit that counts the call and answers
+        // the finding of the caller's calls before it.
+        let finding = detector.visit(
+            CallKey::new(u64::from(key) + 1),
+            &caller,
+            &callee,
             at(c.start_ms),
         );
         let exempt = c.class == Class::Enterprise;

@@ -3,11 +3,12 @@
 
 use super::config::DetectionRule;
 use crate::blocklist::Action;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// A tracked caller's features at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+/// A tracked caller's features at one moment (also the `features` of a `/suspects` entry,
+/// which `fraudwall suspects` reads back).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Features {
     /// Calls in the current minute and the one before.
     pub calls_minute: u32,

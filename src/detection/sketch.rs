@@ -7,8 +7,9 @@
 //! a block is halved once per elapsed half-life when it is next written (no global sweep).
 //! Counters saturate at `u16::MAX` (never wrap).
 //!
-//! The sketch takes no lock. A block is eight relaxed atomic words, read whole and written
-//! back word by word with plain stores, never a read-modify-write instruction: on x86 a
+//! The sketch takes no lock. A block is eight relaxed atomic words, read (the epoch word and
+//! the key's words; all eight when a halving is due) and written back word by word with
+//! plain stores, never a read-modify-write instruction: on x86 a
 //! locked instruction is a full barrier that would stop the processor from overlapping one
 //! call's cache miss with the next call's work. The price is that two threads updating the
 //! *same block at the same instant* can lose one of the two increments (a lost race
@@ -149,13 +150,19 @@ impl CountMin {
         self.blocks.len() * BLOCK_BYTES
     }
 
+    /// The key's four counters (lanes 1 to 31) from the hash's low four bytes, all in one
+    /// multiply: each byte goes to its own 16-bit lane, times 31 (at most 7,905: no carry
+    /// into the next lane), and the high byte of each lane is the byte mapped onto `0..31`
+    /// (Lemire's multiply-shift; as even as `% 31` of a byte: 8 or 9 byte values a
+    /// counter).
     #[inline]
     fn positions(h: u64) -> [usize; DEPTH] {
-        let mut p = [0usize; DEPTH];
-        for (i, slot) in p.iter_mut().enumerate() {
-            *slot = 1 + ((h >> (8 * i)) % COUNTERS) as usize;
-        }
-        p
+        let b = h & 0xffff_ffff;
+        let lanes =
+            (b & 0xff) | ((b & 0xff00) << 8) | ((b & 0xff_0000) << 16) | ((b & 0xff00_0000) << 24);
+        let m = (lanes * COUNTERS) >> 8;
+        let at = |i: u32| 1 + ((m >> (16 * i)) & 0xff) as usize;
+        [at(0), at(1), at(2), at(3)]
     }
 
     #[inline]
@@ -186,11 +193,47 @@ impl CountMin {
         (w, true)
     }
 
-    /// Adds `n` to the key (hash `h`): its estimate before and after.
+    /// Lane `p` of a block as it is now (no decay applied).
     #[inline]
+    fn lane_of(b: &Block, p: usize) -> u16 {
+        (b.0[(p / 4) % 8].load(Relaxed) >> (16 * (p % 4))) as u16
+    }
+
+    /// Is the block at `epoch` already (no halving due, or a block from the "future")?
+    #[inline]
+    fn current(b: &Block, epoch: u16) -> bool {
+        let age = epoch.wrapping_sub(b.0[0].load(Relaxed) as u16);
+        age == 0 || age >= u16::MAX / 2
+    }
+
+    /// Adds `n` to the key (hash `h`): its estimate before and after.
+    #[inline(always)]
     pub(crate) fn add(&self, h: u64, n: u16, epoch: u16) -> Counted {
         let pos = Self::positions(h);
         let b = self.block_of(h);
+        if !Self::current(b, epoch) {
+            return Self::add_decayed(b, pos, n, epoch);
+        }
+        // The common case: read the key's four lanes, write back only those raised (a word
+        // holding two of them is read again after the first store: program order).
+        let before = pos.iter().map(|&p| Self::lane_of(b, p)).min().unwrap_or(0);
+        let after = before.saturating_add(n);
+        for &p in &pos {
+            // `% 8`: a position is below 32; this spares a bounds check.
+            let a = &b.0[(p / 4) % 8];
+            let w = a.load(Relaxed);
+            let sh = 16 * (p % 4);
+            if ((w >> sh) as u16) < after {
+                a.store((w & !(0xffff << sh)) | (u64::from(after) << sh), Relaxed);
+            }
+        }
+        Counted { before, after }
+    }
+
+    /// [`CountMin::add`] to a block whose halving is due: all its counters decoded, halved
+    /// and written back.
+    #[inline(never)]
+    fn add_decayed(b: &Block, pos: [usize; DEPTH], n: u16, epoch: u16) -> Counted {
         let (mut w, decayed) = Self::read(b, epoch);
         let before = pos.iter().map(|&p| w.lane(p)).min().unwrap_or(0);
         let after = before.saturating_add(n);
@@ -215,7 +258,11 @@ impl CountMin {
     #[inline]
     pub(crate) fn estimate(&self, h: u64, epoch: u16) -> u16 {
         let pos = Self::positions(h);
-        let (w, _) = Self::read(self.block_of(h), epoch);
+        let b = self.block_of(h);
+        if Self::current(b, epoch) {
+            return pos.iter().map(|&p| Self::lane_of(b, p)).min().unwrap_or(0);
+        }
+        let (w, _) = Self::read(b, epoch);
         pos.iter().map(|&p| w.lane(p)).min().unwrap_or(0)
     }
 }

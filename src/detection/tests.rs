@@ -627,3 +627,59 @@ fn probe_from_follows_the_rules_and_the_half_life() {
     // A one-minute half-life: an hour is sixty halvings, nothing is left.
     assert_eq!(rules::probe_from(&[rule(None, None, Some(100))], 600), 0);
 }
+
+/// One visit per INVITE ([`Detector::visit`]) answers what `judge` said just before the
+/// call and leaves the detector as `observe` did: twin detectors fed the same stream (a
+/// robocall campaign, a Wangiri campaign, retransmissions, one-off callers, an hour's
+/// silence) agree on every INVITE's finding, the counters and `/suspects`.
+#[test]
+fn a_visit_is_judge_then_observe() {
+    let (pair, one) = (Detector::new(&on()).unwrap(), Detector::new(&on()).unwrap());
+    let t0 = Instant::now();
+    let robo = n("+8613800000011");
+    let wangiri = n("+8613800000012");
+    let mut flagged = 0;
+    let mut key = 0u64;
+    for i in 0..400u64 {
+        // After 200 calls, an hour's silence: the campaigns decay, then resume.
+        let at = t0 + ms(700 * i) + Duration::from_secs(if i >= 200 { 3600 } else { 0 });
+        let (caller, end): (E164, &[(u64, CallEventKind)]) = match i % 4 {
+            0 | 1 => (
+                robo,
+                &[
+                    (1_000, CallEventKind::Answered),
+                    (3_000, CallEventKind::Bye),
+                ],
+            ),
+            2 => (
+                wangiri,
+                &[
+                    (300, CallEventKind::Ringing),
+                    (2_000, CallEventKind::Cancelled),
+                ],
+            ),
+            _ => (n(&format!("+86137{:08}", i * 7919)), &[]),
+        };
+        key += 1;
+        let to = callee(i);
+        let invite = CallEventKind::Invite { caller, callee: to };
+        // Every fifth call is retransmitted (the same call, the same time).
+        for _ in 0..1 + u64::from(i % 5 == 0) {
+            let judged = pair.judge(&caller, at);
+            pair.observe(ev(key, invite), at);
+            let visited = one.visit(CallKey::new(key), &caller, &to, at);
+            assert_eq!(judged, visited, "call {i}");
+            flagged += usize::from(visited.is_some());
+        }
+        for d in [&pair, &one] {
+            for &(after, kind) in end {
+                d.observe(ev(key, kind), at + ms(after));
+            }
+        }
+    }
+    assert!(flagged > 50, "flagged {flagged} times");
+    let end = t0 + Duration::from_secs(3600 + 300);
+    assert_eq!(pair.stats(), one.stats());
+    assert_eq!(pair.suspects(end), one.suspects(end));
+    assert_eq!(pair.suspects(end).len(), 2);
+}

@@ -21,10 +21,14 @@
 //! **Behaviour** sits after the lists and the network's own assertion (an operator's or
 //! subscriber's explicit word, and `verstat`, outrank a statistical finding) and before the
 //! international-origin label (a label must not hide a Wangiri block). It asks the
-//! [`Detector`] for the caller's finding *without counting the call* ([`Detector::judge`]):
-//! the front end that sees the call stream (the proxy core, the redirect server) counts it
-//! once per call with the deciding identity, after the verdict, so the verdict of a caller's
-//! n-th call rests on its first n-1. Callers the global list allows (verified businesses,
+//! [`Detector`] for the caller's finding *without counting the call* ([`Detector::judge`]),
+//! unless the front end already did: the front ends that see the call stream (the proxy
+//! core, the redirect server) count each call once with the deciding identity. When that
+//! identity is known before screening (every believable identity value is the same number,
+//! the common call), the front end counts and judges in one visit
+//! ([`Detector::visit`]) and passes the judgement in [`CallContext::visited`], which this
+//! stage uses for that caller; otherwise it counts after the verdict. Either way the verdict
+//! of a caller's n-th call rests on its first n-1. Callers the global list allows (verified businesses,
 //! call centres) and numbers on the protected list are exempt, checked here as well, so the
 //! exemption holds even with `global` in `policy.disabled_rules`. The verdict reads like a
 //! global-list one: `category` and `score` from the rule, `source` = `behaviour`, `entry`
@@ -531,7 +535,13 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                 let Some(n) = number else {
                     return passed(trace, &|| "no caller number".into());
                 };
-                let Some(f) = detector.judge(n, call.now) else {
+                // The front end's visit already judged this caller (and counted the call):
+                // use it; else ask without counting.
+                let judged = match call.visited {
+                    Some(v) if v.caller == *n => v.finding.cloned(),
+                    _ => detector.judge(n, call.now),
+                };
+                let Some(f) = judged else {
                     return passed(trace, &|| {
                         match detector.features(n, call.now) {
                             Some(f) => format!(

@@ -5,10 +5,12 @@
 //! from the message and where it came from, and hands it to the [`Screen`](super::Screen).
 //! Every rule reads from this one value: the caller identity being screened, the callee,
 //! the ingress peer group, the transport, what the network asserts (`verstat`), the
-//! requested privacy, and the time passed in (the core reads no clock).
+//! requested privacy, the time passed in (the core reads no clock), and what the behavioural
+//! detector said of the caller when the front end counted the call ([`Visited`]).
 //!
 //! It borrows everything: building it for an unlisted caller allocates nothing.
 
+use crate::detection::Finding;
 use crate::numbers::{Caller, E164};
 use crate::peers::PeerGroup;
 use crate::proxy::Transport;
@@ -138,6 +140,18 @@ impl Verstat {
     }
 }
 
+/// The behavioural detector's judgement of a caller, made by a front end that counts calls
+/// in the same visit that counted the INVITE ([`crate::detection::Detector::visit`]). The
+/// `behaviour` stage uses it for that caller instead of asking the detector again; for any
+/// other identity value of the call it asks ([`crate::detection::Detector::judge`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Visited<'a> {
+    /// The caller the front end counted (a decorated number by its lenient reading).
+    pub caller: E164,
+    /// Its finding before this call was counted (`None`: no rule held).
+    pub finding: Option<&'a Finding>,
+}
+
 /// One call as the rule chain sees it. Cheap to copy: it borrows the message.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
@@ -160,6 +174,9 @@ pub struct CallContext<'a> {
     pub privacy: Privacy,
     /// When the call arrived (passed in: the cores read no clock).
     pub now: Instant,
+    /// The detector's judgement of the caller, when the front end already counted the call
+    /// (`None`: the `behaviour` stage asks the detector without counting).
+    pub visited: Option<Visited<'a>>,
 }
 
 impl<'a> CallContext<'a> {
@@ -176,6 +193,7 @@ impl<'a> CallContext<'a> {
             verstat: Verstat::Absent,
             privacy: Privacy::default(),
             now: Instant::now(),
+            visited: None,
         }
     }
 

@@ -42,7 +42,7 @@
 
 use super::config::{Compiled, IdentitySource};
 use crate::blocklist::Action;
-use crate::numbers::{Caller, InvalidReason, NumberingProfile};
+use crate::numbers::{Caller, InvalidReason, NumberingProfile, E164};
 use crate::policy::{CallContext, Reason, Screen, Verdict};
 use crate::sip::{HeaderName, NameAddr, RequestEditor, SipMessage, ValueError};
 use std::net::IpAddr;
@@ -135,11 +135,29 @@ impl Compiled {
         profile: &NumberingProfile,
         screen: &dyn Screen,
     ) -> Identity<'m> {
+        self.screen_identity_known(order, msg, from, call, trusted, profile, screen, None)
+    }
+
+    /// [`Compiled::screen_identity`], given one value already normalized (`known`: its raw
+    /// URI and reading, from [`Compiled::sole_caller`]), which is then not normalized again.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn screen_identity_known<'m>(
+        &self,
+        order: &[IdentitySource],
+        msg: &'m SipMessage,
+        from: &NameAddr<'m>,
+        call: &CallContext<'_>,
+        trusted: bool,
+        profile: &NumberingProfile,
+        screen: &dyn Screen,
+        known: Option<(&'m [u8], Caller)>,
+    ) -> Identity<'m> {
         let mut best: Option<Identity<'m>> = None;
         let screening = Screening {
             call,
             profile,
             screen,
+            known,
         };
         for &source in order {
             let done = match source {
@@ -178,18 +196,76 @@ impl Compiled {
             verdict: screen_one(screen, &call.with_caller(&Caller::Anonymous, b"", None)),
         })
     }
+
+    /// The caller a front end will count for this INVITE whatever the verdicts, known
+    /// before screening: the one number that every believable identity value (the values
+    /// [`Compiled::screen_identity`] screens) reads as, a decorated value by its lenient
+    /// reading. With it, the first value's raw URI and reading (for
+    /// [`Compiled::screen_identity_known`]). `None` when the values read differently, one
+    /// does not parse, or none is a number: the deciding caller is then known only after
+    /// screening. The common call (one From, or a trusted PAI naming the same number) has
+    /// one.
+    pub(crate) fn sole_caller<'m>(
+        &self,
+        order: &[IdentitySource],
+        msg: &'m SipMessage,
+        from: &NameAddr<'m>,
+        trusted: bool,
+        profile: &NumberingProfile,
+    ) -> Option<(&'m [u8], Caller, E164)> {
+        let mut first: Option<(&'m [u8], Caller)> = None;
+        let mut agree = |v: Result<NameAddr<'m>, ValueError>| -> bool {
+            let Ok(na) = v else { return false };
+            let raw = na.uri().raw();
+            match first {
+                Some((r, _)) if r == raw => true,
+                Some((_, c)) => profile.normalize(raw) == c,
+                None => {
+                    first = Some((raw, profile.normalize(raw)));
+                    true
+                }
+            }
+        };
+        for &source in order {
+            let all = match source {
+                IdentitySource::Pai if trusted => msg.p_asserted_identities().all(&mut agree),
+                IdentitySource::Rpid if trusted => msg
+                    .remote_party_ids()
+                    .filter(|r| {
+                        !r.as_ref().is_ok_and(|r| {
+                            r.party().is_some_and(|p| p.eq_ignore_ascii_case(b"called"))
+                        })
+                    })
+                    .map(|r| r.map(|r| r.0))
+                    .all(&mut agree),
+                IdentitySource::Pai | IdentitySource::Rpid => true,
+                IdentitySource::From => agree(Ok(*from)),
+            };
+            if !all {
+                return None;
+            }
+        }
+        let (raw, caller) = first?;
+        let n = match caller {
+            Caller::Number(n) => n,
+            Caller::Decorated { lenient, .. } => lenient,
+            Caller::Anonymous | Caller::Invalid(_) => return None,
+        };
+        Some((raw, caller, n))
+    }
 }
 
-/// One call's screening: the context, the profile and the screen.
-struct Screening<'s, 'c> {
+/// One call's screening: the context, the profile, the screen, and a value already read.
+struct Screening<'s, 'c, 'm> {
     call: &'s CallContext<'c>,
     profile: &'s NumberingProfile,
     screen: &'s dyn Screen,
+    known: Option<(&'m [u8], Caller)>,
 }
 
-impl Screening<'_, '_> {
+impl<'m> Screening<'_, '_, 'm> {
     /// Screens `values` of one source into `best`; returns `true` once nothing can beat it.
-    fn values<'m>(
+    fn values(
         &self,
         source: IdentitySource,
         values: impl Iterator<Item = Result<NameAddr<'m>, ValueError>>,
@@ -202,7 +278,11 @@ impl Screening<'_, '_> {
                     if best.as_ref().is_some_and(|b| b.raw == raw) {
                         continue;
                     }
-                    (raw, self.profile.normalize(raw))
+                    let caller = match self.known {
+                        Some((r, c)) if r == raw => c,
+                        _ => self.profile.normalize(raw),
+                    };
+                    (raw, caller)
                 }
                 Err(_) => (&b""[..], Caller::Invalid(InvalidReason::MalformedUri)),
             };
@@ -312,6 +392,68 @@ mod tests {
         IdentitySource::Rpid,
         IdentitySource::From,
     ];
+
+    /// The caller known before screening, and whether screening with it decides the same
+    /// identity (with the value's reading given, one normalization fewer).
+    fn sole(headers: &str, trusted: bool) -> Option<String> {
+        let raw = format!("INVITE sip:b@h SIP/2.0\r\n{headers}\r\n");
+        let msg = SipMessage::parse(Bytes::from(raw), &crate::sip::Limits::default()).unwrap();
+        let from = msg.from().unwrap().unwrap();
+        let compiled = CoreConfig::default().compile().unwrap();
+        let (raw, caller, n) =
+            compiled.sole_caller(&ALL, &msg, &from, trusted, &compiled.profile)?;
+        let group = compiled.peers.of("192.0.2.1".parse().unwrap());
+        let anonymous = Caller::Anonymous;
+        let call = CallContext::for_caller(&anonymous, group);
+        let screen = Two::default();
+        let args = (
+            &ALL[..],
+            &msg,
+            &from,
+            &call,
+            trusted,
+            &compiled.profile,
+            &screen,
+        );
+        let plain =
+            compiled.screen_identity(args.0, args.1, args.2, args.3, args.4, args.5, args.6);
+        let known = compiled.screen_identity_known(
+            args.0,
+            args.1,
+            args.2,
+            args.3,
+            args.4,
+            args.5,
+            args.6,
+            Some((raw, caller)),
+        );
+        assert_eq!(plain, known);
+        assert_eq!(known.caller, caller);
+        Some(n.to_string())
+    }
+
+    #[test]
+    fn the_sole_caller_is_the_one_number_every_believable_value_names() {
+        let from = "From: <sip:+12025550123@h>;tag=1\r\n";
+        assert_eq!(sole(from, false).as_deref(), Some("+12025550123"));
+        // A trusted PAI naming the same number (another URI) agrees; another number does
+        // not (the deciding caller then depends on the verdicts).
+        let same = format!("{from}P-Asserted-Identity: <tel:+12025550123>\r\n");
+        assert_eq!(sole(&same, true).as_deref(), Some("+12025550123"));
+        let other = format!("{from}P-Asserted-Identity: <sip:+8613800000001@h>\r\n");
+        assert_eq!(sole(&other, true), None);
+        // An untrusted PAI is not screened, so it does not count either.
+        assert_eq!(sole(&other, false).as_deref(), Some("+12025550123"));
+        let rpid = format!("{from}Remote-Party-ID: <sip:+8613800000002@h>;party=calling\r\n");
+        assert_eq!(sole(&rpid, true), None);
+        // No number, or a value that is no number beside one: not known before screening.
+        assert_eq!(
+            sole("From: <sip:anonymous@anonymous.invalid>;tag=1\r\n", false),
+            None
+        );
+        let junk = format!("{from}P-Asserted-Identity: <sip:anonymous@h>\r\n");
+        assert_eq!(sole(&junk, true), None);
+    }
 
     #[test]
     fn one_from_is_one_lookup() {

@@ -127,8 +127,8 @@ impl ProxyCore {
         out: &mut Vec<Outbound>,
     ) -> Outcome {
         let class = MessageClass::Request(Method::Invite);
-        let d = self.screen_call(inbound, msg, req, now);
-        let observed = self.observe_invite(req.call_id, &d, now);
+        let (d, visited) = self.screen_call(inbound, msg, req, now);
+        let observed = self.observe_invite(req.call_id, &d, visited, now);
         let built = match d.applied {
             // Exactly the proxy's block answer.
             Action::Block => {

@@ -12,9 +12,9 @@ use super::{
     RequestError, RequestRefusal, RoutingRefusal,
 };
 use crate::blocklist::Action;
-use crate::detection::CallEventKind;
+use crate::detection::{CallEventKind, CallKey};
 use crate::numbers::{Caller, NumberingProfile};
-use crate::policy::{CallContext, Callee, Verstat};
+use crate::policy::{CallContext, Callee, Verstat, Visited};
 use crate::proxy::{Inbound, Outbound, Transport};
 use crate::sip::{
     derive_to_tag, is_token, CSeq, HeaderName, Method, NameAddr, RequestEditor, ResponseBuilder,
@@ -361,8 +361,8 @@ impl ProxyCore {
         let mut decision = None;
         let mut observed = None;
         if method == Method::Invite && initial {
-            let d = self.screen_call(inbound, msg, &req, now);
-            observed = self.observe_invite(req.call_id, &d, now);
+            let (d, visited) = self.screen_call(inbound, msg, &req, now);
+            observed = self.observe_invite(req.call_id, &d, visited, now);
             let applied = match d.applied {
                 Action::Block => {
                     let mut o = self.block(msg, class, d, reply, out);
@@ -458,13 +458,21 @@ impl ProxyCore {
 
     /// Screens every believable identity value (see the `identity` module) and decides the
     /// action to apply.
+    ///
+    /// With detection on, when the caller the detector will count is known before screening
+    /// (every believable identity value reads as the same number: the common call), the
+    /// INVITE is counted and the caller judged in one visit ([`Detector::visit`]), whose
+    /// judgement (before this call) the policy's `behaviour` stage reads from the context.
+    /// `true` in the answer: the INVITE is counted already.
+    ///
+    /// [`Detector::visit`]: crate::detection::Detector::visit
     pub(super) fn screen_call(
         &self,
         inbound: &Inbound,
         msg: &SipMessage,
         req: &Checked<'_>,
         now: Instant,
-    ) -> Decision {
+    ) -> (Decision, bool) {
         let group = self.compiled.peers.of(inbound.source.ip());
         let trusted = inbound.verified_peer || group.trust_identity;
         let profile = group.profile.as_ref().unwrap_or(&self.compiled.profile);
@@ -485,21 +493,49 @@ impl ProxyCore {
             verstat,
             privacy: msg.privacy().unwrap_or_default(),
             now,
+            visited: None,
         };
-        let id = self.compiled.screen_identity(
-            &self.config.proxy.identity_order,
+        let order = &self.config.proxy.identity_order;
+        let sole = match &self.detector {
+            Some(_) => self
+                .compiled
+                .sole_caller(order, msg, &req.from, trusted, profile),
+            None => None,
+        };
+        let finding;
+        let (call, known) = match (&self.detector, sole) {
+            (Some(detector), Some((raw, caller, n))) => {
+                let key = CallKey::of_call_id(req.call_id);
+                finding = detector.visit(key, &n, &callee.number.unwrap_or(n), now);
+                let visited = Visited {
+                    caller: n,
+                    finding: finding.as_ref(),
+                };
+                (
+                    CallContext {
+                        visited: Some(visited),
+                        ..call
+                    },
+                    Some((raw, caller)),
+                )
+            }
+            _ => (call, None),
+        };
+        let id = self.compiled.screen_identity_known(
+            order,
             msg,
             &req.from,
             &call,
             trusted,
             profile,
             &*self.screen,
+            known,
         );
         let applied = match id.verdict.action {
             Action::Warn if self.compiled.warn_dest.is_none() => Action::Tag,
             a => a,
         };
-        Decision {
+        let decision = Decision {
             call_id: String::from_utf8_lossy(req.call_id).into_owned(),
             identity: id.source,
             caller_raw: String::from_utf8_lossy(id.raw).into_owned(),
@@ -510,17 +546,20 @@ impl ProxyCore {
             verstat,
             verdict: id.verdict,
             applied,
-        }
+        };
+        (decision, known.is_some())
     }
 
     /// Tells the detector a screened INVITE: the deciding caller (a decorated number by its
     /// lenient reading) and the callee (the caller itself when the callee is no number: the
-    /// call then counts for volume, not as a distinct callee). A call the verdict blocks is
+    /// call then counts for volume, not as a distinct callee), unless `visited`: screening
+    /// counted it already ([`ProxyCore::screen_call`]). A call the verdict blocks is
     /// answered here, so its end is told too: failed with the block status.
     pub(super) fn observe_invite(
         &self,
         call_id: &[u8],
         d: &Decision,
+        visited: bool,
         now: Instant,
     ) -> Option<CallEventKind> {
         self.detector.as_ref()?;
@@ -530,7 +569,12 @@ impl ProxyCore {
             Caller::Anonymous | Caller::Invalid(_) => return None,
         };
         let callee = d.callee.unwrap_or(caller);
-        let told = self.observe(call_id, CallEventKind::Invite { caller, callee }, now);
+        let invite = CallEventKind::Invite { caller, callee };
+        let told = if visited {
+            Some(invite)
+        } else {
+            self.observe(call_id, invite, now)
+        };
         if d.applied == Action::Block {
             let (status, _) = actions::block_status(&self.compiled.block);
             self.observe(call_id, CallEventKind::Failed { status }, now);
