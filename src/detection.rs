@@ -76,7 +76,7 @@
 //! | what | bytes |
 //! |---|---|
 //! | a tracked caller | [`TRACKED_CALLER_BYTES`] = 168 (160-byte slot + 8-byte key), +36 with `redis` |
-//! | a pending call | [`PENDING_CALL_BYTES`] = 32 |
+//! | a pending call | [`PENDING_CALL_BYTES`] = 32, plus a quarter byte (one summary byte per bucket of four, read without the lock so that events for calls that are not pending touch nothing else) |
 //! | the sketch | `sketch_mb` MiB (64-byte blocks of 31 counters) |
 //!
 //! The default (524,288 tracked callers, 262,144 pending calls, 16 MiB sketch) is 112 MiB.
@@ -137,7 +137,7 @@ pub use shared::CounterDelta;
 
 use crate::blocklist::Action;
 use crate::numbers::E164;
-use pending::{Inserted, Pending};
+use pending::{Inserted, Pending, PendingTags};
 use rules::Compiled;
 use serde::Serialize;
 use sketch::{mix64, CountMin};
@@ -294,6 +294,14 @@ const COUNT_SLOTS: usize = 64;
 #[repr(align(64))]
 struct Slot64(AtomicU64);
 
+/// Adds one to this thread's slot of a per-thread counter. One writer per slot (up to
+/// [`COUNT_SLOTS`] threads): a plain store, no locked add.
+fn count_in(slots: &[Slot64]) {
+    if let Some(c) = slots.get(thread_slot()) {
+        c.0.store(c.0.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+}
+
 /// This thread's slot in per-thread counters (threads numbered in the order they first
 /// count; beyond [`COUNT_SLOTS`] threads share slots).
 fn thread_slot() -> usize {
@@ -325,6 +333,12 @@ pub struct Detector {
     untracked_invites: Box<[Slot64]>,
     callers: Box<[Padded<Callers>]>,
     calls: Box<[Padded<Calls>]>,
+    /// Which calls may be pending, read without the shard locks: an event for a call that is
+    /// not (nearly every ringing, answer and BYE: only tracked callers' calls are pending)
+    /// takes no lock and does not touch the table.
+    pending_tags: PendingTags,
+    /// Events for no pending call that the tags answered, per thread (plain stores).
+    unmatched_untouched: Box<[Slot64]>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -357,7 +371,7 @@ impl Detector {
             })
             .collect();
         let sketch = CountMin::new(config.sketch_bytes() as usize / sketch::BLOCK_BYTES);
-        let calls = (0..SHARDS)
+        let calls: Box<[Padded<Calls>]> = (0..SHARDS)
             .map(|_| {
                 Padded(Mutex::new(Calls {
                     table: Pending::new(pending_per),
@@ -365,6 +379,7 @@ impl Detector {
                 }))
             })
             .collect();
+        let pending_tags = PendingTags::new(SHARDS, lock(&calls[0].0).table.buckets());
         let params = Params::of(config);
         let probe_from = rules::probe_from(&config.rules, params.half_life_ds);
         Ok(Detector {
@@ -378,6 +393,8 @@ impl Detector {
             untracked_invites: (0..COUNT_SLOTS).map(|_| Slot64::default()).collect(),
             callers,
             calls,
+            pending_tags,
+            unmatched_untouched: (0..COUNT_SLOTS).map(|_| Slot64::default()).collect(),
         })
     }
 
@@ -459,8 +476,11 @@ impl Detector {
 
     /// Records a tracked caller's call in the pending table: `false` for a retransmission.
     fn pend(&self, call: u64, key: u64, t: u32) -> bool {
-        let mut c = lock(&self.calls[shard_of(mix64(call))].0);
-        match c.table.insert(call, key, t) {
+        let shard = shard_of(mix64(call));
+        let mut c = lock(&self.calls[shard].0);
+        let inserted = c.table.insert(call, key, t);
+        self.pending_tags.update(shard, &c.table, call);
+        match inserted {
             Inserted::New(forgotten) => {
                 if forgotten {
                     c.stats.forgotten += 1;
@@ -502,9 +522,7 @@ impl Detector {
 
     /// Counts an untracked caller's INVITE in this thread's slot.
     fn count_untracked(&self) {
-        let c = &self.untracked_invites[thread_slot()].0;
-        // One writer per slot (up to COUNT_SLOTS threads): a plain store, no locked add.
-        c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+        count_in(&self.untracked_invites);
     }
 
     /// An INVITE whose caller the sketch counts often enough that it may be tracked.
@@ -579,8 +597,13 @@ impl Detector {
 
     fn outcome(&self, call: u64, kind: CallEventKind, t: u32) {
         let p = &self.params;
+        let shard = shard_of(mix64(call));
+        if !self.pending_tags.may_hold(shard, call) {
+            count_in(&self.unmatched_untouched);
+            return;
+        }
         let (caller, inc) = {
-            let mut guard = lock(&self.calls[shard_of(mix64(call))].0);
+            let mut guard = lock(&self.calls[shard].0);
             let c = &mut *guard;
             let Some(e) = c.table.get(call) else {
                 c.stats.unmatched += 1;
@@ -633,6 +656,7 @@ impl Detector {
                     }
                     let cancelled = e.cancelled != 0;
                     c.table.remove(call);
+                    self.pending_tags.update(shard, &c.table, call);
                     c.stats.pending = c.stats.pending.saturating_sub(1);
                     if cancelled {
                         // The 487 that answers a CANCEL already counted.
@@ -651,6 +675,7 @@ impl Detector {
                     }
                     let talk = t.saturating_sub(e.answer_at - 1);
                     c.table.remove(call);
+                    self.pending_tags.update(shard, &c.table, call);
                     c.stats.pending = c.stats.pending.saturating_sub(1);
                     Increment {
                         short: u16::from(talk <= p.short_ds),
@@ -859,7 +884,9 @@ impl Detector {
         for s in self.calls.iter() {
             total += lock(&s.0).table.bytes();
         }
-        total += self.sketch.bytes() + COUNT_SLOTS * std::mem::size_of::<Slot64>();
+        total += self.sketch.bytes()
+            + self.pending_tags.bytes()
+            + 2 * COUNT_SLOTS * std::mem::size_of::<Slot64>();
         total
     }
 
@@ -868,6 +895,11 @@ impl Detector {
         let mut s = DetectorStats {
             invites: self
                 .untracked_invites
+                .iter()
+                .map(|c| c.0.load(Relaxed))
+                .sum(),
+            unmatched: self
+                .unmatched_untouched
                 .iter()
                 .map(|c| c.0.load(Relaxed))
                 .sum(),

@@ -4,9 +4,16 @@
 //! Fixed size: buckets of four 32-byte entries (two cache lines). A new call takes a free
 //! entry of its bucket or the oldest one (counted as forgotten), so a flood of calls that
 //! never end cannot grow it.
+//!
+//! Only tracked callers' calls are pending, so nearly every ringing, answer and BYE the
+//! proxy reports belongs to no entry. [`PendingTags`] answers those without the shard lock
+//! and without touching the table: one byte per bucket (64 KiB at the default size, cache
+//! resident), a bit per call key present, rewritten from the bucket's entries whenever they
+//! change.
 
 use super::config::DetectionConfig;
 use super::sketch::{mix64, reduce};
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 /// Entries per bucket.
 const WAYS: usize = 4;
@@ -56,7 +63,26 @@ impl Pending {
     }
 
     fn bucket(&self, call: u64) -> usize {
-        reduce(mix64(call) as u32, self.buckets) * WAYS
+        self.bucket_index(call) * WAYS
+    }
+
+    /// The call's bucket number.
+    fn bucket_index(&self, call: u64) -> usize {
+        reduce(mix64(call) as u32, self.buckets)
+    }
+
+    /// Buckets in the table.
+    pub(crate) fn buckets(&self) -> usize {
+        self.buckets
+    }
+
+    /// The [`PendingTags`] byte of the call's bucket as its entries are now.
+    fn tags_of_bucket(&self, call: u64) -> u8 {
+        let base = self.bucket(call);
+        self.entries[base..base + WAYS]
+            .iter()
+            .filter(|e| e.call != 0)
+            .fold(0, |t, e| t | tag(e.call))
     }
 
     /// Records a new call.
@@ -111,9 +137,60 @@ impl Pending {
     }
 }
 
-/// Bytes a configuration's pending table needs.
+/// The call key's bit in its bucket's [`PendingTags`] byte.
+fn tag(call: u64) -> u8 {
+    1 << (mix64(call) >> 61)
+}
+
+/// A lock-free summary of every shard's pending table: per bucket, one bit per call key
+/// present (8 bits, chosen by the key's hash). A clear bit proves the call is not pending;
+/// a set bit sends the event to the locked table. Written under the shard's lock after each
+/// change to the bucket; read with relaxed loads. A call is inserted before its INVITE is
+/// forwarded, so its responses and BYE, which come after, see the bit.
+pub(crate) struct PendingTags {
+    bytes: Box<[AtomicU8]>,
+    buckets: usize,
+}
+
+impl PendingTags {
+    /// Tags for `shards` tables of `buckets` buckets each, all clear.
+    pub(crate) fn new(shards: usize, buckets: usize) -> PendingTags {
+        PendingTags {
+            bytes: (0..shards * buckets).map(|_| AtomicU8::new(0)).collect(),
+            buckets,
+        }
+    }
+
+    fn index(&self, shard: usize, table: &Pending, call: u64) -> usize {
+        shard * self.buckets + table.bucket_index(call)
+    }
+
+    /// Whether `call` may be pending in shard `shard`: `false` is certain.
+    pub(crate) fn may_hold(&self, shard: usize, call: u64) -> bool {
+        let i = shard * self.buckets + reduce(mix64(call) as u32, self.buckets);
+        self.bytes
+            .get(i)
+            .is_none_or(|b| b.load(Relaxed) & tag(call) != 0)
+    }
+
+    /// Rewrites the byte of `call`'s bucket from `table` (shard `shard`'s, locked by the
+    /// caller) after an insert or a removal.
+    pub(crate) fn update(&self, shard: usize, table: &Pending, call: u64) {
+        if let Some(b) = self.bytes.get(self.index(shard, table, call)) {
+            b.store(table.tags_of_bucket(call), Relaxed);
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Bytes a configuration's pending table needs (entries, plus the [`PendingTags`] byte of
+/// each bucket).
 pub(crate) fn bytes_for(c: &DetectionConfig) -> u64 {
-    u64::from(c.pending_calls) * super::PENDING_CALL_BYTES as u64
+    let tags = u64::from(c.pending_calls).div_ceil(WAYS as u64) + 8;
+    u64::from(c.pending_calls) * super::PENDING_CALL_BYTES as u64 + tags
 }
 
 #[cfg(test)]
@@ -138,5 +215,37 @@ mod tests {
         assert_eq!(p.remove(99).map(|e| e.invite_at), Some(60));
         assert!(p.remove(99).is_none());
         assert!(p.get(0).is_none());
+    }
+
+    #[test]
+    fn tags_follow_the_entries() {
+        let mut p = Pending::new(64);
+        let tags = PendingTags::new(2, p.buckets());
+        for c in 1..=200u64 {
+            assert!(!tags.may_hold(1, c), "nothing pending yet");
+        }
+        for c in 1..=40u64 {
+            p.insert(c, 7, c as u32);
+            tags.update(1, &p, c);
+        }
+        // Every pending call is seen (no false "absent"), in its shard only.
+        for c in 1..=40u64 {
+            if p.get(c).is_some() {
+                assert!(tags.may_hold(1, c), "call {c}");
+            }
+        }
+        assert!(
+            (1..=200u64).all(|c| !tags.may_hold(0, c)),
+            "the other shard is clear"
+        );
+        // Removed calls clear their bit unless a bucket neighbour shares it.
+        for c in 1..=40u64 {
+            p.remove(c);
+            tags.update(1, &p, c);
+        }
+        assert!(
+            (1..=200u64).all(|c| !tags.may_hold(1, c)),
+            "all clear again"
+        );
     }
 }
