@@ -13,7 +13,7 @@
 #   --work DIR         snapshot and logs             [/tmp/fraudwall-bench]
 #   --load-only        compile, start, measure load time and memory, stop
 #   --shared-socket    UDP workers share one socket (sip.udp_spread = "shared")
-#   --spread S         sip.udp_spread: random (the default), cpu, flow or shared
+#   --spread S         sip.udp_spread: shared (the default), random, cpu or flow
 #   --realtime N       UDP workers under SCHED_FIFO priority N (sip.udp_realtime_priority)
 #   --label NAME       result label                  [fraudwall-SIZE-wWORKERS]
 #   --decision-log T   decision-log target: stdout, off or a path [stdout, the carrier

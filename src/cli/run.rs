@@ -86,7 +86,7 @@ pub struct RunArgs {
     /// (sets sip.udp_spread = "shared").
     #[arg(long)]
     shared_socket: bool,
-    /// How datagrams are spread over the UDP workers: random, cpu, flow or shared
+    /// How datagrams are spread over the UDP workers: shared (the default), random, cpu or flow
     /// (overrides sip.udp_spread).
     #[arg(long, value_name = "SPREAD")]
     udp_spread: Option<crate::proxy::udp::UdpSpread>,

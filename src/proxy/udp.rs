@@ -7,19 +7,22 @@
 //! per socket (not tokio: a thread that only receives, handles and sends needs no scheduler).
 //! Which worker gets a datagram is [`UdpConfig::spread`]:
 //!
-//! - [`UdpSpread::Random`] (the default): a classic BPF program attached to the reuseport
-//!   group (`SO_ATTACH_REUSEPORT_CBPF`, `ld rand; mod #workers; ret a`) picks a socket at
-//!   random for every datagram, so the work is spread evenly over the workers however few
-//!   peers send it. A carrier node receives from two to four SBCs; spread by flow hash
-//!   (the kernel's default) those few flows would keep as many workers busy and leave the
-//!   rest idle.
+//! - [`UdpSpread::Shared`] (the default, with a batch of 1): one socket, whichever worker is
+//!   waiting takes the next datagram. One queue served by every worker (as Kamailio's
+//!   children share their socket): every worker is busy however few peers send, and no
+//!   datagram waits behind one worker's backlog while another idles, which is what keeps the
+//!   transit tail short (figures in the `sip.udp_spread` entry of `fraudwall config default`).
+//! - [`UdpSpread::Random`]: a classic BPF program attached to the reuseport group
+//!   (`SO_ATTACH_REUSEPORT_CBPF`, `ld rand; mod #workers; ret a`) picks a socket at random for
+//!   every datagram, so the work is spread evenly however few peers send it (a carrier node
+//!   receives from two to four SBCs; spread by flow hash, the kernel's default, those few
+//!   flows would keep as many workers busy and leave the rest idle). Each socket is its own
+//!   queue: a datagram can wait behind its worker's backlog while another worker idles.
 //! - [`UdpSpread::Cpu`]: the socket of the CPU that received the datagram (`ld cpu`), for
 //!   NICs that spread flows over CPUs themselves (RSS/RPS with many peers).
 //! - [`UdpSpread::Flow`]: the kernel's 4-tuple hash: one peer, one worker.
-//! - [`UdpSpread::Shared`]: one socket, whichever worker is waiting takes the next datagram
-//!   (smaller batches, contended queue: more CPU per call).
 //!
-//! With a random spread the messages of one transaction (an INVITE, its retransmissions,
+//! With a shared socket or a random spread the messages of one transaction (an INVITE, its retransmissions,
 //! its CANCEL and ACK) and of one dialog land on different workers and may be relayed in
 //! another order than they came (a 180 after its 200, as with any multi-process proxy).
 //! That is safe because the core keeps no per-call state: every message is judged and
@@ -134,13 +137,13 @@ pub struct UdpConfig {
 #[serde(rename_all = "lowercase")]
 pub enum UdpSpread {
     /// A random socket of the reuseport group per datagram (classic BPF).
-    #[default]
     Random,
     /// The socket of the CPU that received the datagram (classic BPF).
     Cpu,
     /// The kernel's flow hash (source and destination address and port).
     Flow,
-    /// One socket shared by the workers.
+    /// One socket shared by the workers (the default).
+    #[default]
     Shared,
 }
 
@@ -945,7 +948,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn one_peer_is_spread_over_both_workers() {
-        // Random (the default): each worker carries about half; 40 % is six standard
+        // Random: each worker carries about half; 40 % is six standard
         // deviations below the mean of 1,000 fair coin flips.
         let [a, b] = spread_of(UdpSpread::Random, 1000);
         assert_eq!(a + b, 1000);
