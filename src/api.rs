@@ -725,6 +725,7 @@ impl Screener {
                                 group.trust_identity,
                                 profile,
                                 &*self.screen,
+                                None,
                             )
                         }));
                         match id {

@@ -124,24 +124,10 @@ impl Compiled {
     /// parsed) in the call `call` (whose caller fields are filled in per value), normalized
     /// by `profile`, and returns the one that decides (see the module docs for the rule).
     /// `trusted`: the sender's P-Asserted-Identity and Remote-Party-ID are believed.
+    /// `known`: one value already normalized (its raw URI and reading, from
+    /// [`Compiled::sole_caller`]), which is then not normalized again; `None` otherwise.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn screen_identity<'m>(
-        &self,
-        order: &[IdentitySource],
-        msg: &'m SipMessage,
-        from: &NameAddr<'m>,
-        call: &CallContext<'_>,
-        trusted: bool,
-        profile: &NumberingProfile,
-        screen: &dyn Screen,
-    ) -> Identity<'m> {
-        self.screen_identity_known(order, msg, from, call, trusted, profile, screen, None)
-    }
-
-    /// [`Compiled::screen_identity`], given one value already normalized (`known`: its raw
-    /// URI and reading, from [`Compiled::sole_caller`]), which is then not normalized again.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn screen_identity_known<'m>(
         &self,
         order: &[IdentitySource],
         msg: &'m SipMessage,
@@ -168,15 +154,7 @@ impl Compiled {
                         && screening.values(source, values, &mut best)
                 }
                 IdentitySource::Rpid => {
-                    let mut values = msg
-                        .remote_party_ids()
-                        .filter(|r| {
-                            !r.as_ref().is_ok_and(|r| {
-                                r.party().is_some_and(|p| p.eq_ignore_ascii_case(b"called"))
-                            })
-                        })
-                        .map(|r| r.map(|r| r.0))
-                        .peekable();
+                    let mut values = calling_rpids(msg).peekable();
                     values.peek().is_some()
                         && trusted
                         && screening.values(source, values, &mut best)
@@ -201,7 +179,7 @@ impl Compiled {
     /// before screening: the one number that every believable identity value (the values
     /// [`Compiled::screen_identity`] screens) reads as, a decorated value by its lenient
     /// reading. With it, the first value's raw URI and reading (for
-    /// [`Compiled::screen_identity_known`]). `None` when the values read differently, one
+    /// [`Compiled::screen_identity`]). `None` when the values read differently, one
     /// does not parse, or none is a number: the deciding caller is then known only after
     /// screening. The common call (one From, or a trusted PAI naming the same number) has
     /// one.
@@ -229,15 +207,7 @@ impl Compiled {
         for &source in order {
             let all = match source {
                 IdentitySource::Pai if trusted => msg.p_asserted_identities().all(&mut agree),
-                IdentitySource::Rpid if trusted => msg
-                    .remote_party_ids()
-                    .filter(|r| {
-                        !r.as_ref().is_ok_and(|r| {
-                            r.party().is_some_and(|p| p.eq_ignore_ascii_case(b"called"))
-                        })
-                    })
-                    .map(|r| r.map(|r| r.0))
-                    .all(&mut agree),
+                IdentitySource::Rpid if trusted => calling_rpids(msg).all(&mut agree),
                 IdentitySource::Pai | IdentitySource::Rpid => true,
                 IdentitySource::From => agree(Ok(*from)),
             };
@@ -253,6 +223,19 @@ impl Compiled {
         };
         Some((raw, caller, n))
     }
+}
+
+/// The Remote-Party-ID values that name the caller (every one but `party=called`), as both
+/// [`Compiled::screen_identity`] and [`Compiled::sole_caller`] read them.
+fn calling_rpids<'m>(
+    msg: &'m SipMessage,
+) -> impl Iterator<Item = Result<NameAddr<'m>, ValueError>> + 'm {
+    msg.remote_party_ids()
+        .filter(|r| {
+            !r.as_ref()
+                .is_ok_and(|r| r.party().is_some_and(|p| p.eq_ignore_ascii_case(b"called")))
+        })
+        .map(|r| r.map(|r| r.0))
 }
 
 /// One call's screening: the context, the profile, the screen, and a value already read.
@@ -378,6 +361,7 @@ mod tests {
             group.trust_identity,
             &compiled.profile,
             &screen,
+            None,
         );
         (
             id.source,
@@ -416,8 +400,8 @@ mod tests {
             &screen,
         );
         let plain =
-            compiled.screen_identity(args.0, args.1, args.2, args.3, args.4, args.5, args.6);
-        let known = compiled.screen_identity_known(
+            compiled.screen_identity(args.0, args.1, args.2, args.3, args.4, args.5, args.6, None);
+        let known = compiled.screen_identity(
             args.0,
             args.1,
             args.2,

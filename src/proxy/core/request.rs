@@ -521,7 +521,7 @@ impl ProxyCore {
             }
             _ => (call, None),
         };
-        let id = self.compiled.screen_identity_known(
+        let id = self.compiled.screen_identity(
             order,
             msg,
             &req.from,
