@@ -10,7 +10,12 @@
 //!   every callee is a subscriber with entries, so the personal stage finds the subscriber's
 //!   block and decodes their record on every call;
 //! - `chain-without-subscribers`: every stage, but no subscriber list loaded;
-//! - `subscriber-lookup`: the subscriber list's lookup alone, for the same calls.
+//! - `subscriber-lookup`: the subscriber list's lookup alone, for the same calls;
+//! - `global-and-one-line`: `global-only` plus one random cache line of a 1 GiB region in
+//!   huge pages (the size of a 100M-subscriber list), its address computed from the callee
+//!   with no other read, fetched before the global lookup and read after it. That is the
+//!   least any subscriber list can add to the chain: a layout that reads a single line per
+//!   lookup, found from nothing but the number.
 //!
 //! By default a 1M-row blocklist and a 1M-subscriber list are generated. For the 100M
 //! figures, point the bench at compiled files:
@@ -222,7 +227,64 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    // The floor for any subscriber layout: one line, its address from the callee alone.
+    let mut region = memmap2::MmapMut::map_anon(REGION).expect("anonymous map");
+    #[cfg(target_os = "linux")]
+    region
+        .advise(memmap2::Advice::HugePage)
+        .expect("madvise huge pages");
+    region.fill(1);
+    let floor = &screens[0].1;
+    g.bench_function(
+        BenchmarkId::new("global-and-one-line", format!("{rows}x{subscriber_count}")),
+        |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let (caller, callee) = &calls[i & (QUERIES - 1)];
+                i = i.wrapping_add(1);
+                let at = line_of(black_box(callee));
+                prefetch_line(&region[at..]);
+                let call = CallContext {
+                    caller,
+                    callee: Callee {
+                        user: b"",
+                        number: Some(*callee),
+                    },
+                    ..base
+                };
+                black_box(floor.screen(black_box(&call)).action);
+                black_box(region[at])
+            })
+        },
+    );
     g.finish();
+}
+
+/// The region `global-and-one-line` reads from: about a 100M-subscriber list.
+const REGION: usize = 1 << 30;
+
+/// A cache line of [`REGION`] picked by the callee's digits (FNV-1a).
+fn line_of(callee: &E164) -> usize {
+    let h = callee
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (h as usize % (REGION / 64)) * 64
+}
+
+/// Asks the CPU to fetch the line at the start of `bytes`.
+fn prefetch_line(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing into the program and never faults; SSE is part of
+    // the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 criterion_group!(benches, bench);
