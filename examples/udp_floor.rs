@@ -17,6 +17,8 @@
 //! cargo run --release --example udp_floor -- 127.0.0.1:5060 127.0.0.1:5070
 //! ```
 //!
+//! `--workers N` sets the number of worker threads (default 2).
+//!
 //! It runs until killed (Ctrl-C, SIGTERM).
 
 use bytes::{Bytes, BytesMut};
@@ -83,12 +85,18 @@ impl Handler for Relay {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: udp_floor LISTEN NEXT_HOP (e.g. 127.0.0.1:5060 127.0.0.1:5070)";
+    let usage =
+        "usage: udp_floor LISTEN NEXT_HOP [--workers N] (e.g. 127.0.0.1:5060 127.0.0.1:5070)";
     let listen: SocketAddr = args.next().ok_or(usage)?.parse()?;
     let next_hop: SocketAddr = args.next().ok_or(usage)?.parse()?;
+    let workers: usize = match (args.next().as_deref(), args.next()) {
+        (None, _) => 2,
+        (Some("--workers"), Some(n)) => n.parse()?,
+        _ => return Err(usage.into()),
+    };
     let bound = UdpBound::bind(UdpConfig {
         listen: vec![listen],
-        workers: 2,
+        workers,
         batch: 32,
         max_message: 65535,
         spread: fraudwall::proxy::udp::UdpSpread::Random,
