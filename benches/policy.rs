@@ -9,6 +9,11 @@
 //!   entries per subscriber, [`fraudwall::subscribers::synth`]) and a protected list loaded;
 //!   every callee is a subscriber with entries, so the personal stage finds the subscriber's
 //!   block and decodes their record on every call;
+//!   (unlisted callers are named by no personal entry, so the personal stage answers from
+//!   the list's caller filter, one line, and reads no record);
+//! - `chain-named-callers`: `chain`, with callers drawn from the numbers the personal
+//!   entries name (`+86170…`): the filter says "maybe", and the callee's record is read and
+//!   decoded (the path every call took before the filter);
 //! - `chain-without-subscribers`: every stage, but no subscriber list loaded;
 //! - `subscriber-lookup`: the subscriber list's lookup alone, for the same calls;
 //! - `global-and-one-line`: `global-only` plus one random cache line of a 1 GiB region in
@@ -131,17 +136,26 @@ fn bench(c: &mut Criterion) {
         state ^= state << 17;
         state
     };
-    // Probes in the list's allocation blocks (mostly unlisted), callees drawn from the
-    // subscribers (each with two entries and maybe a level).
-    let calls: Vec<(Caller, E164)> = (0..QUERIES)
-        .map(|_| {
-            let caller: E164 = synth.probe(rnd()).parse().expect("probe");
-            let callee: E164 = synth::subscriber(rnd() % subscriber_count)
-                .parse()
-                .expect("callee");
-            (Caller::Number(caller), callee)
-        })
-        .collect();
+    // Unlisted callers (probes in the list's allocation blocks that the list does not hold:
+    // the target is for an unlisted caller; a listed one needs the callee's level), callees
+    // drawn from the subscribers (each with two entries and maybe a level).
+    let mut listed = 0usize;
+    let mut calls: Vec<(Caller, E164)> = Vec::with_capacity(QUERIES);
+    while calls.len() < QUERIES {
+        let caller: E164 = synth.probe(rnd()).parse().expect("probe");
+        if snapshot.lookup(&caller).is_some() {
+            listed += 1;
+            continue;
+        }
+        let callee: E164 = synth::subscriber(rnd() % subscriber_count)
+            .parse()
+            .expect("callee");
+        calls.push((Caller::Number(caller), callee));
+    }
+    eprintln!(
+        "{listed} listed probes skipped for {QUERIES} unlisted callers; caller filter {} MB",
+        subscribers.filter_bytes() >> 20
+    );
     let global = Arc::new(ArcSwapOption::from(Some(snapshot)));
     let callers = CallerActions::default();
     let full = PolicyConfig {
@@ -212,6 +226,36 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+    // Callers some personal entry names: the filter's "maybe" path.
+    let named: Vec<(Caller, E164)> = calls
+        .iter()
+        .map(|(_, callee)| {
+            let caller: E164 = format!("+86170{:08}", rnd() % 100_000_000)
+                .parse()
+                .expect("named caller");
+            (Caller::Number(caller), *callee)
+        })
+        .collect();
+    let chain = &screens[2].1;
+    g.bench_function(
+        BenchmarkId::new("chain-named-callers", format!("{rows}x{subscriber_count}")),
+        |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let (caller, callee) = &named[i & (QUERIES - 1)];
+                i = i.wrapping_add(1);
+                let call = CallContext {
+                    caller,
+                    callee: Callee {
+                        user: b"",
+                        number: Some(*callee),
+                    },
+                    ..base
+                };
+                black_box(chain.screen(black_box(&call)).action)
+            })
+        },
+    );
     // The subscriber lookup alone (what `chain` adds over `chain-without-subscribers`).
     g.bench_function(
         BenchmarkId::new("subscriber-lookup", format!("{rows}x{subscriber_count}")),

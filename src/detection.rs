@@ -134,6 +134,7 @@ pub use config::{DetectionConfig, DetectionConfigError, DetectionRule};
 pub use event::{CallEvent, CallEventKind, CallKey};
 pub use rules::{Features, Finding};
 pub use shared::CounterDelta;
+pub(crate) use sketch::huge_vec;
 
 use crate::blocklist::Action;
 use crate::numbers::E164;

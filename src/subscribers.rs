@@ -69,6 +69,15 @@
 //! read first, as before. The guess is only where to fetch from: the answer still comes
 //! from the node and the block, so a wrong guess costs time, never a wrong answer.
 //!
+//! **The caller filter** (`filter.rs`). Built at open from every record and kept in memory
+//! (one byte per entry: 190 MB at 100M subscribers with two entries each; the file does not
+//! change), it answers [`SubscriberList::may_name`]: could any entry of any subscriber name
+//! this caller? "No" is certain, and is the answer for nearly every call, so the chain
+//! skips the record for it: the personal stage cannot decide, and the level matters only if
+//! the global list or the behaviour rule acts on the caller, which then asks for it. A
+//! probe reads one cache line whose address comes from the caller's number, fetched before
+//! the global lookup ([`SubscriberList::prefetch_caller`]).
+//!
 //! **Blocks.** A block holds its subscribers' keys, then their records:
 //!
 //! ```text
@@ -114,6 +123,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod compile;
+mod filter;
 mod format;
 pub mod synth;
 
@@ -236,6 +246,8 @@ pub struct SubscriberList {
     header: [u8; HEADER_LEN],
     info: SubscriberListInfo,
     corrupt: AtomicU64,
+    /// Which callers some personal entry may name ([`SubscriberList::may_name`]).
+    callers: filter::CallerFilter,
 }
 
 impl std::fmt::Debug for SubscriberList {
@@ -340,12 +352,14 @@ impl SubscriberList {
             // Lookups land anywhere: read-ahead would only evict other pages.
             let _ = map.advise(memmap2::Advice::Random);
         }
+        let callers = filter::CallerFilter::build(&layout, &map[HEADER_LEN..], info.entries);
         Ok(SubscriberList {
             map,
             layout,
             header,
             info,
             corrupt: AtomicU64::new(0),
+            callers,
         })
     }
 
@@ -397,6 +411,28 @@ impl SubscriberList {
             let body = self.map.get(HEADER_LEN..).unwrap_or_default();
             self.layout.prefetch(body, sub.key());
         }
+    }
+
+    /// Whether some subscriber's personal entry may name `caller`. `false` is certain: no
+    /// entry of this list names it (exactly or by prefix), so for every subscriber the
+    /// answer's personal entry is none and only the level is left. A blocked Bloom filter
+    /// built at open, one cache line per probe (see the module docs).
+    #[inline]
+    pub fn may_name(&self, caller: &E164) -> bool {
+        Digits::parse(caller.as_bytes()).is_none_or(|c| self.callers.may_name(c))
+    }
+
+    /// Starts fetching the line [`SubscriberList::may_name`] reads for `caller`.
+    #[inline]
+    pub fn prefetch_caller(&self, caller: &E164) {
+        if let Some(c) = Digits::parse(caller.as_bytes()) {
+            self.callers.prefetch(c);
+        }
+    }
+
+    /// Bytes of memory the caller filter holds (beside the list itself).
+    pub fn filter_bytes(&self) -> usize {
+        self.callers.bytes()
     }
 
     /// The answer for one subscriber and caller; see the module docs for the walk.
@@ -462,6 +498,12 @@ impl SubscriberLookup for SubscriberList {
     }
     fn prefetch(&self, subscriber: &E164) {
         SubscriberList::prefetch(self, subscriber)
+    }
+    fn may_name(&self, caller: &E164) -> bool {
+        SubscriberList::may_name(self, caller)
+    }
+    fn prefetch_caller(&self, caller: &E164) {
+        SubscriberList::prefetch_caller(self, caller)
     }
 }
 
@@ -858,6 +900,35 @@ mod tests {
     }
 
     #[test]
+    fn the_caller_filter_names_every_entry_and_few_others() {
+        // 3,000 subscribers, each blocking one of 2,000 callers and allowing a prefix.
+        let mut csv = String::from("subscriber,caller,action\n");
+        for i in 0..3_000u64 {
+            csv.push_str(&format!(
+                "+8613{:09},+86170{:08},block\n",
+                i,
+                (i * 7_919) % 2_000
+            ));
+            csv.push_str(&format!("+8613{:09},+86400{:03}*,allow\n", i, i % 50));
+        }
+        let (_d, l, r) = compile(&csv);
+        assert_eq!(r.error_count, 0);
+        // Every named caller, and every caller under a listed prefix: "maybe".
+        for c in 0..2_000u64 {
+            assert!(l.may_name(&n(&format!("+86170{c:08}"))), "{c}");
+        }
+        for p in 0..50u64 {
+            assert!(l.may_name(&n(&format!("+86400{p:03}1234"))), "{p}");
+        }
+        // Callers no entry names: nearly all "no".
+        let maybe = (0..10_000u64)
+            .filter(|c| l.may_name(&n(&format!("+1202{c:07}"))))
+            .count();
+        assert!(maybe < 300, "{maybe} of 10,000 unnamed callers got a maybe");
+        assert!(l.filter_bytes() >= 64);
+    }
+
+    #[test]
     fn gaps_clusters_mixed_lengths_and_a_huge_record_keep_windows_true() {
         // One huge gap in the middle of a node's range.
         let mut subs: Vec<String> = (0..6_000u64).map(|i| format!("+86139{:08}", i)).collect();
@@ -955,6 +1026,19 @@ mod tests {
             }
             for (s, c) in &probes {
                 proptest::prop_assert_eq!(got(&l, s, c), model.answer(s, c));
+            }
+            // The caller filter's "no" is certain: no subscriber has an entry for the caller.
+            let callers = rows
+                .iter()
+                .filter(|r| r.1 != "*")
+                .map(|r| r.1.trim_end_matches('*'))
+                .chain(probes.iter().map(|p| p.1.as_str()));
+            for c in callers {
+                if !l.may_name(&n(c)) {
+                    for (s, _, _) in &rows {
+                        proptest::prop_assert_eq!(model.answer(s, c).1, None, "{} {}", s, c);
+                    }
+                }
             }
         }
 

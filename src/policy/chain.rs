@@ -44,10 +44,12 @@
 //! with nothing to say (passes); a missing blocklist still gives today's
 //! [`Reason::NoSnapshot`].
 //!
-//! **Cost.** For an unlisted caller the chain does one lookup per list (protected,
-//! subscriber, global) and no allocation; the stages that need no list are a few
-//! comparisons. The subscriber list is asked once for both the personal entry and the
-//! level.
+//! **Cost.** For an unlisted caller the chain does one lookup per list and no allocation:
+//! the protected list, the global list, and the subscriber list's caller filter (one cache
+//! line; the callee's record is read only when some personal entry may name the caller, or
+//! when the global list or the behaviour rule acts and the callee's level is needed). The
+//! stages that need no list are a few comparisons. The subscriber list is asked once for
+//! both the personal entry and the level.
 
 use super::context::CallContext;
 pub use super::lists::NoList;
@@ -83,6 +85,12 @@ pub trait Trace {
     /// One stage ran. `saw` describes what it looked at (called only by tracers that keep
     /// it, so the packet path formats nothing).
     fn stage(&mut self, rule: Rule, outcome: StageOutcome, saw: &dyn Fn() -> String);
+    /// Whether the tracer keeps what the stages saw. One that keeps nothing lets the chain
+    /// skip a lookup whose answer could only change the description, never the verdict
+    /// (the personal stage's, when no personal entry names the caller).
+    fn keeps(&self) -> bool {
+        true
+    }
 }
 
 /// A tracer that keeps nothing.
@@ -92,6 +100,10 @@ pub struct NoTrace;
 impl Trace for NoTrace {
     #[inline(always)]
     fn stage(&mut self, _: Rule, _: StageOutcome, _: &dyn Fn() -> String) {}
+    #[inline(always)]
+    fn keeps(&self) -> bool {
+        false
+    }
 }
 
 /// One stage as `explain` shows it.
@@ -256,22 +268,24 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
         let mut answer: Option<SubscriberAnswer> = None;
         let mut no_snapshot = false;
         let mut version = None;
-        // At carrier scale the callee's subscriber record and the caller's blocklist entry
-        // are both cold memory. Start fetching the record, then do the global lookup now,
-        // while the record arrives; the `global` stage uses this answer. Precedence is
-        // unchanged (the stages still decide in order); only the lookup's work moves earlier.
-        // A panic here is ignored: the `global` stage then looks up itself, under its own
-        // fail-open guard.
+        // At carrier scale the subscriber list and the caller's blocklist entry are both
+        // cold memory. Nearly always no personal entry names the caller, and the personal
+        // stage then learns it from one line of the list's caller filter: start fetching
+        // that line, then do the global lookup now, while it arrives; the `global` stage
+        // uses this answer. (Only when the filter says "maybe" is the callee's record read,
+        // after the global lookup.) Precedence is unchanged (the stages still decide in
+        // order); only the lookups' work moves earlier. A panic here is ignored: the
+        // `global` stage then looks up itself, under its own fail-open guard.
         let global = self.global.load();
         let mut early = None;
-        if let (Some(n), Some(callee), true, true) = (
+        if let (Some(n), Some(_), true, true) = (
             number,
             call.callee.number.as_ref(),
             self.rules.enabled(Rule::Personal),
             self.rules.enabled(Rule::Global),
         ) {
             if let (Some(subs), Some(list)) = (self.subscribers.load().as_ref(), global.as_ref()) {
-                subs.prefetch(callee);
+                subs.prefetch_caller(n);
                 early = catch_unwind(AssertUnwindSafe(|| list.lookup(n))).ok();
             }
         }
@@ -448,6 +462,11 @@ impl<L: Lookup, S: SubscriberLookup, P: ProtectedLookup> Policy<L, S, P> {
                 let Some(list) = guard.as_ref() else {
                     return passed(trace, &|| "no subscriber list loaded".into());
                 };
+                // No entry names the caller: nothing here can decide. The level, if a later
+                // stage needs it, is asked for then (`apply_level`).
+                if !trace.keeps() && !list.may_name(n) {
+                    return passed(trace, &|| "no personal entry names the caller".into());
+                }
                 let a = list.lookup(callee, n);
                 *answer = Some(a);
                 match a.personal {

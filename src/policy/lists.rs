@@ -99,6 +99,20 @@ pub trait SubscriberLookup: Send + Sync + 'static {
     fn prefetch(&self, subscriber: &E164) {
         let _ = subscriber;
     }
+    /// Whether some subscriber's personal entry may name `caller`. `false` must be certain
+    /// (then the chain skips the personal lookup and asks for the level only if a later
+    /// stage needs it); `true`, the default, is always safe.
+    #[inline]
+    fn may_name(&self, caller: &E164) -> bool {
+        let _ = caller;
+        true
+    }
+    /// A hint that [`SubscriberLookup::may_name`] will be asked about `caller` soon. Does
+    /// nothing by default.
+    #[inline]
+    fn prefetch_caller(&self, caller: &E164) {
+        let _ = caller;
+    }
 }
 
 /// A protected-list entry that matched a caller.

@@ -75,7 +75,7 @@ impl Digits {
     }
 
     /// The first `n` digits (`n <= len`).
-    fn head(self, n: u8) -> u64 {
+    pub fn head(self, n: u8) -> u64 {
         self.value / POW10[usize::from(self.len - n)]
     }
 
@@ -343,6 +343,75 @@ fn block_reach(block: &[u8], first: u64, mut record: impl FnMut(u64, usize)) -> 
     Ok(records_at.min(block.len()))
 }
 
+/// A block's header, read: its subscriber count, its reference numbers (by kind, `mask`
+/// saying which are present), its key section and its records.
+struct BlockHead<'b> {
+    count: u8,
+    mask: u8,
+    refs: [Digits; 4],
+    keys: &'b [u8],
+    records: &'b [u8],
+}
+
+impl<'b> BlockHead<'b> {
+    fn read(block: &'b [u8]) -> Result<BlockHead<'b>, Odd> {
+        let count = *block.first().ok_or(Odd)?;
+        let mask = *block.get(1).ok_or(Odd)?;
+        let mut at = 2usize;
+        let mut refs = [Digits::default(); 4];
+        for (i, r) in refs.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                let len = *block.get(at).ok_or(Odd)?;
+                at += 1;
+                let value = get_varint(block, &mut at)?;
+                if len == 0 || len > MAX_DIGITS || value >= POW10[usize::from(len)] {
+                    return Err(Odd);
+                }
+                *r = Digits { len, value };
+            }
+        }
+        let keys_len = usize::try_from(get_varint(block, &mut at)?).map_err(|_| Odd)?;
+        let records_at = at.checked_add(keys_len).ok_or(Odd)?;
+        Ok(BlockHead {
+            count,
+            mask,
+            refs,
+            keys: block.get(at..records_at).ok_or(Odd)?,
+            records: block.get(records_at..).ok_or(Odd)?,
+        })
+    }
+}
+
+/// Calls `entry` with every personal entry of every record in `block` (levels are not
+/// entries): what the caller filter is built from. An odd block stops at the first odd
+/// field, after the entries before it.
+pub(super) fn block_entries(block: &[u8], mut entry: impl FnMut(Kind, Digits)) -> Result<(), Odd> {
+    let head = BlockHead::read(block)?;
+    let (mut kat, mut bit) = (0usize, 0u64);
+    for i in 0..head.count {
+        if i > 0 {
+            get_varint(head.keys, &mut kat)?;
+        }
+        let bits = get_varint(head.keys, &mut kat)?;
+        let end = bit.checked_add(bits).ok_or(Odd)?;
+        if end > head.records.len() as u64 * 8 {
+            return Err(Odd);
+        }
+        let mut r = BitReader {
+            buf: head.records,
+            pos: bit,
+            end,
+        };
+        r.get(LEVEL_BITS)?;
+        while r.left() > 0 {
+            let (kind, d) = next_entry(&mut r, &head.refs, head.mask)?;
+            entry(kind, d);
+        }
+        bit = end;
+    }
+    Ok(())
+}
+
 /// Looks up `key` in the block `block` (whose first key is `first`) and matches `caller`
 /// against its entries: longest entry wins, exact beats a prefix of the same digits.
 /// `Ok(None)`: the subscriber is not in this block.
@@ -353,25 +422,13 @@ pub(super) fn answer_in_block(
     key: u64,
     caller: Digits,
 ) -> Result<Option<Found>, Odd> {
-    let count = *block.first().ok_or(Odd)?;
-    let mask = *block.get(1).ok_or(Odd)?;
-    let mut at = 2usize;
-    let mut refs = [Digits::default(); 4];
-    for (i, r) in refs.iter_mut().enumerate() {
-        if mask & (1 << i) != 0 {
-            let len = *block.get(at).ok_or(Odd)?;
-            at += 1;
-            let value = get_varint(block, &mut at)?;
-            if len == 0 || len > MAX_DIGITS || value >= POW10[usize::from(len)] {
-                return Err(Odd);
-            }
-            *r = Digits { len, value };
-        }
-    }
-    let keys_len = usize::try_from(get_varint(block, &mut at)?).map_err(|_| Odd)?;
-    let records_at = at.checked_add(keys_len).ok_or(Odd)?;
-    let keys = block.get(at..records_at).ok_or(Odd)?;
-    let records = block.get(records_at..).ok_or(Odd)?;
+    let BlockHead {
+        count,
+        mask,
+        refs,
+        keys,
+        records,
+    } = BlockHead::read(block)?;
     // The key section: for each subscriber, its key less the previous one (none for the
     // first, which the directory gives) and its record's length in bits.
     let (mut k, mut kat, mut bit) = (first, 0usize, 0u64);
@@ -410,22 +467,7 @@ fn decode_record(
     let level = r.get(LEVEL_BITS)? as u8;
     let mut best: Option<(u8, Kind)> = None;
     while r.left() > 0 {
-        let head = r.get(ENTRY_HEAD_BITS)?;
-        let kind = Kind::ALL[(head & 3) as usize];
-        let shared = ((head >> KIND_BITS) & 15) as u8;
-        let rest = ((head >> (KIND_BITS + COUNT_BITS)) & 15) as u8;
-        let suffix = r.get(SUFFIX_BITS[usize::from(rest)])?;
-        let len = shared + rest;
-        let reference = refs[kind as usize];
-        if len == 0
-            || len > MAX_DIGITS
-            || suffix >= POW10[usize::from(rest)]
-            || (shared > 0 && (mask >> (kind as u8)) & 1 == 0)
-            || shared > reference.len
-        {
-            return Err(Odd);
-        }
-        let value = reference.head(shared) * POW10[usize::from(rest)] + suffix;
+        let (kind, Digits { len, value }) = next_entry(&mut r, refs, mask)?;
         let hit = if kind.exact() {
             len == caller.len && value == caller.value
         } else {
@@ -442,6 +484,29 @@ fn decode_record(
         }
     }
     Ok(Found { level, entry: best })
+}
+
+/// The next personal entry of a record: its kind and its digits (the shared leading digits
+/// of the block's reference for that kind, then the suffix).
+#[inline]
+fn next_entry(r: &mut BitReader<'_>, refs: &[Digits; 4], mask: u8) -> Result<(Kind, Digits), Odd> {
+    let head = r.get(ENTRY_HEAD_BITS)?;
+    let kind = Kind::ALL[(head & 3) as usize];
+    let shared = ((head >> KIND_BITS) & 15) as u8;
+    let rest = ((head >> (KIND_BITS + COUNT_BITS)) & 15) as u8;
+    let suffix = r.get(SUFFIX_BITS[usize::from(rest)])?;
+    let len = shared + rest;
+    let reference = refs[kind as usize];
+    if len == 0
+        || len > MAX_DIGITS
+        || suffix >= POW10[usize::from(rest)]
+        || (shared > 0 && (mask >> (kind as u8)) & 1 == 0)
+        || shared > reference.len
+    {
+        return Err(Odd);
+    }
+    let value = reference.head(shared) * POW10[usize::from(rest)] + suffix;
+    Ok((kind, Digits { len, value }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -829,6 +894,45 @@ impl Layout {
             prefetch(block);
         }
         Ok(Some((block, first)))
+    }
+}
+
+impl Layout {
+    /// Directory nodes.
+    pub fn node_count(&self) -> usize {
+        self.top.len()
+    }
+
+    /// Calls `f` with each block of node `node`, in order (an odd offset: `Odd`).
+    pub fn node_blocks(
+        &self,
+        body: &[u8],
+        node: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<(), Odd> {
+        let at = self.nodes.start + node * NODE_LEN;
+        let n = body.get(at..at + NODE_LEN).ok_or(Odd)?;
+        let base = u64_at(n, 0)?;
+        let end = match node + 1 < self.top.len() {
+            true => u64_at(body, at + NODE_LEN)?,
+            false => self.data.end as u64,
+        };
+        let slice = |from: u64, to: u64| -> Result<&[u8], Odd> {
+            let from = usize::try_from(from).map_err(|_| Odd)?;
+            let to = usize::try_from(to).map_err(|_| Odd)?;
+            body.get(from..to.min(self.data.end)).ok_or(Odd)
+        };
+        let mut start = base;
+        for b in 0..NODE_BLOCKS - 1 {
+            if u32_at(n, HEADS_AT + 4 * b)? == u32::MAX {
+                break;
+            }
+            let next = base + u64::from(u32_at(n, STARTS_AT + 4 * b)?);
+            f(slice(start, next)?);
+            start = next;
+        }
+        f(slice(start, end)?);
+        Ok(())
     }
 }
 
