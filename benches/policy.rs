@@ -208,22 +208,7 @@ fn bench(c: &mut Criterion) {
     for (name, policy) in &screens {
         g.bench_function(
             BenchmarkId::new(*name, format!("{rows}x{subscriber_count}")),
-            |b| {
-                let mut i = 0usize;
-                b.iter(|| {
-                    let (caller, callee) = &calls[i & (QUERIES - 1)];
-                    i = i.wrapping_add(1);
-                    let call = CallContext {
-                        caller,
-                        callee: Callee {
-                            user: b"",
-                            number: Some(*callee),
-                        },
-                        ..base
-                    };
-                    black_box(policy.screen(black_box(&call)).action)
-                })
-            },
+            |b| screen_each(b, policy, &calls, base),
         );
     }
     // Callers some personal entry names: the filter's "maybe" path.
@@ -239,22 +224,7 @@ fn bench(c: &mut Criterion) {
     let chain = &screens[2].1;
     g.bench_function(
         BenchmarkId::new("chain-named-callers", format!("{rows}x{subscriber_count}")),
-        |b| {
-            let mut i = 0usize;
-            b.iter(|| {
-                let (caller, callee) = &named[i & (QUERIES - 1)];
-                i = i.wrapping_add(1);
-                let call = CallContext {
-                    caller,
-                    callee: Callee {
-                        user: b"",
-                        number: Some(*callee),
-                    },
-                    ..base
-                };
-                black_box(chain.screen(black_box(&call)).action)
-            })
-        },
+        |b| screen_each(b, chain, &named, base),
     );
     // The subscriber lookup alone (what `chain` adds over `chain-without-subscribers`).
     g.bench_function(
@@ -302,6 +272,29 @@ fn bench(c: &mut Criterion) {
         },
     );
     g.finish();
+}
+
+/// Screens `calls` in turn, one per iteration (`base` gives the rest of the context).
+fn screen_each<'a>(
+    b: &mut criterion::Bencher<'_>,
+    policy: &impl Screen,
+    calls: &'a [(Caller, E164)],
+    base: CallContext<'a>,
+) {
+    let mut i = 0usize;
+    b.iter(|| {
+        let (caller, callee) = &calls[i & (QUERIES - 1)];
+        i = i.wrapping_add(1);
+        let call = CallContext {
+            caller,
+            callee: Callee {
+                user: b"",
+                number: Some(*callee),
+            },
+            ..base
+        };
+        black_box(policy.screen(black_box(&call)).action)
+    })
 }
 
 /// The region `global-and-one-line` reads from: about a 100M-subscriber list.

@@ -134,14 +134,14 @@ pub use config::{DetectionConfig, DetectionConfigError, DetectionRule};
 pub use event::{CallEvent, CallEventKind, CallKey};
 pub use rules::{Features, Finding};
 pub use shared::CounterDelta;
-pub(crate) use sketch::huge_vec;
+pub(crate) use sketch::{huge_vec, mix64};
 
 use crate::blocklist::Action;
 use crate::numbers::E164;
 use pending::{Inserted, Pending, PendingTags};
 use rules::Compiled;
 use serde::Serialize;
-use sketch::{mix64, CountMin};
+use sketch::CountMin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;

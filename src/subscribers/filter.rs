@@ -23,6 +23,7 @@
 //! still get a "maybe"; callers repeat across subscribers, so in practice fewer.
 
 use super::format::{block_entries, Digits, Layout};
+use crate::detection::mix64 as mix;
 
 /// Filter bits per entry of the list.
 pub(super) const BITS_PER_ENTRY: u64 = 8;
@@ -40,16 +41,6 @@ pub(super) struct CallerFilter {
     lines: Vec<Line>,
     /// Bit `l` is set when some prefix entry has `l` digits.
     prefix_lengths: u16,
-}
-
-/// A 64-bit mix of a key (the murmur3 finalizer).
-#[inline]
-fn mix(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// The line (of `lines`) and the bits of `digits`.
