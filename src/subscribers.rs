@@ -63,9 +63,8 @@
 //! before and after the line interpolated for a key (between this node's first key and line
 //! and the next node's) its block can lie, checked against every block of the node. A
 //! lookup then fetches the node's two lines and the predicted block lines together: one
-//! memory round trip where there were two (the node, then the block), and
-//! [`SubscriberList::prefetch`] reads nothing at all. A node whose window would exceed 20
-//! lines (a gap in its numbers, a subscriber with thousands of entries) has no guess and is
+//! memory round trip where there were two (the node, then the block). A node whose window
+//! would exceed 20 lines (a gap in its numbers, a subscriber with thousands of entries) has no guess and is
 //! read first, as before. The guess is only where to fetch from: the answer still comes
 //! from the node and the block, so a wrong guess costs time, never a wrong answer.
 //!
@@ -400,19 +399,6 @@ impl SubscriberList {
         CORRUPT_LOOKUPS_TOTAL.load(Ordering::Relaxed)
     }
 
-    /// Starts fetching the block that holds `subscriber`'s record, so a
-    /// [`SubscriberList::answer`] that follows other work finds it arriving. Where the
-    /// directory predicts the block's lines (numbers in dense ranges: nearly every node),
-    /// they are fetched with the directory node, and nothing is read here; elsewhere the node
-    /// is read and the block's lines fetched. A hint: a number that is not a key, or a
-    /// damaged directory, does nothing here (the answer reports it).
-    pub fn prefetch(&self, subscriber: &E164) {
-        if let Some(sub) = Digits::parse(subscriber.as_bytes()) {
-            let body = self.map.get(HEADER_LEN..).unwrap_or_default();
-            self.layout.prefetch(body, sub.key());
-        }
-    }
-
     /// Whether some subscriber's personal entry may name `caller`. `false` is certain: no
     /// entry of this list names it (exactly or by prefix), so for every subscriber the
     /// answer's personal entry is none and only the level is left. A blocked Bloom filter
@@ -495,9 +481,6 @@ impl SubscriberLookup for SubscriberList {
     }
     fn lookup(&self, subscriber: &E164, caller: &E164) -> SubscriberAnswer {
         self.answer(subscriber, caller)
-    }
-    fn prefetch(&self, subscriber: &E164) {
-        SubscriberList::prefetch(self, subscriber)
     }
     fn may_name(&self, caller: &E164) -> bool {
         SubscriberList::may_name(self, caller)

@@ -92,13 +92,6 @@ pub trait SubscriberLookup: Send + Sync + 'static {
     fn version(&self) -> u64;
     /// What `subscriber` chose about `caller`.
     fn lookup(&self, subscriber: &E164, caller: &E164) -> SubscriberAnswer;
-    /// A hint that `subscriber` will be looked up soon: start fetching its record so the
-    /// memory read overlaps other work (the chain issues it before the global lookup). Does
-    /// nothing by default; never fails.
-    #[inline]
-    fn prefetch(&self, subscriber: &E164) {
-        let _ = subscriber;
-    }
     /// Whether some subscriber's personal entry may name `caller`. `false` must be certain
     /// (then the chain skips the personal lookup and asks for the level only if a later
     /// stage needs it); `true`, the default, is always safe.

@@ -282,29 +282,6 @@ impl Layout {
         Some(from.min(self.data.end)..to.min(self.data.end))
     }
 
-    /// Starts fetching what a lookup of `key` reads: with a guess, the node's lines and the
-    /// predicted block lines at once, reading nothing; without one, the node is read and the
-    /// block's lines fetched ([`Layout::block`]).
-    #[inline]
-    pub fn prefetch(&self, body: &[u8], key: u64) {
-        let Ok(Some(i)) = self.node_of(key) else {
-            return;
-        };
-        match self.window(i, key) {
-            Some(w) => {
-                let at = self.nodes.start + i * NODE_LEN;
-                // The node, and the next node's first offset (where this node's data ends).
-                if let (Some(node), Some(block)) = (body.get(at..at + NODE_LEN + 8), body.get(w)) {
-                    prefetch_all(node);
-                    prefetch_all(block);
-                }
-            }
-            None => {
-                let _ = self.block(body, key);
-            }
-        }
-    }
-
     /// Whether the predicted window of `key`'s node holds what a lookup of `key` reads in
     /// the block the node names: its start through its key section, and through the key's
     /// record (`None`: the node has no guess, or no block holds the key).
