@@ -270,13 +270,18 @@ fn compile_with_cli(dir: &Path, kind: &str, name: &str, csv: &str) -> PathBuf {
 /// A node running [`LIST_PEERS`] with the subscriber and protected lists compiled by the
 /// CLI; the returned directory holds the lists and must outlive the node.
 fn lists_node() -> (tempfile::TempDir, Setup) {
+    lists_node_with("")
+}
+
+/// [`lists_node`] with `extra` TOML added to its config.
+fn lists_node_with(extra: &str) -> (tempfile::TempDir, Setup) {
     let lists = tempfile::tempdir().expect("tempdir");
     let subs = compile_with_cli(lists.path(), "subscribers", "subscribers", SUBSCRIBERS_CSV);
     let prot = compile_with_cli(lists.path(), "protected", "protected", PROTECTED_CSV);
     let s = Setup::start_with(
         "127.0.0.1",
         Options {
-            extra_config: LIST_PEERS,
+            extra_config: &format!("{LIST_PEERS}{extra}"),
             extra_args: vec![
                 "--subscribers".into(),
                 subs.display().to_string(),
@@ -587,4 +592,66 @@ fn protected_list_compiled_by_the_cli_blocks_impersonation_by_groups_not_entitle
     assert!(metric("default", "allow") >= 2.0, "default allow");
     assert_eq!(metric("international-spoof", "block"), 0.0);
     assert_eq!(metric("personal", "allow"), 0.0);
+}
+
+/// The `rule` of the last decision for `caller` → `callee` once the log holds `n` lines.
+fn last_rule(s: &Setup, n: usize, caller: &str, callee: &str) -> String {
+    let (caller, callee) = (format!("+{caller}"), format!("+{callee}"));
+    decisions(s, n)
+        .into_iter()
+        .rev()
+        .find(|l| l["caller"] == caller.as_str() && l["callee"] == callee.as_str())
+        .and_then(|l| l["rule"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no decision for {caller} -> {callee}"))
+}
+
+#[test]
+fn sighup_rereads_a_replaced_subscriber_list_without_a_reload_interval() {
+    // No interval: the file is never polled, only SIGHUP (or POST /reload) re-reads it.
+    let (lists, s) = lists_node_with("[blocklist]\nreload_interval = \"0s\"\n");
+    let call = || {
+        let out = s.call_from(
+            "uac_policy.xml",
+            &[row(BLOCKED, SUB_NONE, "block")],
+            "u1",
+            "127.0.0.1",
+        );
+        assert!(out.status.success(), "the call was not blocked");
+    };
+    call();
+    assert_eq!(last_rule(&s, 1, BLOCKED, SUB_NONE), "global");
+
+    // A new version, published by rename, in which the subscriber blocks the caller too.
+    let csv = format!("{SUBSCRIBERS_CSV}+{SUB_NONE},+{BLOCKED},block\n");
+    let next = compile_with_cli(lists.path(), "subscribers", "next", &csv);
+    std::fs::rename(&next, lists.path().join("subscribers.fwb")).expect("publish by rename");
+    std::thread::sleep(Duration::from_millis(300));
+    call();
+    assert_eq!(
+        last_rule(&s, 2, BLOCKED, SUB_NONE),
+        "global",
+        "no interval, no SIGHUP: the loaded list still answers"
+    );
+
+    let pid = s.fw.0.as_ref().expect("fraudwall child").id();
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(hup.success());
+    let sent = Instant::now();
+    let mut n = 2;
+    loop {
+        call();
+        n += 1;
+        if last_rule(&s, n, BLOCKED, SUB_NONE) == "personal" {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "the replaced list was not swapped in within 10 s of SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("swapped in {:?} after SIGHUP", sent.elapsed());
 }

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::numbers::{Caller, NumberingProfile};
 use crate::peers::PeerGroups;
 use crate::policy::{CallContext, Callee, Explanation, Policy, Verstat};
-use crate::proxy::runtime::{ListSlots, SnapshotSlot};
+use crate::proxy::lists::{ListSlots, SnapshotSlot};
 use crate::telemetry::Telemetry;
 
 /// `fraudwall explain`.

@@ -405,15 +405,7 @@ impl<L: Loader> FeedNode<L> {
             loader: Arc::new(loader),
             target,
             handle,
-            // Opening a snapshot hashes and checks it with rayon; on the global pool that
-            // would take every core from the packet workers for the length of a base's
-            // check. One thread of its own keeps an update to one core.
-            verify_pool: rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|_| "feed-verify".into())
-                .build()
-                .ok()
-                .map(Arc::new),
+            verify_pool: check_pool("feed-verify").map(Arc::new),
         })
     }
 
@@ -650,6 +642,46 @@ impl<L: Loader> FeedNode<L> {
             self.handle.metrics.error("expired");
         }
     }
+}
+
+/// How much lower than the thread that builds it a [`check_pool`] thread runs (nice
+/// levels; the result is capped at 19): below the packet workers, so a list check takes
+/// what they leave, yet still runs on a node they keep busy (unlike `SCHED_IDLE`).
+pub const CHECK_NICE: i32 = 10;
+
+/// The thread pool a list is opened and checked on when it is swapped in while calls flow
+/// (a feed update, a changed list file): one thread named `name`, [`CHECK_NICE`] levels
+/// below its builder on Linux.
+///
+/// Opening a list hashes and checks it with rayon; on the global pool that would take every
+/// core from the packet workers for the length of the check (for 100M subscribers with two
+/// entries each, about 24 CPU-seconds). One low-priority thread of its own keeps an update
+/// to one core, yielding to the workers. `None` if the thread cannot be started (the open
+/// then runs on the caller's thread).
+pub fn check_pool(name: &'static str) -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(move |_| name.into())
+        .start_handler(|_| {
+            #[cfg(target_os = "linux")]
+            {
+                // SAFETY: on Linux, PRIO_PROCESS with who = 0 reads and sets the calling
+                // thread's nice value (inherited from the thread that built the pool); no
+                // memory is touched. getpriority's -1 is also a valid value: read as such.
+                let r = unsafe {
+                    let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+                    libc::setpriority(libc::PRIO_PROCESS, 0, (nice + CHECK_NICE).min(19))
+                };
+                if r != 0 {
+                    tracing::debug!(
+                        "list check thread: priority not lowered ({})",
+                        std::io::Error::last_os_error()
+                    );
+                }
+            }
+        })
+        .build()
+        .ok()
 }
 
 /// Drops the last reference to an old view on a blocking thread, once no packet worker

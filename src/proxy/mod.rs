@@ -11,6 +11,7 @@ pub mod core;
 pub mod dispatch;
 pub mod handler;
 pub mod listen;
+pub mod lists;
 pub mod runtime;
 pub mod stream;
 pub mod tcp;

@@ -3,12 +3,11 @@
 //! [`Runtime::start`] takes a checked [`Config`] and brings up, in order:
 //!
 //! 1. the metrics ([`Telemetry`]) and the decision-log writer thread;
-//! 2. the blocklist snapshot, memory-mapped into an `ArcSwapOption` (the embedded sample list
-//!    when none is configured), and a reload thread that swaps in a changed file without
-//!    dropping or delaying a call (a file that fails to open or verify is refused, counted,
-//!    and the old list stays). Publish a new snapshot by renaming it over the old path (as
-//!    `fraudwall compile` does): the loaded one is memory-mapped, so writing into it in place
-//!    would change, or truncate, the list under the running proxy;
+//! 2. the lists ([`super::lists`]): the blocklist snapshot, memory-mapped into an
+//!    `ArcSwapOption` (the embedded sample list when none is configured), or a central feed;
+//!    the `[lists]` files; and the thread that swaps in a changed file without dropping or
+//!    delaying a call (a file that fails to open or verify is refused, counted, and the old
+//!    list stays);
 //! 3. the sans-I/O [`ProxyCore`] around a [`Policy`] (timed by [`TimedScreen`] for
 //!    the lookup-latency histogram);
 //! 4. the UDP workers ([`super::udp`]), the TCP listeners ([`super::tcp`]) and the admin HTTP
@@ -23,15 +22,14 @@
 //! A failure to bind a socket or start a thread is an error at start; once running, nothing
 //! from the network stops it (see the transports' docs for limits).
 
-use arc_swap::ArcSwapOption;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::core::{Checks, CoreConfigError, Disposition, IdentitySource, Outcome, ProxyCore};
+use super::lists::{FileReloader, ListSlots, SnapshotSlot};
 use super::stream::{StreamPool, StreamSettings, StreamTransport};
 use super::tcp::{start_tcp, Framer, TcpConfig, TcpTransport};
 use super::tls::{TlsClient, TlsLayer, TlsMetrics, TlsServer};
@@ -40,14 +38,11 @@ use super::{
     ConnectionOrigin, Dispatch, DropReason, Handler, Inbound, LocalSendError, Outbound, Transport,
 };
 use crate::admin::{AdminState, ListenerStatus, NextHopStatus, Status, StatusSource};
-use crate::blocklist::{Snapshot, SnapshotError};
 use crate::config::Config;
 use crate::decision_log::{DecisionLog, DecisionLogError, DecisionLogWriter, DecisionRecord, Sink};
 use crate::feed::run::StartedFeed;
 use crate::numbers::{Caller, E164};
 use crate::policy::{CallContext, Policy, Reason, Screen, Verdict};
-use crate::protected::ProtectedList;
-use crate::subscribers::SubscriberList;
 use crate::telemetry::{Direction, Telemetry};
 
 /// The embedded sample blocklist (`blocklists/sample.csv`), compiled at start when no
@@ -332,239 +327,6 @@ impl Handler for CoreHandler {
     }
 }
 
-/// The current blocklist snapshot, shared with the screen, and how it is refreshed.
-pub struct SnapshotSlot {
-    current: Arc<ArcSwapOption<Snapshot>>,
-    path: Option<PathBuf>,
-    telemetry: Arc<Telemetry>,
-    _sample_dir: Option<tempfile::TempDir>,
-}
-
-/// The subscriber and protected list slots (`[lists]`), shared with the rule chain, and the
-/// files they are reloaded from.
-pub struct ListSlots {
-    subscribers: Arc<ArcSwapOption<SubscriberList>>,
-    protected: Arc<ArcSwapOption<ProtectedList>>,
-    subscribers_path: Option<PathBuf>,
-    protected_path: Option<PathBuf>,
-    groups: crate::peers::PeerGroups,
-}
-
-/// File stamps of the lists, for [`ListSlots::reload_if_changed`].
-pub type ListStamps = [Option<(SystemTime, u64, u64)>; 2];
-
-impl ListSlots {
-    /// Opens the configured lists (none configured: empty slots, those stages pass). A list
-    /// that does not open, or that names a peer group `groups` lacks, is an error: the
-    /// operator asked for it.
-    pub fn load(
-        lists: &crate::config::ListsConfig,
-        groups: &crate::peers::PeerGroups,
-    ) -> Result<ListSlots, RuntimeError> {
-        let slots = ListSlots {
-            subscribers: Arc::new(ArcSwapOption::empty()),
-            protected: Arc::new(ArcSwapOption::empty()),
-            subscribers_path: lists.subscribers.clone(),
-            protected_path: lists.protected.clone(),
-            groups: groups.clone(),
-        };
-        if let Some(p) = &slots.subscribers_path {
-            let l = SubscriberList::open(p).map_err(|e| RuntimeError::List(e.to_string()))?;
-            tracing::info!(
-                "subscriber list {} version {} ({} entries)",
-                p.display(),
-                l.info().version,
-                l.info().entries
-            );
-            slots.subscribers.store(Some(Arc::new(l)));
-        }
-        if let Some(p) = &slots.protected_path {
-            let l = ProtectedList::open(p, Some(groups))
-                .map_err(|e| RuntimeError::List(e.to_string()))?;
-            tracing::info!(
-                "protected list {} version {}",
-                p.display(),
-                l.snapshot().version()
-            );
-            slots.protected.store(Some(Arc::new(l)));
-        }
-        Ok(slots)
-    }
-
-    /// Whether any list file is configured.
-    pub fn has_files(&self) -> bool {
-        self.subscribers_path.is_some() || self.protected_path.is_some()
-    }
-
-    /// The files' current stamps.
-    pub fn stamps(&self) -> ListStamps {
-        [
-            self.subscribers_path.as_deref().and_then(stamp),
-            self.protected_path.as_deref().and_then(stamp),
-        ]
-    }
-
-    /// Checks each file once; swaps in a changed list that opens, keeps the loaded one
-    /// (logged) otherwise.
-    pub fn reload_if_changed(&self, last: &mut ListStamps) {
-        let now = self.stamps();
-        if let (Some(p), true) = (
-            &self.subscribers_path,
-            now[0].is_some() && now[0] != last[0],
-        ) {
-            last[0] = now[0];
-            match SubscriberList::open(p) {
-                Ok(l) => {
-                    tracing::info!(
-                        "subscriber list {} version {} swapped in",
-                        p.display(),
-                        l.info().version
-                    );
-                    crate::feed::node::release_off_path(self.subscribers.swap(Some(Arc::new(l))));
-                }
-                Err(e) => tracing::error!("subscriber list refused, keeping the loaded one: {e}"),
-            }
-        }
-        if let (Some(p), true) = (&self.protected_path, now[1].is_some() && now[1] != last[1]) {
-            last[1] = now[1];
-            match ProtectedList::open(p, Some(&self.groups)) {
-                Ok(l) => {
-                    tracing::info!(
-                        "protected list {} version {} swapped in",
-                        p.display(),
-                        l.snapshot().version()
-                    );
-                    crate::feed::node::release_off_path(self.protected.swap(Some(Arc::new(l))));
-                }
-                Err(e) => tracing::error!("protected list refused, keeping the loaded one: {e}"),
-            }
-        }
-    }
-
-    /// The subscriber list's slot.
-    pub fn subscribers(&self) -> Arc<ArcSwapOption<SubscriberList>> {
-        Arc::clone(&self.subscribers)
-    }
-
-    /// The protected list's slot.
-    pub fn protected(&self) -> Arc<ArcSwapOption<ProtectedList>> {
-        Arc::clone(&self.protected)
-    }
-}
-
-/// A file's identity for change detection.
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((m.modified().ok()?, m.len(), ino))
-}
-
-impl SnapshotSlot {
-    /// Opens the configured snapshot, or compiles the embedded sample. A snapshot that fails
-    /// to open is logged and counted; the proxy then runs unscreened (fail open) until a good
-    /// file appears at the path.
-    pub fn load(
-        path: Option<&Path>,
-        telemetry: Arc<Telemetry>,
-    ) -> Result<SnapshotSlot, RuntimeError> {
-        let current = Arc::new(ArcSwapOption::empty());
-        let (path, sample_dir) = match path {
-            Some(p) => (p.to_path_buf(), None),
-            None => {
-                let dir = tempfile::tempdir().map_err(|e| RuntimeError::Sample(e.to_string()))?;
-                let out = dir.path().join("sample.fwsnap");
-                crate::blocklist::compile_csv_text(SAMPLE_CSV, &Default::default(), &out)
-                    .map_err(|e| RuntimeError::Sample(e.to_string()))?;
-                (out, Some(dir))
-            }
-        };
-        let slot = SnapshotSlot {
-            current,
-            path: Some(path),
-            telemetry,
-            _sample_dir: sample_dir,
-        };
-        if let Some(p) = &slot.path {
-            match slot.open(p) {
-                Ok(s) => slot.install(s),
-                Err(e) => {
-                    slot.telemetry.reload_failure();
-                    tracing::error!(
-                        "blocklist {} not loaded, calls pass unscreened: {e}",
-                        p.display()
-                    );
-                }
-            }
-        }
-        Ok(slot)
-    }
-
-    fn open(&self, path: &Path) -> Result<Snapshot, SnapshotError> {
-        let t = Instant::now();
-        let s = Snapshot::open(path)?;
-        if s.source_names()
-            .iter()
-            .any(|n| n.starts_with(crate::protected::ENTITLED))
-        {
-            return Err(SnapshotError::ProtectedList(path.to_path_buf()));
-        }
-        tracing::info!(
-            "blocklist {} version {} ({} entries) opened in {:?}",
-            path.display(),
-            s.version(),
-            s.len(),
-            t.elapsed()
-        );
-        Ok(s)
-    }
-
-    fn install(&self, s: Snapshot) {
-        self.telemetry.snapshot_version(s.version());
-        self.current.store(Some(Arc::new(s)));
-    }
-
-    /// The shared slot the screen reads.
-    pub fn shared(&self) -> Arc<ArcSwapOption<Snapshot>> {
-        self.current.clone()
-    }
-
-    /// Info on the loaded snapshot, as JSON.
-    pub fn info(&self) -> Option<serde_json::Value> {
-        let s = self.current.load_full()?;
-        serde_json::to_value(s.info()).ok()
-    }
-
-    /// Checks the file once; swaps in a changed, valid snapshot. Returns whether it swapped.
-    pub fn reload_if_changed(&self, last: &mut Option<(SystemTime, u64, u64)>) -> bool {
-        let Some(path) = &self.path else { return false };
-        let now = stamp(path);
-        if now.is_none() || now == *last {
-            return false;
-        }
-        *last = now;
-        match self.open(path) {
-            Ok(s) => {
-                let same = self.current.load().as_ref().map(|c| c.hash()) == Some(s.hash());
-                if !same {
-                    self.install(s);
-                }
-                !same
-            }
-            Err(e) => {
-                self.telemetry.reload_failure();
-                tracing::error!(
-                    "blocklist {} refused, keeping the loaded one: {e}",
-                    path.display()
-                );
-                false
-            }
-        }
-    }
-}
-
 struct RuntimeStatus {
     started: Instant,
     listeners: Vec<ListenerStatus>,
@@ -657,8 +419,7 @@ pub struct Runtime {
     admin: Option<SocketAddr>,
     api_stop: Option<tokio::sync::oneshot::Sender<()>>,
     api: Option<SocketAddr>,
-    stop_reload: Arc<AtomicBool>,
-    reload: Option<std::thread::JoinHandle<()>>,
+    reloader: Option<FileReloader>,
     stop_timer: Arc<AtomicBool>,
     timer: Option<JoinHandle<()>>,
     log_writer: Option<DecisionLogWriter>,
@@ -787,19 +548,27 @@ impl Runtime {
                 (screen, Some(slot), None)
             }
         };
-        // `SIGHUP` and `POST /reload`: poll the feed now, or re-read the snapshot file.
-        let reload: Arc<dyn Fn() + Send + Sync> = match (&feed, &snapshot) {
-            (Some(f), _) => {
-                let handles: Vec<_> = f.handles().cloned().collect();
-                Arc::new(move || handles.iter().for_each(|h| h.request_reload()))
-            }
-            (None, Some(slot)) => {
-                let slot = Arc::clone(slot);
-                Arc::new(move || {
-                    slot.reload_if_changed(&mut None);
-                })
-            }
-            (None, None) => Arc::new(|| {}),
+        // Changed list files are re-read off the packet path (see `super::lists`).
+        let file_slot = snapshot.clone().filter(|_| v.blocklist.snapshot.is_some());
+        let reloader = if file_slot.is_some() || lists.has_files() {
+            Some(
+                FileReloader::start(file_slot, Arc::clone(&lists), v.blocklist.reload_interval)
+                    .map_err(RuntimeError::Start)?,
+            )
+        } else {
+            None
+        };
+        // `SIGHUP` and `POST /reload`: poll the feed now and re-read the list files; both
+        // only ask, and return at once.
+        let reload: Arc<dyn Fn() + Send + Sync> = {
+            let feeds: Vec<_> = feed.iter().flat_map(|f| f.handles().cloned()).collect();
+            let files = reloader.as_ref().and_then(FileReloader::requester);
+            Arc::new(move || {
+                feeds.iter().for_each(|h| h.request_reload());
+                if let Some(f) = &files {
+                    f.request();
+                }
+            })
         };
         #[cfg(unix)]
         {
@@ -1070,38 +839,6 @@ impl Runtime {
             None => (None, None),
         };
 
-        let stop_reload = Arc::new(AtomicBool::new(false));
-        let every = v.blocklist.reload_interval;
-        let file_list = snapshot.clone().filter(|_| v.blocklist.snapshot.is_some());
-        let reload = match (file_list, lists.has_files()) {
-            (slot, files) if !every.is_zero() && (slot.is_some() || files) => {
-                let (lists, stop) = (Arc::clone(&lists), stop_reload.clone());
-                let t = std::thread::Builder::new()
-                    .name("blocklist-reload".into())
-                    .spawn(move || {
-                        let mut last = slot
-                            .as_ref()
-                            .and_then(|s| s.path.as_deref().and_then(stamp));
-                        let mut last_lists = lists.stamps();
-                        let mut waited = Duration::ZERO;
-                        while !stop.load(Ordering::Relaxed) {
-                            std::thread::sleep(Duration::from_millis(100));
-                            waited += Duration::from_millis(100);
-                            if waited >= every {
-                                waited = Duration::ZERO;
-                                if let Some(slot) = &slot {
-                                    slot.reload_if_changed(&mut last);
-                                }
-                                lists.reload_if_changed(&mut last_lists);
-                            }
-                        }
-                    })
-                    .map_err(RuntimeError::Start)?;
-                Some(t)
-            }
-            _ => None,
-        };
-
         tracing::info!(
             "fraudwall {} ({} mode) listening on udp {:?} tcp {:?} tls {:?}, next hops {:?}, admin {:?}, api {:?}",
             env!("CARGO_PKG_VERSION"),
@@ -1126,8 +863,7 @@ impl Runtime {
             admin,
             api_stop,
             api: api_addr,
-            stop_reload,
-            reload,
+            reloader,
             stop_timer,
             timer,
             log_writer: Some(log_writer),
@@ -1218,10 +954,7 @@ impl Runtime {
         if let Some(mut t) = self.tls.take() {
             t.shutdown();
         }
-        self.stop_reload.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reload.take() {
-            let _ = r.join();
-        }
+        drop(self.reloader.take());
         // The decision log's senders live in the handler, shared with the transports' tasks;
         // dropping the tokio runtime ends those tasks, then the writer drains and exits.
         let Runtime {
@@ -1241,86 +974,8 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocklist::compile_csv_text;
-    use crate::numbers::E164;
-
-    fn compile(path: &Path, csv: &str, version: u64) {
-        let opts = crate::blocklist::CompileOptions {
-            version: Some(version),
-            ..Default::default()
-        };
-        let text = format!("number,action,category,score,source\n{csv}");
-        compile_csv_text(&text, &opts, path).unwrap();
-    }
-
-    fn action_of(slot: &SnapshotSlot, n: &str) -> Option<crate::blocklist::Action> {
-        let s = slot.shared().load_full()?;
-        let n: E164 = n.parse().ok()?;
-        s.lookup(&n).map(|m| m.action)
-    }
-
-    #[test]
-    fn sample_list_is_embedded_and_compiles() {
-        let t = Arc::new(Telemetry::new());
-        let slot = SnapshotSlot::load(None, t).unwrap();
-        assert_eq!(
-            action_of(&slot, "+8613800000001"),
-            Some(crate::blocklist::Action::Block)
-        );
-        assert!(slot.info().is_some());
-    }
-
-    #[test]
-    fn reload_swaps_good_files_and_keeps_the_old_on_bad_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("list.fwsnap");
-        compile(&path, "+8613800000001,block,police,90,a\n", 1);
-        let t = Arc::new(Telemetry::new());
-        let slot = SnapshotSlot::load(Some(&path), t.clone()).unwrap();
-        let mut stamp_now = stamp(&path);
-        assert_eq!(
-            action_of(&slot, "+8613800000001"),
-            Some(crate::blocklist::Action::Block)
-        );
-        assert!(!slot.reload_if_changed(&mut stamp_now), "unchanged file");
-
-        // A new version, written atomically by the compiler: swapped in.
-        std::thread::sleep(Duration::from_millis(20));
-        compile(&path, "+8613800000001,tag,loan,60,a\n", 2);
-        assert!(slot.reload_if_changed(&mut stamp_now));
-        assert_eq!(
-            action_of(&slot, "+8613800000001"),
-            Some(crate::blocklist::Action::Tag)
-        );
-        assert!(t.render().contains("fraudwall_snapshot_version 2"));
-
-        // A corrupt file, published by rename like any snapshot (writing into the mapped
-        // file in place would change the live list under the proxy): refused, counted, the
-        // loaded list stays.
-        let tmp = dir.path().join("bad.tmp");
-        std::fs::write(&tmp, b"not a snapshot at all").unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        assert!(!slot.reload_if_changed(&mut stamp_now));
-        assert_eq!(
-            action_of(&slot, "+8613800000001"),
-            Some(crate::blocklist::Action::Tag)
-        );
-        assert!(t
-            .render()
-            .contains("fraudwall_snapshot_reload_failures_total 1"));
-    }
-
-    #[test]
-    fn missing_snapshot_fails_open() {
-        let t = Arc::new(Telemetry::new());
-        let slot =
-            SnapshotSlot::load(Some(Path::new("/nonexistent/list.fwsnap")), t.clone()).unwrap();
-        assert!(slot.shared().load().is_none());
-        assert!(slot.info().is_none());
-        assert!(t
-            .render()
-            .contains("fraudwall_snapshot_reload_failures_total 1"));
-    }
+    use crate::blocklist::Snapshot;
+    use arc_swap::ArcSwapOption;
 
     #[test]
     fn the_core_gets_every_section_whole() {
