@@ -14,7 +14,7 @@
 //!   `[detection]` is off. `fraudwall suspects --admin ADDR --csv` turns it into blocklist
 //!   rows for review.
 //!
-//! State-changing endpoints (`POST /reload`: poll the feed now, or re-read the snapshot file):
+//! State-changing endpoints (`POST /reload`: poll the feed now and re-read the list files):
 //! every one sits behind one guard, which refuses, in this order,
 //!
 //! 1. any method but `POST`: `405` (`method_not_allowed`);
@@ -147,7 +147,8 @@ pub struct AdminState {
     pub telemetry: Arc<Telemetry>,
     /// The proxy's status.
     pub source: Arc<dyn StatusSource>,
-    /// What `POST /reload` does (poll the feed now, or re-read the snapshot file).
+    /// What `POST /reload` does (poll the feed now and re-read the list files); it only asks,
+    /// and returns at once.
     pub reload: Option<Arc<dyn Fn() + Send + Sync>>,
     /// The bearer tokens of `admin.tokens_file` (`None`: not configured, so every
     /// state-changing request is refused).
@@ -374,7 +375,7 @@ async fn suspects(State(s): State<AdminState>) -> Response {
 async fn reload(State(s): State<AdminState>) -> Response {
     match &s.reload {
         Some(reload) => {
-            tracing::info!("POST /reload: reloading the blocklist");
+            tracing::info!("POST /reload: polling the feed and the list files now");
             reload();
             (StatusCode::OK, "reload requested\n").into_response()
         }

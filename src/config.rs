@@ -357,7 +357,10 @@ subscribers = ""
 # Numbers only some peer groups may present: banks' service lines, police, Do-Not-Originate
 # (`fraudwall compile --kind protected`). Empty = none.
 protected = ""
-# Both files are checked for a new version every blocklist.reload_interval.
+# Both files are checked for a new version every blocklist.reload_interval, and at once on
+# SIGHUP or POST /reload. A new version is opened and checked on one thread at a lower
+# priority than the SIP workers (for 100M subscribers with two entries each about 24
+# CPU-seconds), then swapped in whole; a file that fails is refused and the loaded list stays.
 
 # Peer groups: where a call entered. Every source address belongs to one group; a source in no
 # group is in the group "default" (untrusted, domestic). One table per group, e.g.:
@@ -373,8 +376,9 @@ protected = ""
 [blocklist]
 # Compiled blocklist snapshot (see `fraudwall blocklist compile`). Empty = the embedded sample list.
 snapshot = ""
-# How often the snapshot file is checked for a new version, which is swapped in without
-# dropping a call (a bad file never replaces a good list). "0s" = never.
+# How often the snapshot file (and the [lists] files) are checked for a new version, which
+# is swapped in without dropping a call (a bad file never replaces a good list). "0s" = only
+# on SIGHUP or POST /reload.
 reload_interval = "5s"
 
 [feed]

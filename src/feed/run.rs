@@ -336,7 +336,7 @@ pub fn reload_on_sighup(
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     runtime.spawn(async move {
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the blocklist");
+            tracing::info!("SIGHUP: polling the feed and the list files now");
             reload();
         }
     });
