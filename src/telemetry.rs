@@ -25,6 +25,7 @@
 //! | `lookup_duration_seconds` | histogram | |
 //! | `queue_delay_seconds` | histogram | (how long each UDP datagram waited in this node: kernel receive timestamp to handling) |
 //! | `udp_worker_messages_total` | counter | `worker` (datagrams received per UDP worker: the spread) |
+//! | `next_hop_up` | gauge | `hop`, `transport` (1 while the next hop is considered up, 0 while health checks or send errors have it marked down; proxy mode) |
 //! | `overload` | gauge | (1 while new INVITEs are shed, `[overload]`) |
 //! | `overload_episodes_total` | counter | (times the node entered overload) |
 //! | `overload_shed_total` | counter | `action` (`reject`: answered 503, `drop`: dropped) |
@@ -221,6 +222,7 @@ pub struct Telemetry {
     lookup: FixedHistogram,
     queue_delay: FixedHistogram,
     udp_workers: std::sync::OnceLock<Vec<Counter>>,
+    next_hops: std::sync::OnceLock<Vec<Gauge>>,
     overload_shed: [Counter; ShedAction::ALL.len()],
     overload: Gauge,
     overload_episodes: Counter,
@@ -310,6 +312,7 @@ impl Telemetry {
                 &QUEUE_DELAY_BUCKETS_NS,
             ),
             udp_workers: std::sync::OnceLock::new(),
+            next_hops: std::sync::OnceLock::new(),
             overload_shed: ShedAction::ALL.map(|a| {
                 counter(
                     "fraudwall_overload_shed_total",
@@ -577,6 +580,36 @@ impl Telemetry {
         }
         if let Some(a) = c.shed {
             self.overload_shed[a as usize].increment(1);
+        }
+    }
+
+    /// Registers `fraudwall_next_hop_up{hop, transport}` for the next hops, in config order
+    /// (once; later calls change nothing), each up until [`Telemetry::next_hop_up`] says.
+    pub fn next_hops(&self, hops: &[(std::net::SocketAddr, &'static str)]) {
+        let _ = self.next_hops.get_or_init(|| {
+            hops.iter()
+                .map(|(address, transport)| {
+                    let g = self.recorder.register_gauge(
+                        &Key::from_parts(
+                            "fraudwall_next_hop_up",
+                            vec![
+                                Label::new("hop", address.to_string()),
+                                Label::new("transport", *transport),
+                            ],
+                        ),
+                        &meta(),
+                    );
+                    g.set(1.0);
+                    g
+                })
+                .collect()
+        });
+    }
+
+    /// Publishes whether next hop `index` (config order) is up (1) or marked down (0).
+    pub fn next_hop_up(&self, index: usize, up: bool) {
+        if let Some(g) = self.next_hops.get().and_then(|h| h.get(index)) {
+            g.set(if up { 1.0 } else { 0.0 });
         }
     }
 

@@ -221,6 +221,18 @@ fn killing_the_first_of_two_switches_costs_under_1_percent_and_2_seconds() {
     let v: serde_json::Value = serde_json::from_str(body).expect("status JSON");
     assert_eq!(v["next_hops"][0]["healthy"], false, "{body}");
     assert_eq!(v["next_hops"][1]["healthy"], true, "{body}");
+    // The same in /metrics (the gauge follows the health state once a second).
+    let up = |p: u16| {
+        s.metric(&format!(
+            "fraudwall_next_hop_up{{hop=\"{IP}:{p}\",transport=\"udp\"}}"
+        ))
+    };
+    let asked = Instant::now();
+    while up(p1) != 0.0 && asked.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(up(p1), 0.0, "the dead hop's gauge");
+    assert_eq!(up(p2), 1.0, "the live hop's gauge");
 }
 
 /// An INVITE of exactly `len` bytes from `from`, with a body of filler.

@@ -734,6 +734,18 @@ impl Runtime {
             ),
             None => None,
         };
+        // A redirect server has no next hop to report or be healthy for.
+        let hops: Vec<(SocketAddr, &'static str)> = if redirect {
+            Vec::new()
+        } else {
+            v.proxy
+                .hops()
+                .iter()
+                .map(|h| (h.address, h.transport.config_name()))
+                .collect()
+        };
+        telemetry.next_hops(&hops);
+        let hop_gauges = (handler.clone(), telemetry.clone(), hops.len());
         // One timer for every transport mode (health probes to any next hop).
         let stop_timer = Arc::new(AtomicBool::new(false));
         let timer = Some(
@@ -745,6 +757,11 @@ impl Runtime {
                     // A changed certificate pair is swapped in; a bad one keeps the old.
                     if let Some(s) = &tls_server {
                         s.reload_if_changed();
+                    }
+                    let (handler, telemetry, n) = &hop_gauges;
+                    let now = Instant::now();
+                    for i in 0..*n {
+                        telemetry.next_hop_up(i, handler.core().hop_is_up(i, now));
                     }
                 }),
             )
@@ -781,16 +798,7 @@ impl Runtime {
         let status = RuntimeStatus {
             started: Instant::now(),
             listeners,
-            // A redirect server has no next hop to report or be healthy for.
-            hops: if redirect {
-                Vec::new()
-            } else {
-                v.proxy
-                    .hops()
-                    .iter()
-                    .map(|h| (h.address, h.transport.config_name()))
-                    .collect()
-            },
+            hops,
             handler: handler.clone(),
             snapshot: snapshot.clone(),
             feed,
