@@ -437,7 +437,9 @@ request_timeout = "2s"
 tls = false
 
 [decision_log]
-# Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended).
+# Where a JSON line per screened call goes: "stdout", "stderr", "off", or a file path (appended;
+# when the path is renamed or removed, e.g. by logrotate, the next lines go to a new file
+# there within 100 ms: no signal or copytruncate needed, see integration/deploy/fraudwall.logrotate).
 target = "stdout"
 # Bound on the batch waiting for the writer thread (written every 100 ms): this many lines
 # and this many KiB at most; past it lines are dropped and counted.

@@ -17,6 +17,17 @@
 //!
 //! Memory: at most two batches (the one filling, the one being written) of at most `queue`
 //! lines and `queue` KiB each.
+//!
+//! # Rotation
+//!
+//! A file target is appended to, and before each batch the writer checks that the path still
+//! names the file it has open (device and inode): when logrotate (or anyone) has renamed or
+//! removed it, the writer opens the path anew and goes on there. No signal and no
+//! `copytruncate` is needed; lines written in the last flush interval before the rename land
+//! in the renamed file (so rotate with `delaycompress`; `integration/deploy/fraudwall.logrotate`
+//! does). A batch that cannot be written (a full disk, a path that cannot be created) is
+//! counted as dropped, logged once until writing works again, and the file is reopened for
+//! the next batch.
 
 use serde::Serialize;
 use std::cell::RefCell;
@@ -161,8 +172,95 @@ pub struct DecisionLogError {
 pub enum Sink {
     /// Nowhere: [`DecisionLog::record`] does nothing.
     Off,
-    /// Any writer (stdout, a file, a test buffer).
+    /// Any writer (stdout, a test buffer).
     Writer(Box<dyn Write + Send>),
+    /// A file, appended to and reopened when its path no longer names it (module docs).
+    File(FileSink),
+}
+
+/// An appended log file that follows its path: see the module docs' Rotation.
+pub struct FileSink {
+    path: PathBuf,
+    /// The open file and its (device, inode); `None` after a failure until reopened.
+    file: Option<(std::fs::File, (u64, u64))>,
+}
+
+/// A file's device and inode (zero elsewhere than Unix: never reopened for a rename there).
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        (0, 0)
+    }
+}
+
+impl FileSink {
+    /// Opens `path` for appending (created if missing).
+    pub fn open(path: PathBuf) -> Result<FileSink, DecisionLogError> {
+        let mut sink = FileSink { path, file: None };
+        sink.reopen().map_err(|source| DecisionLogError {
+            path: sink.path.clone(),
+            source,
+        })?;
+        Ok(sink)
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let id = file_id(&f.metadata()?);
+        self.file = Some((f, id));
+        Ok(())
+    }
+
+    /// Writes one batch: first reopens the path if it no longer names the open file.
+    fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let current = std::fs::metadata(&self.path).ok().map(|m| file_id(&m));
+        match (&self.file, current) {
+            (Some((_, open)), Some(now)) if *open == now => {}
+            (had, _) => {
+                if had.is_some() {
+                    tracing::info!(
+                        "decision log {} was moved or removed: writing to a new file there",
+                        self.path.display()
+                    );
+                }
+                self.reopen()?;
+            }
+        }
+        let Some((f, _)) = &mut self.file else {
+            return Err(std::io::Error::other("not open"));
+        };
+        let r = f.write_all(bytes).and_then(|()| f.flush());
+        if r.is_err() {
+            // Reopened for the next batch (the disk may have room again, the path may exist).
+            self.file = None;
+        }
+        r
+    }
+}
+
+/// What the writer thread writes to.
+enum Out {
+    Stream(Box<dyn Write + Send>),
+    File(FileSink),
+}
+
+impl Out {
+    fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Stream(w) => w.write_all(bytes).and_then(|()| w.flush()),
+            Out::File(f) => f.write_batch(bytes),
+        }
+    }
 }
 
 /// `[decision_log]`: the per-call JSON lines.
@@ -258,17 +356,7 @@ impl Sink {
             LogTarget::Off => Sink::Off,
             LogTarget::Stdout => Sink::Writer(Box::new(std::io::stdout())),
             LogTarget::Stderr => Sink::Writer(Box::new(std::io::stderr())),
-            LogTarget::File(path) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| DecisionLogError {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Sink::Writer(Box::new(f))
-            }
+            LogTarget::File(path) => Sink::File(FileSink::open(path.clone())?),
         })
     }
 }
@@ -328,8 +416,10 @@ impl DecisionLog {
                 },
             )
         };
-        let Sink::Writer(w) = sink else {
-            return off(telemetry);
+        let out = match sink {
+            Sink::Off => return off(telemetry),
+            Sink::Writer(w) => Out::Stream(w),
+            Sink::File(f) => Out::File(f),
         };
         let queue = queue.max(1);
         let shared = Arc::new(Shared {
@@ -340,9 +430,10 @@ impl DecisionLog {
         });
         let s2 = Arc::clone(&shared);
         let s3 = Arc::clone(&shared);
+        let t2 = Arc::clone(&telemetry);
         match std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || write_loop(&s2, w))
+            .spawn(move || write_loop(&s2, out, &t2))
         {
             Ok(thread) => (
                 DecisionLog {
@@ -432,11 +523,11 @@ impl DecisionLogWriter {
     }
 }
 
-fn write_loop(shared: &Shared, mut w: Box<dyn Write + Send>) {
+fn write_loop(shared: &Shared, mut out: Out, telemetry: &Telemetry) {
     let mut taken = Vec::new();
     let mut failed = false;
     loop {
-        let closed = {
+        let (closed, lines) = {
             let Ok(mut batch) = shared.batch.lock() else {
                 return;
             };
@@ -447,13 +538,26 @@ fn write_loop(shared: &Shared, mut w: Box<dyn Write + Send>) {
                 };
             }
             std::mem::swap(&mut taken, &mut batch.bytes);
-            batch.lines = 0;
-            batch.closed
+            (batch.closed, std::mem::take(&mut batch.lines))
         };
         if !taken.is_empty() {
-            if (w.write_all(&taken).is_err() || w.flush().is_err()) && !failed {
-                failed = true;
-                tracing::error!("decision log write failed; further lines may be lost");
+            match out.write_batch(&taken) {
+                Ok(()) if failed => {
+                    failed = false;
+                    tracing::info!("decision log written again");
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    // The batch is lost: counted with the lines a full queue drops.
+                    telemetry.decision_log_dropped(lines as u64);
+                    if !failed {
+                        failed = true;
+                        tracing::error!(
+                            "decision log write failed ({e}): lines are dropped and counted \
+                             (fraudwall_decision_log_dropped_total) until it works again"
+                        );
+                    }
+                }
             }
             taken.clear();
             // Do not keep a burst's worth of memory for ever.
@@ -598,6 +702,115 @@ mod tests {
         assert!(dropped >= 40.0, "dropped {dropped}");
         drop(held);
         log.close();
+        writer.join();
+    }
+
+    fn dropped(t: &Telemetry) -> f64 {
+        t.render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("fraudwall_decision_log_dropped_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// The file's lines once it has `n` of them (the writer flushes every 100 ms), or what it
+    /// has after 3 s.
+    fn lines_of(path: &std::path::Path, n: usize) -> Vec<String> {
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            if lines.len() >= n || std::time::Instant::now() > until {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_file_moved_or_removed_is_reopened_at_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let t = Arc::new(Telemetry::new());
+        let sink = Sink::open(&LogTarget::File(path.clone())).unwrap();
+        let (log, writer) = DecisionLog::start(sink, 16, true, t.clone());
+        log.record(&rec("block"));
+        assert_eq!(lines_of(&path, 1).len(), 1);
+
+        // logrotate renames the file: the next lines go to a new file at the path.
+        let rotated = dir.path().join("decisions.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        log.record(&rec("tag"));
+        let new = lines_of(&path, 1);
+        assert_eq!(new.len(), 1, "a new file at the path");
+        assert!(new[0].contains("\"verdict\":\"tag\""), "{new:?}");
+        let old = lines_of(&rotated, 1);
+        assert_eq!(old.len(), 1);
+        assert!(old[0].contains("\"verdict\":\"block\""), "{old:?}");
+
+        // Removed outright: the same.
+        std::fs::remove_file(&path).unwrap();
+        log.record(&rec("warn"));
+        let again = lines_of(&path, 1);
+        assert_eq!(again.len(), 1);
+        assert!(again[0].contains("\"verdict\":\"warn\""), "{again:?}");
+        drop(log);
+        writer.join();
+        assert_eq!(dropped(&t), 0.0);
+    }
+
+    /// A writer whose writes all fail (a full disk).
+    struct Failing;
+    impl Write for Failing {
+        fn write(&mut self, _b: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left on device"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_is_counted_as_dropped() {
+        let t = Arc::new(Telemetry::new());
+        let (log, writer) =
+            DecisionLog::start(Sink::Writer(Box::new(Failing)), 16, true, t.clone());
+        for _ in 0..3 {
+            log.record(&rec("block"));
+        }
+        drop(log);
+        writer.join();
+        assert_eq!(dropped(&t), 3.0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_that_cannot_be_reopened_drops_and_counts_then_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let path = logs.join("decisions.jsonl");
+        let t = Arc::new(Telemetry::new());
+        let sink = Sink::open(&LogTarget::File(path.clone())).unwrap();
+        let (log, writer) = DecisionLog::start(sink, 16, true, t.clone());
+        // The directory goes away: the path cannot be created, the lines are lost, counted.
+        std::fs::remove_dir_all(&logs).unwrap();
+        log.record(&rec("block"));
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while dropped(&t) < 1.0 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(dropped(&t), 1.0);
+        // It comes back: writing resumes there.
+        std::fs::create_dir(&logs).unwrap();
+        log.record(&rec("tag"));
+        let lines = lines_of(&path, 1);
+        assert_eq!(lines.len(), 1, "written again once the path can be created");
+        assert!(lines[0].contains("\"verdict\":\"tag\""));
+        drop(log);
         writer.join();
     }
 

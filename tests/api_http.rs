@@ -521,3 +521,71 @@ fn api_tls_serves_https_with_the_tls_certificate() {
         0
     );
 }
+
+/// The decision log under the real logrotate (Debian package `logrotate`; the test fails
+/// without it): the package's rule, pointed at this node's log, rotates the file, and the
+/// node's next decisions land in a new file at the path (no signal, no copytruncate).
+#[test]
+fn logrotate_rotates_the_decision_log_and_the_node_writes_a_new_file() {
+    let node = start("");
+    let screen = |caller: &str| {
+        let body = json!({ "caller": caller, "callee": "+8610555" }).to_string();
+        let (code, _) = post(node.api, "/v1/screen", Some(TOKEN), body.as_bytes());
+        assert_eq!(code, 200);
+    };
+    screen("+8613800000001");
+    assert_eq!(node.decisions(1).len(), 1);
+
+    let rule = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/deploy/fraudwall.logrotate"),
+    )
+    .expect("read the logrotate rule")
+    .replace(
+        "/var/log/fraudwall/*.jsonl",
+        p(&node.dir.path().join("*.jsonl")),
+    )
+    // The test runs as whoever runs it; the package's user may not exist here.
+    .replace("create 0640 fraudwall fraudwall", "create 0640");
+    let conf = node.dir.path().join("logrotate.conf");
+    std::fs::write(&conf, rule).expect("write logrotate.conf");
+    let logrotate = if Path::new("/usr/sbin/logrotate").exists() {
+        "/usr/sbin/logrotate"
+    } else {
+        "logrotate"
+    };
+    let out = Command::new(logrotate)
+        .arg("--force")
+        .arg("--state")
+        .arg(node.dir.path().join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .unwrap_or_else(|e| panic!("logrotate is required (Debian package logrotate): {e}"));
+    assert!(out.status.success(), "logrotate: {out:?}");
+    let rotated: Vec<PathBuf> = std::fs::read_dir(node.dir.path())
+        .expect("read dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("decisions.jsonl-"))
+        })
+        .collect();
+    assert_eq!(
+        rotated.len(),
+        1,
+        "one rotated file (dateext, delaycompress): {rotated:?}"
+    );
+
+    screen("+8613800000002");
+    let now = node.decisions(1);
+    assert_eq!(
+        now.len(),
+        1,
+        "the new file holds the decision made after the rotation"
+    );
+    assert_eq!(now[0]["caller"], "+8613800000002");
+    let old = std::fs::read_to_string(&rotated[0]).expect("read the rotated file");
+    assert_eq!(old.lines().count(), 1);
+    assert!(old.contains("+8613800000001"));
+    assert_eq!(node.metric("fraudwall_decision_log_dropped_total"), 0.0);
+}
