@@ -24,6 +24,7 @@
 //! | `dropped_total` | counter | `reason` (well-formed but dropped: `no_route_back`, `connection_limit`, `source_connection_limit`, `idle_timeout`, `message_timeout`, ...) |
 //! | `lookup_duration_seconds` | histogram | |
 //! | `queue_delay_seconds` | histogram | (how long each UDP datagram waited in this node: kernel receive timestamp to handling) |
+//! | `build_info` | gauge | `version` (always 1: which version each node runs) |
 //! | `udp_worker_messages_total` | counter | `worker` (datagrams received per UDP worker: the spread) |
 //! | `next_hop_up` | gauge | `hop`, `transport` (1 while the next hop is considered up, 0 while health checks or send errors have it marked down; proxy mode) |
 //! | `overload` | gauge | (1 while new INVITEs are shed, `[overload]`) |
@@ -269,6 +270,15 @@ impl Telemetry {
     pub fn new() -> Telemetry {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
+        recorder
+            .register_gauge(
+                &Key::from_parts(
+                    "fraudwall_build_info",
+                    vec![Label::new("version", env!("CARGO_PKG_VERSION"))],
+                ),
+                &meta(),
+            )
+            .set(1.0);
         let counter = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &meta())
         };
