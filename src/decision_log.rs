@@ -27,7 +27,8 @@
 //! in the renamed file (so rotate with `delaycompress`; `integration/deploy/fraudwall.logrotate`
 //! does). A batch that cannot be written (a full disk, a path that cannot be created) is
 //! counted as dropped, logged once until writing works again, and the file is reopened for
-//! the next batch.
+//! the next batch; what part of it reached the file is cut off again, so no half line is
+//! left for the next batch to continue.
 
 use serde::Serialize;
 use std::cell::RefCell;
@@ -183,6 +184,9 @@ pub struct FileSink {
     path: PathBuf,
     /// The open file and its (device, inode); `None` after a failure until reopened.
     file: Option<(std::fs::File, (u64, u64))>,
+    /// A failed batch may have left half a line that could not be taken back: the next
+    /// batch starts on a new line.
+    newline: bool,
 }
 
 /// A file's device and inode (zero elsewhere than Unix: never reopened for a rename there).
@@ -202,7 +206,11 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
 impl FileSink {
     /// Opens `path` for appending (created if missing).
     pub fn open(path: PathBuf) -> Result<FileSink, DecisionLogError> {
-        let mut sink = FileSink { path, file: None };
+        let mut sink = FileSink {
+            path,
+            file: None,
+            newline: false,
+        };
         sink.reopen().map_err(|source| DecisionLogError {
             path: sink.path.clone(),
             source,
@@ -239,9 +247,19 @@ impl FileSink {
         let Some((f, _)) = &mut self.file else {
             return Err(std::io::Error::other("not open"));
         };
+        if self.newline {
+            f.write_all(b"\n")?;
+            self.newline = false;
+        }
+        let before = f.metadata().map(|m| m.len());
         let r = f.write_all(bytes).and_then(|()| f.flush());
         if r.is_err() {
-            // Reopened for the next batch (the disk may have room again, the path may exist).
+            // Take back what part of the batch was written (the whole batch is counted as
+            // dropped), so the next batch does not continue half a line; if that fails too,
+            // the next batch starts on a new line. Reopened for the next batch (the disk may
+            // have room again, the path may exist again).
+            let taken_back = before.and_then(|len| f.set_len(len));
+            self.newline = taken_back.is_err();
             self.file = None;
         }
         r

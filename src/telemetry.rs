@@ -32,6 +32,7 @@
 //! | `overload_shed_total` | counter | `action` (`reject`: answered 503, `drop`: dropped) |
 //! | `snapshot_version` | gauge | |
 //! | `snapshot_reload_failures_total` | counter | |
+//! | `list_reload_failures_total` | counter | `list` (`subscribers`, `protected`: a changed `[lists]` file refused, the loaded list kept) |
 //! | `decision_log_dropped_total` | counter | |
 //! | `fail_open_total` | counter | |
 //! | `send_errors_total` | counter | `transport` (`udp`, `tcp`, `tls`: sends that failed at the destination: refused, unreachable) |
@@ -223,6 +224,8 @@ pub struct Telemetry {
     lookup: FixedHistogram,
     queue_delay: FixedHistogram,
     udp_workers: std::sync::OnceLock<Vec<Counter>>,
+    /// `[subscribers, protected]`.
+    list_reload_failures: [Counter; 2],
     next_hops: std::sync::OnceLock<Vec<Gauge>>,
     overload_shed: [Counter; ShedAction::ALL.len()],
     overload: Gauge,
@@ -322,6 +325,12 @@ impl Telemetry {
                 &QUEUE_DELAY_BUCKETS_NS,
             ),
             udp_workers: std::sync::OnceLock::new(),
+            list_reload_failures: ["subscribers", "protected"].map(|l| {
+                counter(
+                    "fraudwall_list_reload_failures_total",
+                    vec![Label::new("list", l)],
+                )
+            }),
             next_hops: std::sync::OnceLock::new(),
             overload_shed: ShedAction::ALL.map(|a| {
                 counter(
@@ -590,6 +599,17 @@ impl Telemetry {
         }
         if let Some(a) = c.shed {
             self.overload_shed[a as usize].increment(1);
+        }
+    }
+
+    /// Counts a changed list file refused (the loaded list is kept): the blocklist file in
+    /// `fraudwall_snapshot_reload_failures_total`, the `[lists]` files in
+    /// `fraudwall_list_reload_failures_total{list}`.
+    pub fn list_reload_failure(&self, list: crate::feed::ListKind) {
+        match list {
+            crate::feed::ListKind::Blocklist => self.reload_failure(),
+            crate::feed::ListKind::Subscribers => self.list_reload_failures[0].increment(1),
+            crate::feed::ListKind::Protected => self.list_reload_failures[1].increment(1),
         }
     }
 

@@ -94,7 +94,8 @@ pub fn explain(args: &ExplainArgs) -> Result<String, String> {
     if global.shared().load().is_none() {
         return Err("the blocklist did not open (see the log line above)".into());
     }
-    let lists = ListSlots::load(&cfg.lists, &groups).map_err(|e| e.to_string())?;
+    let lists =
+        ListSlots::load(&cfg.lists, &groups, telemetry.clone()).map_err(|e| e.to_string())?;
     let policy = Policy::new(
         global.shared(),
         lists.subscribers(),

@@ -35,6 +35,9 @@ use crate::telemetry::Telemetry;
 pub struct SnapshotSlot {
     current: Arc<ArcSwapOption<Snapshot>>,
     path: Option<PathBuf>,
+    /// The file's stamp taken just before it was first opened: a file replaced while it
+    /// was being opened is seen as changed by the first check.
+    loaded: Option<Stamp>,
     telemetry: Arc<Telemetry>,
     _sample_dir: Option<tempfile::TempDir>,
 }
@@ -47,26 +50,36 @@ pub struct ListSlots {
     subscribers_path: Option<PathBuf>,
     protected_path: Option<PathBuf>,
     groups: crate::peers::PeerGroups,
+    /// The files' stamps taken just before they were first opened.
+    loaded: ListStamps,
+    telemetry: Arc<Telemetry>,
 }
 
+/// A file's identity for change detection: modification time, size, inode.
+type Stamp = (SystemTime, u64, u64);
+
 /// File stamps of the lists, for [`ListSlots::reload_if_changed`].
-pub type ListStamps = [Option<(SystemTime, u64, u64)>; 2];
+pub type ListStamps = [Option<Stamp>; 2];
 
 impl ListSlots {
     /// Opens the configured lists (none configured: empty slots, those stages pass). A list
     /// that does not open, or that names a peer group `groups` lacks, is an error: the
-    /// operator asked for it.
+    /// operator asked for it. Later refusals are counted on `telemetry`.
     pub fn load(
         lists: &crate::config::ListsConfig,
         groups: &crate::peers::PeerGroups,
+        telemetry: Arc<Telemetry>,
     ) -> Result<ListSlots, RuntimeError> {
-        let slots = ListSlots {
+        let mut slots = ListSlots {
             subscribers: Arc::new(ArcSwapOption::empty()),
             protected: Arc::new(ArcSwapOption::empty()),
             subscribers_path: lists.subscribers.clone(),
             protected_path: lists.protected.clone(),
             groups: groups.clone(),
+            loaded: [None, None],
+            telemetry,
         };
+        slots.loaded = slots.stamps();
         if let Some(p) = &slots.subscribers_path {
             let l = SubscriberList::open(p).map_err(|e| RuntimeError::List(e.to_string()))?;
             tracing::info!(
@@ -103,8 +116,14 @@ impl ListSlots {
         ]
     }
 
+    /// The files' stamps taken just before they were first opened (the reloader's start).
+    pub fn loaded_stamps(&self) -> ListStamps {
+        self.loaded
+    }
+
     /// Checks each file once; swaps in a changed list that opens, keeps the loaded one
-    /// (logged) otherwise.
+    /// otherwise (logged and counted: `fraudwall_list_reload_failures_total{list}`). A
+    /// refused file is read again when it changes, or when `last` is reset (a request).
     pub fn reload_if_changed(&self, last: &mut ListStamps) {
         let now = self.stamps();
         if let (Some(p), true) = (
@@ -121,7 +140,14 @@ impl ListSlots {
                     );
                     release_off_path(self.subscribers.swap(Some(Arc::new(l))));
                 }
-                Err(e) => tracing::error!("subscriber list refused, keeping the loaded one: {e}"),
+                Err(e) => {
+                    self.telemetry
+                        .list_reload_failure(crate::feed::ListKind::Subscribers);
+                    tracing::error!(
+                        "subscribers list {} refused, keeping the loaded one: {e}",
+                        p.display()
+                    )
+                }
             }
         }
         if let (Some(p), true) = (&self.protected_path, now[1].is_some() && now[1] != last[1]) {
@@ -135,7 +161,14 @@ impl ListSlots {
                     );
                     release_off_path(self.protected.swap(Some(Arc::new(l))));
                 }
-                Err(e) => tracing::error!("protected list refused, keeping the loaded one: {e}"),
+                Err(e) => {
+                    self.telemetry
+                        .list_reload_failure(crate::feed::ListKind::Protected);
+                    tracing::error!(
+                        "protected list {} refused, keeping the loaded one: {e}",
+                        p.display()
+                    )
+                }
             }
         }
     }
@@ -152,7 +185,7 @@ impl ListSlots {
 }
 
 /// A file's identity for change detection.
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let ino = std::os::unix::fs::MetadataExt::ino(&m);
@@ -180,9 +213,11 @@ impl SnapshotSlot {
                 (out, Some(dir))
             }
         };
+        let loaded = stamp(&path);
         let slot = SnapshotSlot {
             current,
             path: Some(path),
+            loaded,
             telemetry,
             _sample_dir: sample_dir,
         };
@@ -313,10 +348,8 @@ impl FileReloader {
             .name("list-reload".into())
             .spawn(move || {
                 let pool = check_pool("list-check");
-                let mut last = slot
-                    .as_ref()
-                    .and_then(|s| s.path.as_deref().and_then(stamp));
-                let mut last_lists = lists.stamps();
+                let mut last = slot.as_ref().and_then(|s| s.loaded);
+                let mut last_lists = lists.loaded_stamps();
                 let mut next = Instant::now() + every;
                 while !shared.stop.load(Ordering::Acquire) {
                     std::thread::park_timeout(RELOAD_TICK);
@@ -326,15 +359,21 @@ impl FileReloader {
                         continue;
                     }
                     if asked {
-                        // The blocklist is re-read whatever its stamp says (swapped in
-                        // only if its content changed); the lists by their stamps.
+                        // Every file is re-read whatever its stamp says (the blocklist is
+                        // swapped in only if its content changed): also the way to retry a
+                        // file refused for a passing reason.
                         last = None;
+                        last_lists = [None, None];
                     }
+                    let stop = &shared.stop;
                     let mut look = || {
                         if let Some(s) = &slot {
                             s.reload_if_changed(&mut last);
                         }
-                        lists.reload_if_changed(&mut last_lists);
+                        // A stop asked meanwhile waits for at most the check under way.
+                        if !stop.load(Ordering::Acquire) {
+                            lists.reload_if_changed(&mut last_lists);
+                        }
                     };
                     match &pool {
                         Some(pool) => pool.install(look),
@@ -468,7 +507,7 @@ mod tests {
 
     fn no_lists() -> Arc<ListSlots> {
         let groups = crate::peers::PeerGroups::default();
-        Arc::new(ListSlots::load(&Default::default(), &groups).unwrap())
+        Arc::new(ListSlots::load(&Default::default(), &groups, Arc::new(Telemetry::new())).unwrap())
     }
 
     #[test]
@@ -545,5 +584,56 @@ mod tests {
         });
         assert_eq!(name.as_deref(), Some("test-check"));
         assert_eq!(nice, (ours + crate::feed::node::CHECK_NICE).min(19));
+    }
+
+    #[test]
+    fn a_refused_list_file_is_counted_kept_out_and_read_again_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("subs.csv");
+        std::fs::write(
+            &csv,
+            "subscriber,caller,action\n+8613900000011,+8613800000009,block\n",
+        )
+        .unwrap();
+        let path = dir.path().join("subs.fwb");
+        crate::subscribers::compile_subscribers(&[csv], &Default::default(), &path).unwrap();
+        let t = Arc::new(Telemetry::new());
+        let cfg = crate::config::ListsConfig {
+            subscribers: Some(path.clone()),
+            ..Default::default()
+        };
+        let groups = crate::peers::PeerGroups::default();
+        let lists = ListSlots::load(&cfg, &groups, t.clone()).unwrap();
+        let version = || lists.subscribers().load_full().map(|s| s.info().version);
+        let refused = || {
+            t.render()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("fraudwall_list_reload_failures_total{list=\"subscribers\"} ")?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        let loaded = version();
+        assert!(loaded.is_some());
+        assert_eq!(refused(), 0);
+
+        // A corrupt file published by rename: refused, counted, the loaded list answers.
+        let tmp = dir.path().join("bad.tmp");
+        std::fs::write(&tmp, b"not a subscriber list").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let mut last = lists.loaded_stamps();
+        lists.reload_if_changed(&mut last);
+        assert_eq!(refused(), 1);
+        assert_eq!(version(), loaded);
+        // Unchanged since: not read again.
+        lists.reload_if_changed(&mut last);
+        assert_eq!(refused(), 1);
+        // A request (stamps reset) reads it again.
+        let mut asked = [None, None];
+        lists.reload_if_changed(&mut asked);
+        assert_eq!(refused(), 2);
+        assert_eq!(version(), loaded);
     }
 }

@@ -503,7 +503,7 @@ impl Runtime {
         }
         let groups = crate::peers::PeerGroups::new(&v.peers, &v.proxy.trusted_peers)
             .map_err(CoreConfigError::from)?;
-        let lists = Arc::new(ListSlots::load(&v.lists, &groups)?);
+        let lists = Arc::new(ListSlots::load(&v.lists, &groups, telemetry.clone())?);
         // The list: a central feed (its cache restored before any socket opens), or a
         // snapshot file (or the embedded sample).
         let (screen, snapshot, feed): (Arc<dyn Screen>, _, _) = match &v.feed {
