@@ -12,7 +12,7 @@
 //! Opening a list checks it: a blocklist's hash and FST, a subscriber list's hash and
 //! caller filter (about 14 s and 24 CPU-seconds for 100M subscribers with two entries
 //! each, on two cores). Every reopen while calls flow happens on the [`FileReloader`]'s
-//! thread, inside [`check_pool`] (one thread at nice 10, as a feed's updates use), so a
+//! thread, inside [`check_pool`] (one thread 10 nice levels down, as a feed's updates use), so a
 //! reload takes at most one core and yields it to the packet workers. `SIGHUP` and
 //! `POST /reload` only ask the reloader to look now ([`ReloadRequest::request`]) and return
 //! at once: no async task waits on a list check.
@@ -318,8 +318,9 @@ pub struct ReloadRequest {
 }
 
 impl ReloadRequest {
-    /// Re-reads the blocklist file (swapped in if its content changed) and every list file
-    /// whose stamp changed, on the reloader's thread; returns at once.
+    /// Re-reads every file, changed or not (the blocklist is swapped in only if its content
+    /// changed; a file refused before is tried again), on the reloader's thread; returns at
+    /// once.
     pub fn request(&self) {
         self.flags.now.store(true, Ordering::Release);
         self.thread.unpark();
