@@ -4,7 +4,8 @@
 //!   `promtool test rules` (the alerts' unit tests) pass;
 //! * every query of the Grafana dashboard is valid PromQL (promtool checks each one as a
 //!   recording rule, Grafana's variables replaced by values);
-//! * every `fraudwall_*` metric the rules and the dashboard name is one a node exports: a node
+//! * every `fraudwall_*` metric the rules and the dashboard name is one a node exports, and every
+//!   label they match on (with its value, for `=`) is on its series: a node
 //!   started with a feed and behavioural detection on is scraped once.
 //!
 //! promtool comes with the Debian package `prometheus` (`.ci/run` installs it); these tests
@@ -13,7 +14,7 @@
 mod sipp_support;
 
 use sipp_support::{free_port, Guard};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -136,10 +137,31 @@ fn get(port: u16, path: &str) -> Option<String> {
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
-/// The metric names a node started with a feed (unreachable: its metrics are registered at
-/// start all the same) and behavioural detection exports, with each histogram's and
-/// summary's `_bucket`, `_sum` and `_count` series.
-fn exported_names() -> BTreeSet<String> {
+/// What a node exports: every metric name (with each histogram's and summary's `_bucket`,
+/// `_sum` and `_count` series) and, per series name, the label sets of its samples.
+struct Exported {
+    names: BTreeSet<String>,
+    series: BTreeMap<String, Vec<BTreeMap<String, String>>>,
+}
+
+/// The labels of one sample line's `{...}` (`None` for a line without labels).
+fn sample_labels(line: &str) -> Option<(String, BTreeMap<String, String>)> {
+    let (name, rest) = line.split_once('{')?;
+    let (inner, _) = rest.rsplit_once('}')?;
+    let mut labels = BTreeMap::new();
+    for pair in inner.split("\",") {
+        let (k, v) = pair.split_once("=\"")?;
+        labels.insert(
+            k.trim_start_matches(',').to_string(),
+            v.trim_end_matches('"').to_string(),
+        );
+    }
+    Some((name.to_string(), labels))
+}
+
+/// What a node started with a feed (unreachable: its metrics are registered at start all
+/// the same) and behavioural detection exports.
+fn exported() -> Exported {
     let dir = tempfile::tempdir().expect("tempdir");
     let keygen = Command::new(env!("CARGO_BIN_EXE_fraudwall"))
         .args(["keygen", "--output"])
@@ -189,7 +211,11 @@ fn exported_names() -> BTreeSet<String> {
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut names = BTreeSet::new();
+    let mut series: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
     for line in text.lines() {
+        if let Some((name, labels)) = sample_labels(line) {
+            series.entry(name).or_default().push(labels);
+        }
         let mut f = line.split_whitespace();
         if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
             (f.next(), f.next(), f.next(), f.next())
@@ -210,7 +236,37 @@ fn exported_names() -> BTreeSet<String> {
             }
         }
     }
-    names
+    Exported { names, series }
+}
+
+/// Every label matcher on a `fraudwall_*` selector in `query`: (metric, label, op, value).
+fn matchers(query: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for name in metric_names(query) {
+        let pattern = format!("{name}{{");
+        let mut rest = query;
+        while let Some(at) = rest.find(&pattern) {
+            // Only the whole name: `fraudwall_x{` must not match inside `fraudwall_xy{`.
+            let before = rest[..at].chars().next_back();
+            let tail = &rest[at + pattern.len()..];
+            let Some(end) = tail.find('}') else { break };
+            if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                for m in tail[..end]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                {
+                    let op_at = m.find(['=', '!']).unwrap_or(m.len());
+                    let (label, rest_m) = m.split_at(op_at);
+                    let op: String = rest_m.chars().take_while(|c| "=!~".contains(*c)).collect();
+                    let value = rest_m[op.len()..].trim_matches('"').to_string();
+                    out.push((name.clone(), label.trim().to_string(), op, value));
+                }
+            }
+            rest = &tail[end..];
+        }
+    }
+    out
 }
 
 #[test]
@@ -219,7 +275,8 @@ fn the_rules_and_the_dashboard_name_only_metrics_a_node_exports() {
     let mut used = metric_names(&rules);
     used.extend(dashboard_queries().iter().flat_map(|q| metric_names(q)));
     assert!(used.len() >= 30, "only {} metrics named", used.len());
-    let exported = exported_names();
+    let node = exported();
+    let exported = &node.names;
     let telemetry =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/telemetry.rs"))
             .expect("read telemetry.rs");
@@ -263,5 +320,34 @@ fn the_rules_and_the_dashboard_name_only_metrics_a_node_exports() {
     assert!(
         unplaced.is_empty(),
         "exported but neither on the dashboard, in an alert, nor listed as left out: {unplaced:?}"
+    );
+
+    // Every label a selector matches on exists on that metric's series, and an exact value
+    // (`label="value"`) is one a series has: a typo would leave a panel empty or an alert
+    // silent. `instance` and `job` come from Prometheus; metrics registered on first use
+    // have no series to compare with yet.
+    let mut queries = dashboard_queries();
+    queries.push(rules);
+    let mut wrong = Vec::new();
+    for (metric, label, op, value) in queries.iter().flat_map(|q| matchers(q)) {
+        // An alert's text may name a selector with a template for its value.
+        let templated = value.contains("{{");
+        if templated
+            || label == "instance"
+            || label == "job"
+            || ON_FIRST_USE.contains(&metric.as_str())
+        {
+            continue;
+        }
+        let samples = node.series.get(&metric).map(Vec::as_slice).unwrap_or(&[]);
+        let has_label = samples.iter().any(|l| l.contains_key(&label));
+        let has_value = op != "=" || samples.iter().any(|l| l.get(&label) == Some(&value));
+        if !has_label || !has_value {
+            wrong.push(format!("{metric}{{{label}{op}\"{value}\"}}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "selectors that match no exported series: {wrong:?}"
     );
 }
