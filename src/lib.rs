@@ -35,6 +35,7 @@ pub mod config;
 pub mod decision_log;
 pub mod detection;
 pub mod feed;
+pub mod file_stamp;
 pub mod numbers;
 pub mod peers;
 pub mod policy;

@@ -30,9 +30,10 @@
 //! Tokens are kept only as BLAKE3 hashes, compared in constant time against every entry (no
 //! early exit, no length leak), and never logged: errors name the line, not its text.
 
+use crate::file_stamp::FileStamp;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Shortest token accepted in the file.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -131,22 +132,10 @@ pub fn read_tokens(path: &Path) -> Result<Vec<blake3::Hash>, TokenFileError> {
     parse_tokens(path, &text)
 }
 
-/// A file's identity for change detection: modification time, length, inode.
-type Stamp = (SystemTime, u64, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((m.modified().ok()?, m.len(), ino))
-}
-
 struct Loaded {
     /// `Err`: the last read failed; everything is refused.
     tokens: Result<Vec<blake3::Hash>, TokenFileError>,
-    stamp: Option<Stamp>,
+    stamp: Option<FileStamp>,
     checked: Instant,
 }
 
@@ -169,7 +158,7 @@ impl TokenFile {
     /// Reads the file; an unreadable, malformed or empty file is an error (at start, the
     /// operator should hear about it at once).
     pub fn open(path: &Path, now: Instant) -> Result<TokenFile, TokenFileError> {
-        let stamp = stamp(path);
+        let stamp = FileStamp::of(path);
         let tokens = read_tokens(path)?;
         Ok(TokenFile {
             path: path.to_path_buf(),
@@ -194,7 +183,7 @@ impl TokenFile {
         };
         if now.saturating_duration_since(l.checked) >= RECHECK {
             l.checked = now;
-            let s = stamp(&self.path);
+            let s = FileStamp::of(&self.path);
             if s != l.stamp || s.is_none() {
                 l.stamp = s;
                 l.tokens = read_tokens(&self.path);

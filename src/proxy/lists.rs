@@ -22,11 +22,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::runtime::{RuntimeError, SAMPLE_CSV};
 use crate::blocklist::{Snapshot, SnapshotError};
 use crate::feed::node::{check_pool, release_off_path};
+use crate::file_stamp::FileStamp;
 use crate::protected::ProtectedList;
 use crate::subscribers::SubscriberList;
 use crate::telemetry::Telemetry;
@@ -37,7 +38,7 @@ pub struct SnapshotSlot {
     path: Option<PathBuf>,
     /// The file's stamp taken just before it was first opened: a file replaced while it
     /// was being opened is seen as changed by the first check.
-    loaded: Option<Stamp>,
+    loaded: Option<FileStamp>,
     telemetry: Arc<Telemetry>,
     _sample_dir: Option<tempfile::TempDir>,
 }
@@ -55,11 +56,8 @@ pub struct ListSlots {
     telemetry: Arc<Telemetry>,
 }
 
-/// A file's identity for change detection: modification time, size, inode.
-type Stamp = (SystemTime, u64, u64);
-
 /// File stamps of the lists, for [`ListSlots::reload_if_changed`].
-pub type ListStamps = [Option<Stamp>; 2];
+pub type ListStamps = [Option<FileStamp>; 2];
 
 impl ListSlots {
     /// Opens the configured lists (none configured: empty slots, those stages pass). A list
@@ -111,8 +109,8 @@ impl ListSlots {
     /// The files' current stamps.
     pub fn stamps(&self) -> ListStamps {
         [
-            self.subscribers_path.as_deref().and_then(stamp),
-            self.protected_path.as_deref().and_then(stamp),
+            self.subscribers_path.as_deref().and_then(FileStamp::of),
+            self.protected_path.as_deref().and_then(FileStamp::of),
         ]
     }
 
@@ -184,16 +182,6 @@ impl ListSlots {
     }
 }
 
-/// A file's identity for change detection.
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((m.modified().ok()?, m.len(), ino))
-}
-
 impl SnapshotSlot {
     /// Opens the configured snapshot, or compiles the embedded sample. A snapshot that fails
     /// to open is logged and counted; the proxy then runs unscreened (fail open) until a good
@@ -213,7 +201,7 @@ impl SnapshotSlot {
                 (out, Some(dir))
             }
         };
-        let loaded = stamp(&path);
+        let loaded = FileStamp::of(&path);
         let slot = SnapshotSlot {
             current,
             path: Some(path),
@@ -272,9 +260,9 @@ impl SnapshotSlot {
     }
 
     /// Checks the file once; swaps in a changed, valid snapshot. Returns whether it swapped.
-    pub fn reload_if_changed(&self, last: &mut Option<(SystemTime, u64, u64)>) -> bool {
+    pub fn reload_if_changed(&self, last: &mut Option<FileStamp>) -> bool {
         let Some(path) = &self.path else { return false };
-        let now = stamp(path);
+        let now = FileStamp::of(path);
         if now.is_none() || now == *last {
             return false;
         }
@@ -449,7 +437,7 @@ mod tests {
         compile(&path, "+8613800000001,block,police,90,a\n", 1);
         let t = Arc::new(Telemetry::new());
         let slot = SnapshotSlot::load(Some(&path), t.clone()).unwrap();
-        let mut stamp_now = stamp(&path);
+        let mut stamp_now = FileStamp::of(&path);
         assert_eq!(
             action_of(&slot, "+8613800000001"),
             Some(crate::blocklist::Action::Block)

@@ -8,10 +8,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use super::config::{read_file, TlsConfig, TlsConfigError};
 use super::handshake::TlsMetrics;
+use crate::file_stamp::FileStamp;
 
 /// The crypto provider (ring: no cmake or nasm needed to build it).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -117,24 +117,6 @@ pub(crate) fn load_certified_key(
     Ok(ck)
 }
 
-/// What a file looked like when last loaded: a change of any part means "load again".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-fn stamp(path: &Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileStamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        inode: m.ino(),
-    })
-}
-
 /// What [`TlsCertStore::reload_if_changed`] did.
 #[derive(Debug)]
 pub enum TlsReload {
@@ -171,7 +153,10 @@ impl TlsCertStore {
     /// Loads `tls.certificate` and `tls.private_key`.
     pub fn load(config: &TlsConfig, metrics: TlsMetrics) -> Result<TlsCertStore, TlsConfigError> {
         let provider = provider();
-        let seen = (stamp(&config.certificate), stamp(&config.private_key));
+        let seen = (
+            FileStamp::of(&config.certificate),
+            FileStamp::of(&config.private_key),
+        );
         let ck = load_certified_key(&config.certificate, &config.private_key, &provider)?;
         Ok(TlsCertStore {
             certificate: config.certificate.clone(),
@@ -192,7 +177,10 @@ impl TlsCertStore {
     /// rename counts) since the last attempt. Cheap when nothing changed (two `stat`s): call it
     /// from the runtime's once-a-second timer. Logs and counts the outcome.
     pub fn reload_if_changed(&self) -> TlsReload {
-        let now = (stamp(&self.certificate), stamp(&self.private_key));
+        let now = (
+            FileStamp::of(&self.certificate),
+            FileStamp::of(&self.private_key),
+        );
         {
             let mut seen = match self.seen.lock() {
                 Ok(g) => g,

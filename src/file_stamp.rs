@@ -1,0 +1,53 @@
+//! A file's identity for change detection, as the files a node re-reads while it runs (the
+//! blocklist and `[lists]` snapshots, the admin token file, TLS certificates) are compared.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What a file looked like when last read: a change of any part (a rewrite, a rename of
+/// another file over the path) means "read it again".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`, `None` when there is none (or it cannot be read).
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some(FileStamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            inode,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_or_a_rename_over_the_path_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        assert_eq!(FileStamp::of(&path), None);
+        std::fs::write(&path, b"one").unwrap();
+        let first = FileStamp::of(&path).unwrap();
+        assert_eq!(FileStamp::of(&path), Some(first));
+        std::fs::write(&path, b"longer").unwrap();
+        let second = FileStamp::of(&path).unwrap();
+        assert_ne!(first, second, "new length");
+        // Same length and, at coarse clock resolution, maybe the same time: the inode differs.
+        let other = dir.path().join("g");
+        std::fs::write(&other, b"longer").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert_ne!(FileStamp::of(&path), Some(second));
+    }
+}
