@@ -44,9 +44,11 @@ pub mod chain;
 pub mod context;
 pub mod lists;
 pub mod rules;
+pub mod trace;
 
-pub use chain::{Explanation, Policy, PolicyConfig, Rule, Rules, StageOutcome, StageRecord};
+pub use chain::{Policy, PolicyConfig, Rule, Rules};
 pub use context::{CallContext, Callee, IdentitySource, Verstat, Visited};
+pub use trace::{Explanation, StageOutcome, StageRecord};
 
 use crate::blocklist::{Action, Match, Snapshot};
 use crate::numbers::{Caller, E164};
