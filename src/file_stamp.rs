@@ -17,15 +17,26 @@ impl FileStamp {
     /// The stamp of the file at `path`, `None` when there is none (or it cannot be read).
     pub fn of(path: &Path) -> Option<FileStamp> {
         let m = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&m);
-        #[cfg(not(unix))]
-        let inode = 0;
         Some(FileStamp {
             modified: m.modified().ok(),
             len: m.len(),
-            inode,
+            inode: identity(&m).1,
         })
+    }
+}
+
+/// Which file `m` describes: its device and inode (zeros elsewhere than Unix). Two paths, or
+/// a path and an open file, with the same identity are the same file however it was written.
+pub fn identity(m: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        (0, 0)
     }
 }
 
